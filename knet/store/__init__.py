@@ -1,0 +1,62 @@
+"""Storage behind the API server.
+
+The API server needs only what etcd offers: get, list by prefix, create,
+compare-and-swap update, delete, and a watch from a revision. Keeping the
+interface that small is what lets an etcd-backed store sit beside the
+embedded SQLite one (`knet.store.sqlite`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class StoreError(Exception):
+    pass
+
+
+class KeyExists(StoreError):
+    pass
+
+
+class KeyNotFound(StoreError):
+    pass
+
+
+class RevisionMismatch(StoreError):
+    """The compare in compare-and-swap failed: somebody wrote the key first."""
+
+
+class Compacted(StoreError):
+    """The revision asked for is older than the history the store keeps."""
+
+    def __init__(self, oldest: int):
+        super().__init__(f"revision is older than the oldest kept revision {oldest}")
+        self.oldest = oldest
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change: `type` is ADDED, MODIFIED or DELETED; `prev` is the value
+    before the change (None for ADDED), so a filtered watch can tell an object
+    that stopped matching from one that never did."""
+
+    revision: int
+    type: str
+    key: str
+    value: str | None
+    prev: str | None
+
+
+class Store(Protocol):
+    def revision(self) -> int: ...
+    def get(self, key: str) -> tuple[str, int] | None: ...
+    def list(self, prefix: str) -> tuple[list[tuple[str, str, int]], int]: ...
+    def create(self, key: str, value: str) -> int: ...
+    def update(self, key: str, value: str, expected: int | None) -> int: ...
+    def delete(self, key: str, expected: int | None = None) -> tuple[str, int]: ...
+    def history(self, prefix: str, after: int) -> list[Event]: ...
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]: ...
+    def close(self) -> None: ...

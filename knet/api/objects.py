@@ -1,0 +1,107 @@
+"""Small helpers over Kubernetes objects as plain dicts."""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import random
+import time
+import uuid
+from typing import Any
+
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_rfc3339(t: float | None = None) -> str:
+    t = time.time() if t is None else t
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> float:
+    text = text.replace("Z", "+00:00")
+    return _dt.datetime.fromisoformat(text).timestamp()
+
+
+def random_suffix(n: int = 5) -> str:
+    """The suffix apimachinery appends for generateName (no vowels, so no words)."""
+    return "".join(random.choice(_GENERATE_ALPHABET) for _ in range(n))
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+def meta(obj: dict) -> dict:
+    return obj.setdefault("metadata", {})
+
+
+def name_of(obj: dict) -> str:
+    return obj.get("metadata", {}).get("name", "")
+
+
+def namespace_of(obj: dict) -> str:
+    return obj.get("metadata", {}).get("namespace", "")
+
+
+def labels_of(obj: dict) -> dict:
+    return obj.get("metadata", {}).get("labels") or {}
+
+
+def annotations_of(obj: dict) -> dict:
+    return obj.get("metadata", {}).get("annotations") or {}
+
+
+def deep_copy(obj: Any) -> Any:
+    return copy.deepcopy(obj)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge key by key, null deletes, all
+    else (lists included) replaces. This is what `knet apply` sends."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def condition(obj: dict, ctype: str) -> dict | None:
+    for c in obj.get("status", {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return None
+
+
+def is_true(obj: dict, ctype: str) -> bool:
+    c = condition(obj, ctype)
+    return bool(c and c.get("status") == "True")
+
+
+def set_condition(status: dict, ctype: str, value: bool | str, reason: str = "", message: str = "",
+                  **extra: Any) -> bool:
+    """Set a condition, keeping lastTransitionTime when the status is unchanged.
+    Returns whether anything but heartbeat-style extras changed."""
+    text = value if isinstance(value, str) else ("True" if value else "False")
+    conds = status.setdefault("conditions", [])
+    for c in conds:
+        if c.get("type") == ctype:
+            changed = c.get("status") != text or c.get("reason", "") != reason or c.get("message", "") != message
+            if c.get("status") != text:
+                c["lastTransitionTime"] = now_rfc3339()
+            c.update(status=text, reason=reason, message=message, **extra)
+            if not reason:
+                c.pop("reason")
+            if not message:
+                c.pop("message")
+            return changed
+    c = {"type": ctype, "status": text, "lastTransitionTime": now_rfc3339(), **extra}
+    if reason:
+        c["reason"] = reason
+    if message:
+        c["message"] = message
+    conds.append(c)
+    return True

@@ -1,0 +1,663 @@
+"""The `knet` command: kind's bring-up, kubectl's verbs, Mininet's reach into
+every namespace.
+
+Start-up time matters here (every call is a new process), so this module
+imports only the standard library at the top; YAML, netlink and trio are
+imported by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from knet.api.errors import ApiError
+
+EPILOG = """examples:
+  knet up                          # three+one cluster: control-plane + 3 workers
+  knet apply -f app.yaml --wait    # create or update objects, wait for the nodes to act
+  knet get pods -o wide            # kubectl-style tables
+  knet exec web-0 -- ip addr       # run a command inside a pod's namespaces
+  knet exec node/worker-1 -- ss -lnt
+  knet down                        # remove everything the cluster made
+"""
+
+
+class CliError(Exception):
+    pass
+
+
+def _cluster(args) -> str:
+    return getattr(args, "cluster", None) or os.environ.get("KNET_CLUSTER") or "knet"
+
+
+def _client(args):
+    from knet.cluster import ClusterError, connect
+
+    try:
+        return connect(_cluster(args))
+    except ClusterError as e:
+        raise CliError(str(e)) from None
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise CliError("knet needs root (network namespaces, mounts): run it with sudo")
+
+
+# -- up / down / status ------------------------------------------------------------------
+
+
+def cmd_up(args) -> int:
+    _require_root()
+    from knet.cluster import ClusterError, up
+    from knet.config import ConfigError, default_config, parse_cluster
+
+    try:
+        if args.file:
+            import yaml
+            with open(args.file) as f:
+                doc = yaml.safe_load(f)
+            cfg = parse_cluster(doc, getattr(args, "cluster", None) or (doc or {}).get("name") or "knet")
+        else:
+            cfg = default_config(_cluster(args))
+    except (ConfigError, OSError) as e:
+        raise CliError(f"cluster file {args.file}: {e}" if args.file else str(e)) from None
+    workers = sum(n.role == "worker" for n in cfg.nodes)
+    print(f'Creating cluster "{cfg.name}" (1 control-plane, {workers} worker{"s" if workers != 1 else ""}) ...')
+    try:
+        took = up(cfg, say=print, timeout=args.timeout)
+    except ClusterError as e:
+        raise CliError(str(e)) from None
+    print(f'Cluster "{cfg.name}" is up in {took:.2f}s. Try:')
+    flag = f" --cluster {cfg.name}" if cfg.name != "knet" else ""
+    print(f"  knet get nodes{flag}\n  knet apply{flag} -f app.yaml --wait\n  knet down{flag}")
+    return 0
+
+
+def cmd_down(args) -> int:
+    _require_root()
+    from knet.cluster import all_clusters, down
+
+    names = [_cluster(args)]
+    if args.all:
+        names = all_clusters()
+        if not names:
+            print("No clusters found.")
+            return 0
+    for name in names:
+        down(name)
+    return 0
+
+
+def cmd_status(args) -> int:
+    from knet.api.resources import by_kind
+    from knet.cluster import status
+
+    info = status(_cluster(args))
+    if not info["config"] and not info["netns"]:
+        print(f'Cluster "{info["cluster"]}" is not running.')
+        return 1
+    print(f'Cluster "{info["cluster"]}": {info["netns"]} namespaces, {info["processes"]} processes, '
+          f'state in {info["state_dir"]}')
+    try:
+        client = _client(args)
+        version = client.request("GET", "/version")
+        progress = client.request("GET", "/knet/v1/progress")
+        nodes = client.list(by_kind("Node"))["items"]
+        pods = client.list(by_kind("Pod"))["items"]
+    except (CliError, OSError, ApiError) as e:
+        print(f"API server: not reachable ({e})")
+        return 1
+    print(f"API server: {version['gitVersion']}, revision {progress['revision']}")
+    for n in nodes:
+        name = n["metadata"]["name"]
+        ready = next((c["status"] for c in n.get("status", {}).get("conditions", []) if c["type"] == "Ready"), "?")
+        count = sum(p["spec"].get("nodeName") == name for p in pods)
+        acted = progress["components"].get(f"node/{name}", {}).get("observed", 0)
+        print(f"  node {name:<16} Ready={ready:<8} pods={count:<4} synced to revision {acted}")
+    return 0
+
+
+# -- apply / delete ------------------------------------------------------------------------
+
+
+def _resource_for(obj: dict):
+    from knet.api.resources import by_kind
+
+    res = by_kind(obj.get("kind", ""))
+    if res is None or obj.get("apiVersion") != res.api_version:
+        raise CliError(f'no matches for kind "{obj.get("kind")}" in version "{obj.get("apiVersion")}"')
+    return res
+
+
+def _namespace_for(res, obj: dict, args) -> str | None:
+    if not res.namespaced:
+        return None
+    body = obj.get("metadata", {}).get("namespace")
+    if body and args.namespace and body != args.namespace:
+        raise CliError(f"the namespace from the provided object \"{body}\" does not match the namespace "
+                       f"\"{args.namespace}\". You must pass '--namespace={body}' to perform this operation.")
+    return body or args.namespace or "default"
+
+
+def _label(res, name: str) -> str:
+    return f"{res.singular}{'.' + res.group if res.group else ''}/{name}"
+
+
+def cmd_apply(args) -> int:
+    from knet.api.manifests import ManifestError, load
+
+    try:
+        objects = load(args.filename)
+    except ManifestError as e:
+        raise CliError(str(e)) from None
+    if not objects:
+        raise CliError("no objects passed to apply")
+    client = _client(args)
+    # Namespaces first, so one file can hold a namespace and what lives in it.
+    objects.sort(key=lambda o: 0 if o.get("kind") == "Namespace" else 1)
+    planned = [(obj, _resource_for(obj)) for obj in objects]
+    new_namespaces = {o["metadata"].get("name") for o, r in planned if r.kind == "Namespace"}
+    # Pass 1: a server-side dry run of every object, so a bad file changes nothing.
+    failures = []
+    for obj, res in planned:
+        ns = _namespace_for(res, obj, args)
+        try:
+            _apply_one(client, res, ns, obj, dry_run=True)
+        except ApiError as e:
+            if e.code == 404 and e.details.get("kind") == "namespaces" and e.details.get("name") in new_namespaces:
+                continue
+            failures.append(f"Error from server ({e.reason}): error when applying {_label(res, obj['metadata'].get('name', ''))}: {e.message}")
+    if failures:
+        for f in failures:
+            print(f, file=sys.stderr)
+        print("nothing was applied", file=sys.stderr)
+        return 1
+    last_rev = 0
+    for obj, res in planned:
+        ns = _namespace_for(res, obj, args)
+        verb, out = _apply_one(client, res, ns, obj)
+        last_rev = max(last_rev, int(out["metadata"].get("resourceVersion", 0)))
+        print(f"{_label(res, out['metadata']['name'])} {verb}")
+    if args.wait:
+        _wait_synced(client, last_rev, args.timeout)
+    return 0
+
+
+def _apply_one(client, res, ns: str | None, obj: dict, dry_run: bool = False) -> tuple[str, dict]:
+    name = obj.get("metadata", {}).get("name")
+    query = {"dryRun": "All"} if dry_run else None
+    current = None
+    if name:
+        try:
+            current = client.get(res, ns, name)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+    if current is None:
+        out = client.request("POST", res.path(ns), obj, query=query)
+        return "created", out
+    patch = {k: v for k, v in obj.items() if k not in ("status",)}
+    out = client.request("PATCH", res.path(ns, name), patch, query=query,
+                         content_type="application/merge-patch+json")
+    changed = out["metadata"].get("resourceVersion") != current["metadata"].get("resourceVersion")
+    return ("configured" if changed else "unchanged"), out
+
+
+def _wait_synced(client, revision: int, timeout: float) -> None:
+    """Return once the controllers and every Ready node agent have acted on
+    `revision`, following the controllers' own writes (e.g. bindings)."""
+    from knet.api.resources import by_kind
+
+    deadline = time.monotonic() + timeout
+    target = revision
+    while True:
+        progress = client.request("GET", "/knet/v1/progress")["components"]
+        ctrl = progress.get("controllers", {"observed": 0, "written": 0})
+        if ctrl["observed"] >= target:
+            if ctrl["written"] > target:
+                target = ctrl["written"]
+                continue
+            nodes = client.list(by_kind("Node"))["items"]
+            ready = [n["metadata"]["name"] for n in nodes if any(
+                c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))]
+            behind = [n for n in ready if progress.get(f"node/{n}", {}).get("observed", 0) < target]
+            if not behind:
+                return
+        else:
+            behind = ["controllers"]
+        if time.monotonic() > deadline:
+            raise CliError(f"timed out after {timeout:g}s waiting for {', '.join(behind)} to reach revision {target}")
+        time.sleep(0.01)
+
+
+def _targets(args, client) -> list[tuple]:
+    """(resource, namespace, name) triples from -f files or KIND NAME... / KIND --all."""
+    from knet.api.manifests import ManifestError, load
+    from knet.api.resources import lookup
+
+    if args.filename:
+        try:
+            objects = load(args.filename)
+        except ManifestError as e:
+            raise CliError(str(e)) from None
+        out = []
+        for obj in objects:
+            res = _resource_for(obj)
+            out.append((res, _namespace_for(res, obj, args), obj["metadata"]["name"]))
+        return out
+    if not args.names:
+        raise CliError("you must provide one or more resources by argument or filename")
+    first, *names = args.names
+    pairs = []
+    if "/" in first:
+        for item in args.names:
+            kind, _, name = item.partition("/")
+            pairs.append((kind, name))
+    else:
+        pairs = [(first, n) for n in names]
+    out = []
+    for kind, name in pairs or [(first, None)]:
+        res = lookup(kind)
+        if res is None:
+            raise CliError(f'the server doesn\'t have a resource type "{kind}"')
+        ns = (args.namespace or "default") if res.namespaced else None
+        if name is None:
+            if not args.all:
+                raise CliError("resource(s) were provided, but no name was specified (use --all to delete all)")
+            for obj in client.list(res, ns, args.selector)["items"]:
+                out.append((res, obj["metadata"].get("namespace"), obj["metadata"]["name"]))
+        else:
+            out.append((res, ns, name))
+    return out
+
+
+def cmd_delete(args) -> int:
+    client = _client(args)
+    status = 0
+    last_rev = 0
+    grace = 0 if args.force else args.grace_period
+    for res, ns, name in _targets(args, client):
+        try:
+            out = client.delete(res, ns, name, grace)
+            last_rev = max(last_rev, int(out["metadata"].get("resourceVersion", 0)))
+            print(f'{_label(res, name)} deleted')
+        except ApiError as e:
+            if e.code == 404 and args.ignore_not_found:
+                continue
+            print(f"Error from server ({e.reason}): {e.message}", file=sys.stderr)
+            status = 1
+    if args.wait and last_rev:
+        revision = int(client.request("GET", "/knet/v1/progress")["revision"])
+        _wait_synced(client, revision, args.timeout)
+    return status
+
+
+# -- get / describe ----------------------------------------------------------------------
+
+
+def _dump(obj: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(obj, indent=4)
+    import yaml
+    return yaml.safe_dump(obj, default_flow_style=False, sort_keys=True)
+
+
+def cmd_get(args) -> int:
+    from knet import printers
+    from knet.api.resources import lookup
+
+    client = _client(args)
+    kinds = args.kind.split(",")
+    resources = []
+    for k in kinds:
+        res = lookup(k)
+        if res is None:
+            raise CliError(f'the server doesn\'t have a resource type "{k}"')
+        resources.append(res)
+    ns = None if args.all_namespaces else (args.namespace or "default")
+    objects_by_res = []
+    for res in resources:
+        rns = ns if res.namespaced else None
+        if args.name:
+            try:
+                items = [client.get(res, rns, n) for n in args.name]
+            except ApiError as e:
+                print(f"Error from server ({e.reason}): {e.message}", file=sys.stderr)
+                return 1
+        else:
+            items = client.list(res, rns, args.selector, args.field_selector)["items"]
+        objects_by_res.append((res, items))
+    fmt = args.output or ""
+    if fmt in ("json", "yaml"):
+        if args.name and len(resources) == 1 and len(args.name) == 1:
+            print(_dump(objects_by_res[0][1][0], fmt), end="" if fmt == "yaml" else "\n")
+        else:
+            items = [o for _, objs in objects_by_res for o in objs]
+            print(_dump({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+                        if len(resources) > 1 else
+                        {"apiVersion": resources[0].api_version, "kind": resources[0].list_kind,
+                         "metadata": {"resourceVersion": ""}, "items": items}, fmt),
+                  end="" if fmt == "yaml" else "\n")
+        return 0
+    if fmt == "name":
+        for res, items in objects_by_res:
+            for o in items:
+                print(_label(res, o["metadata"]["name"]))
+        return 0
+    if fmt not in ("", "wide"):
+        raise CliError(f"unable to match a printer suitable for the output format {fmt!r}, "
+                       "allowed formats are: json,name,wide,yaml")
+    printed = False
+    for res, items in objects_by_res:
+        if not items:
+            continue
+        if printed:
+            print()
+        print(printers.table(res.kind, items, wide=fmt == "wide", all_namespaces=args.all_namespaces,
+                             show_kind=len(resources) > 1), end="")
+        printed = True
+    if not printed:
+        where = "" if args.all_namespaces or not any(r.namespaced for r in resources) else f" in {ns} namespace"
+        print(f"No resources found{where}.", file=sys.stderr)
+    return 0
+
+
+def cmd_describe(args) -> int:
+    from knet import printers
+    from knet.api.resources import by_kind, lookup
+
+    client = _client(args)
+    res = lookup(args.kind)
+    if res is None:
+        raise CliError(f'the server doesn\'t have a resource type "{args.kind}"')
+    ns = (args.namespace or "default") if res.namespaced else None
+    objs = [client.get(res, ns, n) for n in args.name] if args.name else client.list(res, ns, args.selector)["items"]
+    events = client.list(by_kind("Event"), None)["items"]
+    for i, obj in enumerate(objs):
+        uid = obj["metadata"].get("uid")
+        mine = [e for e in events if e.get("involvedObject", {}).get("uid") == uid]
+        mine.sort(key=lambda e: (e.get("lastTimestamp") or "", int(e["metadata"].get("resourceVersion") or 0)))
+        if i:
+            print("\n")
+        print(printers.describe(obj, mine), end="")
+    return 0
+
+
+# -- exec / logs ----------------------------------------------------------------------------
+
+
+def _pod_paths(args, client, pod_name: str) -> tuple[dict, str]:
+    from knet.api.resources import by_kind
+    from knet.config import state_dir
+
+    pod = client.get(by_kind("Pod"), args.namespace or "default", pod_name)
+    node = pod["spec"].get("nodeName")
+    if not node:
+        raise CliError(f"pod {pod_name} is not scheduled to a node yet")
+    sdir = os.path.join(state_dir(_cluster(args)), "nodes", node, "pods", pod["metadata"]["uid"])
+    return pod, sdir
+
+
+def _pick_container(pod: dict, name: str | None) -> dict:
+    containers = pod["spec"]["containers"]
+    if name is None:
+        return containers[0]
+    for c in containers:
+        if c["name"] == name:
+            return c
+    raise CliError(f"container {name} is not valid for pod {pod['metadata']['name']}")
+
+
+def cmd_exec(args) -> int:
+    _require_root()
+    from knet.config import load_saved
+    from knet.net import ns
+
+    if not args.command:
+        raise CliError("you must specify at least one command for the container (knet exec POD -- CMD)")
+    target = args.target
+    try:
+        cfg = load_saved(_cluster(args))
+    except OSError:
+        raise CliError(f'cluster "{_cluster(args)}" is not running') from None
+    if target == "ext" or target.startswith("node/"):
+        netns = cfg.ext_netns if target == "ext" else cfg.node_netns(target[5:])
+        if not os.path.exists(ns.netns_path(netns)):
+            raise CliError(f"no such node: {target[5:]}")
+        fd = os.open(ns.netns_path(netns), os.O_RDONLY)
+        ns.setns(fd, ns.CLONE_NEWNET)
+        _exec(args.command, os.environ)
+    client = _client(args)
+    name = target[4:] if target.startswith(("pod/", "po/")) else target
+    name = name.split("/", 1)[-1]
+    try:
+        pod, sdir = _pod_paths(args, client, name)
+    except ApiError as e:
+        raise CliError(e.message) from None
+    container = _pick_container(pod, args.container)
+    netns = pod["metadata"].get("annotations", {}).get("knet.dev/netns") or cfg.pod_netns(pod["metadata"]["uid"])
+    if not os.path.exists(os.path.join(sdir, "uts")):
+        raise CliError(f"pod {name} has no sandbox yet (phase {pod.get('status', {}).get('phase')})")
+    from knet.node.podspec import container_env, security
+
+    env = container_env(pod, container, pod.get("status", {}).get("hostIP", ""))
+    env["TERM"] = os.environ.get("TERM", "xterm")
+    uid, gid, groups, nnp = security(pod, container)
+    for path, flag in ((ns.netns_path(netns), ns.CLONE_NEWNET), (os.path.join(sdir, "uts"), ns.CLONE_NEWUTS)):
+        fd = os.open(path, os.O_RDONLY)
+        ns.setns(fd, flag)
+        os.close(fd)
+    ns.unshare(ns.CLONE_NEWNS)
+    ns.mount(None, "/", None, ns.MS_REC | ns.MS_SLAVE)
+    for src, dst in (("resolv.conf", "/etc/resolv.conf"), ("hosts", "/etc/hosts"), ("hostname", "/etc/hostname")):
+        if os.path.exists(dst) and os.path.exists(os.path.join(sdir, src)):
+            ns.mount(os.path.join(sdir, src), dst, None, ns.MS_BIND)
+    if nnp:
+        ns.no_new_privs()
+    if uid is not None or gid is not None:
+        os.setgroups(groups)
+        os.setgid(gid if gid is not None else 0)
+    if uid is not None:
+        os.setuid(uid)
+    try:
+        os.chdir(container.get("workingDir") or "/")
+    except OSError:
+        pass
+    _exec(args.command, env)
+    return 127
+
+
+def _exec(argv: list[str], env) -> None:
+    try:
+        os.execvpe(argv[0], argv, env)
+    except FileNotFoundError:
+        print(f'knet exec: "{argv[0]}": executable file not found in $PATH', file=sys.stderr)
+        os._exit(127)
+
+
+def _follow(paths: list[str], follow: bool, tail: int | None) -> None:
+    files = []
+    for p in paths:
+        f = open(p, "rb")
+        data = f.read()
+        if tail is not None:
+            data = b"\n".join(data.split(b"\n")[-tail - 1:]) if data else data
+        sys.stdout.buffer.write(data)
+        files.append(f)
+    sys.stdout.flush()
+    while follow:
+        time.sleep(0.1)
+        for f in files:
+            chunk = f.read()
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+
+
+def cmd_logs(args) -> int:
+    from knet.config import state_dir
+
+    sdir = state_dir(_cluster(args))
+    target = args.target
+    if target in ("control-plane", "controlplane", "api-server") or target.startswith("node/"):
+        name = "control-plane" if not target.startswith("node/") else f"node-{target[5:]}"
+        path = os.path.join(sdir, "logs", f"{name}.log")
+        if not os.path.exists(path):
+            raise CliError(f"no log for {target} (is the cluster running?)")
+        _follow([path], args.follow, args.tail)
+        return 0
+    client = _client(args)
+    name = target.split("/", 1)[-1]
+    try:
+        pod, pdir = _pod_paths(args, client, name)
+    except ApiError as e:
+        raise CliError(e.message) from None
+    containers = pod["spec"]["containers"]
+    if args.container is None and len(containers) > 1:
+        raise CliError(f"a container name must be specified for pod {name}, choose one of: "
+                       f"[{' '.join(c['name'] for c in containers)}]")
+    c = _pick_container(pod, args.container)
+    path = os.path.join(pdir, "logs", f"{c['name']}.log")
+    if not os.path.exists(path):
+        if not c.get("command") and not c.get("args"):
+            return 0  # the built-in server writes nothing
+        raise CliError(f"container {c['name']} in pod {name} has not started")
+    _follow([path], args.follow, args.tail)
+    return 0
+
+
+def cmd_version(args) -> int:
+    from knet import __version__
+
+    print(f"knet {__version__}")
+    try:
+        v = _client(args).request("GET", "/version")
+        print(f"Server Version: {v['gitVersion']}")
+    except (CliError, OSError, ApiError):
+        pass
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cluster", metavar="NAME", default=argparse.SUPPRESS,
+                        help="cluster name (default: knet, or $KNET_CLUSTER)")
+    nsopt = argparse.ArgumentParser(add_help=False)
+    nsopt.add_argument("-n", "--namespace", metavar="NS", help="namespace (default: default)")
+
+    p = argparse.ArgumentParser(prog="knet", parents=[common], epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="knet: a Kubernetes networking data plane made of real namespaces, "
+                                            "veth, VXLAN and nftables, driven by ordinary manifests.")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    s = sub.add_parser("up", parents=[common], help="create a cluster and wait until every node is Ready",
+                       description="Create a cluster: a LAN of node namespaces, the control plane and one agent "
+                                   "per node. Without -f: one control-plane node and three workers.")
+    s.add_argument("-f", "--file", metavar="CLUSTER.yaml", help="kind-style cluster file (kind: Cluster)")
+    s.add_argument("--timeout", type=float, default=30, help="seconds to wait for nodes Ready (default 30)")
+    s.set_defaults(func=cmd_up)
+
+    s = sub.add_parser("down", parents=[common], help="delete a cluster and everything it made",
+                       description="Kill every process of the cluster and remove its namespaces, links, mounts "
+                                   "and files. Works on a half-made or crashed cluster, and when there is none.")
+    s.add_argument("--all", action="store_true", help="delete every knet cluster on this machine")
+    s.set_defaults(func=cmd_down)
+
+    s = sub.add_parser("status", parents=[common], help="show the cluster's components and sync state")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("apply", parents=[common, nsopt], help="create or update objects from manifests",
+                       description="Create or update objects from YAML/JSON manifests. Every object is first "
+                                   "checked by the API server (dry run): if one is invalid, nothing is applied.")
+    s.add_argument("-f", "--filename", action="append", required=True, metavar="FILE|DIR|-")
+    s.add_argument("--wait", action="store_true", help="return when every node agent has acted on the change")
+    s.add_argument("--timeout", type=float, default=60, help="seconds for --wait (default 60)")
+    s.set_defaults(func=cmd_apply)
+
+    s = sub.add_parser("delete", parents=[common, nsopt], help="delete objects",
+                       description="Delete objects by file, by KIND NAME..., KIND/NAME..., or KIND --all.")
+    s.add_argument("names", nargs="*", metavar="KIND [NAME...]")
+    s.add_argument("-f", "--filename", action="append", metavar="FILE|DIR|-")
+    s.add_argument("--all", action="store_true", help="delete every object of the kind in the namespace")
+    s.add_argument("-l", "--selector", help="label selector (with --all)")
+    s.add_argument("--grace-period", type=int, default=None, help="seconds before SIGKILL (pods)")
+    s.add_argument("--force", action="store_true", help="delete at once (grace period 0)")
+    s.add_argument("--ignore-not-found", action="store_true")
+    s.add_argument("--wait", action="store_true", help="return when every node agent has acted on it")
+    s.add_argument("--timeout", type=float, default=60)
+    s.set_defaults(func=cmd_delete)
+
+    s = sub.add_parser("get", parents=[common, nsopt], help="list objects in kubectl-style tables",
+                       description="Show objects. KIND is a kind, plural or short name (po, svc, deploy, rs, ds, "
+                                   "sts, no, ns, netpol, endpointslices), or several joined by commas.")
+    s.add_argument("kind", metavar="KIND[,KIND]")
+    s.add_argument("name", nargs="*", metavar="NAME")
+    s.add_argument("-A", "--all-namespaces", action="store_true")
+    s.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
+    s.add_argument("--field-selector", help="field selector, e.g. spec.nodeName=worker-1")
+    s.add_argument("-o", "--output", help="wide, yaml, json or name")
+    s.set_defaults(func=cmd_get)
+
+    s = sub.add_parser("describe", parents=[common, nsopt], help="show one object in detail, with its events")
+    s.add_argument("kind")
+    s.add_argument("name", nargs="*")
+    s.add_argument("-l", "--selector")
+    s.set_defaults(func=cmd_describe)
+
+    s = sub.add_parser("exec", parents=[common, nsopt], help="run a command in a pod, node or the ext host",
+                       description="Run a command inside a pod's namespaces (network, UTS, its resolv.conf), "
+                                   "as the container's user. TARGET is POD, node/NAME or ext.")
+    s.add_argument("target", metavar="POD|node/NAME|ext")
+    s.add_argument("-c", "--container", help="container name (default: the first)")
+    s.add_argument("-i", "--stdin", action="store_true", help="accepted for kubectl compatibility")
+    s.add_argument("-t", "--tty", action="store_true", help="accepted for kubectl compatibility")
+    s.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    s.set_defaults(func=cmd_exec)
+
+    s = sub.add_parser("logs", parents=[common, nsopt], help="print a container's or a component's log",
+                       description="Print the log of a pod's container, of node/NAME's agent, or of the "
+                                   "control-plane.")
+    s.add_argument("target", metavar="POD|node/NAME|control-plane")
+    s.add_argument("-c", "--container")
+    s.add_argument("-f", "--follow", action="store_true")
+    s.add_argument("--tail", type=int, default=None, metavar="N")
+    s.set_defaults(func=cmd_logs)
+
+    s = sub.add_parser("version", parents=[common], help="print the client and server versions")
+    s.set_defaults(func=cmd_version)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "command", None) and args.command[:1] == ["--"]:
+        args.command = args.command[1:]
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ApiError as e:
+        print(f"Error from server ({e.reason}): {e.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

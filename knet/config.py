@@ -1,0 +1,210 @@
+"""The cluster file (kind-style) and the names and paths everything derives from it.
+
+One place decides every name knet gives to something on the host (netns,
+state directory, socket), so `knet down` can find all of it again from the
+cluster name alone, also after a crash.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+
+STATE_ROOT = os.environ.get("KNET_STATE_ROOT", "/run/knet")
+CLUSTER_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
+NODE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+class ConfigError(ValueError):
+    """A cluster file that cannot be used; the message names the field."""
+
+
+@dataclass
+class NodeConfig:
+    name: str
+    role: str  # "control-plane" or "worker"
+    ip: str
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ClusterConfig:
+    name: str = "knet"
+    nodes: list[NodeConfig] = field(default_factory=list)
+    pod_subnet: str = "10.244.0.0/16"
+    service_subnet: str = "10.96.0.0/12"
+    lan_subnet: str = "192.168.56.0/24"
+    ext_ip: str = "192.168.56.1"
+    dns_domain: str = "cluster.local"
+    node_port_range: str = "30000-32767"
+    api_port: int = 6443
+    heartbeat_seconds: float = 2.0
+    node_grace_seconds: float = 10.0
+    restart_backoff_seconds: float = 10.0
+
+    # -- derived names -------------------------------------------------------
+
+    @property
+    def prefix(self) -> str:
+        return f"knet-{self.name}-"
+
+    @property
+    def fabric_netns(self) -> str:
+        return f"knet-{self.name}-fabric"
+
+    @property
+    def ext_netns(self) -> str:
+        return f"knet-{self.name}-ext"
+
+    def node_netns(self, node: str) -> str:
+        return f"knet-{self.name}-{node}"
+
+    def pod_netns(self, uid: str) -> str:
+        return f"knet-{self.name}-pod-{uid.replace('-', '')[:12]}"
+
+    @property
+    def state_dir(self) -> str:
+        return state_dir(self.name)
+
+    @property
+    def control_plane(self) -> NodeConfig:
+        return next(n for n in self.nodes if n.role == "control-plane")
+
+    @property
+    def lan_prefixlen(self) -> int:
+        return ipaddress.ip_network(self.lan_subnet).prefixlen
+
+    def node(self, name: str) -> NodeConfig:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ClusterConfig:
+        data = json.loads(text)
+        data["nodes"] = [NodeConfig(**n) for n in data["nodes"]]
+        return cls(**data)
+
+
+def state_dir(cluster: str) -> str:
+    return os.path.join(STATE_ROOT, cluster)
+
+
+def load_saved(cluster: str) -> ClusterConfig:
+    """The config a running cluster was started with (written by `knet up`)."""
+    with open(os.path.join(state_dir(cluster), "cluster.json")) as f:
+        return ClusterConfig.from_json(f.read())
+
+
+def check_cluster_name(name: str) -> None:
+    if not CLUSTER_NAME_RE.match(name or ""):
+        raise ConfigError(f"name: Invalid value: {name!r}: a cluster name must be 1-20 lowercase "
+                          "alphanumeric characters or '-', starting and ending with an alphanumeric")
+
+
+def default_config(name: str = "knet") -> ClusterConfig:
+    return parse_cluster({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4"}, name)
+
+
+def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
+    """Read a kind-style cluster file into a ClusterConfig, checking every field.
+
+    The default, like kind's multi-node example, is "three+one": one
+    control-plane node and three workers.
+    """
+    doc = doc or {}
+    if not isinstance(doc, dict):
+        raise ConfigError("the cluster file must be a YAML mapping")
+    kind = doc.get("kind", "Cluster")
+    if kind != "Cluster":
+        raise ConfigError(f"kind: Unsupported value: {kind!r}: supported values: \"Cluster\"")
+    name = doc.get("name") or name
+    check_cluster_name(name)
+    cfg = ClusterConfig(name=name)
+    net = doc.get("networking") or {}
+    if not isinstance(net, dict):
+        raise ConfigError("networking: Invalid value: must be a mapping")
+    for key, attr in (("podSubnet", "pod_subnet"), ("serviceSubnet", "service_subnet"), ("lanSubnet", "lan_subnet")):
+        if key in net:
+            try:
+                value = str(ipaddress.ip_network(str(net[key]), strict=True))
+            except ValueError as e:
+                raise ConfigError(f"networking.{key}: Invalid value: {net[key]!r}: {e}") from None
+            setattr(cfg, attr, value)
+    if "dnsDomain" in net:
+        cfg.dns_domain = str(net["dnsDomain"])
+    if "nodePortRange" in net:
+        m = re.match(r"^(\d+)-(\d+)$", str(net["nodePortRange"]))
+        if not m or not (1 <= int(m[1]) <= int(m[2]) <= 65535):
+            raise ConfigError(f"networking.nodePortRange: Invalid value: {net['nodePortRange']!r}: must be LOW-HIGH within 1-65535")
+        cfg.node_port_range = str(net["nodePortRange"])
+    if "apiServerPort" in net:
+        cfg.api_port = _int(net["apiServerPort"], "networking.apiServerPort", 1, 65535)
+    knet = doc.get("knet") or {}
+    for key, attr in (("heartbeatSeconds", "heartbeat_seconds"), ("nodeGracePeriodSeconds", "node_grace_seconds"),
+                      ("restartBackoffSeconds", "restart_backoff_seconds")):
+        if key in knet:
+            value = knet[key]
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"knet.{key}: Invalid value: {value!r}: must be a positive number")
+            setattr(cfg, attr, float(value))
+    lan = ipaddress.ip_network(cfg.lan_subnet)
+    hosts = list(lan.hosts())
+    cfg.ext_ip = str(hosts[0])
+    nodes = doc.get("nodes")
+    if nodes is None:
+        nodes = [{"role": "control-plane"}, {"role": "worker"}, {"role": "worker"}, {"role": "worker"}]
+    if not isinstance(nodes, list) or not nodes:
+        raise ConfigError("nodes: Invalid value: must be a non-empty list")
+    workers = 0
+    seen = set()
+    for i, n in enumerate(nodes):
+        if not isinstance(n, dict):
+            raise ConfigError(f"nodes[{i}]: Invalid value: must be a mapping")
+        role = n.get("role", "worker")
+        if role not in ("control-plane", "worker"):
+            raise ConfigError(f"nodes[{i}].role: Unsupported value: {role!r}: supported values: \"control-plane\", \"worker\"")
+        if role == "worker":
+            workers += 1
+        default_name = "control-plane" if role == "control-plane" else f"worker-{workers}"
+        node_name = n.get("name") or default_name
+        if not NODE_NAME_RE.match(node_name) or node_name in ("fabric", "ext") or node_name.startswith("pod-"):
+            raise ConfigError(f"nodes[{i}].name: Invalid value: {node_name!r}: must be a DNS label of at most "
+                              "32 characters, and not 'fabric', 'ext' or 'pod-*'")
+        if node_name in seen:
+            raise ConfigError(f"nodes[{i}].name: Duplicate value: {node_name!r}")
+        seen.add(node_name)
+        labels = n.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise ConfigError(f"nodes[{i}].labels: Invalid value: must be a mapping")
+        labels = {str(k): str(v) for k, v in labels.items()}
+        taints = list(n.get("taints") or [])
+        if role == "control-plane":
+            labels.setdefault("node-role.kubernetes.io/control-plane", "")
+            if not any(t.get("key") == CONTROL_PLANE_TAINT["key"] for t in taints):
+                taints.append(dict(CONTROL_PLANE_TAINT))
+        labels.setdefault("kubernetes.io/hostname", node_name)
+        labels.setdefault("kubernetes.io/os", "linux")
+        index = 10 + i
+        if index >= len(hosts):
+            raise ConfigError(f"nodes[{i}]: the LAN {lan} has no room for node {node_name}")
+        cfg.nodes.append(NodeConfig(node_name, role, str(hosts[index - 1]), labels, taints))
+    cps = [n for n in cfg.nodes if n.role == "control-plane"]
+    if len(cps) != 1:
+        raise ConfigError(f"nodes: Invalid value: exactly one control-plane node is required, found {len(cps)}")
+    return cfg
+
+
+def _int(value: object, field_name: str, lo: int, hi: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{field_name}: Invalid value: {value!r}: must be between {lo} and {hi}, inclusive")
+    return value

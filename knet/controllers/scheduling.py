@@ -1,0 +1,111 @@
+"""Where a pod may run: the scheduler's filters and score, as pure functions.
+
+The filters follow kube-scheduler's plugins (NodeUnschedulable, NodeName,
+NodeSelector/NodeAffinity, TaintToleration, node readiness) and the score is
+"fewest pods", so a pod that fits nowhere can say exactly why, as
+FailedScheduling does: `0/4 nodes are available: 1 node(s) had untolerated
+taint {...}, 3 node(s) didn't match Pod's node affinity/selector.`
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from knet.api.objects import condition
+
+
+def tolerates(tolerations: list[dict], taint: dict) -> bool:
+    for t in tolerations or []:
+        effect = t.get("effect", "")
+        if effect and effect != taint.get("effect"):
+            continue
+        key = t.get("key", "")
+        if t.get("operator", "Equal") == "Exists":
+            if not key or key == taint.get("key"):
+                return True
+        elif key == taint.get("key") and t.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def _match_expression(expr: dict, labels: dict) -> bool:
+    key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+    present = key in labels
+    if op == "In":
+        return present and labels[key] in values
+    if op == "NotIn":
+        return not present or labels[key] not in values
+    if op == "Exists":
+        return present
+    if op == "DoesNotExist":
+        return not present
+    if op in ("Gt", "Lt") and present and values:
+        try:
+            a, b = int(labels[key]), int(values[0])
+        except ValueError:
+            return False
+        return a > b if op == "Gt" else a < b
+    return False
+
+
+def matches_node_selector_terms(terms: list[dict], node: dict) -> bool:
+    """Terms are ORed, expressions within a term ANDed (NodeSelectorTerm semantics)."""
+    labels = node.get("metadata", {}).get("labels") or {}
+    name = node.get("metadata", {}).get("name")
+    for term in terms or []:
+        exprs = term.get("matchExpressions") or []
+        fields = term.get("matchFields") or []
+        if not exprs and not fields:
+            continue
+        if all(_match_expression(e, labels) for e in exprs) and all(
+                _match_expression(f, {"metadata.name": name}) for f in fields):
+            return True
+    return False
+
+
+def node_ready(node: dict) -> bool:
+    c = condition(node, "Ready")
+    return bool(c and c.get("status") == "True")
+
+
+def why_not(pod: dict, node: dict) -> str | None:
+    """The reason a node cannot take this pod (kube-scheduler's wording), or None."""
+    spec = pod.get("spec", {})
+    nspec = node.get("spec", {})
+    if not node_ready(node):
+        return "node(s) were not ready"
+    if nspec.get("unschedulable") and not tolerates(spec.get("tolerations"), {
+            "key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}):
+        return "node(s) were unschedulable"
+    labels = node.get("metadata", {}).get("labels") or {}
+    for k, v in (spec.get("nodeSelector") or {}).items():
+        if labels.get(k) != v:
+            return "node(s) didn't match Pod's node affinity/selector"
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    if required and not matches_node_selector_terms(required.get("nodeSelectorTerms"), node):
+        return "node(s) didn't match Pod's node affinity/selector"
+    for taint in nspec.get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(spec.get("tolerations"), taint):
+            value = taint.get("value", "")
+            return f"node(s) had untolerated taint {{{taint.get('key')}: {value}}}"
+    return None
+
+
+def choose_node(pod: dict, nodes: list[dict], pods_per_node: Counter) -> tuple[str | None, str]:
+    """Pick the feasible node with the fewest pods (ties by name, so placement is
+    repeatable); or None with the FailedScheduling message."""
+    feasible = []
+    reasons: Counter = Counter()
+    for node in nodes:
+        reason = why_not(pod, node)
+        if reason is None:
+            feasible.append(node["metadata"]["name"])
+        else:
+            reasons[reason] += 1
+    if feasible:
+        best = min(feasible, key=lambda n: (pods_per_node.get(n, 0), n))
+        return best, ""
+    detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    message = f"0/{len(nodes)} nodes are available" + (f": {detail}." if detail else ": no nodes registered.")
+    return None, message

@@ -1,0 +1,267 @@
+"""The node agent: the kubelet part of a knet node.
+
+It runs inside the node's network namespace and talks to the API server over
+the LAN like a kubelet: registers its Node, heartbeats, watches the pods bound
+to it and runs each in a PodWorker. It reports the revision it has acted on,
+so `knet apply --wait` can return once the data plane has converged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import platform
+import signal
+import sys
+
+import trio
+
+from knet import __version__
+from knet.api.aclient import AsyncClient
+from knet.api.errors import ApiError
+from knet.api.objects import now_rfc3339
+from knet.api.resources import by_kind
+from knet.config import ClusterConfig, load_saved
+from knet.controllers.events import make_event
+from knet.node import sandbox as sandboxes
+from knet.node.podworker import PodWorker
+
+log = logging.getLogger("knet.node")
+
+
+class Agent:
+    PODS = by_kind("Pod")
+    NODES = by_kind("Node")
+    EVENTS = by_kind("Event")
+
+    def __init__(self, cfg: ClusterConfig, node: str, token: str):
+        self.cfg = cfg
+        self.node = node
+        self.node_cfg = cfg.node(node)
+        self.node_ip = self.node_cfg.ip
+        self.api = AsyncClient(cfg.control_plane.ip, cfg.api_port, token)
+        self.workers: dict[str, PodWorker] = {}
+        self.observed = 0
+        self._progress = trio.Event()
+        self._events_send, self._events_recv = trio.open_memory_channel(math.inf)
+        self.nursery: trio.Nursery | None = None
+
+    # -- helpers for workers ---------------------------------------------------------
+
+    def event(self, obj: dict, etype: str, reason: str, message: str) -> None:
+        self._events_send.send_nowait(make_event(obj, etype, reason, message, "kubelet", self.node))
+
+    def progress_changed(self) -> None:
+        self._progress.set()
+
+    def forget(self, uid: str) -> None:
+        self.workers.pop(uid, None)
+        self.progress_changed()
+
+    def service_env(self, pod: dict) -> dict[str, str]:
+        """The Service environment variables (filled in with Services support)."""
+        return {}
+
+    # -- the agent's loops -----------------------------------------------------------
+
+    async def wait_for_api(self) -> None:
+        while True:
+            try:
+                await self.api.request("GET", "/version")
+                return
+            except (OSError, ApiError) as e:
+                log.debug("API not up yet: %s", e)
+                await trio.sleep(0.05)
+
+    def node_object(self) -> dict:
+        n = self.node_cfg
+        return {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": self.node, "labels": dict(n.labels),
+                         "annotations": {"knet.dev/netns": self.cfg.node_netns(self.node)}},
+            "spec": {"taints": [dict(t) for t in n.taints]} if n.taints else {},
+        }
+
+    def node_status(self) -> dict:
+        beat = now_rfc3339()
+        ready = {"type": "Ready", "status": "True", "reason": "KubeletReady",
+                 "message": "kubelet is posting ready status", "lastHeartbeatTime": beat}
+        conds = [ready] + [{"type": t, "status": "False", "reason": r, "lastHeartbeatTime": beat}
+                           for t, r in (("MemoryPressure", "KubeletHasSufficientMemory"),
+                                        ("DiskPressure", "KubeletHasNoDiskPressure"),
+                                        ("PIDPressure", "KubeletHasSufficientPID"))]
+        return {
+            "conditions": conds,
+            "addresses": [{"type": "InternalIP", "address": self.node_ip}, {"type": "Hostname", "address": self.node}],
+            "nodeInfo": {"kubeletVersion": f"v1.31.0-knet-{__version__}", "kubeProxyVersion": "",
+                         "osImage": _os_image(), "kernelVersion": platform.release(),
+                         "containerRuntimeVersion": f"knet://{__version__}", "operatingSystem": "linux",
+                         "architecture": platform.machine()},
+            "capacity": {"pods": "110"}, "allocatable": {"pods": "110"},
+        }
+
+    async def register(self) -> None:
+        """Create the Node, or take over the one a previous agent registered."""
+        try:
+            await self.api.create(self.NODES, None, self.node_object())
+        except ApiError as e:
+            if e.code != 409:
+                raise
+            await self.api.patch(self.NODES, None, self.node, {
+                "metadata": {"labels": self.node_object()["metadata"]["labels"]}})
+        await self.heartbeat_once()
+
+    async def heartbeat_once(self) -> None:
+        status = self.node_status()
+        for c in status["conditions"]:
+            c["lastTransitionTime"] = c["lastHeartbeatTime"]
+        current = await self.api.get(self.NODES, None, self.node)
+        old = {c["type"]: c for c in current.get("status", {}).get("conditions") or []}
+        for c in status["conditions"]:
+            prev = old.get(c["type"])
+            if prev and prev.get("status") == c["status"] and prev.get("lastTransitionTime"):
+                c["lastTransitionTime"] = prev["lastTransitionTime"]
+        await self.api.patch(self.NODES, None, self.node, {"status": status}, "status")
+
+    async def heartbeat(self) -> None:
+        while True:
+            await trio.sleep(self.cfg.heartbeat_seconds)
+            try:
+                await self.heartbeat_once()
+            except (OSError, ApiError, trio.BrokenResourceError) as e:
+                log.warning("heartbeat failed: %s", e)
+
+    async def send_events(self) -> None:
+        async for ev in self._events_recv:
+            try:
+                await self.api.create(self.EVENTS, ev["metadata"]["namespace"], ev)
+            except (OSError, ApiError, trio.BrokenResourceError) as e:
+                log.debug("event dropped: %s", e)
+
+    async def report_progress(self) -> None:
+        """Tell the API server the newest revision this node has fully acted on."""
+        sent = -1
+        while True:
+            await self._progress.wait()
+            self._progress = trio.Event()
+            await trio.sleep(0)
+            busy = [w.handling_revision for w in self.workers.values() if w.handled_revision < w.handling_revision]
+            acted = min([self.observed, *[r - 1 for r in busy]])
+            if acted <= sent:
+                continue
+            try:
+                await self.api.request("POST", "/knet/v1/progress",
+                                       {"component": f"node/{self.node}", "observed": acted})
+                sent = acted
+            except (OSError, ApiError, trio.BrokenResourceError) as e:
+                log.debug("progress report failed: %s", e)
+                await trio.sleep(0.2)
+                self._progress.set()
+
+    def on_pod(self, etype: str, pod: dict) -> None:
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if etype == "DELETED":
+            if worker:
+                worker.pod["metadata"].setdefault("deletionTimestamp", now_rfc3339())
+                worker.pod["metadata"]["deletionGracePeriodSeconds"] = 0
+                worker.update(worker.pod)
+            return
+        if worker:
+            worker.update(pod)
+            return
+        worker = PodWorker(self, pod)
+        if pod["metadata"].get("deletionTimestamp"):
+            worker.terminating.set()
+        self.workers[uid] = worker
+        self.nursery.start_soon(worker.run)
+
+    def cleanup_orphans(self, live: set[str]) -> None:
+        """Remove sandboxes an earlier agent left for pods the API no longer has."""
+        for uid in sandboxes.existing(self.cfg, self.node):
+            if uid not in live:
+                log.info("removing the sandbox of vanished pod %s", uid)
+                sandboxes.remove(sandboxes.sandbox_for(self.cfg, self.node, uid))
+
+    async def watch_pods(self) -> None:
+        selector = f"spec.nodeName={self.node}"
+        rv = None
+        while True:
+            try:
+                if rv is None:
+                    listing = await self.api.list(self.PODS, fieldSelector=selector)
+                    items = listing["items"]
+                    live = {p["metadata"]["uid"] for p in items}
+                    for uid in list(self.workers):
+                        if uid not in live:
+                            self.on_pod("DELETED", self.workers[uid].pod)
+                    self.cleanup_orphans(live | set(self.workers))
+                    for pod in items:
+                        self.on_pod("MODIFIED" if pod["metadata"]["uid"] in self.workers else "ADDED", pod)
+                    rv = listing["metadata"]["resourceVersion"]
+                    self.observed = int(rv)
+                    self.progress_changed()
+                async for ev in self.api.watch(self.PODS, None, rv, fieldSelector=selector):
+                    obj = ev["object"]
+                    rv = obj["metadata"]["resourceVersion"]
+                    if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        self.on_pod(ev["type"], obj)
+                    elif ev["type"] == "ERROR":
+                        raise ApiError.from_status(obj)
+                    self.observed = int(rv)
+                    self.progress_changed()
+            except ApiError as e:
+                if e.code == 410:
+                    rv = None
+                    continue
+                log.warning("pod watch failed: %s", e.message)
+                await trio.sleep(0.5)
+            except (OSError, trio.BrokenResourceError, ValueError) as e:
+                log.warning("pod watch broke (%s); resuming from %s", e, rv)
+                await trio.sleep(0.2)
+
+    async def run(self) -> None:
+        await self.wait_for_api()
+        await self.register()
+        log.info("node %s registered (%s)", self.node, self.node_ip)
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            nursery.start_soon(self.heartbeat)
+            nursery.start_soon(self.send_events)
+            nursery.start_soon(self.report_progress)
+            nursery.start_soon(self.watch_pods)
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    # Like kubelet: stopping the agent leaves pods running; `knet down` removes them.
+                    nursery.cancel_scope.cancel()
+                    break
+
+
+def _os_image() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="knet-agent")
+    p.add_argument("--cluster", required=True)
+    p.add_argument("--node", required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s %(levelname)s {args.node}: %(message)s")
+    cfg = load_saved(args.cluster)
+    with open(os.path.join(cfg.state_dir, "token")) as f:
+        token = f.read().strip()
+    trio.run(Agent(cfg, args.node, token).run)
+
+
+if __name__ == "__main__":
+    main()

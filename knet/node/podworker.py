@@ -1,0 +1,441 @@
+"""One pod's life on a node, as kubelet's pod worker lives it.
+
+sandbox -> containers (started together, restarted per restartPolicy with
+CrashLoopBackOff) -> probes -> status; on deletion SIGTERM, the grace period,
+SIGKILL, sandbox removal, and the final delete that lets the API forget the
+pod. Each pod is one trio task; its containers and probes are tasks below it,
+so cancelling the pod cancels all of it and nothing is left running loose.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+import trio
+
+from knet.api.errors import ApiError
+from knet.api.objects import condition, now_rfc3339, parse_rfc3339
+from knet.net import procs
+from knet.node import sandbox as sandboxes
+from knet.node.containers import BuiltinServer, PortInUse, spawn
+from knet.node.podspec import container_env
+from knet.node.probes import probe_once
+
+log = logging.getLogger("knet.node")
+MAX_BACKOFF = 300.0
+
+
+@dataclass
+class Container:
+    spec: dict
+    state: dict = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+    last_state: dict = field(default_factory=dict)
+    restart_count: int = 0
+    ready: bool = False
+    started: bool = False
+    process: trio.Process | None = None
+    pid: int | None = None
+    builtin: BuiltinServer | None = None
+    stop_builtin: trio.CancelScope | None = None
+    killed_for: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec["name"]
+
+    @property
+    def running(self) -> bool:
+        return "running" in self.state
+
+    def status(self) -> dict:
+        out = {"name": self.name, "ready": self.ready, "started": self.started,
+               "restartCount": self.restart_count, "state": self.state, "lastState": self.last_state,
+               "image": self.spec.get("image") or "knet/builtin", "imageID": "",
+               "containerID": f"knet://{self.pid}" if self.pid else ""}
+        if not out["containerID"]:
+            del out["containerID"]
+        return out
+
+
+def pod_phase(containers: list[Container], restart_policy: str) -> str:
+    """kubelet's getPhase, for pods without init containers."""
+    waiting = running = stopped = succeeded = 0
+    for c in containers:
+        if "running" in c.state:
+            running += 1
+        elif "terminated" in c.state:
+            stopped += 1
+            succeeded += c.state["terminated"].get("exitCode") == 0
+        elif c.last_state.get("terminated"):
+            stopped += 1
+        else:
+            waiting += 1
+    if waiting:
+        return "Pending"
+    if running:
+        return "Running"
+    if stopped:
+        if restart_policy == "Always":
+            return "Running"
+        if stopped == succeeded:
+            return "Succeeded"
+        if restart_policy == "Never":
+            return "Failed"
+        return "Running"
+    return "Pending"
+
+
+def should_restart(policy: str, exit_code: int) -> bool:
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+class PodWorker:
+    def __init__(self, agent, pod: dict):
+        self.agent = agent
+        self.pod = pod
+        self.uid = pod["metadata"]["uid"]
+        self.sb: sandboxes.Sandbox | None = None
+        previous = {s["name"]: s for s in pod.get("status", {}).get("containerStatuses") or []}
+        self.containers = [Container(c, restart_count=previous.get(c["name"], {}).get("restartCount", 0))
+                           for c in pod["spec"]["containers"]]
+        self.terminating = trio.Event()
+        self.status_dirty = trio.Event()
+        self.sent_status: dict | None = None
+        self.start_time = pod.get("status", {}).get("startTime") or now_rfc3339()
+        self.sandbox_error = ""
+        self.synced = trio.Event()  # the first pass over this pod is done (for --wait)
+        self.handled_revision = 0
+        self.handling_revision = int(pod["metadata"]["resourceVersion"])
+        self.env_extra: dict[str, str] = {}
+
+    # -- inputs ------------------------------------------------------------------
+
+    @property
+    def namespace(self) -> str:
+        return self.pod["metadata"]["namespace"]
+
+    @property
+    def name(self) -> str:
+        return self.pod["metadata"]["name"]
+
+    def update(self, pod: dict) -> None:
+        self.pod = pod
+        self.handling_revision = int(pod["metadata"]["resourceVersion"])
+        if pod["metadata"].get("deletionTimestamp"):
+            self.terminating.set()
+        elif self.synced.is_set():
+            self.handled_revision = self.handling_revision
+            self.agent.progress_changed()
+
+    def mark_dirty(self) -> None:
+        self.status_dirty.set()
+
+    # -- the pod's life ------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as outer:
+            outer.start_soon(self.status_loop)
+            try:
+                self.sb = sandboxes.create(self.agent.cfg, self.agent.node, self.pod)
+            except OSError as e:
+                self.sandbox_error = f"failed to create pod sandbox: {e}"
+                log.error("%s/%s: %s", self.namespace, self.name, self.sandbox_error)
+                for c in self.containers:
+                    c.state = {"waiting": {"reason": "CreateContainerError", "message": self.sandbox_error}}
+                self.mark_dirty()
+                self._first_pass_done()
+                await self.terminating.wait()
+            else:
+                self.env_extra = self.agent.service_env(self.pod)
+                async with trio.open_nursery() as cn:
+                    for c in self.containers:
+                        cn.start_soon(self.run_container, c)
+                    with trio.move_on_after(2):
+                        while not all(c.running or "terminated" in c.state or c.state.get("waiting", {}).get(
+                                "reason") not in (None, "ContainerCreating") for c in self.containers):
+                            await trio.sleep(0.005)
+                    self._first_pass_done()
+                    await self.terminating.wait()
+                    await self.stop_all(cn)
+            await self.finish()
+            outer.cancel_scope.cancel()
+
+    def _first_pass_done(self) -> None:
+        self.handled_revision = self.handling_revision
+        self.synced.set()
+        self.agent.progress_changed()
+
+    def grace_period(self) -> float:
+        m = self.pod["metadata"]
+        if m.get("deletionGracePeriodSeconds") is not None:
+            return float(m["deletionGracePeriodSeconds"])
+        return float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+
+    async def stop_all(self, cn: trio.Nursery) -> None:
+        """SIGTERM every container, wait out the grace period, then SIGKILL."""
+        grace = self.grace_period()
+        deadline = self.pod["metadata"].get("deletionTimestamp")
+        if deadline:
+            grace = max(0.0, min(grace, parse_rfc3339(deadline) - time.time() + 1))
+        running = [c for c in self.containers if c.running]
+        for c in running:
+            self.agent.event(self.pod, "Normal", "Killing", f"Stopping container {c.name}")
+            self._signal(c, signal.SIGTERM)
+        with trio.move_on_after(grace):
+            while any(c.process and c.process.returncode is None for c in self.containers):
+                await trio.sleep(0.02)
+        for c in self.containers:
+            self._signal(c, signal.SIGKILL)
+        cn.cancel_scope.cancel()
+
+    def _signal(self, c: Container, sig: int) -> None:
+        if c.builtin and c.stop_builtin:
+            c.stop_builtin.cancel()
+        if c.process and c.process.returncode is None:
+            try:
+                os.killpg(c.process.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        elif c.pid and not c.process and procs.alive(c.pid):
+            try:
+                os.kill(c.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    async def finish(self) -> None:
+        """Tear the sandbox down and let the API forget the pod."""
+        if self.sb is not None:
+            await trio.to_thread.run_sync(sandboxes.remove, self.sb)
+        try:
+            await self.agent.api.delete(self.agent.PODS, self.namespace, self.name, grace=0)
+        except ApiError as e:
+            if e.code != 404:
+                log.warning("%s/%s: final delete failed: %s", self.namespace, self.name, e.message)
+        self.agent.forget(self.uid)
+
+    # -- containers ---------------------------------------------------------------
+
+    async def run_container(self, c: Container) -> None:
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        backoff = self.agent.cfg.restart_backoff_seconds
+        adopted = self._adopt(c)
+        while not self.terminating.is_set():
+            exit_code, reason = await self.run_once(c, adopted)
+            adopted = None
+            finished = now_rfc3339()
+            started = c.state.get("running", {}).get("startedAt", finished)
+            c.state = {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": started,
+                                      "finishedAt": finished}}
+            c.ready = False
+            c.started = False
+            self.mark_dirty()
+            if self.terminating.is_set() or not should_restart(policy, exit_code):
+                return
+            delay = 0.0 if c.restart_count == 0 else min(MAX_BACKOFF, backoff * 2 ** (c.restart_count - 1))
+            c.last_state = c.state
+            if delay:
+                c.state = {"waiting": {"reason": "CrashLoopBackOff", "message":
+                                       f"back-off {delay:g}s restarting failed container={c.name} pod={self.name}"}}
+                self.agent.event(self.pod, "Warning", "BackOff", "Back-off restarting failed container")
+                self.mark_dirty()
+                with trio.move_on_after(delay):
+                    await self.terminating.wait()
+            if self.terminating.is_set():
+                return
+            c.restart_count += 1
+
+    def _adopt(self, c: Container) -> int | None:
+        """A process an earlier agent started for this container, if it still runs."""
+        if self.sb is None:
+            return None
+        try:
+            with open(os.path.join(self.sb.dir, "containers.json")) as f:
+                recorded = json.load(f).get(c.name)
+        except (OSError, ValueError):
+            return None
+        if recorded and procs.alive(recorded["pid"]) and procs.start_time(recorded["pid"]) == recorded["start"]:
+            return recorded["pid"]
+        return None
+
+    def _record(self) -> None:
+        data = {c.name: {"pid": c.pid, "start": procs.start_time(c.pid)} for c in self.containers
+                if c.pid and c.process}
+        with open(os.path.join(self.sb.dir, "containers.json"), "w") as f:
+            json.dump(data, f)
+
+    async def run_once(self, c: Container, adopted: int | None) -> tuple[int, str]:
+        """Start the container (or adopt its process), probe it until it exits."""
+        env = container_env(self.pod, c.spec, self.agent.node_ip, self.env_extra)
+        if not c.spec.get("command") and not c.spec.get("args"):
+            return await self.run_builtin(c, env)
+        if adopted:
+            c.pid, c.process = adopted, None
+        else:
+            try:
+                c.process = await spawn(self.sb, self.pod, c.spec, env)
+            except OSError as e:
+                c.process = None
+                return 128, f"StartError: {e}"
+            c.pid = c.process.pid
+            self._record()
+        self._mark_running(c)
+        async with trio.open_nursery() as n:
+            n.start_soon(self.probe_loops, c, env)
+            if c.process:
+                code = await c.process.wait()
+            else:
+                await wait_pid(c.pid)
+                code = 137
+            n.cancel_scope.cancel()
+        if code < 0:
+            code = 128 - code
+        if c.killed_for:
+            reason, c.killed_for = "Error", ""
+        else:
+            reason = "Completed" if code == 0 else "Error"
+        return code, reason
+
+    async def run_builtin(self, c: Container, env: dict[str, str]) -> tuple[int, str]:
+        server = BuiltinServer(self.sb, self.namespace, self.name, c.spec.get("ports") or [])
+        c.builtin = server
+        with trio.CancelScope() as scope:
+            c.stop_builtin = scope
+            async with trio.open_nursery() as n:
+                try:
+                    await n.start(server.run)
+                except PortInUse as e:
+                    return 1, f"Error: {e}"
+                c.pid = None
+                self._mark_running(c)
+                n.start_soon(self.probe_loops, c, env)
+        if c.killed_for:
+            c.killed_for = ""
+            return 137, "Error"
+        return 0, "Completed"
+
+    def _mark_running(self, c: Container) -> None:
+        c.state = {"running": {"startedAt": now_rfc3339()}}
+        c.started = True
+        c.ready = not c.spec.get("readinessProbe")
+        if c.restart_count == 0 or c.process:
+            self.agent.event(self.pod, "Normal", "Started", f"Started container {c.name}")
+        self.mark_dirty()
+
+    async def probe_loops(self, c: Container, env: dict[str, str]) -> None:
+        async with trio.open_nursery() as n:
+            if c.spec.get("readinessProbe"):
+                n.start_soon(self.probe_loop, c, env, "readinessProbe")
+            if c.spec.get("livenessProbe"):
+                n.start_soon(self.probe_loop, c, env, "livenessProbe")
+
+    async def probe_loop(self, c: Container, env: dict[str, str], kind: str) -> None:
+        probe = c.spec[kind]
+        period = float(probe.get("periodSeconds", 10))
+        need_ok = int(probe.get("successThreshold", 1))
+        need_fail = int(probe.get("failureThreshold", 3))
+        await trio.sleep(float(probe.get("initialDelaySeconds", 0)))
+        oks = fails = 0
+        while True:
+            ok, message = await probe_once(probe, self.sb, self.pod, c.spec, env, self.pod_ip)
+            if ok:
+                oks, fails = oks + 1, 0
+            else:
+                oks, fails = 0, fails + 1
+                self.agent.event(self.pod, "Warning", "Unhealthy",
+                                 f"{'Readiness' if kind == 'readinessProbe' else 'Liveness'} probe failed: {message}")
+            if kind == "readinessProbe":
+                ready = c.ready
+                if oks >= need_ok:
+                    ready = True
+                elif fails >= need_fail:
+                    ready = False
+                if ready != c.ready:
+                    c.ready = ready
+                    self.mark_dirty()
+            elif fails >= need_fail:
+                self.agent.event(self.pod, "Normal", "Killing",
+                                 f"Container {c.name} failed liveness probe, will be restarted")
+                c.killed_for = "liveness"
+                self._signal(c, signal.SIGKILL)
+                return
+            await trio.sleep(period)
+
+    @property
+    def pod_ip(self) -> str | None:
+        return self.pod.get("status", {}).get("podIP")
+
+    # -- status --------------------------------------------------------------------
+
+    def build_status(self) -> dict:
+        spec = self.pod["spec"]
+        phase = pod_phase(self.containers, spec.get("restartPolicy", "Always"))
+        all_ready = all(c.ready for c in self.containers) and phase == "Running"
+        conds = []
+        sched = condition(self.pod, "PodScheduled")
+        conds.append(sched or {"type": "PodScheduled", "status": "True"})
+        conds.append({"type": "Initialized", "status": "True"})
+        for ctype in ("ContainersReady", "Ready"):
+            c = {"type": ctype, "status": "True" if all_ready else "False"}
+            if not all_ready:
+                c["reason"] = "ContainersNotReady" if phase != "Succeeded" else "PodCompleted"
+                not_ready = [x.name for x in self.containers if not x.ready]
+                c["message"] = f"containers with unready status: [{' '.join(not_ready)}]"
+            conds.append(c)
+        status = {"phase": phase, "conditions": conds, "hostIP": self.agent.node_ip,
+                  "hostIPs": [{"ip": self.agent.node_ip}], "startTime": self.start_time,
+                  "containerStatuses": [c.status() for c in self.containers], "qosClass": "BestEffort"}
+        if self.pod_ip:
+            status["podIP"] = self.pod_ip
+            status["podIPs"] = self.pod.get("status", {}).get("podIPs") or [{"ip": self.pod_ip}]
+        if self.sandbox_error:
+            status["message"] = self.sandbox_error
+        return status
+
+    async def status_loop(self) -> None:
+        """Push the status whenever it changes (coalesced; transition times kept)."""
+        previous_ready: dict[str, str] = {}
+        while True:
+            await self.status_dirty.wait()
+            self.status_dirty = trio.Event()
+            await trio.sleep(0.002)
+            status = self.build_status()
+            for c in status["conditions"]:
+                old = condition(self.pod, c["type"])
+                keep = old and old.get("status") == c["status"] and old.get("lastTransitionTime")
+                c["lastTransitionTime"] = keep or now_rfc3339()
+                previous_ready[c["type"]] = c["status"]
+            if status == self.sent_status:
+                continue
+            try:
+                pod = await self.agent.api.patch(self.agent.PODS, self.namespace, self.name, {"status": status},
+                                                 "status")
+                self.sent_status = status
+                if not self.terminating.is_set():
+                    self.pod = pod
+            except ApiError as e:
+                if e.code == 404:
+                    return
+                log.warning("%s/%s: status update failed: %s", self.namespace, self.name, e.message)
+                await trio.sleep(0.5)
+                self.mark_dirty()
+            except OSError as e:
+                log.warning("%s/%s: status update failed: %s", self.namespace, self.name, e)
+                await trio.sleep(0.5)
+                self.mark_dirty()
+
+
+async def wait_pid(pid: int) -> None:
+    """Wait for a process that is not our child (adopted after an agent restart)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,149 @@
+"""The pod sandbox: what a pod is before any container runs.
+
+A pod is a named network namespace (`ip netns list` shows it), a UTS namespace
+with the pod's hostname, and the files kubelet would mount into it
+(resolv.conf, hosts, hostname), all kept under the pod's own directory so
+removal is one walk. No process is needed to keep it alive, which is what
+makes a pod cost almost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+
+from knet.config import ClusterConfig
+from knet.net import ns, procs
+
+
+@dataclass
+class Sandbox:
+    uid: str
+    netns: str
+    dir: str
+
+    @property
+    def netns_path(self) -> str:
+        return ns.netns_path(self.netns)
+
+    @property
+    def uts_path(self) -> str:
+        return os.path.join(self.dir, "uts")
+
+    @property
+    def resolv_conf(self) -> str:
+        return os.path.join(self.dir, "resolv.conf")
+
+    @property
+    def hosts(self) -> str:
+        return os.path.join(self.dir, "hosts")
+
+    @property
+    def hostname_file(self) -> str:
+        return os.path.join(self.dir, "hostname")
+
+    def log_path(self, container: str) -> str:
+        return os.path.join(self.dir, "logs", f"{container}.log")
+
+    def exists(self) -> bool:
+        return os.path.exists(self.netns_path) and os.path.exists(self.uts_path)
+
+
+def pods_dir(cfg: ClusterConfig, node: str) -> str:
+    return os.path.join(cfg.state_dir, "nodes", node, "pods")
+
+
+def sandbox_for(cfg: ClusterConfig, node: str, uid: str) -> Sandbox:
+    return Sandbox(uid, cfg.pod_netns(uid), os.path.join(pods_dir(cfg, node), uid))
+
+
+def resolv_conf_text(cfg: ClusterConfig, pod: dict) -> str:
+    """What kubelet writes for the pod's dnsPolicy (ClusterFirst by default)."""
+    import ipaddress
+    spec = pod.get("spec", {})
+    policy = spec.get("dnsPolicy", "ClusterFirst")
+    dns_config = spec.get("dnsConfig") or {}
+    if policy == "Default":
+        try:
+            with open("/etc/resolv.conf") as f:
+                return f.read()
+        except OSError:
+            return ""
+    nameservers, searches, options = [], [], []
+    if policy != "None":
+        nameservers = [str(ipaddress.ip_network(cfg.service_subnet)[10])]
+        ns_name = pod["metadata"].get("namespace", "default")
+        d = cfg.dns_domain
+        searches = [f"{ns_name}.svc.{d}", f"svc.{d}", d]
+        options = ["ndots:5"]
+    nameservers += dns_config.get("nameservers") or []
+    searches += dns_config.get("searches") or []
+    for opt in dns_config.get("options") or []:
+        options.append(f"{opt['name']}:{opt['value']}" if opt.get("value") else opt["name"])
+    lines = []
+    if searches:
+        lines.append("search " + " ".join(searches))
+    lines += [f"nameserver {n}" for n in nameservers[:3]]
+    if options:
+        lines.append("options " + " ".join(options))
+    return "\n".join(lines) + "\n"
+
+
+def hosts_text(pod: dict, pod_ip: str | None = None) -> str:
+    hostname = pod["spec"].get("hostname") or pod["metadata"]["name"]
+    lines = ["# Kubernetes-managed hosts file (knet).", "127.0.0.1\tlocalhost",
+             "::1\tlocalhost ip6-localhost ip6-loopback"]
+    if pod_ip:
+        lines.append(f"{pod_ip}\t{hostname}")
+    for alias in pod["spec"].get("hostAliases") or []:
+        lines.append(f"{alias.get('ip')}\t" + "\t".join(alias.get("hostnames") or []))
+    return "\n".join(lines) + "\n"
+
+
+def create(cfg: ClusterConfig, node: str, pod: dict) -> Sandbox:
+    """Make the sandbox, or reuse the one an earlier agent made for this pod."""
+    sb = sandbox_for(cfg, node, pod["metadata"]["uid"])
+    os.makedirs(os.path.join(sb.dir, "logs"), exist_ok=True)
+    meta = {"namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"], "netns": sb.netns}
+    with open(os.path.join(sb.dir, "pod.json"), "w") as f:
+        json.dump(meta, f)
+    if not os.path.exists(sb.netns_path):
+        ns.create_netns(sb.netns)
+    if not os.path.exists(sb.uts_path):
+        hostname = pod["spec"].get("hostname") or pod["metadata"]["name"]
+        ns.create_uts(sb.uts_path, hostname[:63])
+    write_files(cfg, sb, pod)
+    return sb
+
+
+def write_files(cfg: ClusterConfig, sb: Sandbox, pod: dict, pod_ip: str | None = None) -> None:
+    hostname = pod["spec"].get("hostname") or pod["metadata"]["name"]
+    for path, text in ((sb.resolv_conf, resolv_conf_text(cfg, pod)), (sb.hosts, hosts_text(pod, pod_ip)),
+                       (sb.hostname_file, hostname + "\n")):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+
+
+def remove(sb: Sandbox) -> None:
+    """Kill whatever still runs in the pod, then remove its namespaces and files."""
+    inode = ns.inode(sb.netns_path)
+    if inode is not None:
+        procs.kill_all(procs.pids_in_netns([inode]))
+    ns.remove_ns_file(sb.netns_path)
+    ns.remove_ns_file(sb.uts_path)
+    for point in ns.mounts_under(sb.dir):
+        ns.remove_ns_file(point)
+    shutil.rmtree(sb.dir, ignore_errors=True)
+
+
+def existing(cfg: ClusterConfig, node: str) -> list[str]:
+    """UIDs of sandboxes on disk for this node (for cleanup after a restart)."""
+    try:
+        return sorted(os.listdir(pods_dir(cfg, node)))
+    except FileNotFoundError:
+        return []
