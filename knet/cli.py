@@ -620,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-c", "--container", help="container name (default: the first)")
     s.add_argument("-i", "--stdin", action="store_true", help="accepted for kubectl compatibility")
     s.add_argument("-t", "--tty", action="store_true", help="accepted for kubectl compatibility")
-    s.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    s.add_argument("command", nargs="*", metavar="-- CMD...")
     s.set_defaults(func=cmd_exec)
 
     s = sub.add_parser("logs", parents=[common, nsopt], help="print a container's or a component's log",
@@ -639,9 +639,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = None
+    if "--" in argv and "exec" in argv[:argv.index("--")]:
+        # Everything after `--` belongs to the command, flags included (kubectl's rule).
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
-    if getattr(args, "command", None) and args.command[:1] == ["--"]:
-        args.command = args.command[1:]
+    if command is not None:
+        args.command = (args.command or []) + command
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

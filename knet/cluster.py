@@ -105,6 +105,24 @@ def _start(cfg: ClusterConfig, say: Say) -> None:
         _spawn(cfg, cfg.node_netns(node.name), f"node-{node.name}", "knet.node.agent", "--node", node.name)
 
 
+def start_component(cfg: ClusterConfig, component: str) -> int:
+    """(Re)start one component by its log name: "control-plane" or "node-<name>"."""
+    if component == "control-plane":
+        return _spawn(cfg, cfg.node_netns(cfg.control_plane.name), component, "knet.controlplane")
+    node = component.removeprefix("node-")
+    cfg.node(node)
+    return _spawn(cfg, cfg.node_netns(node), component, "knet.node.agent", "--node", node)
+
+
+def component_pid(cluster: str, component: str) -> int | None:
+    try:
+        with open(os.path.join(state_dir(cluster), "pids", f"{component}.pid")) as f:
+            pid = int(f.read())
+    except (OSError, ValueError):
+        return None
+    return pid if procs.alive(pid) else None
+
+
 def _wait_ready(cfg: ClusterConfig, say: Say, timeout: float) -> None:
     from knet.api.client import Client
     from knet.api.resources import by_kind

@@ -1,7 +1,8 @@
 """Where a pod may run: the scheduler's filters and score, as pure functions.
 
-The filters follow kube-scheduler's plugins (NodeUnschedulable, NodeName,
-NodeSelector/NodeAffinity, TaintToleration, node readiness) and the score is
+The filters follow kube-scheduler's plugins in its order (node readiness,
+NodeUnschedulable, TaintToleration, NodeAffinity), the first failing one
+naming the reason for that node, and the score is
 "fewest pods", so a pod that fits nowhere can say exactly why, as
 FailedScheduling does: `0/4 nodes are available: 1 node(s) had untolerated
 taint {...}, 3 node(s) didn't match Pod's node affinity/selector.`
@@ -77,6 +78,10 @@ def why_not(pod: dict, node: dict) -> str | None:
     if nspec.get("unschedulable") and not tolerates(spec.get("tolerations"), {
             "key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}):
         return "node(s) were unschedulable"
+    for taint in nspec.get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(spec.get("tolerations"), taint):
+            value = taint.get("value", "")
+            return f"node(s) had untolerated taint {{{taint.get('key')}: {value}}}"
     labels = node.get("metadata", {}).get("labels") or {}
     for k, v in (spec.get("nodeSelector") or {}).items():
         if labels.get(k) != v:
@@ -85,10 +90,6 @@ def why_not(pod: dict, node: dict) -> str | None:
                 .get("requiredDuringSchedulingIgnoredDuringExecution"))
     if required and not matches_node_selector_terms(required.get("nodeSelectorTerms"), node):
         return "node(s) didn't match Pod's node affinity/selector"
-    for taint in nspec.get("taints") or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(spec.get("tolerations"), taint):
-            value = taint.get("value", "")
-            return f"node(s) had untolerated taint {{{taint.get('key')}: {value}}}"
     return None
 
 
@@ -106,6 +107,6 @@ def choose_node(pod: dict, nodes: list[dict], pods_per_node: Counter) -> tuple[s
     if feasible:
         best = min(feasible, key=lambda n: (pods_per_node.get(n, 0), n))
         return best, ""
-    detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    detail = ", ".join(sorted(f"{count} {reason}" for reason, count in reasons.items()))
     message = f"0/{len(nodes)} nodes are available" + (f": {detail}." if detail else ": no nodes registered.")
     return None, message

@@ -1,0 +1,1953 @@
+"""Human-readable output for `knet get` and `knet describe`.
+
+People who use knet already read kubectl's output fluently, so every table and
+description here is laid out the way kubectl lays it out: the same columns, the
+same placeholders (`<none>`, `<pending>`, `<unset>`, `<unknown>`), the same pod
+status derivation (kubernetes/pkg/printers/internalversion/printers.go) and the
+same describe sections (kubectl/pkg/describe/describe.go).
+
+Alignment is not approximated: kubectl pipes its text through Go's
+text/tabwriter, whose column blocks span only consecutive lines that share a
+cell, which is why `describe` output realigns after every header line. A small
+port of that algorithm (`_tabwrite`) produces byte-identical spacing.
+
+This module runs on every CLI call, so it imports only cheap stdlib modules.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from knet.api.resources import by_kind, lookup
+
+__all__ = ["describe", "human_age", "parse_timestamp", "table"]
+
+Obj = dict[str, Any]
+
+# --------------------------------------------------------------------------
+# time
+
+
+def human_age(seconds: float) -> str:
+    """An age as kubectl prints it (apimachinery duration.HumanDuration).
+
+    Precision shrinks as the age grows so a column stays two or three
+    characters wide; a clock skew of up to a second reads as "0s", anything
+    more negative as "<invalid>".
+    """
+    s = int(seconds)  # Go's int(d.Seconds()) truncates toward zero
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 60 * 2:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        rest = s % 60
+        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
+    if minutes < 60 * 3:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        rest = (hours // 24) % 365
+        years = hours // 24 // 365
+        return f"{years}y" if rest == 0 else f"{years}y{rest}d"
+    return f"{hours // 24 // 365}y"
+
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:?\d\d)?"
+)
+
+
+def parse_timestamp(value: object) -> float | None:
+    """Seconds since the epoch for an RFC 3339 timestamp, None when unset.
+
+    Go's zero time (0001-01-01T00:00:00Z) also counts as unset, because that is
+    what a Go client serialises for a time it never filled in.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    m = _RFC3339.fullmatch(value.strip())
+    if not m:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    if (year, month, day, hour, minute, second) == (1, 1, 1, 0, 0, 0):
+        return None
+    try:
+        stamp = datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+    if m.group(7):
+        stamp += float(m.group(7))
+    zone = m.group(8)
+    if zone and zone not in ("Z", "z"):
+        digits = zone[1:].replace(":", "")
+        offset = int(digits[:2]) * 3600 + int(digits[2:]) * 60
+        stamp -= offset if zone[0] == "+" else -offset
+    return stamp
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _since(value: object, now: float) -> str:
+    stamp = parse_timestamp(value)
+    return "<unknown>" if stamp is None else human_age(now - stamp)
+
+
+def _until(value: object, now: float) -> str:
+    stamp = parse_timestamp(value)
+    return "<unknown>" if stamp is None else human_age(stamp - now)
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _local(stamp: float) -> datetime:
+    # kubectl shows times in the machine's zone: metav1.Time unmarshals to Local.
+    return datetime.fromtimestamp(stamp, UTC).astimezone()
+
+
+def _rfc1123z(value: object) -> str:
+    """Go's time.RFC1123Z, spelled in English whatever the locale."""
+    stamp = parse_timestamp(value)
+    if stamp is None:
+        return "Mon, 01 Jan 0001 00:00:00 +0000"
+    t = _local(int(stamp))
+    return (
+        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} {t.strftime('%z')}"
+    )
+
+
+def _go_time_string(value: object) -> str:
+    """Go's time.Time.String(), which `%s` of a metav1.Time prints."""
+    stamp = parse_timestamp(value)
+    if stamp is None:
+        return "0001-01-01 00:00:00 +0000 UTC"
+    t = _local(int(stamp))
+    return t.strftime("%Y-%m-%d %H:%M:%S %z ") + (t.tzname() or "")
+
+
+# --------------------------------------------------------------------------
+# Go's text/tabwriter
+
+
+def _tabwrite(text: str, minwidth: int, padding: int) -> str:
+    """Align tab-terminated cells exactly as Go's text/tabwriter does.
+
+    A column is sized over a block of consecutive lines that all have a cell in
+    it; a line without that cell ends the block. The text after a line's last
+    tab is not a cell and is never padded.
+    """
+    lines = [line.split("\t") for line in text.split("\n")]
+    out: list[str] = []
+    widths: list[int] = []
+
+    def emit(line0: int, line1: int) -> None:
+        for i in range(line0, line1):
+            cells = lines[i]
+            out.append(
+                "".join(c.ljust(widths[j]) if j < len(widths) else c for j, c in enumerate(cells))
+            )
+
+    def block(line0: int, line1: int) -> None:
+        column = len(widths)
+        this = line0
+        while this < line1:
+            if column >= len(lines[this]) - 1:
+                this += 1
+                continue
+            emit(line0, this)
+            line0 = this
+            width = minwidth
+            while this < line1 and column < len(lines[this]) - 1:
+                width = max(width, len(lines[this][column]) + padding)
+                this += 1
+            widths.append(width)
+            block(line0, this)
+            widths.pop()
+            line0 = this
+        emit(line0, line1)
+
+    block(0, len(lines))
+    return "\n".join(out)
+
+
+def _escape(text: str) -> str:
+    # kubectl's printers.EscapeTerminal: never let object data drive the terminal.
+    return text.replace("\x1b", "^[").replace("\r", "\\r")
+
+
+class _Writer:
+    """kubectl's PrefixWriter over a tabwriter(minwidth 0, padding 2)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[list[str]] = [[]]
+
+    def write(self, level: int, text: str) -> None:
+        self._chunks[-1].append(_escape("  " * level + text))
+
+    def line(self, text: str = "") -> None:
+        self._chunks[-1].append(_escape(text + "\n"))
+
+    def flush(self) -> None:
+        self._chunks.append([])
+
+    def render(self) -> str:
+        return "".join(_tabwrite("".join(chunk), 0, 2) for chunk in self._chunks)
+
+
+# --------------------------------------------------------------------------
+# small helpers shared by tables and descriptions
+
+
+def _d(obj: object, *path: str) -> Any:
+    """Walk nested dicts; any missing or non-dict step yields None."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _int(value: object, default: int = 0) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return default
+    return default
+
+
+def _name(obj: Obj) -> str:
+    return _d(obj, "metadata", "name") or ""
+
+
+def _namespace(obj: Obj) -> str:
+    return _d(obj, "metadata", "namespace") or ""
+
+
+def _format_labels(labels: object) -> str:
+    """labels.FormatLabels: sorted k=v pairs, `<none>` when empty."""
+    if not isinstance(labels, dict) or not labels:
+        return "<none>"
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def _selector_string(selector: object) -> str:
+    """metav1.LabelSelectorAsSelector(...).String(): requirements sorted by key."""
+    if not isinstance(selector, dict):
+        return ""
+    reqs: list[tuple[str, str]] = []
+    for key, value in (selector.get("matchLabels") or {}).items():
+        reqs.append((key, f"{key}={value}"))
+    for expr in selector.get("matchExpressions") or []:
+        key = expr.get("key", "")
+        op = expr.get("operator", "")
+        values = ",".join(sorted(set(expr.get("values") or [])))
+        if op == "In":
+            reqs.append((key, f"{key} in ({values})"))
+        elif op == "NotIn":
+            reqs.append((key, f"{key} notin ({values})"))
+        elif op == "Exists":
+            reqs.append((key, key))
+        elif op == "DoesNotExist":
+            reqs.append((key, f"!{key}"))
+        else:
+            return "<error>"
+    reqs.sort(key=lambda r: r[0])
+    return ",".join(text for _, text in reqs)
+
+
+def _format_selector(selector: object) -> str:
+    """metav1.FormatLabelSelector: `<none>` for a missing or empty selector."""
+    return _selector_string(selector) or "<none>"
+
+
+def _controller_of(obj: Obj) -> Obj | None:
+    for ref in _d(obj, "metadata", "ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            return ref
+    return None
+
+
+def _controlled_by(child: Obj, owner: Obj) -> bool:
+    ref = _controller_of(child)
+    if ref is None:
+        return False
+    owner_uid = _d(owner, "metadata", "uid")
+    if owner_uid and ref.get("uid"):
+        return ref.get("uid") == owner_uid
+    return ref.get("kind") == owner.get("kind") and ref.get("name") == _name(owner)
+
+
+def _containers(spec: object) -> list[Obj]:
+    return [c for c in (_d(spec, "containers") or []) if isinstance(c, dict)]
+
+
+def _layout_containers(template_spec: object) -> tuple[str, str]:
+    containers = _containers(template_spec)
+    return (
+        ",".join(c.get("name", "") for c in containers),
+        ",".join(c.get("image", "") for c in containers),
+    )
+
+
+def _intstr(value: object) -> str:
+    if value is None:
+        return "<nil>"
+    return str(value)
+
+
+# --------------------------------------------------------------------------
+# tables
+
+
+def _pod_row(pod: Obj, wide: bool, now: float) -> list[str]:
+    """printPod, line for line: the STATUS column is a derived reason, not the phase."""
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    meta = pod.get("metadata") or {}
+    restarts = 0
+    restartable_restarts = 0
+    total = len(_containers(spec))
+    ready = 0
+    last_restart: float | None = None
+    last_restartable_restart: float | None = None
+
+    phase = status.get("phase") or ""
+    reason = status.get("reason") or phase
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+
+    init_list = [c for c in spec.get("initContainers") or [] if isinstance(c, dict)]
+    init_specs = {c.get("name"): c for c in init_list}
+
+    def restartable(name: object) -> bool:
+        c = init_specs.get(name)
+        return bool(c) and c.get("restartPolicy") == "Always"
+
+    for c in init_list:
+        if c.get("restartPolicy") == "Always":
+            total += 1
+
+    def later(current: float | None, cstatus: Obj) -> float | None:
+        finished = parse_timestamp(_d(cstatus, "lastState", "terminated", "finishedAt"))
+        if finished is not None and (current is None or current < finished):
+            return finished
+        return current
+
+    init_statuses = [c for c in status.get("initContainerStatuses") or [] if isinstance(c, dict)]
+    initializing = False
+    for i, cs in enumerate(init_statuses):
+        restarts += _int(cs.get("restartCount"))
+        last_restart = later(last_restart, cs)
+        if restartable(cs.get("name")):
+            restartable_restarts += _int(cs.get("restartCount"))
+            last_restartable_restart = later(last_restartable_restart, cs)
+        terminated = _d(cs, "state", "terminated")
+        waiting = _d(cs, "state", "waiting")
+        if isinstance(terminated, dict) and _int(terminated.get("exitCode")) == 0:
+            continue
+        if restartable(cs.get("name")) and cs.get("started"):
+            if cs.get("ready"):
+                ready += 1
+            continue
+        if isinstance(terminated, dict):
+            if not terminated.get("reason"):
+                if _int(terminated.get("signal")):
+                    reason = f"Init:Signal:{_int(terminated.get('signal'))}"
+                else:
+                    reason = f"Init:ExitCode:{_int(terminated.get('exitCode'))}"
+            else:
+                reason = "Init:" + terminated["reason"]
+        elif isinstance(waiting, dict) and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{i}/{len(init_list)}"
+        initializing = True
+        break
+
+    initialized = any(
+        c.get("type") == "Initialized" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    if not initializing or initialized:
+        restarts = restartable_restarts
+        last_restart = last_restartable_restart
+        has_running = False
+        for cs in reversed([c for c in status.get("containerStatuses") or [] if isinstance(c, dict)]):
+            restarts += _int(cs.get("restartCount"))
+            last_restart = later(last_restart, cs)
+            state = cs.get("state") or {}
+            waiting = state.get("waiting")
+            terminated = state.get("terminated")
+            if isinstance(waiting, dict) and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif isinstance(terminated, dict) and terminated.get("reason"):
+                reason = terminated["reason"]
+            elif isinstance(terminated, dict):
+                if _int(terminated.get("signal")):
+                    reason = f"Signal:{_int(terminated.get('signal'))}"
+                else:
+                    reason = f"ExitCode:{_int(terminated.get('exitCode'))}"
+            elif cs.get("ready") and isinstance(state.get("running"), dict):
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            pod_ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions") or []
+            )
+            reason = "Running" if pod_ready else "NotReady"
+
+    if meta.get("deletionTimestamp") and status.get("reason") == "NodeLost":
+        reason = "Unknown"
+    elif meta.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
+        reason = "Terminating"
+
+    restarts_text = str(restarts)
+    if restarts and last_restart is not None:
+        restarts_text = f"{restarts} ({human_age(now - last_restart)} ago)"
+
+    row = [_name(pod), f"{ready}/{total}", reason, restarts_text, _since(meta.get("creationTimestamp"), now)]
+    if wide:
+        ips = status.get("podIPs") or []
+        ip = (ips[0].get("ip") if ips and isinstance(ips[0], dict) else None) or status.get("podIP")
+        gates = spec.get("readinessGates") or []
+        gates_text = "<none>"
+        if gates:
+            true = 0
+            for gate in gates:
+                for cond in status.get("conditions") or []:
+                    if cond.get("type") == gate.get("conditionType"):
+                        true += cond.get("status") == "True"
+                        break
+            gates_text = f"{true}/{len(gates)}"
+        row += [
+            ip or "<none>",
+            spec.get("nodeName") or "<none>",
+            status.get("nominatedNodeName") or "<none>",
+            gates_text,
+        ]
+    return row
+
+
+def _node_roles(node: Obj) -> list[str]:
+    roles = set()
+    for key, value in (_d(node, "metadata", "labels") or {}).items():
+        if key.startswith("node-role.kubernetes.io/"):
+            role = key[len("node-role.kubernetes.io/"):]
+            if role:
+                roles.add(role)
+        elif key == "kubernetes.io/role" and value:
+            roles.add(value)
+    return sorted(roles)
+
+
+def _node_address(node: Obj, kind: str) -> str:
+    for addr in _d(node, "status", "addresses") or []:
+        if addr.get("type") == kind:
+            return addr.get("address", "")
+    return "<none>"
+
+
+def _node_row(node: Obj, wide: bool, now: float) -> list[str]:
+    states = []
+    for cond in _d(node, "status", "conditions") or []:
+        if cond.get("type") == "Ready":
+            states = ["Ready" if cond.get("status") == "True" else "NotReady"]
+    if not states:
+        states = ["Unknown"]
+    if _d(node, "spec", "unschedulable"):
+        states.append("SchedulingDisabled")
+    info = _d(node, "status", "nodeInfo") or {}
+    row = [
+        _name(node),
+        ",".join(states),
+        ",".join(_node_roles(node)) or "<none>",
+        _since(_d(node, "metadata", "creationTimestamp"), now),
+        info.get("kubeletVersion", ""),
+    ]
+    if wide:
+        row += [
+            _node_address(node, "InternalIP"),
+            _node_address(node, "ExternalIP"),
+            info.get("osImage") or "<unknown>",
+            info.get("kernelVersion") or "<unknown>",
+            info.get("containerRuntimeVersion") or "<unknown>",
+        ]
+    return row
+
+
+def _service_type(svc: Obj) -> str:
+    return _d(svc, "spec", "type") or "ClusterIP"
+
+
+def _service_external_ip(svc: Obj, wide: bool) -> str:
+    spec = svc.get("spec") or {}
+    external = [ip for ip in spec.get("externalIPs") or [] if ip]
+    kind = _service_type(svc)
+    if kind in ("ClusterIP", "NodePort"):
+        return ",".join(external) if external else "<none>"
+    if kind == "LoadBalancer":
+        found = set()
+        for ing in _d(svc, "status", "loadBalancer", "ingress") or []:
+            if ing.get("ip"):
+                found.add(ing["ip"])
+            elif ing.get("hostname"):
+                found.add(ing["hostname"])
+        lb = ",".join(sorted(found))
+        if not wide and len(lb) > 16:
+            lb = lb[:13] + "..."
+        if external:
+            return ",".join(([*lb.split(",")] if lb else []) + external)
+        return lb or "<pending>"
+    if kind == "ExternalName":
+        return spec.get("externalName", "")
+    return "<unknown>"
+
+
+def _service_ports(svc: Obj) -> str:
+    pieces = []
+    for port in _d(svc, "spec", "ports") or []:
+        proto = port.get("protocol") or "TCP"
+        if _int(port.get("nodePort")) > 0:
+            pieces.append(f"{_int(port.get('port'))}:{_int(port.get('nodePort'))}/{proto}")
+        else:
+            pieces.append(f"{_int(port.get('port'))}/{proto}")
+    return ",".join(pieces) or "<none>"
+
+
+def _service_row(svc: Obj, wide: bool, now: float) -> list[str]:
+    spec = svc.get("spec") or {}
+    ips = spec.get("clusterIPs") or []
+    cluster_ip = ips[0] if ips else (spec.get("clusterIP") or "<none>")
+    row = [
+        _name(svc),
+        _service_type(svc),
+        cluster_ip,
+        _service_external_ip(svc, wide),
+        _service_ports(svc),
+        _since(_d(svc, "metadata", "creationTimestamp"), now),
+    ]
+    if wide:
+        row.append(_format_labels(spec.get("selector")))
+    return row
+
+
+def _namespace_row(ns: Obj, wide: bool, now: float) -> list[str]:
+    return [_name(ns), _d(ns, "status", "phase") or "", _since(_d(ns, "metadata", "creationTimestamp"), now)]
+
+
+def _replicas(obj: Obj) -> int:
+    # The API server defaults spec.replicas to 1; mirror that for objects that omit it.
+    value = _d(obj, "spec", "replicas")
+    return 1 if value is None else _int(value)
+
+
+def _deployment_row(d: Obj, wide: bool, now: float) -> list[str]:
+    st = d.get("status") or {}
+    row = [
+        _name(d),
+        f"{_int(st.get('readyReplicas'))}/{_replicas(d)}",
+        str(_int(st.get("updatedReplicas"))),
+        str(_int(st.get("availableReplicas"))),
+        _since(_d(d, "metadata", "creationTimestamp"), now),
+    ]
+    if wide:
+        names, images = _layout_containers(_d(d, "spec", "template", "spec"))
+        row += [names, images, _selector_string(_d(d, "spec", "selector"))]
+    return row
+
+
+def _replicaset_row(rs: Obj, wide: bool, now: float) -> list[str]:
+    st = rs.get("status") or {}
+    row = [
+        _name(rs),
+        str(_replicas(rs)),
+        str(_int(st.get("replicas"))),
+        str(_int(st.get("readyReplicas"))),
+        _since(_d(rs, "metadata", "creationTimestamp"), now),
+    ]
+    if wide:
+        names, images = _layout_containers(_d(rs, "spec", "template", "spec"))
+        row += [names, images, _format_selector(_d(rs, "spec", "selector"))]
+    return row
+
+
+def _daemonset_row(ds: Obj, wide: bool, now: float) -> list[str]:
+    st = ds.get("status") or {}
+    row = [
+        _name(ds),
+        str(_int(st.get("desiredNumberScheduled"))),
+        str(_int(st.get("currentNumberScheduled"))),
+        str(_int(st.get("numberReady"))),
+        str(_int(st.get("updatedNumberScheduled"))),
+        str(_int(st.get("numberAvailable"))),
+        _format_labels(_d(ds, "spec", "template", "spec", "nodeSelector")),
+        _since(_d(ds, "metadata", "creationTimestamp"), now),
+    ]
+    if wide:
+        names, images = _layout_containers(_d(ds, "spec", "template", "spec"))
+        row += [names, images, _format_selector(_d(ds, "spec", "selector"))]
+    return row
+
+
+def _statefulset_row(sts: Obj, wide: bool, now: float) -> list[str]:
+    row = [
+        _name(sts),
+        f"{_int(_d(sts, 'status', 'readyReplicas'))}/{_replicas(sts)}",
+        _since(_d(sts, "metadata", "creationTimestamp"), now),
+    ]
+    if wide:
+        row += list(_layout_containers(_d(sts, "spec", "template", "spec")))
+    return row
+
+
+def _list_with_more(items: list[str], more: bool, count: int, limit: int) -> str:
+    text = ",".join(items)
+    if more:
+        return f"{text} + {count - limit} more..."
+    return text or "<unset>"
+
+
+def _endpointslice_row(eps: Obj, wide: bool, now: float) -> list[str]:
+    limit = 3
+    ports: list[str] = []
+    more = False
+    count = 0
+    for port in eps.get("ports") or []:
+        if len(ports) < limit:
+            if port.get("port") is not None:
+                ports.append(str(_int(port.get("port"))))
+            elif port.get("name") is not None:
+                ports.append(port["name"])
+            else:
+                ports.append("*")
+        elif len(ports) == limit:
+            more = True
+        count += 1
+    port_text = _list_with_more(ports, more, count, limit)
+
+    addrs: list[str] = []
+    more = False
+    count = 0
+    for endpoint in eps.get("endpoints") or []:
+        for address in endpoint.get("addresses") or []:
+            if len(addrs) < limit:
+                addrs.append(address)
+            elif len(addrs) == limit:
+                more = True
+            count += 1
+    return [
+        _name(eps),
+        eps.get("addressType", ""),
+        port_text,
+        _list_with_more(addrs, more, count, limit),
+        _since(_d(eps, "metadata", "creationTimestamp"), now),
+    ]
+
+
+def _networkpolicy_row(np: Obj, wide: bool, now: float) -> list[str]:
+    return [
+        _name(np),
+        _format_selector(_d(np, "spec", "podSelector")),
+        _since(_d(np, "metadata", "creationTimestamp"), now),
+    ]
+
+
+def _event_source(ev: Obj) -> str:
+    component = _d(ev, "source", "component") or ev.get("reportingController") or ""
+    host = _d(ev, "source", "host") or ev.get("reportingInstance") or ""
+    return f"{component}, {host}" if host else component
+
+
+def _event_row(ev: Obj, wide: bool, now: float) -> list[str]:
+    if parse_timestamp(ev.get("firstTimestamp")) is not None:
+        first = _since(ev.get("firstTimestamp"), now)
+    else:
+        first = _since(ev.get("eventTime"), now)
+    last = _since(ev.get("lastTimestamp"), now)
+    if parse_timestamp(ev.get("lastTimestamp")) is None:
+        last = first
+    count = _int(ev.get("count"))
+    series = ev.get("series")
+    if isinstance(series, dict):
+        last = _since(series.get("lastObservedTime"), now)
+        count = _int(series.get("count"))
+    elif count == 0:
+        count = 1
+    involved = ev.get("involvedObject") or {}
+    target = (involved.get("kind") or "").lower()
+    if involved.get("name"):
+        target = f"{target}/{involved['name']}"
+    message = (ev.get("message") or "").strip()
+    if wide:
+        return [
+            last,
+            ev.get("type", ""),
+            ev.get("reason", ""),
+            target,
+            involved.get("fieldPath", ""),
+            _event_source(ev),
+            message,
+            first,
+            str(count),
+            _name(ev),
+        ]
+    return [last, ev.get("type", ""), ev.get("reason", ""), target, message]
+
+
+def _default_row(obj: Obj, wide: bool, now: float) -> list[str]:
+    return [_name(obj), _since(_d(obj, "metadata", "creationTimestamp"), now)]
+
+
+_Row = Callable[[Obj, bool, float], list[str]]
+
+# kind -> (columns, extra columns with -o wide, row function)
+_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Row]] = {
+    "Pod": (
+        ("NAME", "READY", "STATUS", "RESTARTS", "AGE"),
+        ("IP", "NODE", "NOMINATED NODE", "READINESS GATES"),
+        _pod_row,
+    ),
+    "Node": (
+        ("NAME", "STATUS", "ROLES", "AGE", "VERSION"),
+        ("INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"),
+        _node_row,
+    ),
+    "Service": (
+        ("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"),
+        ("SELECTOR",),
+        _service_row,
+    ),
+    "Namespace": (("NAME", "STATUS", "AGE"), (), _namespace_row),
+    "Deployment": (
+        ("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"),
+        ("CONTAINERS", "IMAGES", "SELECTOR"),
+        _deployment_row,
+    ),
+    "ReplicaSet": (
+        ("NAME", "DESIRED", "CURRENT", "READY", "AGE"),
+        ("CONTAINERS", "IMAGES", "SELECTOR"),
+        _replicaset_row,
+    ),
+    "DaemonSet": (
+        ("NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"),
+        ("CONTAINERS", "IMAGES", "SELECTOR"),
+        _daemonset_row,
+    ),
+    "StatefulSet": (("NAME", "READY", "AGE"), ("CONTAINERS", "IMAGES"), _statefulset_row),
+    "EndpointSlice": (
+        ("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"),
+        (),
+        _endpointslice_row,
+    ),
+    "NetworkPolicy": (("NAME", "POD-SELECTOR", "AGE"), (), _networkpolicy_row),
+}
+
+# Events put their wide columns in the middle, so they get their own header pair.
+_EVENT_COLUMNS = ("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE")
+_EVENT_WIDE_COLUMNS = (
+    "LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE",
+    "MESSAGE", "FIRST SEEN", "COUNT", "NAME",
+)
+
+
+def table(
+    kind: str,
+    objects: list[dict],
+    *,
+    wide: bool = False,
+    all_namespaces: bool = False,
+    show_kind: bool = False,
+    now: float | None = None,
+) -> str:
+    """The `knet get` table for objects of one kind, ending in a newline.
+
+    An empty list gives "" so the caller can print kubectl's "No resources
+    found" line instead. `show_kind` prefixes the first cell with the kind as
+    kubectl does when several kinds are listed at once (`deployment.apps/web`).
+    A NAMESPACE column is only added for namespaced kinds, as kubectl does.
+    """
+    if not objects:
+        return ""
+    now = _now(now)
+    resource = by_kind(kind) or lookup(kind)
+    kind = resource.kind if resource else kind
+
+    if kind == "Event":
+        headers = list(_EVENT_WIDE_COLUMNS if wide else _EVENT_COLUMNS)
+        row_fn: _Row = _event_row
+    elif kind in _TABLES:
+        base, extra, row_fn = _TABLES[kind]
+        headers = list(base + (extra if wide else ()))
+    else:
+        headers = ["NAME", "AGE"]
+        row_fn = _default_row
+
+    if resource is not None:
+        namespaced = resource.namespaced
+    else:
+        namespaced = any(_namespace(o) for o in objects)
+    with_namespace = all_namespaces and namespaced
+
+    prefix = ""
+    if show_kind:
+        prefix = kind.lower()
+        if resource is not None and resource.group:
+            prefix += "." + resource.group
+        prefix += "/"
+
+    lines = []
+    lines.append((["NAMESPACE"] if with_namespace else []) + headers)
+    for obj in objects:
+        cells = row_fn(obj, wide, now)
+        cells[0] = prefix + cells[0]
+        if with_namespace:
+            cells.insert(0, _namespace(obj))
+        lines.append(cells)
+    text = "".join(_escape("\t".join(cells)) + "\n" for cells in lines)
+    return _tabwrite(text, 6, 3)
+
+
+# --------------------------------------------------------------------------
+# describe: shared sections
+
+
+def _labels_multiline(w: _Writer, title: str, labels: object, indent: str = "") -> None:
+    """printLabelsMultilineWithIndent; `indent` is its initialIndent, repeated on every line."""
+    w.write(0, f"{indent}{title}:\t")
+    if not isinstance(labels, dict) or not labels:
+        w.line("<none>")
+        return
+    for i, key in enumerate(sorted(labels)):
+        if i:
+            w.write(0, indent + "\t")
+        w.write(0, f"{key}={labels[key]}\n")
+
+
+def _annotations_multiline(w: _Writer, title: str, annotations: object) -> None:
+    w.write(0, f"{title}:\t")
+    keys = sorted(
+        k for k in (annotations or {}) if k != "kubectl.kubernetes.io/last-applied-configuration"
+    ) if isinstance(annotations, dict) else []
+    if not keys:
+        w.line("<none>")
+        return
+    for i, key in enumerate(keys):
+        if i:
+            w.write(0, "\t")
+        value = str(annotations[key]).removesuffix("\n")
+        if len(value) + len(key) + 2 > 140 or "\n" in value:
+            w.write(0, f"{key}:\n")
+            for piece in value.split("\n"):
+                short = piece[:138] + "..." if len(piece) > 138 else piece
+                w.write(0, f"\t  {short}\n")
+        else:
+            w.write(0, f"{key}: {value}\n")
+
+
+def _tolerations_multiline(w: _Writer, title: str, tolerations: object) -> None:
+    w.write(0, f"{title}:\t")
+    items = [t for t in tolerations or [] if isinstance(t, dict)] if isinstance(tolerations, list) else []
+    if not items:
+        w.line("<none>")
+        return
+    for i, tol in enumerate(sorted(items, key=lambda t: t.get("key") or "")):
+        if i:
+            w.write(0, "\t")
+        text = tol.get("key") or ""
+        if tol.get("value"):
+            text += "=" + tol["value"]
+        if tol.get("effect"):
+            text += ":" + tol["effect"]
+        if tol.get("operator") == "Exists" and not tol.get("value"):
+            text += " op=Exists" if tol.get("key") or tol.get("effect") else "op=Exists"
+        if tol.get("tolerationSeconds") is not None:
+            text += f" for {_int(tol['tolerationSeconds'])}s"
+        w.write(0, text + "\n")
+
+
+def _describe_events(w: _Writer, events: list[Obj] | None, now: float) -> None:
+    items = [e for e in events or [] if isinstance(e, dict)]
+    if not items:
+        w.write(0, "Events:\t<none>\n")
+        return
+    w.flush()
+
+    def when(ev: Obj) -> float:
+        for key in ("lastTimestamp", "eventTime", "firstTimestamp"):
+            stamp = parse_timestamp(ev.get(key))
+            if stamp is not None:
+                return stamp
+        return float("-inf")
+
+    w.write(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n")
+    w.write(1, "----\t------\t----\t----\t-------\n")
+    for ev in sorted(items, key=when):
+        if parse_timestamp(ev.get("eventTime")) is not None:
+            first = _since(ev.get("eventTime"), now)
+        else:
+            first = _since(ev.get("firstTimestamp"), now)
+        series = ev.get("series")
+        count = _int(ev.get("count"))
+        if isinstance(series, dict):
+            interval = f"{_since(series.get('lastObservedTime'), now)} (x{_int(series.get('count'))} over {first})"
+        elif count > 1:
+            interval = f"{_since(ev.get('lastTimestamp'), now)} (x{count} over {first})"
+        else:
+            interval = first
+        source = _d(ev, "source", "component") or ev.get("reportingController") or ""
+        w.write(
+            1,
+            f"{ev.get('type', '')}\t{ev.get('reason', '')}\t{interval}\t{source}\t"
+            f"{(ev.get('message') or '').strip()}\n",
+        )
+
+
+def _describe_conditions(w: _Writer, conditions: object) -> None:
+    """The Type/Status/Reason table workloads share."""
+    if not conditions:
+        return
+    w.write(0, "Conditions:\n  Type\tStatus\tReason\n")
+    w.write(1, "----\t------\t------\n")
+    for c in conditions:
+        w.write(1, f"{c.get('type', '')} \t{c.get('status', '')}\t{c.get('reason', '')}\n")
+
+
+# --------------------------------------------------------------------------
+# describe: containers and pod templates
+
+
+def _probe(probe: Obj) -> str:
+    # Absent fields read as the API server's defaults, which a real cluster would show.
+    attrs = (
+        f"delay={_int(probe.get('initialDelaySeconds'))}s "
+        f"timeout={_int(probe.get('timeoutSeconds'), 1) or 1}s "
+        f"period={_int(probe.get('periodSeconds'), 10) or 10}s "
+        f"#success={_int(probe.get('successThreshold'), 1) or 1} "
+        f"#failure={_int(probe.get('failureThreshold'), 3) or 3}"
+    )
+    if isinstance(probe.get("exec"), dict):
+        return f"exec [{' '.join(str(c) for c in probe['exec'].get('command') or [])}] {attrs}"
+    if isinstance(probe.get("httpGet"), dict):
+        get = probe["httpGet"]
+        scheme = (get.get("scheme") or "HTTP").lower()
+        host = get.get("host") or ""
+        port = "" if get.get("port") is None else str(get["port"])
+        if port:
+            host = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        path = get.get("path") or ""
+        if path and not path.startswith("/") and host:
+            path = "/" + path
+        return f"http-get {scheme}://{host}{path} {attrs}"
+    if isinstance(probe.get("tcpSocket"), dict):
+        sock = probe["tcpSocket"]
+        return f"tcp-socket {sock.get('host') or ''}:{_intstr(sock.get('port'))} {attrs}"
+    if isinstance(probe.get("grpc"), dict):
+        grpc = probe["grpc"]
+        return f"grpc <pod>:{_int(grpc.get('port'))} {grpc.get('service') or ''} {attrs}"
+    return f"unknown {attrs}"
+
+
+def _pod_field(pod: Obj, path: str) -> str:
+    """fieldpath.ExtractFieldPathAsString for the paths the downward API allows."""
+    m = re.fullmatch(r"metadata\.(labels|annotations)\['(.*)'\]", path)
+    if m:
+        return str((_d(pod, "metadata", m.group(1)) or {}).get(m.group(2), ""))
+    if path in ("metadata.labels", "metadata.annotations"):
+        values = _d(pod, *path.split(".")) or {}
+        return "\n".join(f'{k}="{values[k]}"' for k in sorted(values))
+    if path in ("status.podIPs", "status.hostIPs"):
+        return ",".join(i.get("ip", "") for i in _d(pod, *path.split(".")) or [])
+    value = _d(pod, *path.split("."))
+    return "" if value is None or isinstance(value, dict | list) else str(value)
+
+
+def _resource_value(container: Obj, ref: Obj) -> str:
+    """ExtractContainerResourceValue: the env var a resourceFieldRef would produce."""
+    resource = ref.get("resource") or ""
+    section, _, name = resource.partition(".")
+    raw = _d(container, "resources", section, name)
+    if raw is None and section == "requests":
+        raw = _d(container, "resources", "limits", name)
+    quantity = _quantity(raw) if raw is not None else 0
+    divisor = _quantity(ref.get("divisor")) if ref.get("divisor") else 1
+    if not divisor:
+        divisor = 1
+    value = -(-quantity // divisor) if quantity else 0  # ceiling, as the kubelet rounds up
+    return str(int(value))
+
+
+def _describe_containers(
+    w: _Writer,
+    label: str,
+    containers: list[Obj],
+    statuses: list[Obj] | None,
+    pod: Obj | None,
+    space: str,
+) -> None:
+    by_name = {s.get("name"): s for s in statuses or [] if isinstance(s, dict)}
+    w.write(0, f"{space}{label}:{'' if containers else ' <none>'}\n")
+    name_indent = " " if space else ""
+    for c in containers:
+        status = by_name.get(c.get("name"))
+        w.write(1, f"{name_indent}{c.get('name', '')}:\n")
+        if status is not None:
+            w.write(2, f"Container ID:\t{status.get('containerID', '')}\n")
+        w.write(2, f"Image:\t{c.get('image', '')}\n")
+        if status is not None:
+            w.write(2, f"Image ID:\t{status.get('imageID', '')}\n")
+        ports = c.get("ports") or []
+        port_text = ", ".join(f"{_int(p.get('containerPort'))}/{p.get('protocol') or 'TCP'}" for p in ports)
+        host_text = ", ".join(f"{_int(p.get('hostPort'))}/{p.get('protocol') or 'TCP'}" for p in ports)
+        if "," in port_text:
+            w.write(2, f"Ports:\t{port_text}\n")
+        else:
+            w.write(2, f"Port:\t{port_text or '<none>'}\n")
+        if "," in host_text:
+            w.write(2, f"Host Ports:\t{host_text}\n")
+        else:
+            w.write(2, f"Host Port:\t{host_text or '<none>'}\n")
+        seccomp = _d(c, "securityContext", "seccompProfile")
+        if isinstance(seccomp, dict):
+            w.write(2, f"SeccompProfile:\t{seccomp.get('type', '')}\n")
+            if seccomp.get("type") == "Localhost":
+                w.write(3, f"LocalhostProfile:\t{seccomp.get('localhostProfile', '')}\n")
+        for title, key in (("Command", "command"), ("Args", "args")):
+            if c.get(key):
+                w.write(2, f"{title}:\n")
+                for item in c[key]:
+                    for piece in str(item).split("\n"):
+                        w.write(3, piece + "\n")
+        if status is not None:
+            _describe_state(w, "State", status.get("state"))
+            if isinstance(_d(status, "lastState", "terminated"), dict):
+                _describe_state(w, "Last State", status.get("lastState"))
+            w.write(2, f"Ready:\t{'True' if status.get('ready') else 'False'}\n")
+            w.write(2, f"Restart Count:\t{_int(status.get('restartCount'))}\n")
+        for title, key in (("Limits", "limits"), ("Requests", "requests")):
+            values = _d(c, "resources", key) or {}
+            if values:
+                w.write(2, f"{title}:\n")
+                for name in sorted(values):
+                    w.write(3, f"{name}:\t{values[name]}\n")
+        for title, key in (("Liveness", "livenessProbe"), ("Readiness", "readinessProbe"), ("Startup", "startupProbe")):
+            if isinstance(c.get(key), dict):
+                w.write(2, f"{title}:\t{_probe(c[key])}\n")
+        env_from = c.get("envFrom") or []
+        if env_from:
+            w.write(2, "Environment Variables from:\n")
+            for src in env_from:
+                kind, ref = ("ConfigMap", src.get("configMapRef")) if src.get("configMapRef") else ("Secret", src.get("secretRef") or {})
+                optional = "true" if (ref or {}).get("optional") else "false"
+                name = (ref or {}).get("name", "")
+                if src.get("prefix"):
+                    w.write(3, f"{name}\t{kind} with prefix '{src['prefix']}'\tOptional: {optional}\n")
+                else:
+                    w.write(3, f"{name}\t{kind}\tOptional: {optional}\n")
+        env = c.get("env") or []
+        w.write(2, "Environment:\n" if env else "Environment:\t<none>\n")
+        for e in env:
+            value_from = e.get("valueFrom")
+            if not isinstance(value_from, dict):
+                for i, piece in enumerate(str(e.get("value", "")).split("\n")):
+                    w.write(3, f"{e.get('name', '')}:\t{piece}\n" if i == 0 else f"\t{piece}\n")
+                continue
+            if isinstance(value_from.get("fieldRef"), dict):
+                ref = value_from["fieldRef"]
+                value = _pod_field(pod, ref.get("fieldPath", "")) if pod is not None else ""
+                w.write(3, f"{e.get('name', '')}:\t{value} ({ref.get('apiVersion') or 'v1'}:{ref.get('fieldPath', '')})\n")
+            elif isinstance(value_from.get("resourceFieldRef"), dict):
+                ref = value_from["resourceFieldRef"]
+                value = _resource_value(c, ref)
+                if value == "0" and ref.get("resource") in ("limits.cpu", "limits.memory"):
+                    value = "node allocatable"
+                w.write(3, f"{e.get('name', '')}:\t{value} ({ref.get('resource', '')})\n")
+            elif isinstance(value_from.get("secretKeyRef"), dict):
+                ref = value_from["secretKeyRef"]
+                optional = "true" if ref.get("optional") else "false"
+                w.write(3, f"{e.get('name', '')}:\t<set to the key '{ref.get('key', '')}' in secret '{ref.get('name', '')}'>\tOptional: {optional}\n")
+            elif isinstance(value_from.get("configMapKeyRef"), dict):
+                ref = value_from["configMapKeyRef"]
+                optional = "true" if ref.get("optional") else "false"
+                w.write(3, f"{e.get('name', '')}:\t<set to the key '{ref.get('key', '')}' of config map '{ref.get('name', '')}'>\tOptional: {optional}\n")
+        mounts = c.get("volumeMounts") or []
+        w.write(2, "Mounts:\n" if mounts else "Mounts:\t<none>\n")
+        for m in sorted(mounts, key=lambda m: m.get("mountPath") or ""):
+            flags = ["ro" if m.get("readOnly") else "rw"]
+            if m.get("subPath"):
+                flags.append(f'path="{m["subPath"]}"')
+            w.write(3, f"{m.get('mountPath', '')} from {m.get('name', '')} ({','.join(flags)})\n")
+
+
+def _describe_state(w: _Writer, title: str, state: object) -> None:
+    state = state if isinstance(state, dict) else {}
+    if isinstance(state.get("running"), dict):
+        w.write(2, f"{title}:\tRunning\n")
+        w.write(3, f"Started:\t{_rfc1123z(state['running'].get('startedAt'))}\n")
+    elif isinstance(state.get("waiting"), dict):
+        w.write(2, f"{title}:\tWaiting\n")
+        if state["waiting"].get("reason"):
+            w.write(3, f"Reason:\t{state['waiting']['reason']}\n")
+    elif isinstance(state.get("terminated"), dict):
+        t = state["terminated"]
+        w.write(2, f"{title}:\tTerminated\n")
+        if t.get("reason"):
+            w.write(3, f"Reason:\t{t['reason']}\n")
+        if t.get("message"):
+            w.write(3, f"Message:\t{t['message']}\n")
+        w.write(3, f"Exit Code:\t{_int(t.get('exitCode'))}\n")
+        if _int(t.get("signal")) > 0:
+            w.write(3, f"Signal:\t{_int(t.get('signal'))}\n")
+        w.write(3, f"Started:\t{_rfc1123z(t.get('startedAt'))}\n")
+        w.write(3, f"Finished:\t{_rfc1123z(t.get('finishedAt'))}\n")
+    else:
+        w.write(2, f"{title}:\tWaiting\n")
+
+
+def _describe_volumes(w: _Writer, volumes: object, space: str) -> None:
+    items = [v for v in volumes or [] if isinstance(v, dict)] if isinstance(volumes, list) else []
+    if not items:
+        w.write(0, f"{space}Volumes:\t<none>\n")
+        return
+    w.write(0, f"{space}Volumes:\n")
+    name_indent = " " if space else ""
+    for vol in items:
+        w.write(1, f"{name_indent}{vol.get('name', '')}:\n")
+        if isinstance(vol.get("hostPath"), dict):
+            hp = vol["hostPath"]
+            w.write(2, "Type:\tHostPath (bare host directory volume)\n"
+                    f"    Path:\t{hp.get('path', '')}\n    HostPathType:\t{hp.get('type') or '<none>'}\n")
+        elif isinstance(vol.get("emptyDir"), dict):
+            ed = vol["emptyDir"]
+            w.write(2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n"
+                    f"    Medium:\t{ed.get('medium', '')}\n    SizeLimit:\t{ed.get('sizeLimit') or '<unset>'}\n")
+        elif isinstance(vol.get("secret"), dict):
+            sec = vol["secret"]
+            w.write(2, "Type:\tSecret (a volume populated by a Secret)\n"
+                    f"    SecretName:\t{sec.get('secretName', '')}\n    Optional:\t{'true' if sec.get('optional') else 'false'}\n")
+        elif isinstance(vol.get("configMap"), dict):
+            cm = vol["configMap"]
+            w.write(2, "Type:\tConfigMap (a volume populated by a ConfigMap)\n"
+                    f"    Name:\t{cm.get('name', '')}\n    Optional:\t{'true' if cm.get('optional') else 'false'}\n")
+        elif isinstance(vol.get("persistentVolumeClaim"), dict):
+            pvc = vol["persistentVolumeClaim"]
+            w.write(2, "Type:\tPersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same namespace)\n"
+                    f"    ClaimName:\t{pvc.get('claimName', '')}\n    ReadOnly:\t{'true' if pvc.get('readOnly') else 'false'}\n")
+        elif isinstance(vol.get("downwardAPI"), dict):
+            w.write(2, "Type:\tDownwardAPI (a volume populated by information about the pod)\n    Items:\n")
+            for item in vol["downwardAPI"].get("items") or []:
+                if isinstance(item.get("fieldRef"), dict):
+                    w.write(3, f"{item['fieldRef'].get('fieldPath', '')} -> {item.get('path', '')}\n")
+                if isinstance(item.get("resourceFieldRef"), dict):
+                    w.write(3, f"{item['resourceFieldRef'].get('resource', '')} -> {item.get('path', '')}\n")
+        elif isinstance(vol.get("projected"), dict):
+            w.write(2, "Type:\tProjected (a volume that contains injected data from multiple sources)\n")
+            for src in vol["projected"].get("sources") or []:
+                if isinstance(src.get("secret"), dict):
+                    w.write(2, f"SecretName:\t{src['secret'].get('name', '')}\n"
+                            f"    Optional:\t{'true' if src['secret'].get('optional') else 'false'}\n")
+                elif isinstance(src.get("downwardAPI"), dict):
+                    w.write(2, "DownwardAPI:\ttrue\n")
+                elif isinstance(src.get("configMap"), dict):
+                    w.write(2, f"ConfigMapName:\t{src['configMap'].get('name', '')}\n"
+                            f"    Optional:\t{'true' if src['configMap'].get('optional') else 'false'}\n")
+                elif isinstance(src.get("serviceAccountToken"), dict):
+                    w.write(2, f"TokenExpirationSeconds:\t{_int(src['serviceAccountToken'].get('expirationSeconds'), 3607)}\n")
+        else:
+            w.write(1, "<unknown>\n")
+
+
+def _describe_topology(w: _Writer, constraints: object, space: str) -> None:
+    items = [c for c in constraints or [] if isinstance(c, dict)] if isinstance(constraints, list) else []
+    if not items:
+        return
+    w.write(0, f"{space}Topology Spread Constraints:\t")
+    for i, tsc in enumerate(sorted(items, key=lambda c: c.get("topologyKey") or "")):
+        if i:
+            w.write(0, space + "\t")
+        text = f"{tsc.get('topologyKey', '')}:{tsc.get('whenUnsatisfiable', '')} when max skew {_int(tsc.get('maxSkew'))} is exceeded"
+        if isinstance(tsc.get("labelSelector"), dict):
+            text += f" for selector {_format_selector(tsc['labelSelector'])}"
+        w.write(0, text + "\n")
+
+
+def _describe_pod_template(w: _Writer, template: object) -> None:
+    w.write(0, "Pod Template:\n")
+    if not isinstance(template, dict):
+        w.write(1, "<unset>")
+        return
+    meta = template.get("metadata") or {}
+    spec = template.get("spec") or {}
+    _labels_multiline(w, "  Labels", meta.get("labels"))
+    if meta.get("annotations"):
+        _annotations_multiline(w, "  Annotations", meta["annotations"])
+    if spec.get("serviceAccountName"):
+        w.write(1, f"Service Account:\t{spec['serviceAccountName']}\n")
+    if spec.get("initContainers"):
+        _describe_containers(w, "Init Containers", spec["initContainers"], None, None, "  ")
+    _describe_containers(w, "Containers", _containers(spec), None, None, "  ")
+    _describe_volumes(w, spec.get("volumes"), "  ")
+    _describe_topology(w, spec.get("topologySpreadConstraints"), "  ")
+    if spec.get("priorityClassName"):
+        w.write(1, f"Priority Class Name:\t{spec['priorityClassName']}\n")
+    _labels_multiline(w, "  Node-Selectors", spec.get("nodeSelector"))
+    _tolerations_multiline(w, "  Tolerations", spec.get("tolerations"))
+
+
+def _pods_status(w: _Writer, owner: Obj, pods: list[Obj] | None) -> None:
+    """The Pods Status line, only when the caller supplied pods to count."""
+    if pods is None:
+        return
+    counts = {"Running": 0, "Pending": 0, "Succeeded": 0, "Failed": 0}
+    for pod in pods:
+        if isinstance(pod, dict) and _controlled_by(pod, owner):
+            phase = _d(pod, "status", "phase")
+            if phase in counts:
+                counts[phase] += 1
+    w.write(
+        0,
+        f"Pods Status:\t{counts['Running']} Running / {counts['Pending']} Waiting / "
+        f"{counts['Succeeded']} Succeeded / {counts['Failed']} Failed\n",
+    )
+
+
+# --------------------------------------------------------------------------
+# quantities, for the QoS class
+
+
+_SUFFIXES = {
+    "n": (10, -9), "u": (10, -6), "m": (10, -3), "": (10, 0), "k": (10, 3), "M": (10, 6),
+    "G": (10, 9), "T": (10, 12), "P": (10, 15), "E": (10, 18), "Ki": (2, 10), "Mi": (2, 20),
+    "Gi": (2, 30), "Ti": (2, 40), "Pi": (2, 50), "Ei": (2, 60),
+}
+_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?")
+
+
+def _quantity(value: object) -> Any:
+    """A resource quantity as an exact Fraction; 0 when it does not parse."""
+    from fractions import Fraction  # only describe needs it
+
+    if isinstance(value, int | float):
+        return Fraction(value)
+    m = _QUANTITY.fullmatch(str(value).strip())
+    if not m:
+        return Fraction(0)
+    number = Fraction(m.group(1))
+    if m.group(2):
+        return number * Fraction(10) ** int(m.group(2)[1:])
+    base, exp = _SUFFIXES[m.group(3) or ""]
+    return number * Fraction(base) ** exp
+
+
+def _qos_class(pod: Obj) -> str:
+    """GetPodQOS, with requests defaulted from limits as the API server would."""
+    if _d(pod, "status", "qosClass"):
+        return pod["status"]["qosClass"]
+    requests: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    guaranteed = True
+    spec = pod.get("spec") or {}
+    for c in _containers(spec) + [c for c in spec.get("initContainers") or [] if isinstance(c, dict)]:
+        c_limits = _d(c, "resources", "limits") or {}
+        c_requests = dict(c_limits)
+        c_requests.update(_d(c, "resources", "requests") or {})
+        for name, raw in c_requests.items():
+            q = _quantity(raw)
+            if name in ("cpu", "memory") and q > 0:
+                requests[name] = requests.get(name, 0) + q
+        found = set()
+        for name, raw in c_limits.items():
+            q = _quantity(raw)
+            if name in ("cpu", "memory") and q > 0:
+                found.add(name)
+                limits[name] = limits.get(name, 0) + q
+        if found != {"cpu", "memory"}:
+            guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    if guaranteed and all(limits.get(k) == v for k, v in requests.items()) and len(requests) == len(limits):
+        return "Guaranteed"
+    return "Burstable"
+
+
+# --------------------------------------------------------------------------
+# describe: per kind
+
+
+def _describe_pod(w: _Writer, pod: Obj, events: list[Obj] | None, now: float, **_: Any) -> None:
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    st = pod.get("status") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    if spec.get("priority") is not None:
+        w.write(0, f"Priority:\t{_int(spec['priority'])}\n")
+    if spec.get("priorityClassName"):
+        w.write(0, f"Priority Class Name:\t{spec['priorityClassName']}\n")
+    if spec.get("runtimeClassName"):
+        w.write(0, f"Runtime Class Name:\t{spec['runtimeClassName']}\n")
+    if spec.get("serviceAccountName"):
+        w.write(0, f"Service Account:\t{spec['serviceAccountName']}\n")
+    if spec.get("nodeName"):
+        w.write(0, f"Node:\t{spec['nodeName']}/{st.get('hostIP', '')}\n")
+    else:
+        w.write(0, "Node:\t<none>\n")
+    if st.get("startTime"):
+        w.write(0, f"Start Time:\t{_rfc1123z(st['startTime'])}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    phase = st.get("phase") or ""
+    if meta.get("deletionTimestamp") and phase not in ("Failed", "Succeeded"):
+        w.write(0, f"Status:\tTerminating (lasts {_until(meta['deletionTimestamp'], now)})\n")
+        if meta.get("deletionGracePeriodSeconds") is not None:
+            w.write(0, f"Termination Grace Period:\t{_int(meta['deletionGracePeriodSeconds'])}s\n")
+    else:
+        w.write(0, f"Status:\t{phase}\n")
+    if st.get("reason"):
+        w.write(0, f"Reason:\t{st['reason']}\n")
+    if st.get("message"):
+        w.write(0, f"Message:\t{st['message']}\n")
+    seccomp = _d(spec, "securityContext", "seccompProfile")
+    if isinstance(seccomp, dict):
+        w.write(0, f"SeccompProfile:\t{seccomp.get('type', '')}\n")
+        if seccomp.get("type") == "Localhost":
+            w.write(0, f"LocalhostProfile:\t{seccomp.get('localhostProfile', '')}\n")
+    w.write(0, f"IP:\t{st.get('podIP', '')}\n")
+    ips = [i for i in st.get("podIPs") or [] if isinstance(i, dict)]
+    if ips:
+        w.write(0, "IPs:\n")
+        for ip in ips:
+            w.write(1, f"IP:\t{ip.get('ip', '')}\n")
+    else:
+        w.write(0, "IPs:\t<none>\n")
+    ref = _controller_of(pod)
+    if ref:
+        w.write(0, f"Controlled By:\t{ref.get('kind', '')}/{ref.get('name', '')}\n")
+    if st.get("nominatedNodeName"):
+        w.write(0, f"NominatedNodeName:\t{st['nominatedNodeName']}\n")
+    if spec.get("initContainers"):
+        _describe_containers(w, "Init Containers", spec["initContainers"], st.get("initContainerStatuses"), pod, "")
+    _describe_containers(w, "Containers", _containers(spec), st.get("containerStatuses"), pod, "")
+    conditions = [c for c in st.get("conditions") or [] if isinstance(c, dict)]
+    gates = spec.get("readinessGates") or []
+    if gates:
+        w.write(0, "Readiness Gates:\n  Type\tStatus\n")
+        for gate in gates:
+            value = next(
+                (c.get("status", "") for c in conditions if c.get("type") == gate.get("conditionType")),
+                "<none>",
+            )
+            w.write(1, f"{gate.get('conditionType', '')} \t{value} \n")
+    if conditions:
+        w.write(0, "Conditions:\n  Type\tStatus\n")
+        for c in conditions:
+            w.write(1, f"{c.get('type', '')} \t{c.get('status', '')} \n")
+    _describe_volumes(w, spec.get("volumes"), "")
+    w.write(0, f"QoS Class:\t{_qos_class(pod)}\n")
+    _labels_multiline(w, "Node-Selectors", spec.get("nodeSelector"))
+    _tolerations_multiline(w, "Tolerations", spec.get("tolerations"))
+    _describe_topology(w, spec.get("topologySpreadConstraints"), "")
+    _describe_events(w, events, now)
+
+
+def _describe_node(w: _Writer, node: Obj, events: list[Obj] | None, now: float, **_: Any) -> None:
+    meta = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    st = node.get("status") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Roles:\t{','.join(_node_roles(node)) or '<none>'}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    w.write(0, f"CreationTimestamp:\t{_rfc1123z(meta.get('creationTimestamp'))}\n")
+    taints = [t for t in spec.get("taints") or [] if isinstance(t, dict)]
+    w.write(0, "Taints:\t")
+    if not taints:
+        w.line("<none>")
+    for i, taint in enumerate(sorted(taints, key=lambda t: f"{t.get('effect', '')},{t.get('key', '')}")):
+        if i:
+            w.write(0, "\t")
+        value = f"={taint['value']}" if taint.get("value") else ""
+        w.write(0, f"{taint.get('key', '')}{value}:{taint.get('effect', '')}\n")
+    w.write(0, f"Unschedulable:\t{'true' if spec.get('unschedulable') else 'false'}\n")
+    conditions = [c for c in st.get("conditions") or [] if isinstance(c, dict)]
+    if conditions:
+        w.write(0, "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n")
+        w.write(1, "----\t------\t-----------------\t------------------\t------\t-------\n")
+        for c in conditions:
+            w.write(
+                1,
+                f"{c.get('type', '')} \t{c.get('status', '')} \t{_rfc1123z(c.get('lastHeartbeatTime'))} \t"
+                f"{_rfc1123z(c.get('lastTransitionTime'))} \t{c.get('reason', '')} \t{c.get('message', '')}\n",
+            )
+    w.write(0, "Addresses:\n")
+    for addr in st.get("addresses") or []:
+        w.write(1, f"{addr.get('type', '')}:\t{addr.get('address', '')}\n")
+    for title, key in (("Capacity", "capacity"), ("Allocatable", "allocatable")):
+        values = st.get(key) or {}
+        if values:
+            w.write(0, f"{title}:\n")
+            for name in sorted(values):
+                w.write(0, f"  {name}:\t{values[name]}\n")
+    info = st.get("nodeInfo") or {}
+    w.write(0, "System Info:\n")
+    for title, key in (
+        ("Machine ID", "machineID"), ("System UUID", "systemUUID"), ("Boot ID", "bootID"),
+        ("Kernel Version", "kernelVersion"), ("OS Image", "osImage"),
+        ("Operating System", "operatingSystem"), ("Architecture", "architecture"),
+        ("Container Runtime Version", "containerRuntimeVersion"),
+        ("Kubelet Version", "kubeletVersion"), ("Kube-Proxy Version", "kubeProxyVersion"),
+    ):
+        w.write(0, f"  {title}:\t{info.get(key, '')}\n")
+    if spec.get("podCIDR"):
+        w.write(0, f"PodCIDR:\t{spec['podCIDR']}\n")
+    if spec.get("podCIDRs"):
+        w.write(0, f"PodCIDRs:\t{','.join(spec['podCIDRs'])}\n")
+    if spec.get("providerID"):
+        w.write(0, f"ProviderID:\t{spec['providerID']}\n")
+    _describe_events(w, events, now)
+
+
+def _format_endpoint_slices(slices: list[Obj] | None, port_name: str) -> str:
+    """formatEndpointSlices for one service port: ready endpoints as ip:port, three at most."""
+    if not slices:
+        return "<none>"
+    limit = 3
+    found: list[str] = []
+    more = False
+    count = 0
+    for eps in slices:
+        if not isinstance(eps, dict):
+            continue
+        endpoints = [e for e in eps.get("endpoints") or [] if isinstance(e, dict) and e.get("addresses")]
+        ports = eps.get("ports") or []
+        targets: list[str | None] = [None] if not ports else [
+            str(_int(p.get("port"))) for p in ports if (p.get("name") or "") == port_name
+        ]
+        for port in targets:
+            for endpoint in endpoints:
+                if len(found) == limit:
+                    more = True
+                if _d(endpoint, "conditions", "ready") is False:
+                    continue
+                if not more:
+                    addr = endpoint["addresses"][0]
+                    if port is not None:
+                        addr = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+                    found.append(addr)
+                count += 1
+    text = ",".join(found)
+    return f"{text} + {count - limit} more..." if more else text
+
+
+def _describe_service(
+    w: _Writer, svc: Obj, events: list[Obj] | None, now: float, *,
+    endpoint_slices: list[Obj] | None = None, **_: Any,
+) -> None:
+    meta = svc.get("metadata") or {}
+    spec = svc.get("spec") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    w.write(0, f"Selector:\t{_format_labels(spec.get('selector'))}\n")
+    w.write(0, f"Type:\t{_service_type(svc)}\n")
+    if spec.get("ipFamilyPolicy"):
+        w.write(0, f"IP Family Policy:\t{spec['ipFamilyPolicy']}\n")
+    w.write(0, f"IP Families:\t{','.join(spec.get('ipFamilies') or []) or '<none>'}\n")
+    w.write(0, f"IP:\t{spec.get('clusterIP', '')}\n")
+    w.write(0, f"IPs:\t{','.join(spec.get('clusterIPs') or []) or '<none>'}\n")
+    if spec.get("externalIPs"):
+        w.write(0, f"External IPs:\t{','.join(spec['externalIPs'])}\n")
+    if spec.get("loadBalancerIP"):
+        w.write(0, f"Desired LoadBalancer IP:\t{spec['loadBalancerIP']}\n")
+    if spec.get("externalName"):
+        w.write(0, f"External Name:\t{spec['externalName']}\n")
+    ingress = [i for i in _d(svc, "status", "loadBalancer", "ingress") or [] if isinstance(i, dict)]
+    if ingress:
+        parts = []
+        for ing in ingress:
+            if ing.get("ip"):
+                parts.append(ing["ip"] + (f" ({ing['ipMode']})" if ing.get("ipMode") else ""))
+            else:
+                parts.append(ing.get("hostname", ""))
+        w.write(0, f"LoadBalancer Ingress:\t{', '.join(parts)}\n")
+    for port in spec.get("ports") or []:
+        name = port.get("name") or "<unset>"
+        proto = port.get("protocol") or "TCP"
+        w.write(0, f"Port:\t{name}\t{_int(port.get('port'))}/{proto}\n")
+        target = port.get("targetPort")
+        target = port.get("port") if target is None else target
+        w.write(0, f"TargetPort:\t{target}/{proto}\n")
+        if _int(port.get("nodePort")):
+            w.write(0, f"NodePort:\t{name}\t{_int(port['nodePort'])}/{proto}\n")
+        w.write(0, f"Endpoints:\t{_format_endpoint_slices(endpoint_slices, port.get('name') or '')}\n")
+    w.write(0, f"Session Affinity:\t{spec.get('sessionAffinity') or 'None'}\n")
+    if spec.get("externalTrafficPolicy"):
+        w.write(0, f"External Traffic Policy:\t{spec['externalTrafficPolicy']}\n")
+    if spec.get("internalTrafficPolicy"):
+        w.write(0, f"Internal Traffic Policy:\t{spec['internalTrafficPolicy']}\n")
+    if _int(spec.get("healthCheckNodePort")):
+        w.write(0, f"HealthCheck NodePort:\t{_int(spec['healthCheckNodePort'])}\n")
+    if spec.get("loadBalancerSourceRanges"):
+        w.write(0, f"LoadBalancer Source Ranges:\t{','.join(spec['loadBalancerSourceRanges'])}\n")
+    if spec.get("trafficDistribution"):
+        w.write(0, f"Traffic Distribution:\t{spec['trafficDistribution']}\n")
+    _describe_events(w, events, now)
+
+
+def _describe_namespace(w: _Writer, ns: Obj, events: list[Obj] | None, now: float, **_: Any) -> None:
+    # kubectl shows no events for a namespace, and knet has no quotas or limit ranges to list.
+    meta = ns.get("metadata") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    w.write(0, f"Status:\t{_d(ns, 'status', 'phase') or ''}\n")
+    conditions = _d(ns, "status", "conditions") or []
+    if conditions:
+        w.write(0, "Conditions:\n")
+        w.write(1, "Type\tStatus\tLastTransitionTime\tReason\tMessage\n")
+        w.write(1, "----\t------\t------------------\t------\t-------\n")
+        for c in conditions:
+            w.write(1, f"{c.get('type', '')}\t{c.get('status', '')}\t{_rfc1123z(c.get('lastTransitionTime'))}\t"
+                    f"{c.get('reason', '')}\t{c.get('message', '')}\n")
+
+
+def _template_equal(a: object, b: object) -> bool:
+    """EqualIgnoreHash: pod templates compared without the pod-template-hash label."""
+    import copy
+
+    def strip(template: object) -> object:
+        template = copy.deepcopy(template) or {}
+        labels = _d(template, "metadata", "labels")
+        if isinstance(labels, dict):
+            labels.pop("pod-template-hash", None)
+        return template
+
+    return strip(a) == strip(b)
+
+
+def _rs_summary(sets: list[Obj]) -> str:
+    return ", ".join(
+        f"{_name(rs)} ({_int(_d(rs, 'status', 'replicas'))}/{_replicas(rs)} replicas created)" for rs in sets
+    ) or "<none>"
+
+
+def _describe_deployment(
+    w: _Writer, d: Obj, events: list[Obj] | None, now: float, *,
+    replica_sets: list[Obj] | None = None, **_: Any,
+) -> None:
+    meta = d.get("metadata") or {}
+    spec = d.get("spec") or {}
+    st = d.get("status") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    w.write(0, f"CreationTimestamp:\t{_rfc1123z(meta.get('creationTimestamp'))}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    w.write(0, f"Selector:\t{_selector_string(spec.get('selector'))}\n")
+    w.write(
+        0,
+        f"Replicas:\t{_replicas(d)} desired | {_int(st.get('updatedReplicas'))} updated | "
+        f"{_int(st.get('replicas'))} total | {_int(st.get('availableReplicas'))} available | "
+        f"{_int(st.get('unavailableReplicas'))} unavailable\n",
+    )
+    strategy = spec.get("strategy") or {}
+    kind = strategy.get("type") or "RollingUpdate"
+    w.write(0, f"StrategyType:\t{kind}\n")
+    w.write(0, f"MinReadySeconds:\t{_int(spec.get('minReadySeconds'))}\n")
+    if kind == "RollingUpdate":
+        ru = strategy.get("rollingUpdate") or {}
+        unavailable = ru.get("maxUnavailable", "25%")
+        surge = ru.get("maxSurge", "25%")
+        w.write(0, f"RollingUpdateStrategy:\t{unavailable} max unavailable, {surge} max surge\n")
+    _describe_pod_template(w, spec.get("template"))
+    _describe_conditions(w, st.get("conditions"))
+    if replica_sets is not None:
+        owned = sorted(
+            (rs for rs in replica_sets if isinstance(rs, dict) and _controlled_by(rs, d)),
+            key=lambda rs: (parse_timestamp(_d(rs, "metadata", "creationTimestamp")) or 0, _name(rs)),
+        )
+        new = next((rs for rs in owned if _template_equal(_d(rs, "spec", "template"), spec.get("template"))), None)
+        old = [rs for rs in owned if rs is not new]
+        if owned:
+            w.write(0, f"OldReplicaSets:\t{_rs_summary(old)}\n")
+            w.write(0, f"NewReplicaSet:\t{_rs_summary([new] if new else [])}\n")
+    _describe_events(w, events, now)
+
+
+def _describe_replicaset(
+    w: _Writer, rs: Obj, events: list[Obj] | None, now: float, *,
+    pods: list[Obj] | None = None, **_: Any,
+) -> None:
+    meta = rs.get("metadata") or {}
+    spec = rs.get("spec") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    w.write(0, f"Selector:\t{_format_selector(spec.get('selector'))}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    ref = _controller_of(rs)
+    if ref:
+        w.write(0, f"Controlled By:\t{ref.get('kind', '')}/{ref.get('name', '')}\n")
+    w.write(0, f"Replicas:\t{_int(_d(rs, 'status', 'replicas'))} current / {_replicas(rs)} desired\n")
+    _pods_status(w, rs, pods)
+    _describe_pod_template(w, spec.get("template"))
+    _describe_conditions(w, _d(rs, "status", "conditions"))
+    _describe_events(w, events, now)
+
+
+def _describe_daemonset(
+    w: _Writer, ds: Obj, events: list[Obj] | None, now: float, *,
+    pods: list[Obj] | None = None, **_: Any,
+) -> None:
+    meta = ds.get("metadata") or {}
+    spec = ds.get("spec") or {}
+    st = ds.get("status") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    w.write(0, f"Selector:\t{_selector_string(spec.get('selector'))}\n")
+    w.write(0, f"Node-Selector:\t{_format_labels(_d(spec, 'template', 'spec', 'nodeSelector'))}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    w.write(0, f"Desired Number of Nodes Scheduled: {_int(st.get('desiredNumberScheduled'))}\n")
+    w.write(0, f"Current Number of Nodes Scheduled: {_int(st.get('currentNumberScheduled'))}\n")
+    w.write(0, f"Number of Nodes Scheduled with Up-to-date Pods: {_int(st.get('updatedNumberScheduled'))}\n")
+    w.write(0, f"Number of Nodes Scheduled with Available Pods: {_int(st.get('numberAvailable'))}\n")
+    w.write(0, f"Number of Nodes Misscheduled: {_int(st.get('numberMisscheduled'))}\n")
+    _pods_status(w, ds, pods)
+    _describe_pod_template(w, spec.get("template"))
+    _describe_events(w, events, now)
+
+
+def _describe_statefulset(
+    w: _Writer, sts: Obj, events: list[Obj] | None, now: float, *,
+    pods: list[Obj] | None = None, **_: Any,
+) -> None:
+    meta = sts.get("metadata") or {}
+    spec = sts.get("spec") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    w.write(0, f"CreationTimestamp:\t{_rfc1123z(meta.get('creationTimestamp'))}\n")
+    w.write(0, f"Selector:\t{_selector_string(spec.get('selector'))}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    w.write(0, f"Replicas:\t{_replicas(sts)} desired | {_int(_d(sts, 'status', 'replicas'))} total\n")
+    strategy = spec.get("updateStrategy") or {}
+    w.write(0, f"Update Strategy:\t{strategy.get('type') or 'RollingUpdate'}\n")
+    ru = strategy.get("rollingUpdate") or {}
+    if ru.get("partition") is not None:
+        w.write(1, f"Partition:\t{_int(ru['partition'])}\n")
+        if ru.get("maxUnavailable") is not None:
+            w.write(1, f"MaxUnavailable:\t{ru['maxUnavailable']}\n")
+    _pods_status(w, sts, pods)
+    _describe_pod_template(w, spec.get("template"))
+    claims = [c for c in spec.get("volumeClaimTemplates") or [] if isinstance(c, dict)]
+    if not claims:
+        w.write(0, "Volume Claims:\t<none>\n")
+    else:
+        w.write(0, "Volume Claims:\n")
+        for pvc in claims:
+            w.write(1, f"Name:\t{_name(pvc)}\n")
+            w.write(1, f"StorageClass:\t{_d(pvc, 'spec', 'storageClassName') or ''}\n")
+            _labels_multiline(w, "Labels", _d(pvc, "metadata", "labels"), indent="  ")
+            _labels_multiline(w, "Annotations", _d(pvc, "metadata", "annotations"), indent="  ")
+            capacity = _d(pvc, "spec", "resources", "requests", "storage")
+            w.write(1, f"Capacity:\t{capacity or '<default>'}\n")
+            w.write(1, f"Access Modes:\t[{' '.join(_d(pvc, 'spec', 'accessModes') or [])}]\n")
+    _describe_events(w, events, now)
+
+
+def _describe_endpointslice(w: _Writer, eps: Obj, events: list[Obj] | None, now: float, **_: Any) -> None:
+    meta = eps.get("metadata") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    w.write(0, f"AddressType:\t{eps.get('addressType', '')}\n")
+    ports = [p for p in eps.get("ports") or [] if isinstance(p, dict)]
+    if not ports:
+        w.write(0, "Ports: <unset>\n")
+    else:
+        w.write(0, "Ports:\n")
+        w.write(1, "Name\tPort\tProtocol\n")
+        w.write(1, "----\t----\t--------\n")
+        for p in ports:
+            number = "<unset>" if p.get("port") is None else str(_int(p["port"]))
+            w.write(1, f"{p.get('name') or '<unset>'}\t{number}\t{p.get('protocol') or 'TCP'}\n")
+    endpoints = [e for e in eps.get("endpoints") or [] if isinstance(e, dict)]
+    if not endpoints:
+        w.write(0, "Endpoints: <none>\n")
+    else:
+        w.write(0, "Endpoints:\n")
+        for e in endpoints:
+            w.write(1, f"- Addresses:\t{', '.join(e.get('addresses') or []) or '<none>'}\n")
+            w.write(2, "Conditions:\n")
+            ready = _d(e, "conditions", "ready")
+            w.write(3, f"Ready:\t{'<unset>' if ready is None else str(bool(ready)).lower()}\n")
+            w.write(2, f"Hostname:\t{e['hostname'] if e.get('hostname') is not None else '<unset>'}\n")
+            if isinstance(e.get("targetRef"), dict):
+                w.write(2, f"TargetRef:\t{e['targetRef'].get('kind', '')}/{e['targetRef'].get('name', '')}\n")
+            w.write(2, f"NodeName:\t{e['nodeName'] if e.get('nodeName') is not None else '<unset>'}\n")
+            w.write(2, f"Zone:\t{e['zone'] if e.get('zone') is not None else '<unset>'}\n")
+    _describe_events(w, events, now)
+
+
+def _describe_peers(w: _Writer, rules: list[Obj], peers_key: str, direction: str) -> None:
+    """printNetworkPolicySpecIngressFrom / EgressTo; `direction` is "From" or "To"."""
+    indent = "    "
+    if not rules:
+        isolated = "ingress" if direction == "From" else "egress"
+        w.write(0, f"{indent}<none> (Selected pods are isolated for {isolated} connectivity)\n")
+        return
+    for i, rule in enumerate(rules):
+        ports = rule.get("ports") or []
+        if not ports:
+            w.write(0, f"{indent}To Port: <any> (traffic allowed to all ports)\n")
+        for port in ports:
+            proto = port.get("protocol") or "TCP"
+            if port.get("endPort") is None:
+                w.write(0, f"{indent}To Port: {_intstr(port.get('port'))}/{proto}\n")
+            else:
+                w.write(0, f"{indent}To Port Range: {_intstr(port.get('port'))}-{_int(port['endPort'])}/{proto}\n")
+        peers = rule.get(peers_key) or []
+        if not peers:
+            what = "source" if direction == "From" else "destination"
+            w.write(0, f"{indent}{direction}: <any> (traffic not restricted by {what})\n")
+        for peer in peers:
+            w.write(0, f"{indent}{direction}:\n")
+            pod_sel, ns_sel, block = peer.get("podSelector"), peer.get("namespaceSelector"), peer.get("ipBlock")
+            if pod_sel is not None and ns_sel is not None:
+                w.write(1, f"{indent}NamespaceSelector: {_format_selector(ns_sel)}\n")
+                w.write(1, f"{indent}PodSelector: {_format_selector(pod_sel)}\n")
+            elif pod_sel is not None:
+                w.write(1, f"{indent}PodSelector: {_format_selector(pod_sel)}\n")
+            elif ns_sel is not None:
+                w.write(1, f"{indent}NamespaceSelector: {_format_selector(ns_sel)}\n")
+            elif isinstance(block, dict):
+                w.write(1, f"{indent}IPBlock:\n")
+                w.write(2, f"{indent}CIDR: {block.get('cidr', '')}\n")
+                w.write(2, f"{indent}Except: {', '.join(block.get('except') or [])}\n")
+        if i != len(rules) - 1:
+            w.write(0, f"{indent}----------\n")
+
+
+def _describe_networkpolicy(w: _Writer, np: Obj, events: list[Obj] | None, now: float, **_: Any) -> None:
+    # kubectl's NetworkPolicy describer shows no events.
+    meta = np.get("metadata") or {}
+    spec = np.get("spec") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    w.write(0, f"Created on:\t{_go_time_string(meta.get('creationTimestamp'))}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    w.write(0, "Spec:\n")
+    w.write(1, "PodSelector: ")
+    selector = spec.get("podSelector") or {}
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        w.write(2, "<none> (Allowing the specific traffic to all pods in this namespace)\n")
+    else:
+        w.write(2, f"{_format_selector(selector)}\n")
+    types = spec.get("policyTypes")
+    if types is None:  # the API server's default when a manifest leaves it out
+        types = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
+    if "Ingress" in types:
+        w.write(1, "Allowing ingress traffic:\n")
+        _describe_peers(w, spec.get("ingress") or [], "from", "From")
+    else:
+        w.write(1, "Not affecting ingress traffic\n")
+    if "Egress" in types:
+        w.write(1, "Allowing egress traffic:\n")
+        _describe_peers(w, spec.get("egress") or [], "to", "To")
+    else:
+        w.write(1, "Not affecting egress traffic\n")
+    w.write(1, f"Policy Types: {', '.join(types) or '<none>'}\n")
+
+
+# --------------------------------------------------------------------------
+# describe: anything else
+
+
+_ACRONYMS = {"API", "URL", "UID", "OSB", "GUID"}
+
+
+def _camel_split(text: str) -> list[str]:
+    """fatih/camelcase.Split: runs of one character class, "HTTPServer" -> HTTP, Server."""
+    runs: list[list[str]] = []
+    last = None
+    for ch in text:
+        cls = 1 if ch.islower() else 2 if ch.isupper() else 3 if ch.isdigit() else 4
+        if cls == last:
+            runs[-1].append(ch)
+        else:
+            runs.append([ch])
+        last = cls
+    for i in range(len(runs) - 1):
+        if runs[i] and runs[i][0].isupper() and runs[i + 1][0].islower():
+            runs[i + 1].insert(0, runs[i].pop())
+    return ["".join(r) for r in runs if r]
+
+
+def _smart_label(field: str) -> str:
+    """smartLabelFor: "apiVersion" -> "API Version"; odd field names stay as they are."""
+    if any(not (ch.isalpha() or ch == "-") for ch in field):
+        return field
+    parts = []
+    for part in _camel_split(field):
+        if part == "_":
+            continue
+        parts.append(part.upper() if part.upper() in _ACRONYMS else part[:1].upper() + part[1:])
+    return " ".join(parts)
+
+
+def _go_float(f: float) -> str:
+    """fmt's %v for a float64: shortest digits, exponent form from 1e+06 or below 1e-04."""
+    if f != f:
+        return "NaN"
+    if f in (float("inf"), float("-inf")):
+        return "+Inf" if f > 0 else "-Inf"
+    if f == 0:
+        return "0"
+    sign = "-" if f < 0 else ""
+    mantissa, _, exp_text = repr(abs(f)).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    frac = frac.rstrip("0")
+    digits = (whole + frac).lstrip("0")
+    point = len(whole) + int(exp_text or 0) - (len(whole + frac) - len((whole + frac).lstrip("0")))
+    digits = digits.rstrip("0") or "0"
+    exp = point - 1
+    if exp < -4 or exp >= 6:
+        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{body}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+def _go_value(value: object) -> str:
+    """fmt's %v for a value decoded from JSON into interface{}."""
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _go_float(value)
+    if isinstance(value, list):
+        return "[" + " ".join(_go_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_value(value[k])}" for k in sorted(value)) + "]"
+    return str(value)
+
+
+_GENERIC_SKIP = {
+    ".metadata.managedFields", ".metadata.name", ".metadata.namespace",
+    ".metadata.labels", ".metadata.annotations",
+}
+
+
+def _unstructured(w: _Writer, level: int, content: Obj, prefix: str) -> None:
+    for field in sorted(content):
+        value = content[field]
+        path = f"{prefix}.{field}"
+        if path in _GENERIC_SKIP:
+            continue
+        if isinstance(value, dict):
+            w.write(level, f"{_smart_label(field)}:\n")
+            _unstructured(w, level + 1, value, path)
+        elif isinstance(value, list):
+            w.write(level, f"{_smart_label(field)}:\n")
+            for child in value:
+                if isinstance(child, dict):
+                    _unstructured(w, level + 1, child, path)
+                else:
+                    w.write(level + 1, f"{_go_value(child)}\n")
+        else:
+            w.write(level, f"{_smart_label(field)}:\t{_go_value(value)}\n")
+
+
+def _describe_generic(w: _Writer, obj: Obj, events: list[Obj] | None, now: float, **_: Any) -> None:
+    meta = obj.get("metadata") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    _unstructured(w, 0, obj, "")
+    _describe_events(w, events, now)
+
+
+_DESCRIBERS: dict[str, Callable[..., None]] = {
+    "Pod": _describe_pod,
+    "Node": _describe_node,
+    "Service": _describe_service,
+    "Namespace": _describe_namespace,
+    "Deployment": _describe_deployment,
+    "ReplicaSet": _describe_replicaset,
+    "DaemonSet": _describe_daemonset,
+    "StatefulSet": _describe_statefulset,
+    "EndpointSlice": _describe_endpointslice,
+    "NetworkPolicy": _describe_networkpolicy,
+}
+
+
+def describe(
+    obj: dict,
+    events: list[dict] | None = None,
+    now: float | None = None,
+    *,
+    pods: Iterable[dict] | None = None,
+    endpoint_slices: Iterable[dict] | None = None,
+    replica_sets: Iterable[dict] | None = None,
+) -> str:
+    """The `knet describe` text for one object, ending in a newline.
+
+    `events` should already be narrowed to the object; they are sorted by last
+    occurrence as kubectl does, and no events prints `Events: <none>`. kubectl
+    fills some lines from other objects, so the caller may pass them: `pods`
+    (for the Pods Status line of ReplicaSets, DaemonSets and StatefulSets),
+    `endpoint_slices` of a Service (for its Endpoints lines) and `replica_sets`
+    (for a Deployment's Old/NewReplicaSet lines). Lines whose source was not
+    passed are left out rather than printed with made-up numbers.
+    """
+    w = _Writer()
+    describer = _DESCRIBERS.get(obj.get("kind") or "", _describe_generic)
+    describer(
+        w,
+        obj,
+        list(events) if events is not None else None,
+        _now(now),
+        pods=list(pods) if pods is not None else None,
+        endpoint_slices=list(endpoint_slices) if endpoint_slices is not None else None,
+        replica_sets=list(replica_sets) if replica_sets is not None else None,
+    )
+    return w.render()

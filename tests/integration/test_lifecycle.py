@@ -1,0 +1,174 @@
+"""`knet up` and `knet down` on real namespaces: the host is left exactly as it
+was, clusters run side by side, and down cleans up after crashes and failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from knet.cluster import component_pid, down, knet_pids, owned_netns, up
+from knet.config import ClusterConfig, parse_cluster, state_dir
+from knet.harness.cluster import Cluster, running, unique_name
+from knet.harness.hostsnap import diff, snapshot
+from knet.net import ns
+
+SLEEPER = """
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper}
+spec:
+  containers:
+  - name: main
+    command: ["sh", "-c", "sleep 300 & sleep 300"]
+  - name: server
+    ports: [{containerPort: 80}]
+"""
+
+
+def knet(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-m", "knet.cli", *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+def leftovers(name: str) -> list[str]:
+    found = [f"netns {n}" for n in owned_netns(name)]
+    found += [f"pid {p}" for p in knet_pids(name, [])]
+    found += [f"mount {m}" for m in ns.mounts_under(state_dir(name))]
+    if os.path.exists(state_dir(name)):
+        found.append(f"dir {state_dir(name)}")
+    return found
+
+
+def test_up_down_leaves_the_host_untouched():
+    name = unique_name()
+    before = snapshot()
+    try:
+        up_out = knet("up", "--cluster", name)
+        assert "4 nodes Ready" in up_out.stdout
+        nodes = knet("get", "nodes", "--cluster", name).stdout
+        for node in ("control-plane", "worker-1", "worker-2", "worker-3"):
+            assert node in nodes
+        assert "control-plane" in nodes.splitlines()[1] and " Ready " in nodes
+        apply = subprocess.run([sys.executable, "-m", "knet.cli", "--cluster", name, "apply", "-f", "-", "--wait"],
+                               input=SLEEPER, capture_output=True, text=True)
+        assert apply.returncode == 0, apply.stderr
+    finally:
+        out = knet("down", "--cluster", name)
+    assert "Deleted cluster" in out.stdout
+    assert leftovers(name) == []
+    assert diff(before, snapshot()) == []
+
+
+def test_down_when_nothing_is_there():
+    name = unique_name()
+    out = knet("down", "--cluster", name)
+    assert "0 processes, 0 namespaces" in out.stdout
+
+
+def test_two_clusters_side_by_side():
+    a = Cluster.up(workers=1)
+    try:
+        b = Cluster.up(workers=1)
+        try:
+            a.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: only-in-a}\nspec: {containers: [{name: c}]}\n")
+            assert a.get("Pod", "default", "only-in-a") is not None
+            assert b.get("Pod", "default", "only-in-a") is None
+            # Same LAN addresses, separate fabrics: each control plane answers in its own.
+            for c in (a, b):
+                out = c.exec_node("worker-1", ["ping", "-c1", "-W1", "192.168.56.10"])
+                assert out.returncode == 0, out.stderr
+        finally:
+            b.down()
+        assert leftovers(b.name) == []
+        assert a.nodes_ready() == {"control-plane": "True", "worker-1": "True"}
+    finally:
+        a.down()
+
+
+def test_down_after_kill_9_of_every_process():
+    c = Cluster.up(workers=1)
+    try:
+        c.apply(SLEEPER)
+        c.wait_pod("default", "sleeper", running)
+        pids = knet_pids(c.name, owned_netns(c.name))
+        assert len(pids) >= 4  # control plane, 2 agents, the pod's shells and sleeps
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        out = c.down()
+    assert leftovers(c.name) == []
+    assert out["namespaces"] >= 5  # fabric, ext, 2 nodes, the pod
+
+
+def test_failed_up_leaves_nothing_behind():
+    cfg = parse_cluster({"nodes": [{"role": "control-plane"}, {"role": "worker"}]}, unique_name())
+    with pytest.raises(Exception):
+        up(cfg, say=lambda _m: None, timeout=0.0001)
+    assert leftovers(cfg.name) == []
+
+
+def test_up_refuses_an_existing_cluster_and_bad_cluster_files(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: Cluster\nnodes:\n- role: control-plane\n- role: boss\n")
+    out = knet("up", "-f", str(bad), "--cluster", unique_name(), check=False)
+    assert out.returncode != 0 and "nodes[1].role" in out.stderr
+    bad.write_text("kind: Cluster\nnetworking:\n  podSubnet: 10.244.0.0/33\n")
+    out = knet("up", "-f", str(bad), "--cluster", unique_name(), check=False)
+    assert out.returncode != 0 and "networking.podSubnet" in out.stderr
+    c = Cluster.up(workers=1)
+    try:
+        out = knet("up", "--cluster", c.name, check=False)
+        assert out.returncode != 0 and "already exists" in out.stderr
+        assert c.nodes_ready() == {"control-plane": "True", "worker-1": "True"}
+    finally:
+        c.down()
+
+
+def test_cluster_file_sets_nodes_labels_and_subnets(tmp_path):
+    spec = tmp_path / "c.yaml"
+    spec.write_text(
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n"
+        "networking:\n  lanSubnet: 10.77.0.0/24\n"
+        "nodes:\n- role: control-plane\n- role: worker\n  name: edge\n  labels: {zone: east}\n")
+    name = unique_name()
+    try:
+        knet("up", "-f", str(spec), "--cluster", name)
+        nodes = knet("get", "nodes", "-o", "wide", "--cluster", name).stdout
+        assert "edge" in nodes and "10.77.0.11" in nodes
+        labelled = knet("get", "nodes", "-l", "zone=east", "-o", "name", "--cluster", name).stdout.split()
+        assert labelled == ["node/edge"]
+    finally:
+        down(name, say=lambda _m: None)
+    assert leftovers(name) == []
+
+
+def test_node_turns_not_ready_when_its_agent_stops():
+    c = Cluster.up(workers=2, heartbeatSeconds=0.5, nodeGracePeriodSeconds=2)
+    try:
+        pid = component_pid(c.name, "node-worker-2")
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        c.wait_for("worker-2 NotReady", lambda: c.nodes_ready()["worker-2"] == "Unknown", timeout=10)
+        assert time.monotonic() - t0 >= 1.0  # not before the grace period
+        assert c.nodes_ready()["worker-1"] == "True"
+        out = c.knet("get", "nodes").stdout
+        assert any(line.startswith("worker-2") and "NotReady" in line for line in out.splitlines())
+        # New pods avoid the NotReady node.
+        c.apply("".join(f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec: {{containers: [{{name: c}}]}}\n"
+                        for i in range(3)))
+        for i in range(3):
+            assert c.get("Pod", "default", f"p{i}")["spec"]["nodeName"] == "worker-1"
+        # The agent comes back: Ready again, and it adopts its pods.
+        from knet.cluster import start_component
+        start_component(ClusterConfig.from_json(open(os.path.join(c.cfg.state_dir, "cluster.json")).read()),
+                        "node-worker-2")
+        c.wait_for("worker-2 Ready", lambda: c.nodes_ready()["worker-2"] == "True", timeout=10)
+    finally:
+        c.down()
