@@ -17,6 +17,13 @@ from knet.api.errors import ApiError
 from knet.api.resources import Resource
 
 
+class Disconnected(ConnectionError):
+    """The connection to the API server broke mid-request or mid-watch."""
+
+
+_BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError, OSError)
+
+
 class _Conn:
     def __init__(self, stream: trio.abc.Stream):
         self.stream = stream
@@ -43,10 +50,13 @@ class AsyncClient:
         self._idle: list[_Conn] = []
 
     async def _open(self) -> _Conn:
-        if self.unix_path:
-            stream = await trio.open_unix_socket(self.unix_path)
-        else:
-            stream = await trio.open_tcp_stream(self.host, self.port)
+        try:
+            if self.unix_path:
+                stream = await trio.open_unix_socket(self.unix_path)
+            else:
+                stream = await trio.open_tcp_stream(self.host, self.port)
+        except OSError as e:
+            raise Disconnected(f"cannot reach the API server: {e}") from e
         return _Conn(stream)
 
     def _headers(self, body: bytes | None, content_type: str) -> list[tuple[str, str]]:
@@ -79,10 +89,10 @@ class AsyncClient:
                     elif isinstance(ev, (h11.EndOfMessage, h11.ConnectionClosed)):
                         break
                 break
-            except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError, OSError):
+            except _BROKEN as e:
                 await conn.stream.aclose()
                 if attempt:
-                    raise
+                    raise Disconnected(f"{method} {path}: {e}") from e
         if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and len(self._idle) < 4:
             conn.h11.start_next_cycle()
             self._idle.append(conn)
@@ -122,7 +132,10 @@ class AsyncClient:
         ApiError (410 when the revision is too old) before the first event."""
         q = {"watch": "true", "allowWatchBookmarks": "true", "resourceVersion": resource_version, **query}
         path = res.path(namespace) + "?" + urlencode({k: v for k, v in q.items() if v is not None})
-        conn = await self._open()
+        try:
+            conn = await self._open()
+        except OSError as e:
+            raise Disconnected(f"watch {path}: {e}") from e
         try:
             await conn.send(h11.Request(method="GET", target=path, headers=self._headers(None, "")))
             await conn.send(h11.EndOfMessage())
@@ -147,5 +160,7 @@ class AsyncClient:
                             yield json.loads(line)
                 else:
                     return
+        except _BROKEN as e:
+            raise Disconnected(f"watch {path}: {e}") from e
         finally:
             await conn.stream.aclose()

@@ -130,14 +130,14 @@ class Agent:
             await trio.sleep(self.cfg.heartbeat_seconds)
             try:
                 await self.heartbeat_once()
-            except (OSError, ApiError, trio.BrokenResourceError) as e:
+            except (OSError, ApiError) as e:
                 log.warning("heartbeat failed: %s", e)
 
     async def send_events(self) -> None:
         async for ev in self._events_recv:
             try:
                 await self.api.create(self.EVENTS, ev["metadata"]["namespace"], ev)
-            except (OSError, ApiError, trio.BrokenResourceError) as e:
+            except (OSError, ApiError) as e:
                 log.debug("event dropped: %s", e)
 
     async def report_progress(self) -> None:
@@ -155,7 +155,7 @@ class Agent:
                 await self.api.request("POST", "/knet/v1/progress",
                                        {"component": f"node/{self.node}", "observed": acted})
                 sent = acted
-            except (OSError, ApiError, trio.BrokenResourceError) as e:
+            except (OSError, ApiError) as e:
                 log.debug("progress report failed: %s", e)
                 await trio.sleep(0.2)
                 self._progress.set()
@@ -176,7 +176,16 @@ class Agent:
         if pod["metadata"].get("deletionTimestamp"):
             worker.terminating.set()
         self.workers[uid] = worker
-        self.nursery.start_soon(worker.run)
+        self.nursery.start_soon(self._run_worker, worker)
+
+    async def _run_worker(self, worker: PodWorker) -> None:
+        """A bug in one pod's worker must not take the node down with it."""
+        try:
+            await worker.run()
+        except Exception:
+            log.exception("%s/%s: pod worker failed", worker.namespace, worker.name)
+            self.workers.pop(worker.uid, None)
+            self.progress_changed()
 
     def cleanup_orphans(self, live: set[str]) -> None:
         """Remove sandboxes an earlier agent left for pods the API no longer has."""
@@ -218,13 +227,19 @@ class Agent:
                     continue
                 log.warning("pod watch failed: %s", e.message)
                 await trio.sleep(0.5)
-            except (OSError, trio.BrokenResourceError, ValueError) as e:
+            except (OSError, ValueError) as e:
                 log.warning("pod watch broke (%s); resuming from %s", e, rv)
                 await trio.sleep(0.2)
 
     async def run(self) -> None:
-        await self.wait_for_api()
-        await self.register()
+        while True:
+            await self.wait_for_api()
+            try:
+                await self.register()
+                break
+            except (OSError, ApiError) as e:
+                log.warning("registering the node failed (%s); trying again", e)
+                await trio.sleep(0.2)
         log.info("node %s registered (%s)", self.node, self.node_ip)
         async with trio.open_nursery() as nursery:
             self.nursery = nursery

@@ -211,11 +211,17 @@ class PodWorker:
         """Tear the sandbox down and let the API forget the pod."""
         if self.sb is not None:
             await trio.to_thread.run_sync(sandboxes.remove, self.sb)
-        try:
-            await self.agent.api.delete(self.agent.PODS, self.namespace, self.name, grace=0)
-        except ApiError as e:
-            if e.code != 404:
+        while True:  # until the API has forgotten the pod: nothing else will retry it
+            try:
+                await self.agent.api.delete(self.agent.PODS, self.namespace, self.name, grace=0)
+                break
+            except ApiError as e:
+                if e.code == 404:
+                    break
                 log.warning("%s/%s: final delete failed: %s", self.namespace, self.name, e.message)
+            except OSError as e:
+                log.warning("%s/%s: final delete failed: %s", self.namespace, self.name, e)
+            await trio.sleep(0.5)
         self.agent.forget(self.uid)
 
     # -- containers ---------------------------------------------------------------

@@ -1,0 +1,293 @@
+"""Defaulting, as kube-apiserver applies it before validation.
+
+`apply_defaults(obj)` fills what Kubernetes fills (SetDefaults_* plus the few
+normalisations its registries do before validating, such as mirroring a
+Service's `clusterIP` into `clusterIPs`), so that a stored knet object reads
+back like one from a real cluster and controllers can rely on the fields being
+set. It never rejects anything: a field of the wrong type is left alone for
+validation to report.
+
+Go cannot tell an empty string or a zero int32 from a missing one, so where
+Kubernetes defaults a non-pointer field, "" (and, for probe counters, 0) counts
+as unset here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def _unset(d: dict, key: str, *, zero: bool = False) -> bool:
+    value = d.get(key)
+    return value is None or value == "" or (zero and value == 0 and not isinstance(value, bool))
+
+
+def _default(d: dict, key: str, value: Any, *, zero: bool = False) -> None:
+    if _unset(d, key, zero=zero):
+        d[key] = value
+
+
+def _child(d: dict, key: str) -> dict | None:
+    """d[key] as a dict, created if missing; None if it is something else."""
+    if d.get(key) is None:
+        d[key] = {}
+    value = d[key]
+    return value if isinstance(value, dict) else None
+
+
+def _dicts(value: Any) -> list[dict]:
+    return [x for x in value if isinstance(x, dict)] if isinstance(value, list) else []
+
+
+# -- pods -----------------------------------------------------------------------------
+
+
+def _http_get(action: Any) -> None:
+    if isinstance(action, dict):
+        _default(action, "path", "/")
+        _default(action, "scheme", "HTTP")
+
+
+def _probe(probe: Any) -> None:
+    if not isinstance(probe, dict):
+        return
+    _default(probe, "timeoutSeconds", 1, zero=True)
+    _default(probe, "periodSeconds", 10, zero=True)
+    _default(probe, "successThreshold", 1, zero=True)
+    _default(probe, "failureThreshold", 3, zero=True)
+    _http_get(probe.get("httpGet"))
+
+
+def _container(c: dict, host_network: bool) -> None:
+    for port in _dicts(c.get("ports")):
+        _default(port, "protocol", "TCP")
+        if host_network and not port.get("hostPort") and port.get("containerPort"):
+            port["hostPort"] = port["containerPort"]
+    for var in _dicts(c.get("env")):
+        source = var.get("valueFrom")
+        ref = source.get("fieldRef") if isinstance(source, dict) else None
+        if isinstance(ref, dict):
+            _default(ref, "apiVersion", "v1")
+    for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _probe(c.get(key))
+    lifecycle = c.get("lifecycle")
+    if isinstance(lifecycle, dict):
+        for hook in (lifecycle.get("postStart"), lifecycle.get("preStop")):
+            if isinstance(hook, dict):
+                _http_get(hook.get("httpGet"))
+
+
+def pod_spec_defaults(spec: Any) -> None:
+    """SetDefaults_PodSpec and friends, for a Pod or any pod template."""
+    if not isinstance(spec, dict):
+        return
+    _default(spec, "restartPolicy", "Always")
+    _default(spec, "terminationGracePeriodSeconds", 30)
+    _default(spec, "dnsPolicy", "ClusterFirst")
+    _default(spec, "schedulerName", "default-scheduler")
+    _default(spec, "enableServiceLinks", True)
+    _child(spec, "securityContext")
+    host_network = spec.get("hostNetwork") is True
+    for key in ("containers", "initContainers"):
+        for c in _dicts(spec.get(key)):
+            _container(c, host_network)
+
+
+def _pod(obj: dict) -> None:
+    spec = _child(obj, "spec")
+    pod_spec_defaults(spec)
+
+
+def _template(spec: dict) -> None:
+    template = _child(spec, "template")
+    if template is not None:
+        pod_spec_defaults(_child(template, "spec"))
+
+
+# -- services -------------------------------------------------------------------------
+
+
+def _service(obj: dict) -> None:
+    spec = _child(obj, "spec")
+    if spec is None:
+        return
+    _default(spec, "type", "ClusterIP")
+    _default(spec, "sessionAffinity", "None")
+    if spec["sessionAffinity"] == "ClientIP":
+        config = _child(spec, "sessionAffinityConfig")
+        client_ip = _child(config, "clientIP") if config is not None else None
+        if client_ip is not None:
+            _default(client_ip, "timeoutSeconds", 10800)
+    for port in _dicts(spec.get("ports")):
+        _default(port, "protocol", "TCP")
+        if port.get("targetPort") in (None, 0, "") and port.get("port") is not None:
+            port["targetPort"] = port["port"]
+    _mirror_cluster_ips(spec)
+    svc_type = spec["type"]
+    if svc_type == "ExternalName":
+        return
+    _default(spec, "internalTrafficPolicy", "Cluster")
+    if svc_type in ("NodePort", "LoadBalancer") or (svc_type == "ClusterIP" and spec.get("externalIPs")):
+        _default(spec, "externalTrafficPolicy", "Cluster")
+    if svc_type == "LoadBalancer":
+        _default(spec, "allocateLoadBalancerNodePorts", True)
+    _ip_families(spec)
+
+
+def _mirror_cluster_ips(spec: dict) -> None:
+    """Keep clusterIP and clusterIPs[0] in step, as the Service registry does
+    before validation, so either may be written and both read back."""
+    ips = spec.get("clusterIPs")
+    if ips is None and isinstance(spec.get("clusterIP"), str) and spec["clusterIP"]:
+        spec["clusterIPs"] = [spec["clusterIP"]]
+    elif isinstance(ips, list) and ips and not spec.get("clusterIP"):
+        spec["clusterIP"] = ips[0]
+
+
+def _ip_families(spec: dict) -> None:
+    """SingleStack, with the family of the requested cluster IP (IPv4 when the
+    allocator will choose)."""
+    _default(spec, "ipFamilyPolicy", "SingleStack")
+    if spec.get("ipFamilies"):
+        return
+    families = []
+    for ip in spec.get("clusterIPs") or []:
+        if isinstance(ip, str) and ip != "None":
+            families.append("IPv6" if ":" in ip else "IPv4")
+    spec["ipFamilies"] = families or ["IPv4"]
+
+
+# -- workloads ------------------------------------------------------------------------
+
+
+def _deployment(obj: dict) -> None:
+    spec = _child(obj, "spec")
+    if spec is None:
+        return
+    _default(spec, "replicas", 1)
+    strategy = _child(spec, "strategy")
+    if strategy is not None:
+        _default(strategy, "type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = _child(strategy, "rollingUpdate")
+            if rolling is not None:
+                _default(rolling, "maxUnavailable", "25%")
+                _default(rolling, "maxSurge", "25%")
+    _default(spec, "revisionHistoryLimit", 10)
+    _default(spec, "progressDeadlineSeconds", 600)
+    _template(spec)
+
+
+def _replicaset(obj: dict) -> None:
+    spec = _child(obj, "spec")
+    if spec is not None:
+        _default(spec, "replicas", 1)
+        _template(spec)
+
+
+def _daemonset(obj: dict) -> None:
+    spec = _child(obj, "spec")
+    if spec is None:
+        return
+    strategy = _child(spec, "updateStrategy")
+    if strategy is not None:
+        _default(strategy, "type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = _child(strategy, "rollingUpdate")
+            if rolling is not None:
+                _default(rolling, "maxUnavailable", 1)
+                _default(rolling, "maxSurge", 0)
+    _default(spec, "revisionHistoryLimit", 10)
+    _template(spec)
+
+
+def _statefulset(obj: dict) -> None:
+    spec = _child(obj, "spec")
+    if spec is None:
+        return
+    _default(spec, "replicas", 1)
+    _default(spec, "podManagementPolicy", "OrderedReady")
+    strategy = _child(spec, "updateStrategy")
+    if strategy is not None:
+        if _unset(strategy, "type"):
+            strategy["type"] = "RollingUpdate"
+            _child(strategy, "rollingUpdate")
+        rolling = strategy.get("rollingUpdate")
+        if strategy["type"] == "RollingUpdate" and isinstance(rolling, dict):
+            _default(rolling, "partition", 0)
+    retention = _child(spec, "persistentVolumeClaimRetentionPolicy")
+    if retention is not None:
+        _default(retention, "whenDeleted", "Retain")
+        _default(retention, "whenScaled", "Retain")
+    _default(spec, "revisionHistoryLimit", 10)
+    _template(spec)
+
+
+# -- the rest -------------------------------------------------------------------------
+
+
+def _networkpolicy(obj: dict) -> None:
+    """No policyTypes means Ingress, plus Egress if there are egress rules (an
+    empty `egress: []` adds nothing, as in Kubernetes)."""
+    spec = _child(obj, "spec")
+    if spec is None:
+        return
+    _child(spec, "podSelector")  # Go's zero struct: {} selects every pod
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction in ("ingress", "egress"):
+        for rule in _dicts(spec.get(direction)):
+            for port in _dicts(rule.get("ports")):
+                _default(port, "protocol", "TCP")
+
+
+def _endpointslice(obj: dict) -> None:
+    for port in _dicts(obj.get("ports")):
+        _default(port, "protocol", "TCP")
+
+
+def _namespace(obj: dict) -> None:
+    """Every namespace carries its own name as a label, so a NetworkPolicy
+    namespaceSelector can pick namespaces by name."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("name"), str) and meta["name"]:
+        labels = _child(meta, "labels")
+        if labels is not None:
+            labels["kubernetes.io/metadata.name"] = meta["name"]
+
+
+def _node(obj: dict) -> None:
+    """Keep podCIDR and podCIDRs[0] in step (Kubernetes converts between them)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    cidrs = spec.get("podCIDRs")
+    if cidrs is None and isinstance(spec.get("podCIDR"), str) and spec["podCIDR"]:
+        spec["podCIDRs"] = [spec["podCIDR"]]
+    elif isinstance(cidrs, list) and cidrs and not spec.get("podCIDR"):
+        spec["podCIDR"] = cidrs[0]
+
+
+_DEFAULTERS: dict[str, Callable[[dict], None]] = {
+    "Pod": _pod,
+    "Service": _service,
+    "Deployment": _deployment,
+    "ReplicaSet": _replicaset,
+    "DaemonSet": _daemonset,
+    "StatefulSet": _statefulset,
+    "NetworkPolicy": _networkpolicy,
+    "EndpointSlice": _endpointslice,
+    "Namespace": _namespace,
+    "Node": _node,
+}
+
+
+def apply_defaults(obj: dict) -> dict:
+    """Fill in what Kubernetes would, in place; returns `obj` for chaining.
+    Unknown kinds and non-dict input pass through untouched."""
+    if isinstance(obj, dict):
+        defaulter = _DEFAULTERS.get(obj.get("kind", ""))
+        if defaulter:
+            defaulter(obj)
+    return obj
