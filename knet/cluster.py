@@ -17,10 +17,10 @@ import secrets
 import shutil
 import signal
 import subprocess
-from http.client import HTTPException
 import sys
 import time
 from collections.abc import Callable
+from http.client import HTTPException
 
 from knet.config import STATE_ROOT, ClusterConfig, load_saved, state_dir
 from knet.net import ns, procs

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from knet.cluster import component_pid, down, knet_pids, owned_netns, up
+from knet.cluster import ClusterError, component_pid, down, knet_pids, owned_netns, up
 from knet.config import ClusterConfig, parse_cluster, state_dir
 from knet.harness.cluster import Cluster, running, unique_name
 from knet.harness.hostsnap import diff, snapshot
@@ -109,7 +109,7 @@ def test_down_after_kill_9_of_every_process():
 
 def test_failed_up_leaves_nothing_behind():
     cfg = parse_cluster({"nodes": [{"role": "control-plane"}, {"role": "worker"}]}, unique_name())
-    with pytest.raises(Exception):
+    with pytest.raises(ClusterError, match="within"):
         up(cfg, say=lambda _m: None, timeout=0.0001)
     assert leftovers(cfg.name) == []
 
