@@ -1,0 +1,47 @@
+import pytest
+
+from knet.config import ConfigError, default_config, parse_cluster
+
+
+def test_default_is_three_plus_one():
+    cfg = default_config()
+    assert [(n.name, n.role, n.ip) for n in cfg.nodes] == [
+        ("control-plane", "control-plane", "192.168.56.10"), ("worker-1", "worker", "192.168.56.11"),
+        ("worker-2", "worker", "192.168.56.12"), ("worker-3", "worker", "192.168.56.13")]
+    assert cfg.ext_ip == "192.168.56.1"
+    assert cfg.control_plane.taints == [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+    assert cfg.fabric_netns == "knet-knet-fabric" and cfg.node_netns("worker-1") == "knet-knet-worker-1"
+
+
+def test_kind_style_file():
+    cfg = parse_cluster({"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+                         "networking": {"podSubnet": "10.10.0.0/16", "lanSubnet": "10.0.5.0/24"},
+                         "nodes": [{"role": "control-plane"}, {"role": "worker", "name": "edge",
+                                                               "labels": {"zone": "x"}}],
+                         "knet": {"nodeGracePeriodSeconds": 3}}, "lab")
+    assert cfg.name == "lab" and cfg.pod_subnet == "10.10.0.0/16"
+    assert [n.ip for n in cfg.nodes] == ["10.0.5.10", "10.0.5.11"]
+    assert cfg.node("edge").labels["zone"] == "x" and cfg.node_grace_seconds == 3
+
+
+@pytest.mark.parametrize("doc,field", [
+    ({"kind": "Pod"}, "kind"),
+    ({"nodes": [{"role": "worker"}]}, "nodes"),
+    ({"nodes": [{"role": "control-plane"}, {"role": "boss"}]}, "nodes[1].role"),
+    ({"nodes": [{"role": "control-plane"}, {"name": "a"}, {"name": "a"}]}, "nodes[2].name"),
+    ({"nodes": [{"role": "control-plane", "name": "Bad_Name"}]}, "nodes[0].name"),
+    ({"networking": {"serviceSubnet": "10.96.0.1/12"}}, "networking.serviceSubnet"),
+    ({"networking": {"nodePortRange": "40000-30000"}}, "networking.nodePortRange"),
+    ({"knet": {"heartbeatSeconds": -1}}, "knet.heartbeatSeconds"),
+])
+def test_bad_cluster_files_name_the_field(doc, field):
+    with pytest.raises(ConfigError) as e:
+        parse_cluster(doc)
+    assert str(e.value).startswith(field + ":")
+
+
+def test_cluster_name_rules():
+    with pytest.raises(ConfigError, match="^name:"):
+        default_config("Has_Caps")
+    with pytest.raises(ConfigError, match="^name:"):
+        default_config("x" * 21)
