@@ -358,8 +358,11 @@ def cmd_get(args) -> int:
             continue
         if printed:
             print()
-        print(printers.table(res.kind, items, wide=fmt == "wide", all_namespaces=args.all_namespaces,
-                             show_kind=len(resources) > 1), end="")
+        text = printers.table(res.kind, items, wide=fmt == "wide", all_namespaces=args.all_namespaces,
+                              show_kind=len(resources) > 1)
+        if args.no_headers:
+            text = text.split("\n", 1)[1]
+        print(text, end="")
         printed = True
     if not printed:
         where = "" if args.all_namespaces or not any(r.namespaced for r in resources) else f" in {ns} namespace"
@@ -531,6 +534,173 @@ def cmd_logs(args) -> int:
     return 0
 
 
+# -- workloads and nodes ---------------------------------------------------------------------
+
+
+def _kind_name(text: str, default_kind: str | None = None):
+    from knet.api.resources import lookup
+
+    kind, _, name = text.partition("/")
+    if not name:
+        if default_kind is None:
+            raise CliError(f"expected KIND/NAME, got {text!r}")
+        kind, name = default_kind, text
+    res = lookup(kind)
+    if res is None:
+        raise CliError(f'the server doesn\'t have a resource type "{kind}"')
+    return res, name
+
+
+def cmd_scale(args) -> int:
+    client = _client(args)
+    res, name = _kind_name(args.target)
+    if res.kind not in ("Deployment", "ReplicaSet", "StatefulSet"):
+        raise CliError(f"cannot scale a {res.kind}")
+    if args.replicas < 0:
+        raise CliError("--replicas: Invalid value: must be greater than or equal to 0")
+    ns = args.namespace or "default"
+    out = client.patch(res, ns, name, {"spec": {"replicas": args.replicas}})
+    print(f"{_label(res, name)} scaled")
+    if args.wait:
+        _wait_synced(client, int(out["metadata"]["resourceVersion"]), args.timeout)
+    return 0
+
+
+def rollout_state(obj: dict) -> tuple[bool, str]:
+    """Whether a rollout is done, and kubectl's progress line for it."""
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    spec, st = obj.get("spec", {}), obj.get("status", {})
+    if st.get("observedGeneration", 0) < obj["metadata"].get("generation", 1):
+        return False, f"Waiting for {kind.lower()} spec update to be observed..."
+    if kind == "Deployment":
+        want = spec.get("replicas", 1)
+        updated, total, avail = st.get("updatedReplicas", 0), st.get("replicas", 0), st.get("availableReplicas", 0)
+        if updated < want:
+            return False, (f'Waiting for deployment "{name}" rollout to finish: {updated} out of {want} new '
+                           "replicas have been updated...")
+        if total > updated:
+            return False, (f'Waiting for deployment "{name}" rollout to finish: {total - updated} old replicas '
+                           "are pending termination...")
+        if avail < updated:
+            return False, (f'Waiting for deployment "{name}" rollout to finish: {avail} of {updated} updated '
+                           "replicas are available...")
+        return True, f'deployment "{name}" successfully rolled out'
+    if kind == "DaemonSet":
+        want, updated, avail = (st.get("desiredNumberScheduled", 0), st.get("updatedNumberScheduled", 0),
+                                st.get("numberAvailable", 0))
+        if updated < want:
+            return False, (f'Waiting for daemon set "{name}" rollout to finish: {updated} out of {want} new pods '
+                           "have been updated...")
+        if avail < want:
+            return False, (f'Waiting for daemon set "{name}" rollout to finish: {avail} of {want} updated pods '
+                           "are available...")
+        return True, f'daemon set "{name}" successfully rolled out'
+    if kind == "StatefulSet":
+        want, ready, updated = spec.get("replicas", 1), st.get("readyReplicas", 0), st.get("updatedReplicas", 0)
+        if ready < want:
+            return False, f"Waiting for {want - ready} pods to be ready..."
+        if updated < want:
+            return False, (f"waiting for statefulset rolling update to complete {updated} pods at revision "
+                           f"{st.get('updateRevision')}...")
+        return True, f"statefulset rolling update complete {want} pods at revision {st.get('updateRevision')}..."
+    raise CliError(f"no rollout status for {kind}")
+
+
+def cmd_rollout(args) -> int:
+    client = _client(args)
+    res, name = _kind_name(args.target)
+    ns = args.namespace or "default"
+    deadline = time.monotonic() + args.timeout
+    last = None
+    while True:
+        done, line = rollout_state(client.get(res, ns, name))
+        if line != last:
+            print(line, flush=True)
+            last = line
+        if done:
+            return 0
+        if not args.watch:
+            return 1
+        if time.monotonic() > deadline:
+            raise CliError(f"timed out waiting for the rollout of {res.singular}/{name}")
+        time.sleep(0.05)
+
+
+def cmd_cordon(args, unschedulable: bool = True) -> int:
+    from knet.api.resources import by_kind
+
+    client = _client(args)
+    for name in args.nodes:
+        node = client.get(by_kind("Node"), None, name)
+        if bool(node.get("spec", {}).get("unschedulable")) == unschedulable:
+            print(f"node/{name} already {'cordoned' if unschedulable else 'uncordoned'}")
+            continue
+        client.patch(by_kind("Node"), None, name, {"spec": {"unschedulable": True if unschedulable else None}})
+        print(f"node/{name} {'cordoned' if unschedulable else 'uncordoned'}")
+    return 0
+
+
+def cmd_uncordon(args) -> int:
+    return cmd_cordon(args, unschedulable=False)
+
+
+def cmd_drain(args) -> int:
+    """kubectl drain: cordon, then evict every pod but DaemonSet pods, and wait
+    for them to be gone so their controllers have placed them elsewhere."""
+    from knet.api.resources import by_kind
+
+    client = _client(args)
+    pods_res = by_kind("Pod")
+    cmd_cordon(argparse.Namespace(**{**vars(args), "nodes": [args.node]}))
+    pods = client.list(pods_res, None, field_selector=f"spec.nodeName={args.node}")["items"]
+    owner = lambda p: next((r for r in p["metadata"].get("ownerReferences") or [] if r.get("controller")), None)  # noqa: E731
+    evict, unmanaged = [], []
+    for p in pods:
+        ref = owner(p)
+        if ref and ref.get("kind") == "DaemonSet":
+            continue
+        (evict if ref or args.force else unmanaged).append(p)
+    if unmanaged:
+        names = ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in unmanaged)
+        raise CliError(f"unable to drain node {args.node!r}: cannot delete Pods that declare no controller "
+                       f"(use --force to override): {names}")
+    daemon = [p for p in pods if (owner(p) or {}).get("kind") == "DaemonSet"]
+    if daemon:
+        print("Warning: ignoring DaemonSet-managed Pods: " +
+              ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in daemon))
+    for p in evict:
+        m = p["metadata"]
+        print(f"evicting pod {m['namespace']}/{m['name']}")
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": m["name"],
+                                                                           "namespace": m["namespace"]}}
+        if args.grace_period is not None:
+            body["deleteOptions"] = {"gracePeriodSeconds": args.grace_period}
+        try:
+            client.request("POST", pods_res.path(m["namespace"], m["name"]) + "/eviction", body)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+    deadline = time.monotonic() + args.timeout
+    waiting = {(p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"]["uid"]) for p in evict}
+    while waiting:
+        for key in sorted(waiting):
+            try:
+                cur = client.get(pods_res, key[0], key[1])
+                gone = cur["metadata"]["uid"] != key[2]
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+                gone = True
+            if gone:
+                print(f"pod/{key[1]} evicted")
+                waiting.discard(key)
+        if waiting and time.monotonic() > deadline:
+            raise CliError(f"timed out waiting for {len(waiting)} pods to leave {args.node}")
+        time.sleep(0.05)
+    print(f"node/{args.node} drained")
+    return 0
+
+
 def cmd_version(args) -> int:
     from knet import __version__
 
@@ -605,6 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
     s.add_argument("--field-selector", help="field selector, e.g. spec.nodeName=worker-1")
     s.add_argument("-o", "--output", help="wide, yaml, json or name")
+    s.add_argument("--no-headers", action="store_true", help="leave out the header row")
     s.set_defaults(func=cmd_get)
 
     s = sub.add_parser("describe", parents=[common, nsopt], help="show one object in detail, with its events")
@@ -631,6 +802,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-f", "--follow", action="store_true")
     s.add_argument("--tail", type=int, default=None, metavar="N")
     s.set_defaults(func=cmd_logs)
+
+    s = sub.add_parser("scale", parents=[common, nsopt], help="set the replicas of a Deployment, ReplicaSet or "
+                                                             "StatefulSet")
+    s.add_argument("target", metavar="KIND/NAME", help="e.g. deploy/web")
+    s.add_argument("--replicas", type=int, required=True)
+    s.add_argument("--wait", action="store_true", help="return when every node agent has acted on it")
+    s.add_argument("--timeout", type=float, default=60)
+    s.set_defaults(func=cmd_scale)
+
+    s = sub.add_parser("rollout", parents=[common, nsopt], help="watch a rollout: knet rollout status deploy/NAME")
+    rsub = s.add_subparsers(dest="rollout_cmd", metavar="status", required=True)
+    r = rsub.add_parser("status", parents=[common, nsopt], help="wait for a Deployment, DaemonSet or "
+                                                               "StatefulSet rollout to finish")
+    r.add_argument("target", metavar="KIND/NAME")
+    r.add_argument("-w", "--watch", action=argparse.BooleanOptionalAction, default=True)
+    r.add_argument("--timeout", type=float, default=300)
+    r.set_defaults(func=cmd_rollout)
+
+    s = sub.add_parser("cordon", parents=[common], help="mark nodes unschedulable")
+    s.add_argument("nodes", nargs="+", metavar="NODE")
+    s.set_defaults(func=cmd_cordon)
+    s = sub.add_parser("uncordon", parents=[common], help="mark nodes schedulable again")
+    s.add_argument("nodes", nargs="+", metavar="NODE")
+    s.set_defaults(func=cmd_uncordon)
+    s = sub.add_parser("drain", parents=[common], help="cordon a node and evict its pods (not DaemonSet pods)",
+                       description="Cordon NODE, evict every pod on it except DaemonSet pods, and wait until "
+                                   "they are gone; their controllers place them on other nodes.")
+    s.add_argument("node", metavar="NODE")
+    s.add_argument("--force", action="store_true", help="also evict pods no controller manages")
+    s.add_argument("--grace-period", type=int, default=None)
+    s.add_argument("--timeout", type=float, default=120)
+    s.set_defaults(func=cmd_drain)
 
     s = sub.add_parser("version", parents=[common], help="print the client and server versions")
     s.set_defaults(func=cmd_version)

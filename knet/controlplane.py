@@ -19,6 +19,8 @@ import trio
 from knet.api.registry import Registry
 from knet.api.server import ApiServer, Progress
 from knet.config import load_saved
+from knet.controllers import daemonset, deployment, gc, replicaset, statefulset, taints
+from knet.controllers.base import View
 from knet.controllers.loop import Kick
 from knet.controllers.nodelifecycle import check_nodes
 from knet.controllers.scheduler import schedule_pass
@@ -27,17 +29,50 @@ from knet.store.sqlite import SqliteStore
 log = logging.getLogger("knet.controlplane")
 
 
-async def run_scheduler(reg: Registry, server: ApiServer) -> None:
-    kick = Kick(reg.store, ("/registry/pods/", "/registry/nodes/"))
+WATCHED = tuple(f"/registry/{plural}/" for plural in (
+    "pods", "nodes", "replicasets", "deployments", "daemonsets", "statefulsets"))
+
+
+def reconcile(reg: Registry) -> None:
+    """One level-triggered pass of every controller, repeated while they still
+    write (a Deployment's ReplicaSet's pods get created and bound in one go)."""
+    for _ in range(8):
+        before = reg.store.revision()
+        view = View(reg)
+        for name, step in CONTROLLERS:
+            try:
+                step(view)
+            except Exception:
+                log.exception("%s failed", name)
+            view.wrote()
+        try:
+            schedule_pass(reg)
+        except Exception:
+            log.exception("scheduler pass failed")
+        if reg.store.revision() == before:
+            return
+
+
+CONTROLLERS = (
+    ("deployment controller", deployment.sync),
+    ("replicaset controller", replicaset.sync),
+    ("daemonset controller", daemonset.sync),
+    ("statefulset controller", statefulset.sync),
+    ("garbage collector", gc.sync),
+    ("taint eviction", taints.sync),
+)
+
+
+async def run_controllers(reg: Registry, server: ApiServer) -> None:
+    kick = Kick(reg.store, WATCHED)
     progress = server.progress.setdefault("controllers", Progress())
     while True:
-        relevant = await kick.wait()
+        relevant = True  # stays so on the periodic resync (e.g. for tolerationSeconds)
+        with trio.move_on_after(5):
+            relevant = await kick.wait()
         observed = reg.store.revision()
         if relevant:
-            try:
-                schedule_pass(reg)
-            except Exception:
-                log.exception("scheduler pass failed")
+            reconcile(reg)
             if reg.store.revision() > observed:  # its own writes: a pass is synchronous
                 progress.written = reg.store.revision()
         progress.observed = observed
@@ -62,7 +97,7 @@ async def main_async(cluster: str) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve_unix, os.path.join(state, "api.sock"))
         await nursery.start(server.serve_tcp, cfg.control_plane.ip, cfg.api_port)
-        nursery.start_soon(run_scheduler, reg, server)
+        nursery.start_soon(run_controllers, reg, server)
         nursery.start_soon(run_node_lifecycle, reg, cfg.node_grace_seconds)
         log.info("control plane of cluster %s serving on %s:%d", cluster, cfg.control_plane.ip, cfg.api_port)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

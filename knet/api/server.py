@@ -260,6 +260,12 @@ class ApiServer:
                 if not target:
                     raise errors.Invalid("Binding", name, [errors.FieldError("target.name", "Required value")])
                 return 201, reg.bind(ns, name, target)
+            if sub == "eviction" and res.kind == "Pod" and m == "POST":
+                # policy/v1 Eviction: a graceful delete (no PodDisruptionBudgets yet).
+                body = req.json() if req.body else {}
+                grace = (body.get("deleteOptions") or {}).get("gracePeriodSeconds")
+                reg.delete(res, ns, name, grace)
+                return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}
             if m == "GET":
                 return 200, reg.get(res, ns, name)
             dry = req.query.get("dryRun") == "All"

@@ -168,6 +168,7 @@ class BuiltinServer:
         opened = self._open()
         self.bound = [(proto, port) for proto, port, _ in opened]
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)  # with no ports it idles, like a pause container
             for proto, _port, raw in opened:
                 sock = trio.socket.from_stdlib_socket(raw)
                 if proto == "UDP":

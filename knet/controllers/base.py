@@ -1,0 +1,176 @@
+"""What every workload controller shares: a per-pass view of the API objects,
+owner references, pod readiness, template hashes, and pods made from templates.
+
+Controllers are level-triggered, as in kube-controller-manager: each pass
+reads what exists now and writes the difference to what should exist, so a
+control plane killed in the middle of anything simply finishes the job on the
+next pass. They read the store directly (never a stale cache), which is why
+no "expectations" bookkeeping is needed to avoid duplicate pods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from knet.api.errors import ApiError
+from knet.api.objects import deep_copy, is_true
+from knet.api.registry import Registry
+from knet.api.resources import by_kind
+from knet.controllers.events import make_event
+
+log = logging.getLogger("knet.controllers")
+
+PODS, EVENTS = by_kind("Pod"), by_kind("Event")
+SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+class View:
+    """One pass's reads: each kind listed at most once until somebody writes it."""
+
+    def __init__(self, reg: Registry):
+        self.reg = reg
+        self._lists: dict[str, tuple[int, list[dict]]] = {}
+        self.writes = 0
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict]:
+        res = by_kind(kind)
+        cached = self._lists.get(kind)
+        if cached is None or cached[0] != self.writes:
+            cached = (self.writes, self.reg.list(res)[0])
+            self._lists[kind] = cached
+        items = cached[1]
+        if namespace is not None:
+            items = [o for o in items if o["metadata"].get("namespace") == namespace]
+        return items
+
+    def wrote(self) -> None:
+        self.writes += 1
+
+    # -- writes, each invalidating the cached lists --------------------------------
+
+    def create(self, kind: str, namespace: str | None, obj: dict) -> dict | None:
+        try:
+            out = self.reg.create(by_kind(kind), namespace, obj)
+        except ApiError as e:
+            log.warning("creating %s %s/%s: %s", kind, namespace, obj["metadata"].get("name"), e.message)
+            return None
+        self.wrote()
+        return out
+
+    def update(self, kind: str, obj: dict, subresource: str | None = None) -> dict | None:
+        m = obj["metadata"]
+        try:
+            out = self.reg.update(by_kind(kind), m.get("namespace"), m["name"], obj, subresource)
+        except ApiError as e:
+            log.debug("updating %s %s: %s", kind, m["name"], e.message)
+            return None
+        if out["metadata"]["resourceVersion"] != m.get("resourceVersion"):
+            self.wrote()
+        return out
+
+    def update_status(self, kind: str, obj: dict, status: dict) -> None:
+        """Write status only when it differs (controllers run often)."""
+        if obj.get("status") == status:
+            return
+        new = deep_copy(obj)
+        new["status"] = status
+        self.update(kind, new, "status")
+
+    def delete(self, kind: str, obj: dict, grace: int | None = None) -> bool:
+        m = obj["metadata"]
+        try:
+            self.reg.delete(by_kind(kind), m.get("namespace"), m["name"], grace)
+        except ApiError as e:
+            if e.code != 404:
+                log.warning("deleting %s %s: %s", kind, m["name"], e.message)
+            return False
+        self.wrote()
+        return True
+
+    def event(self, obj: dict, etype: str, reason: str, message: str, component: str) -> None:
+        try:
+            self.reg.create(EVENTS, obj["metadata"].get("namespace") or "default",
+                            make_event(obj, etype, reason, message, component))
+            self.wrote()
+        except ApiError as e:
+            log.debug("event dropped: %s", e.message)
+
+
+# -- owners -------------------------------------------------------------------------
+
+
+def owner_ref(owner: dict) -> dict:
+    m = owner["metadata"]
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": m["name"], "uid": m["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def controller_ref(obj: dict) -> dict | None:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def owned_by(objs: list[dict], owner: dict) -> list[dict]:
+    uid = owner["metadata"]["uid"]
+    return [o for o in objs if (controller_ref(o) or {}).get("uid") == uid]
+
+
+# -- pods ---------------------------------------------------------------------------
+
+
+def is_terminating(pod: dict) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def is_active(pod: dict) -> bool:
+    """Counts toward replicas: not terminating, not finished (upstream's filter)."""
+    return not is_terminating(pod) and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def is_ready(pod: dict) -> bool:
+    return is_true(pod, "Ready")
+
+
+def template_hash(template: dict, collisions: int = 0) -> str:
+    """A stable short hash of a pod template, spelled like pod-template-hash."""
+    data = json.dumps(template, sort_keys=True, separators=(",", ":")) + str(collisions)
+    digest = int.from_bytes(hashlib.sha256(data.encode()).digest()[:8], "big")
+    out = []
+    for _ in range(10):
+        digest, rem = divmod(digest, len(SAFE_ALPHABET))
+        out.append(SAFE_ALPHABET[rem])
+    return "".join(out)
+
+
+def pod_from_template(template: dict, owner: dict, *, name: str | None = None,
+                      generate_name: str | None = None, labels: dict | None = None) -> dict:
+    tm = template.get("metadata") or {}
+    meta: dict = {"namespace": owner["metadata"]["namespace"], "labels": {**(tm.get("labels") or {}), **(labels or {})},
+                  "ownerReferences": [owner_ref(owner)]}
+    if tm.get("annotations"):
+        meta["annotations"] = dict(tm["annotations"])
+    if name:
+        meta["name"] = name
+    else:
+        meta["generateName"] = generate_name
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": deep_copy(template.get("spec") or {})}
+
+
+def resolve_int_or_percent(value: int | str | None, total: int, round_up: bool, default: str) -> int:
+    """maxSurge/maxUnavailable: an int, or a percentage of total (surge rounds up,
+    unavailable down, as the deployment controller does)."""
+    if value is None:
+        value = default
+    if isinstance(value, int):
+        return value
+    pct = int(str(value).rstrip("%"))
+    scaled = pct * total
+    return -(-scaled // 100) if round_up else scaled // 100
+
+
+def count_ready(pods: list[dict]) -> int:
+    return sum(1 for p in pods if is_active(p) and is_ready(p))
