@@ -640,6 +640,46 @@ def cmd_cordon(args, unschedulable: bool = True) -> int:
     return 0
 
 
+def parse_taint(text: str) -> tuple[dict, bool]:
+    """kubectl's taint syntax: key[=value]:Effect to add, key[:Effect]- to remove."""
+    remove = text.endswith("-")
+    body = text[:-1] if remove else text
+    key_value, _, effect = body.partition(":")
+    key, _, value = key_value.partition("=")
+    if not key or (not remove and effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute")):
+        raise CliError(f"invalid taint spec: {text!r} (want key[=value]:NoSchedule|PreferNoSchedule|NoExecute, "
+                       "or key[:Effect]- to remove)")
+    taint = {"key": key, "effect": effect} if effect else {"key": key}
+    if value:
+        taint["value"] = value
+    return taint, remove
+
+
+def cmd_taint(args) -> int:
+    from knet.api.objects import now_rfc3339
+    from knet.api.resources import by_kind
+
+    client = _client(args)
+    node = client.get(by_kind("Node"), None, args.node)
+    taints = list(node.get("spec", {}).get("taints") or [])
+    for text in args.taints:
+        taint, remove = parse_taint(text)
+        if remove:
+            kept = [t for t in taints if not (t["key"] == taint["key"] and
+                                              ("effect" not in taint or t.get("effect") == taint["effect"]))]
+            if len(kept) == len(taints):
+                raise CliError(f"taint {text[:-1]!r} not found")
+            taints = kept
+        else:
+            taints = [t for t in taints if not (t["key"] == taint["key"] and t.get("effect") == taint["effect"])]
+            if taint["effect"] == "NoExecute":
+                taint["timeAdded"] = now_rfc3339()
+            taints.append(taint)
+    client.patch(by_kind("Node"), None, args.node, {"spec": {"taints": taints or None}})
+    print(f"node/{args.node} {'untainted' if all(t.endswith('-') for t in args.taints) else 'tainted'}")
+    return 0
+
+
 def cmd_uncordon(args) -> int:
     return cmd_cordon(args, unschedulable=False)
 
@@ -826,6 +866,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("uncordon", parents=[common], help="mark nodes schedulable again")
     s.add_argument("nodes", nargs="+", metavar="NODE")
     s.set_defaults(func=cmd_uncordon)
+    s = sub.add_parser("taint", parents=[common], help="add or remove node taints (kubectl's syntax)",
+                       description="knet taint NODE key=value:NoSchedule ... ; key:NoSchedule- removes one.")
+    s.add_argument("node", metavar="NODE")
+    s.add_argument("taints", nargs="+", metavar="TAINT")
+    s.set_defaults(func=cmd_taint)
     s = sub.add_parser("drain", parents=[common], help="cordon a node and evict its pods (not DaemonSet pods)",
                        description="Cordon NODE, evict every pod on it except DaemonSet pods, and wait until "
                                    "they are gone; their controllers place them on other nodes.")

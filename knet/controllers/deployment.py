@@ -13,6 +13,7 @@ from knet.api.objects import deep_copy, now_rfc3339
 from knet.api.selectors import selector_from_label_selector
 from knet.controllers.base import (
     View,
+    controller_ref,
     count_ready,
     is_active,
     owned_by,
@@ -112,7 +113,11 @@ def sync_one(view: View, d: dict) -> None:
     elif (d["spec"].get("strategy") or {}).get("type") == "Recreate":
         for rs in olds:
             _set_replicas(view, d, rs, 0)
-        if not any(pods_of[rs["metadata"]["uid"]] for rs in olds):
+        # Recreate waits until old pods are gone, terminating ones included.
+        old_uids = {rs["metadata"]["uid"] for rs in olds}
+        still_running = [p for p in pods if (controller_ref(p) or {}).get("uid") in old_uids
+                         and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
+        if not still_running:
             new_rs = _set_replicas(view, d, new_rs, replicas)
     else:
         new_rs = _rolling(view, d, new_rs, olds, pods_of, replicas)
