@@ -43,6 +43,7 @@ class ClusterConfig:
     dns_domain: str = "cluster.local"
     node_port_range: str = "30000-32767"
     api_port: int = 6443
+    backend: str = "vxlan"  # or "host-gw": how pod traffic crosses between nodes
     heartbeat_seconds: float = 2.0
     node_grace_seconds: float = 10.0
     restart_backoff_seconds: float = 10.0
@@ -147,6 +148,11 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
         if not m or not (1 <= int(m[1]) <= int(m[2]) <= 65535):
             raise ConfigError(f"networking.nodePortRange: Invalid value: {net['nodePortRange']!r}: must be LOW-HIGH within 1-65535")
         cfg.node_port_range = str(net["nodePortRange"])
+    if "backend" in net:
+        if net["backend"] not in ("vxlan", "host-gw"):
+            raise ConfigError(f"networking.backend: Unsupported value: {net['backend']!r}: supported values: "
+                              '"host-gw", "vxlan"')
+        cfg.backend = net["backend"]
     if "apiServerPort" in net:
         cfg.api_port = _int(net["apiServerPort"], "networking.apiServerPort", 1, 65535)
     knet = doc.get("knet") or {}

@@ -9,6 +9,7 @@ the same rules as over HTTP without the round trip.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -18,8 +19,8 @@ import trio
 
 from knet.api.registry import Registry
 from knet.api.server import ApiServer, Progress
-from knet.config import load_saved
-from knet.controllers import daemonset, deployment, gc, replicaset, statefulset, taints
+from knet.config import ClusterConfig, load_saved
+from knet.controllers import daemonset, deployment, gc, nodeipam, replicaset, statefulset, taints
 from knet.controllers.base import View
 from knet.controllers.loop import Kick
 from knet.controllers.nodelifecycle import check_nodes
@@ -33,13 +34,13 @@ WATCHED = tuple(f"/registry/{plural}/" for plural in (
     "pods", "nodes", "replicasets", "deployments", "daemonsets", "statefulsets"))
 
 
-def reconcile(reg: Registry) -> None:
+def reconcile(reg: Registry, controllers: tuple | None = None) -> None:
     """One level-triggered pass of every controller, repeated while they still
     write (a Deployment's ReplicaSet's pods get created and bound in one go)."""
     for _ in range(8):
         before = reg.store.revision()
         view = View(reg)
-        for name, step in CONTROLLERS:
+        for name, step in controllers or CONTROLLERS:
             try:
                 step(view)
             except Exception:
@@ -63,7 +64,8 @@ CONTROLLERS = (
 )
 
 
-async def run_controllers(reg: Registry, server: ApiServer) -> None:
+async def run_controllers(reg: Registry, server: ApiServer, cfg: ClusterConfig) -> None:
+    controllers = (("node ipam", functools.partial(nodeipam.sync, pod_subnet=cfg.pod_subnet)), *CONTROLLERS)
     kick = Kick(reg.store, WATCHED)
     progress = server.progress.setdefault("controllers", Progress())
     while True:
@@ -72,7 +74,7 @@ async def run_controllers(reg: Registry, server: ApiServer) -> None:
             relevant = await kick.wait()
         observed = reg.store.revision()
         if relevant:
-            reconcile(reg)
+            reconcile(reg, controllers)
             if reg.store.revision() > observed:  # its own writes: a pass is synchronous
                 progress.written = reg.store.revision()
         progress.observed = observed
@@ -97,7 +99,7 @@ async def main_async(cluster: str) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve_unix, os.path.join(state, "api.sock"))
         await nursery.start(server.serve_tcp, cfg.control_plane.ip, cfg.api_port)
-        nursery.start_soon(run_controllers, reg, server)
+        nursery.start_soon(run_controllers, reg, server, cfg)
         nursery.start_soon(run_node_lifecycle, reg, cfg.node_grace_seconds)
         log.info("control plane of cluster %s serving on %s:%d", cluster, cfg.control_plane.ip, cfg.api_port)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -26,6 +26,7 @@ from knet.api.resources import by_kind
 from knet.config import ClusterConfig, load_saved
 from knet.controllers.events import make_event
 from knet.node import sandbox as sandboxes
+from knet.node.network import VTEP_ANNOTATION, NodeNetwork
 from knet.node.podworker import PodWorker
 
 log = logging.getLogger("knet.node")
@@ -47,6 +48,7 @@ class Agent:
         self._progress = trio.Event()
         self._events_send, self._events_recv = trio.open_memory_channel(math.inf)
         self.nursery: trio.Nursery | None = None
+        self.network = NodeNetwork(cfg, node)
 
     # -- helpers for workers ---------------------------------------------------------
 
@@ -160,6 +162,9 @@ class Agent:
                 await trio.sleep(0.2)
                 self._progress.set()
 
+    async def _wait_network_or_cidr(self) -> None:
+        await self.network.ready.wait()
+
     def on_pod(self, etype: str, pod: dict) -> None:
         uid = pod["metadata"]["uid"]
         worker = self.workers.get(uid)
@@ -187,12 +192,72 @@ class Agent:
             self.workers.pop(worker.uid, None)
             self.progress_changed()
 
-    def cleanup_orphans(self, live: set[str]) -> None:
-        """Remove sandboxes an earlier agent left for pods the API no longer has."""
+    async def cleanup_orphans(self, live: set[str]) -> None:
+        """Remove sandboxes an earlier agent left for pods the API no longer has,
+        and let the CNI plugins collect every attachment that is not a live pod's."""
         for uid in sandboxes.existing(self.cfg, self.node):
             if uid not in live:
                 log.info("removing the sandbox of vanished pod %s", uid)
-                sandboxes.remove(sandboxes.sandbox_for(self.cfg, self.node, uid))
+                sb = sandboxes.sandbox_for(self.cfg, self.node, uid)
+                try:
+                    await self.network.runtime.delete(uid.replace("-", ""), sb.netns_path)
+                except Exception as e:
+                    log.warning("CNI DEL for vanished pod %s: %s", uid, e)
+                await trio.to_thread.run_sync(sandboxes.remove, sb)
+        if self.network.ready.is_set():
+            try:
+                await self.network.runtime.gc([(u.replace("-", ""), "eth0") for u in live])
+            except Exception as e:
+                log.warning("CNI GC failed: %s", e)
+
+    async def watch_nodes(self) -> None:
+        """Our podCIDR (to set the network up) and the peers (for routes)."""
+        rv = None
+        while True:
+            try:
+                if rv is None:
+                    listing = await self.api.list(self.NODES)
+                    await self.on_nodes(listing["items"])
+                    rv = listing["metadata"]["resourceVersion"]
+                    nodes = {n["metadata"]["name"]: n for n in listing["items"]}
+                async for ev in self.api.watch(self.NODES, None, rv):
+                    obj = ev["object"]
+                    rv = obj["metadata"]["resourceVersion"]
+                    if ev["type"] == "DELETED":
+                        nodes.pop(obj["metadata"]["name"], None)
+                    elif ev["type"] in ("ADDED", "MODIFIED"):
+                        nodes[obj["metadata"]["name"]] = obj
+                    else:
+                        continue
+                    await self.on_nodes(list(nodes.values()))
+            except ApiError as e:
+                if e.code == 410:
+                    rv = None
+                    continue
+                log.warning("node watch failed: %s", e.message)
+                await trio.sleep(0.5)
+            except (OSError, ValueError) as e:
+                log.warning("node watch broke (%s); resuming from %s", e, rv)
+                await trio.sleep(0.2)
+            except Exception:  # a failed netlink or nft call: log it, keep the node alive, retry
+                log.exception("programming the node network failed")
+                rv = None
+                await trio.sleep(1)
+
+    async def on_nodes(self, nodes: list[dict]) -> None:
+        me = next((n for n in nodes if n["metadata"]["name"] == self.node), None)
+        net = self.network
+        if me is not None and not net.ready.is_set() and me.get("spec", {}).get("podCIDR"):
+            await trio.to_thread.run_sync(net.configure, me["spec"]["podCIDR"])
+            net.ready.set()
+            log.info("pod network %s ready (%s backend)", net.pod_cidr, self.cfg.backend)
+        if me is not None and net.vtep_mac and (me["metadata"].get("annotations") or {}).get(
+                VTEP_ANNOTATION) != net.vtep_mac:
+            await self.api.patch(self.NODES, None, self.node, {"metadata": {"annotations": {
+                VTEP_ANNOTATION: net.vtep_mac, "knet.dev/public-ip": self.node_ip,
+                "knet.dev/backend": self.cfg.backend}}})
+        if net.ready.is_set():
+            await trio.to_thread.run_sync(net.sync_peers, nodes)
 
     async def watch_pods(self) -> None:
         selector = f"spec.nodeName={self.node}"
@@ -206,7 +271,7 @@ class Agent:
                     for uid in list(self.workers):
                         if uid not in live:
                             self.on_pod("DELETED", self.workers[uid].pod)
-                    self.cleanup_orphans(live | set(self.workers))
+                    await self.cleanup_orphans(live | set(self.workers))
                     for pod in items:
                         self.on_pod("MODIFIED" if pod["metadata"]["uid"] in self.workers else "ADDED", pod)
                     rv = listing["metadata"]["resourceVersion"]
@@ -243,6 +308,10 @@ class Agent:
         log.info("node %s registered (%s)", self.node, self.node_ip)
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
+            await nursery.start(self.network.serve)
+            nursery.start_soon(self.watch_nodes)
+            with trio.move_on_after(5):
+                await self._wait_network_or_cidr()
             nursery.start_soon(self.heartbeat)
             nursery.start_soon(self.send_events)
             nursery.start_soon(self.report_progress)

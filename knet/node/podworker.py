@@ -112,6 +112,7 @@ class PodWorker:
         self.handled_revision = 0
         self.handling_revision = int(pod["metadata"]["resourceVersion"])
         self.env_extra: dict[str, str] = {}
+        self.ip: str | None = None
 
     # -- inputs ------------------------------------------------------------------
 
@@ -152,6 +153,7 @@ class PodWorker:
                 await self.terminating.wait()
             else:
                 self.env_extra = self.agent.service_env(self.pod)
+                await self.attach_network()
                 async with trio.open_nursery() as cn:
                     for c in self.containers:
                         cn.start_soon(self.run_container, c)
@@ -207,9 +209,44 @@ class PodWorker:
             except ProcessLookupError:
                 pass
 
+    @property
+    def container_id(self) -> str:
+        return self.uid.replace("-", "")
+
+    async def attach_network(self) -> None:
+        """CNI ADD, as a runtime does it, until it works or the pod goes away; an
+        earlier agent's attachment (cached result) is reused."""
+        net = self.agent.network
+        with trio.move_on_after(30):
+            await net.ready.wait()
+        result = net.runtime.cached(self.container_id)
+        while result is None and not self.terminating.is_set():
+            try:
+                m = self.pod["metadata"]
+                result = await net.runtime.add(self.container_id, self.sb.netns_path, "eth0", {
+                    "K8S_POD_NAMESPACE": m["namespace"], "K8S_POD_NAME": m["name"], "K8S_POD_UID": self.uid})
+            except Exception as e:
+                log.warning("%s/%s: network setup failed: %s", self.namespace, self.name, e)
+                self.agent.event(self.pod, "Warning", "FailedCreatePodSandBox",
+                                 f"Failed to create pod sandbox: network: {e}")
+                if not self.synced.is_set():
+                    self._first_pass_done()  # acted on, if not successfully: `apply --wait` returns
+                with trio.move_on_after(1):
+                    await self.terminating.wait()
+        if result:
+            ips = [i["address"].split("/")[0] for i in result.get("ips", [])]
+            if ips:
+                self.ip = ips[0]
+                sandboxes.write_files(self.agent.cfg, self.sb, self.pod, self.ip)
+                self.mark_dirty()
+
     async def finish(self) -> None:
         """Tear the sandbox down and let the API forget the pod."""
         if self.sb is not None:
+            try:
+                await self.agent.network.runtime.delete(self.container_id, self.sb.netns_path)
+            except Exception as e:
+                log.warning("%s/%s: network teardown failed: %s", self.namespace, self.name, e)
             await trio.to_thread.run_sync(sandboxes.remove, self.sb)
         while True:  # until the API has forgotten the pod: nothing else will retry it
             try:
@@ -373,7 +410,7 @@ class PodWorker:
 
     @property
     def pod_ip(self) -> str | None:
-        return self.pod.get("status", {}).get("podIP")
+        return self.ip
 
     # -- status --------------------------------------------------------------------
 
@@ -397,7 +434,7 @@ class PodWorker:
                   "containerStatuses": [c.status() for c in self.containers], "qosClass": "BestEffort"}
         if self.pod_ip:
             status["podIP"] = self.pod_ip
-            status["podIPs"] = self.pod.get("status", {}).get("podIPs") or [{"ip": self.pod_ip}]
+            status["podIPs"] = [{"ip": self.pod_ip}]
         if self.sandbox_error:
             status["message"] = self.sandbox_error
         return status

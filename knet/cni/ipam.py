@@ -1,0 +1,134 @@
+"""host-local style address management for one node's podCIDR.
+
+As the reference host-local plugin keeps it: one file per allocated address
+(named by the address, holding `<containerID>\\n<ifname>`) created with
+O_EXCL, so two allocations can never get the same address even from separate
+processes; a lock around each allocation; round-robin from the last
+reserved address, so a freed address is not reused at once. Unlike
+host-local it has GC: every allocation not in the valid attachments goes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+from contextlib import contextmanager
+
+from knet.cni.spec import INVALID_CONFIG, NOT_AVAILABLE, CniError
+
+
+class Ipam:
+    def __init__(self, data_dir: str, subnet: str, gateway: str | None = None):
+        try:
+            self.net = ipaddress.ip_network(subnet, strict=True)
+        except ValueError as e:
+            raise CniError(INVALID_CONFIG, "invalid network configuration", f"ipam.subnet: {subnet!r}: {e}") from None
+        if self.net.num_addresses < 4:
+            raise CniError(INVALID_CONFIG, "invalid network configuration",
+                           f"ipam.subnet: Network {subnet} too small to allocate from")
+        self.gateway = ipaddress.ip_address(gateway) if gateway else self.net.network_address + 1
+        if self.gateway not in self.net:
+            raise CniError(INVALID_CONFIG, "invalid network configuration",
+                           f"ipam.gateway: {gateway} is not in {subnet}")
+        self.dir = data_dir
+        os.makedirs(self.dir, exist_ok=True)
+
+    @contextmanager
+    def _locked(self):
+        fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _candidates(self) -> list[ipaddress.IPv4Address]:
+        first = self.net.network_address + 1
+        last = self.net.broadcast_address - 1
+        return [ipaddress.ip_address(int(first) + i) for i in range(int(last) - int(first) + 1)]
+
+    def _owner(self, ip: str) -> tuple[str, str] | None:
+        try:
+            with open(os.path.join(self.dir, ip)) as f:
+                parts = f.read().split()
+        except OSError:
+            return None
+        return (parts[0], parts[1] if len(parts) > 1 else "")
+
+    def allocations(self) -> dict[str, tuple[str, str]]:
+        out = {}
+        for name in os.listdir(self.dir):
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                continue
+            owner = self._owner(name)
+            if owner:
+                out[name] = owner
+        return out
+
+    def allocate(self, container: str, ifname: str, requested: str | None = None) -> ipaddress.IPv4Address:
+        with self._locked():
+            for ip, owner in self.allocations().items():
+                if owner == (container, ifname):
+                    raise CniError(INVALID_CONFIG, "invalid network configuration",
+                                   f"duplicate allocation is not allowed: {container}/{ifname} already has {ip}")
+            if requested:
+                candidates = [ipaddress.ip_address(requested)]
+                if candidates[0] not in self.net or candidates[0] == self.gateway:
+                    raise CniError(INVALID_CONFIG, "invalid network configuration",
+                                   f"requested IP {requested} is not available in {self.net}")
+            else:
+                pool = [ip for ip in self._candidates() if ip != self.gateway]
+                last = self._last()
+                start = next((i + 1 for i, ip in enumerate(pool) if ip == last), 0)
+                candidates = pool[start:] + pool[:start]
+            for ip in candidates:
+                try:
+                    fd = os.open(os.path.join(self.dir, str(ip)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:
+                    continue
+                with os.fdopen(fd, "w") as f:
+                    f.write(f"{container}\n{ifname}")
+                with open(os.path.join(self.dir, "last_reserved_ip.0"), "w") as f:
+                    f.write(str(ip))
+                return ip
+        raise CniError(NOT_AVAILABLE if not requested else INVALID_CONFIG,
+                       "no IP addresses available" if not requested else "requested IP is taken",
+                       f"range {self.net} is exhausted" if not requested else f"{requested} is already allocated")
+
+    def _last(self) -> ipaddress.IPv4Address | None:
+        try:
+            with open(os.path.join(self.dir, "last_reserved_ip.0")) as f:
+                return ipaddress.ip_address(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def release(self, container: str, ifname: str) -> list[str]:
+        """Free what (container, ifname) holds; nothing held is fine (DEL is idempotent)."""
+        freed = []
+        with self._locked():
+            for ip, owner in self.allocations().items():
+                if owner == (container, ifname) or owner == (container, ""):
+                    os.unlink(os.path.join(self.dir, ip))
+                    freed.append(ip)
+        return freed
+
+    def find(self, container: str, ifname: str) -> str | None:
+        for ip, owner in self.allocations().items():
+            if owner == (container, ifname):
+                return ip
+        return None
+
+    def gc(self, valid: set[tuple[str, str]]) -> list[str]:
+        freed = []
+        with self._locked():
+            for ip, owner in self.allocations().items():
+                if owner not in valid:
+                    os.unlink(os.path.join(self.dir, ip))
+                    freed.append(ip)
+        return freed
+
+    def free_count(self) -> int:
+        return len(self._candidates()) - 1 - len(self.allocations())

@@ -1,0 +1,42 @@
+"""nftables through libnftables' JSON API (Debian's python3-nftables).
+
+Every change is one `nft -j` document, which libnftables applies as a single
+transaction: it lands whole or not at all. It acts on the network namespace
+of the calling process (knet's agents live inside their node's namespace).
+"""
+
+from __future__ import annotations
+
+import json
+
+
+class NftError(RuntimeError):
+    pass
+
+
+_nft = None
+
+
+def _ctx():
+    global _nft
+    if _nft is None:
+        import nftables
+
+        _nft = nftables.Nftables()
+        _nft.set_json_output(True)
+        _nft.set_handle_output(True)
+    return _nft
+
+
+def apply(commands: list[dict]) -> None:
+    """Apply a list of JSON commands as one transaction."""
+    rc, out, err = _ctx().json_cmd({"nftables": commands})
+    if rc != 0:
+        raise NftError(f"nft transaction failed: {err.strip() or out}")
+
+
+def list_ruleset() -> dict:
+    rc, out, err = _ctx().cmd("list ruleset")
+    if rc != 0:
+        raise NftError(err)
+    return json.loads(out) if out else {"nftables": []}

@@ -1,0 +1,183 @@
+"""A node's pod network: CNI configuration, the thick plugin's server, the
+overlay to the other nodes and the masquerade for traffic leaving the pod
+network. Everything here is programmed inside the node's own namespace.
+
+The overlay follows Flannel's vxlan backend: one VXLAN device (VNI 1, UDP
+8472, MTU = LAN MTU - 50) whose MAC the node publishes on its Node object;
+for each peer, a permanent neighbour entry (peer podCIDR network address ->
+peer VTEP MAC), an FDB entry (VTEP MAC -> peer LAN IP) and a route to the
+peer's podCIDR via that address, onlink, so the kernel never has to learn or
+ARP. The host-gw backend instead routes each peer podCIDR via the peer's LAN IP.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+
+import trio
+
+from knet.cni.runtime import Runtime
+from knet.cni.server import install_shim, serve
+from knet.config import ClusterConfig
+
+log = logging.getLogger("knet.network")
+VXLAN_DEV = "knet.1"
+VNI, VXLAN_PORT = 1, 8472
+VTEP_ANNOTATION = "knet.dev/vtep-mac"
+REFERENCE_PLUGINS = "/usr/lib/cni"
+NAT_TABLE = "knet-nat"
+
+
+class NodeNetwork:
+    def __init__(self, cfg: ClusterConfig, node: str):
+        self.cfg = cfg
+        self.node = node
+        self.node_ip = cfg.node(node).ip
+        self.dir = os.path.join(cfg.state_dir, "nodes", node, "cni")
+        self.socket = os.path.join(self.dir, "agent.sock")
+        self.bin_dir = os.path.join(self.dir, "bin")
+        self.conf_dir = os.path.join(self.dir, "net.d")
+        self.pod_cidr: str | None = None
+        self.ready = trio.Event()
+        self.runtime = Runtime(os.path.join(self.conf_dir, "10-knet.conflist"),
+                               [self.bin_dir, REFERENCE_PLUGINS], os.path.join(self.dir, "results"))
+        self.peers: dict[str, tuple[str, str, str | None]] = {}  # node -> (podCIDR, LAN IP, VTEP MAC)
+        self.vtep_mac: str | None = None
+
+    @property
+    def mtu(self) -> int:
+        return 1500 - 50 if self.cfg.backend == "vxlan" else 1500
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        install_shim(self.bin_dir, self.socket)
+        await serve(self.socket, task_status=task_status)
+
+    def conflist(self, pod_cidr: str) -> dict:
+        net = ipaddress.ip_network(pod_cidr)
+        return {"cniVersion": "1.1.0", "name": "knet", "plugins": [{
+            "type": "knet-cni", "bridge": "cni0", "mtu": self.mtu, "hairpinMode": True,
+            "ipam": {"subnet": pod_cidr, "gateway": str(net.network_address + 1),
+                     "dataDir": os.path.join(self.dir, "ipam")}}]}
+
+    def configure(self, pod_cidr: str) -> None:
+        """Called (in a worker thread) once the control plane has given this node
+        its podCIDR; the caller then sets `ready`."""
+        os.makedirs(self.conf_dir, exist_ok=True)
+        path = self.runtime.conflist_path
+        wanted = self.conflist(pod_cidr)
+        existing = None
+        if os.path.exists(path):
+            with open(path) as f:
+                existing = json.load(f)
+        # Keep a conflist someone extended with chained plugins, as long as it is knet's network.
+        if not existing or existing["plugins"][0].get("ipam", {}).get("subnet") != pod_cidr:
+            with open(path + ".tmp", "w") as f:
+                json.dump(wanted, f, indent=2)
+            os.replace(path + ".tmp", path)
+        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+            f.write("1")
+        self.pod_cidr = pod_cidr
+        if self.cfg.backend == "vxlan":
+            self.vtep_mac = ensure_vxlan(self.node_ip, pod_cidr, self.mtu)
+        program_masquerade(self.cfg.pod_subnet)
+
+    def sync_peers(self, nodes: list[dict]) -> None:
+        """Bring routes to the other nodes in line with their Node objects."""
+        want: dict[str, tuple[str, str, str | None]] = {}
+        for n in nodes:
+            name = n["metadata"]["name"]
+            cidr = n.get("spec", {}).get("podCIDR")
+            if name == self.node or not cidr:
+                continue
+            ip = next((a["address"] for a in n.get("status", {}).get("addresses", []) if a["type"] == "InternalIP"),
+                      None)
+            mac = (n["metadata"].get("annotations") or {}).get(VTEP_ANNOTATION)
+            if ip and (mac or self.cfg.backend == "host-gw"):
+                want[name] = (cidr, ip, mac)
+        if want == self.peers:
+            return
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            for name, peer in self.peers.items():
+                if want.get(name) != peer:
+                    remove_peer(ipr, self.cfg.backend, *peer)
+            for name, peer in want.items():
+                if self.peers.get(name) != peer:
+                    add_peer(ipr, self.cfg.backend, *peer)
+        log.info("routes to %d peer nodes: %s", len(want), ", ".join(sorted(want)))
+        self.peers = want
+
+
+def _idx(ipr, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def ensure_vxlan(node_ip: str, pod_cidr: str, mtu: int) -> str:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        idx = _idx(ipr, VXLAN_DEV)
+        if idx is None:
+            uplink = _idx(ipr, "eth0")
+            ipr.link("add", ifname=VXLAN_DEV, kind="vxlan", vxlan_id=VNI, vxlan_port=VXLAN_PORT,
+                     vxlan_local=node_ip, vxlan_link=uplink, vxlan_learning=0, mtu=mtu)
+            idx = _idx(ipr, VXLAN_DEV)
+            network = str(ipaddress.ip_network(pod_cidr).network_address)
+            ipr.addr("add", index=idx, address=network, prefixlen=32)
+            ipr.link("set", index=idx, state="up")
+        return ipr.get_links(idx)[0].get_attr("IFLA_ADDRESS")
+
+
+def add_peer(ipr, backend: str, cidr: str, ip: str, mac: str | None) -> None:
+    net = ipaddress.ip_network(cidr)
+    if backend == "host-gw":
+        ipr.route("replace", dst=cidr, gateway=ip)
+        return
+    idx = _idx(ipr, VXLAN_DEV)
+    gw = str(net.network_address)
+    ipr.neigh("replace", dst=gw, lladdr=mac, ifindex=idx, state=0x80)  # NUD_PERMANENT
+    ipr.fdb("replace", ifindex=idx, lladdr=mac, dst=ip, state=0x80, flags=2)  # NTF_SELF
+    ipr.route("replace", dst=cidr, gateway=gw, oif=idx, flags=4)  # RTNH_F_ONLINK
+
+
+def remove_peer(ipr, backend: str, cidr: str, ip: str, mac: str | None) -> None:
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    net = ipaddress.ip_network(cidr)
+    for fn in (lambda: ipr.route("del", dst=cidr),
+               lambda: backend == "vxlan" and ipr.neigh("del", dst=str(net.network_address), lladdr=mac,
+                                                      ifindex=_idx(ipr, VXLAN_DEV)),
+               lambda: backend == "vxlan" and ipr.fdb("del", ifindex=_idx(ipr, VXLAN_DEV), lladdr=mac, dst=ip)):
+        try:
+            fn()
+        except NetlinkError:
+            pass
+
+
+def program_masquerade(pod_subnet: str) -> None:
+    """Traffic from pods to outside the pod network leaves with the node's address."""
+    from knet.net.nft import apply
+
+    apply([
+        {"add": {"table": {"family": "ip", "name": NAT_TABLE}}},
+        {"flush": {"table": {"family": "ip", "name": NAT_TABLE}}},
+        {"add": {"chain": {"family": "ip", "table": NAT_TABLE, "name": "postrouting", "type": "nat",
+                           "hook": "postrouting", "prio": 100, "policy": "accept"}}},
+        {"add": {"rule": {"family": "ip", "table": NAT_TABLE, "chain": "postrouting", "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                       "right": {"prefix": _prefix(pod_subnet)}}},
+            {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
+                       "right": {"prefix": _prefix(pod_subnet)}}},
+            {"masquerade": None}]}}},
+    ])
+
+
+def _prefix(cidr: str) -> dict:
+    net = ipaddress.ip_network(cidr)
+    return {"addr": str(net.network_address), "len": net.prefixlen}
