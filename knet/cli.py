@@ -456,7 +456,7 @@ def cmd_exec(args) -> int:
         ns.setns(fd, flag)
         os.close(fd)
     ns.unshare(ns.CLONE_NEWNS)
-    ns.mount(None, "/", None, ns.MS_REC | ns.MS_SLAVE)
+    ns.private_mounts_for_netns()
     for src, dst in (("resolv.conf", "/etc/resolv.conf"), ("hosts", "/etc/hosts"), ("hostname", "/etc/hostname")):
         if os.path.exists(dst) and os.path.exists(os.path.join(sdir, src)):
             ns.mount(os.path.join(sdir, src), dst, None, ns.MS_BIND)

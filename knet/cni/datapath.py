@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import threading
 from contextlib import contextmanager
 
@@ -50,13 +51,27 @@ def _mac(ipr: IPRoute, index: int) -> str:
     return ipr.get_links(index)[0].get_attr("IFLA_ADDRESS")
 
 
+_bridges: dict[tuple[int | None, str], tuple[int, str]] = {}
+
+
+def _random_mac() -> str:
+    """A locally administered unicast MAC, chosen here so no netlink read is needed for the result."""
+    b = bytearray(os.urandom(6))
+    b[0] = (b[0] & 0xFC) | 0x02
+    return ":".join(f"{x:02x}" for x in b)
+
+
 def ensure_bridge(ipr: IPRoute, name: str, gateway: str | None, prefixlen: int, mtu: int) -> tuple[int, str]:
-    """The node bridge holding the gateway address; created once, shared by pods."""
+    """The node bridge holding the gateway address; created once, shared by
+    pods, and remembered per namespace so an ADD costs no lookups for it."""
+    key = (ns.inode("/proc/thread-self/ns/net"), name)
     with _bridge_lock:
+        if key in _bridges:
+            return _bridges[key]
         idx = _index(ipr, name)
         if idx is None:
             try:
-                ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+                ipr.link("add", ifname=name, kind="bridge", mtu=mtu, address=_random_mac())
             except NetlinkError as e:
                 if e.code != EEXIST:
                     raise
@@ -73,49 +88,56 @@ def ensure_bridge(ipr: IPRoute, name: str, gateway: str | None, prefixlen: int, 
                 except NetlinkError as e:
                     if e.code != EEXIST:
                         raise
-        if link.get_attr("IFLA_OPERSTATE") != "UP" or not (link["flags"] & 1):
+        if not link["flags"] & 1:
             ipr.link("set", index=idx, state="up")
-        return idx, _mac(ipr, idx)
+        _bridges[key] = (idx, link.get_attr("IFLA_ADDRESS"))
+        return _bridges[key]
 
 
-def add_pod_interface(netns_path: str, container_id: str, ifname: str, bridge: str, address: str,
+def forget_bridge(name: str) -> None:
+    with _bridge_lock:
+        _bridges.pop((ns.inode("/proc/thread-self/ns/net"), name), None)
+
+
+def add_pod_interface(netns_path: str, container_id: str, ifname: str, bridge_idx: int, address: str,
                       prefixlen: int, gateway: str, mtu: int, hairpin: bool = True) -> dict:
     """veth pair: host end on the bridge (hairpin on), pod end `ifname` with the
-    address and a default route via the gateway. Returns the interfaces and
-    their MACs for the CNI result."""
+    address and a default route via the gateway. Six netlink requests: the
+    MACs are chosen here and the pair is created already enslaved and up."""
     host = host_veth_name(container_id, ifname)
+    host_mac, pod_mac = _random_mac(), _random_mac()
     with netlink() as ipr, netlink(netns_path) as pod:
-        if _index(pod, ifname) is not None:
-            raise FileExistsError(f"container veth name provided ({ifname}) already exists")
-        stale = _index(ipr, host)
-        if stale is not None:
-            ipr.link("del", index=stale)
-        bridge_idx = _index(ipr, bridge)
-        ipr.link("add", ifname=host, kind="veth", mtu=mtu, peer={"ifname": ifname, "net_ns_fd": netns_path, "mtu": mtu})
-        host_idx = _index(ipr, host)
-        ipr.link("set", index=host_idx, master=bridge_idx)
+        for attempt in (0, 1):
+            try:
+                ipr.link("add", ifname=host, kind="veth", mtu=mtu, address=host_mac, master=bridge_idx,
+                         state="up", peer={"ifname": ifname, "net_ns_fd": netns_path, "mtu": mtu,
+                                           "address": pod_mac})
+                break
+            except NetlinkError as e:
+                if e.code != EEXIST or attempt:
+                    raise
+                if _index(pod, ifname) is not None:
+                    raise FileExistsError(f"container veth name provided ({ifname}) already exists") from None
+                ipr.link("del", ifname=host)  # a stale host end from an attachment that was never deleted
         if hairpin:
-            ipr.brport("set", index=host_idx, hairpin_mode=1)
-        ipr.link("set", index=host_idx, state="up")
+            ipr.brport("set", ifname=host, hairpin_mode=1)
         pod_idx = _index(pod, ifname)
         pod.addr("add", index=pod_idx, address=address, prefixlen=prefixlen)
         pod.link("set", index=pod_idx, state="up")
         pod.route("add", dst="0.0.0.0/0", gateway=gateway, oif=pod_idx)
-        return {"host": host, "host_mac": _mac(ipr, host_idx), "pod_mac": _mac(pod, pod_idx)}
+        return {"host": host, "host_mac": host_mac, "pod_mac": pod_mac}
 
 
 def del_pod_interface(netns_path: str | None, container_id: str, ifname: str) -> None:
     """Remove the pair, quietly when it is already gone (DEL is idempotent)."""
     host = host_veth_name(container_id, ifname)
     with netlink() as ipr:
-        idx = _index(ipr, host)
-        if idx is not None:
-            try:
-                ipr.link("del", index=idx)
-                return
-            except NetlinkError as e:
-                if e.code not in (ENODEV, ENOENT):
-                    raise
+        try:
+            ipr.link("del", ifname=host)
+            return
+        except NetlinkError as e:
+            if e.code not in (ENODEV, ENOENT):
+                raise
     if netns_path:
         try:
             with netlink(netns_path) as pod:

@@ -83,8 +83,18 @@ def cmd_add(env: dict[str, str], conf: dict) -> dict:
         bridge_idx, bridge_mac = datapath.ensure_bridge(ipr, bridge, str(ipam.gateway), ipam.net.prefixlen, mtu)
     ip = ipam.allocate(cid, ifname, requested)
     try:
-        links = datapath.add_pod_interface(netns, cid, ifname, bridge, str(ip), ipam.net.prefixlen,
-                                           str(ipam.gateway), mtu, conf.get("hairpinMode", True))
+        try:
+            links = datapath.add_pod_interface(netns, cid, ifname, bridge_idx, str(ip), ipam.net.prefixlen,
+                                               str(ipam.gateway), mtu, conf.get("hairpinMode", True))
+        except datapath.NetlinkError as e:
+            if e.code != datapath.ENODEV:
+                raise
+            datapath.forget_bridge(bridge)  # somebody removed the bridge: make it again, once
+            with datapath.netlink() as ipr:
+                bridge_idx, bridge_mac = datapath.ensure_bridge(ipr, bridge, str(ipam.gateway),
+                                                                ipam.net.prefixlen, mtu)
+            links = datapath.add_pod_interface(netns, cid, ifname, bridge_idx, str(ip), ipam.net.prefixlen,
+                                               str(ipam.gateway), mtu, conf.get("hairpinMode", True))
     except BaseException:
         ipam.release(cid, ifname)  # nothing half-made: the address goes back
         datapath.del_pod_interface(netns, cid, ifname)

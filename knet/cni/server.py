@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 import trio
 
@@ -54,7 +55,9 @@ async def serve(path: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
             while chunk := await stream.receive_some(65536):
                 data += chunk
             env, stdin = decode_request(bytes(data))
+            t0 = time.perf_counter()
             code, out = await trio.to_thread.run_sync(handle, env, stdin, limiter=limiter)
+            log.debug("CNI %s took %.1f ms", env.get("CNI_COMMAND"), (time.perf_counter() - t0) * 1000)
             if code:
                 log.warning("CNI %s %s failed: %s", env.get("CNI_COMMAND"), env.get("CNI_CONTAINERID"), out)
             try:
@@ -64,3 +67,22 @@ async def serve(path: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
 
     task_status.started()
     await trio.serve_listeners(one, [trio.SocketListener(sock)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve knet-cni on its own (tests and benchmarks): the node agent's CNI
+    half without the rest of the agent. Run it inside the node's namespace."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="knet-cni-server")
+    p.add_argument("--socket", required=True)
+    p.add_argument("--shim-dir", help="also install the knet-cni shim pointing at this socket here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if os.environ.get("KNET_CNI_DEBUG") else logging.WARNING)
+    if args.shim_dir:
+        install_shim(args.shim_dir, args.socket)
+    trio.run(serve, args.socket)
+
+
+if __name__ == "__main__":
+    main()

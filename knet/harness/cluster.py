@@ -122,7 +122,8 @@ class Cluster:
     def nodes_ready(self) -> dict[str, str]:
         out = {}
         for n in self.list("Node"):
-            ready = next((c["status"] for c in n["status"]["conditions"] if c["type"] == "Ready"), "?")
+            conds = n.get("status", {}).get("conditions") or []
+            ready = next((c["status"] for c in conds if c["type"] == "Ready"), "?")
             out[n["metadata"]["name"]] = ready
         return out
 

@@ -76,6 +76,18 @@ def die_with_parent(sig: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PDEATHSIG)")
 
 
+def private_mounts_for_netns() -> None:
+    """After unshare(CLONE_NEWNS), as `ip netns exec` does: stop mount events
+    flowing back to the host and mount a sysfs that shows this network
+    namespace's interfaces (/sys/class/net would otherwise be the host's)."""
+    mount(None, "/", None, MS_REC | MS_SLAVE)
+    try:
+        umount("/sys")
+    except OSError:
+        pass
+    mount("sysfs", "/sys", "sysfs", 0)
+
+
 def netns_path(name: str) -> str:
     return os.path.join(NETNS_RUN_DIR, name)
 

@@ -50,7 +50,7 @@ async def spawn(sb: Sandbox, pod: dict, container: dict, env: dict[str, str],
         ns.setns(net_fd, ns.CLONE_NEWNET)
         ns.setns(uts_fd, ns.CLONE_NEWUTS)
         ns.unshare(ns.CLONE_NEWNS)
-        ns.mount(None, "/", None, ns.MS_REC | ns.MS_SLAVE)
+        ns.private_mounts_for_netns()
         for src, dst in binds:
             if os.path.exists(dst):
                 ns.mount(src, dst, None, ns.MS_BIND)

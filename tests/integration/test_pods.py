@@ -125,7 +125,7 @@ def test_pod_has_its_own_namespaces_hostname_and_resolv_conf(c):
     assert lines[0] == "nsdemo"
     assert "search default.svc.cluster.local svc.cluster.local cluster.local" in lines
     assert "nameserver 10.96.0.10" in lines and "options ndots:5" in lines
-    assert lines[-1] == "1"  # only lo: pod networking comes later, but the namespace is its own
+    assert lines[-1] == "2"  # lo and eth0: the namespace is the pod's own
     pod = c.knet("get", "pod", "nsdemo", "-o", "json").stdout
     netns = json.loads(pod)["metadata"]["annotations"]["knet.dev/netns"]
     import subprocess
