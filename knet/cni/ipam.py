@@ -43,10 +43,16 @@ class Ipam:
         finally:
             os.close(fd)
 
-    def _candidates(self) -> list[ipaddress.IPv4Address]:
-        first = self.net.network_address + 1
-        last = self.net.broadcast_address - 1
-        return [ipaddress.ip_address(int(first) + i) for i in range(int(last) - int(first) + 1)]
+    def _pool(self, start_after: ipaddress.IPv4Address | None):
+        """Usable addresses in round-robin order from just after start_after,
+        generated lazily (a /16 has 65k of them)."""
+        first, last = int(self.net.network_address) + 1, int(self.net.broadcast_address) - 1
+        size = last - first + 1
+        begin = int(start_after) + 1 if start_after is not None and first <= int(start_after) <= last else first
+        for i in range(size):
+            ip = ipaddress.ip_address(first + (begin - first + i) % size)
+            if ip != self.gateway:
+                yield ip
 
     def _owner(self, ip: str) -> tuple[str, str] | None:
         try:
@@ -80,10 +86,7 @@ class Ipam:
                     raise CniError(INVALID_CONFIG, "invalid network configuration",
                                    f"requested IP {requested} is not available in {self.net}")
             else:
-                pool = [ip for ip in self._candidates() if ip != self.gateway]
-                last = self._last()
-                start = next((i + 1 for i, ip in enumerate(pool) if ip == last), 0)
-                candidates = pool[start:] + pool[:start]
+                candidates = self._pool(self._last())
             for ip in candidates:
                 try:
                     fd = os.open(os.path.join(self.dir, str(ip)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -131,4 +134,5 @@ class Ipam:
         return freed
 
     def free_count(self) -> int:
-        return len(self._candidates()) - 1 - len(self.allocations())
+        usable = self.net.num_addresses - 2 - 1  # network, broadcast, gateway
+        return usable - len(self.allocations())
