@@ -19,6 +19,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from knet.net import ns
+from knet.net.rtnl import Rtnl, RtnlError
 
 _bridge_lock = threading.Lock()
 EEXIST, ENODEV, ENOENT, ESRCH = 17, 19, 2, 3
@@ -102,49 +103,53 @@ def forget_bridge(name: str) -> None:
 def add_pod_interface(netns_path: str, container_id: str, ifname: str, bridge_idx: int, address: str,
                       prefixlen: int, gateway: str, mtu: int, hairpin: bool = True) -> dict:
     """veth pair: host end on the bridge (hairpin on), pod end `ifname` with the
-    address and a default route via the gateway. Six netlink requests: the
-    MACs are chosen here and the pair is created already enslaved and up."""
+    address and a default route via the gateway. Raw rtnetlink (knet.net.rtnl):
+    six small requests, the MACs chosen here, the pair created enslaved and up."""
     host = host_veth_name(container_id, ifname)
     host_mac, pod_mac = _random_mac(), _random_mac()
-    with netlink() as ipr, netlink(netns_path) as pod:
-        for attempt in (0, 1):
-            try:
-                ipr.link("add", ifname=host, kind="veth", mtu=mtu, address=host_mac, master=bridge_idx,
-                         state="up", peer={"ifname": ifname, "net_ns_fd": netns_path, "mtu": mtu,
-                                           "address": pod_mac})
-                break
-            except NetlinkError as e:
-                if e.code != EEXIST or attempt:
-                    raise
-                if _index(pod, ifname) is not None:
-                    raise FileExistsError(f"container veth name provided ({ifname}) already exists") from None
-                ipr.link("del", ifname=host)  # a stale host end from an attachment that was never deleted
-        if hairpin:
-            ipr.brport("set", ifname=host, hairpin_mode=1)
-        pod_idx = _index(pod, ifname)
-        pod.addr("add", index=pod_idx, address=address, prefixlen=prefixlen)
-        pod.link("set", index=pod_idx, state="up")
-        pod.route("add", dst="0.0.0.0/0", gateway=gateway, oif=pod_idx)
-        return {"host": host, "host_mac": host_mac, "pod_mac": pod_mac}
+    pod_fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with Rtnl() as node:
+            for attempt in (0, 1):
+                try:
+                    node.add_veth(host, ifname, pod_fd, mtu, host_mac, pod_mac, master=bridge_idx)
+                    break
+                except RtnlError as e:
+                    if e.errno == ENODEV:
+                        raise NetlinkError(ENODEV, "bridge is gone") from None
+                    if e.errno != EEXIST or attempt:
+                        raise
+                    with ns.entered(net=netns_path):
+                        with Rtnl() as probe:
+                            if probe.link_index(ifname) is not None:
+                                raise FileExistsError(
+                                    f"container veth name provided ({ifname}) already exists") from None
+                    node.delete_link(host)  # a stale host end from an attachment that was never deleted
+            if hairpin:
+                node.set_hairpin(node.link_index(host))
+        with ns.entered(net=netns_path):
+            with Rtnl() as pod:
+                idx = pod.link_index(ifname)
+                pod.add_address(idx, address, prefixlen)
+                pod.set_up(idx)
+                pod.add_default_route(idx, gateway)
+    finally:
+        os.close(pod_fd)
+    return {"host": host, "host_mac": host_mac, "pod_mac": pod_mac}
 
 
 def del_pod_interface(netns_path: str | None, container_id: str, ifname: str) -> None:
     """Remove the pair, quietly when it is already gone (DEL is idempotent)."""
     host = host_veth_name(container_id, ifname)
-    with netlink() as ipr:
-        try:
-            ipr.link("del", ifname=host)
+    with Rtnl() as node:
+        if node.delete_link(host):
             return
-        except NetlinkError as e:
-            if e.code not in (ENODEV, ENOENT):
-                raise
     if netns_path:
         try:
-            with netlink(netns_path) as pod:
-                idx = _index(pod, ifname)
-                if idx is not None:
-                    pod.link("del", index=idx)
-        except (OSError, NetlinkError):
+            with ns.entered(net=netns_path):
+                with Rtnl() as pod:
+                    pod.delete_link(ifname)
+        except OSError:
             pass  # the namespace is gone: so is the interface
 
 

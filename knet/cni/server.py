@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import time
 
@@ -14,17 +15,25 @@ from knet.cni.handler import handle
 
 log = logging.getLogger("knet.cni")
 SHIM_SOURCE = os.path.join(os.path.dirname(__file__), "shim.py")
+SHIM_BINARY = os.path.join(os.path.dirname(__file__), "knet-cni-shim")  # built from shim.c by scripts/setup
 
 
 def install_shim(bin_dir: str, socket_path: str) -> str:
-    """Write the node's knet-cni executable with its agent socket baked in."""
+    """Put the node's knet-cni executable in bin_dir: the compiled shim when
+    setup built one (it finds the socket at bin_dir/../agent.sock), else the
+    Python shim with the socket path written into it."""
     os.makedirs(bin_dir, exist_ok=True)
-    with open(SHIM_SOURCE) as f:
-        text = f.read().replace('AGENT_SOCKET = ""', f"AGENT_SOCKET = {socket_path!r}", 1)
     path = os.path.join(bin_dir, "knet-cni")
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
+    compiled_ok = os.path.realpath(socket_path) == os.path.join(os.path.dirname(os.path.realpath(bin_dir)),
+                                                                "agent.sock")
+    if os.access(SHIM_BINARY, os.X_OK) and compiled_ok:
+        shutil.copyfile(SHIM_BINARY, tmp)
+    else:
+        with open(SHIM_SOURCE) as f:
+            text = f.read().replace('AGENT_SOCKET = ""', f"AGENT_SOCKET = {socket_path!r}", 1)
+        with open(tmp, "w") as f:
+            f.write(text)
     os.chmod(tmp, 0o755)
     os.replace(tmp, path)
     return path
