@@ -22,6 +22,7 @@ from knet import __version__
 from knet.api.aclient import AsyncClient
 from knet.api.errors import ApiError
 from knet.api.objects import now_rfc3339
+from knet.api.reflector import reflect
 from knet.api.resources import by_kind
 from knet.config import ClusterConfig, load_saved
 from knet.controllers.events import make_event
@@ -212,37 +213,23 @@ class Agent:
 
     async def watch_nodes(self) -> None:
         """Our podCIDR (to set the network up) and the peers (for routes)."""
-        rv = None
-        while True:
-            try:
-                if rv is None:
-                    listing = await self.api.list(self.NODES)
-                    await self.on_nodes(listing["items"])
-                    rv = listing["metadata"]["resourceVersion"]
-                    nodes = {n["metadata"]["name"]: n for n in listing["items"]}
-                async for ev in self.api.watch(self.NODES, None, rv):
-                    obj = ev["object"]
-                    rv = obj["metadata"]["resourceVersion"]
-                    if ev["type"] == "DELETED":
-                        nodes.pop(obj["metadata"]["name"], None)
-                    elif ev["type"] in ("ADDED", "MODIFIED"):
-                        nodes[obj["metadata"]["name"]] = obj
-                    else:
-                        continue
-                    await self.on_nodes(list(nodes.values()))
-            except ApiError as e:
-                if e.code == 410:
-                    rv = None
-                    continue
-                log.warning("node watch failed: %s", e.message)
-                await trio.sleep(0.5)
-            except (OSError, ValueError) as e:
-                log.warning("node watch broke (%s); resuming from %s", e, rv)
-                await trio.sleep(0.2)
-            except Exception:  # a failed netlink or nft call: log it, keep the node alive, retry
-                log.exception("programming the node network failed")
-                rv = None
-                await trio.sleep(1)
+        nodes: dict[str, dict] = {}
+
+        async def on_list(items: list[dict], _rv: int) -> None:
+            nodes.clear()
+            nodes.update({n["metadata"]["name"]: n for n in items})
+            await self.on_nodes(items)
+
+        async def on_event(etype: str, obj: dict, _rv: int) -> None:
+            if etype == "DELETED":
+                nodes.pop(obj["metadata"]["name"], None)
+            elif etype in ("ADDED", "MODIFIED"):
+                nodes[obj["metadata"]["name"]] = obj
+            else:
+                return
+            await self.on_nodes(list(nodes.values()))
+
+        await reflect(self.api, self.NODES, on_list, on_event)
 
     async def on_nodes(self, nodes: list[dict]) -> None:
         me = next((n for n in nodes if n["metadata"]["name"] == self.node), None)
@@ -260,41 +247,26 @@ class Agent:
             await trio.to_thread.run_sync(net.sync_peers, nodes)
 
     async def watch_pods(self) -> None:
-        selector = f"spec.nodeName={self.node}"
-        rv = None
-        while True:
-            try:
-                if rv is None:
-                    listing = await self.api.list(self.PODS, fieldSelector=selector)
-                    items = listing["items"]
-                    live = {p["metadata"]["uid"] for p in items}
-                    for uid in list(self.workers):
-                        if uid not in live:
-                            self.on_pod("DELETED", self.workers[uid].pod)
-                    await self.cleanup_orphans(live | set(self.workers))
-                    for pod in items:
-                        self.on_pod("MODIFIED" if pod["metadata"]["uid"] in self.workers else "ADDED", pod)
-                    rv = listing["metadata"]["resourceVersion"]
-                    self.observed = int(rv)
-                    self.progress_changed()
-                async for ev in self.api.watch(self.PODS, None, rv, fieldSelector=selector):
-                    obj = ev["object"]
-                    rv = obj["metadata"]["resourceVersion"]
-                    if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                        self.on_pod(ev["type"], obj)
-                    elif ev["type"] == "ERROR":
-                        raise ApiError.from_status(obj)
-                    self.observed = int(rv)
-                    self.progress_changed()
-            except ApiError as e:
-                if e.code == 410:
-                    rv = None
-                    continue
-                log.warning("pod watch failed: %s", e.message)
-                await trio.sleep(0.5)
-            except (OSError, ValueError) as e:
-                log.warning("pod watch broke (%s); resuming from %s", e, rv)
-                await trio.sleep(0.2)
+        """The pods bound to this node, each handed to its worker."""
+
+        async def on_list(items: list[dict], rv: int) -> None:
+            live = {p["metadata"]["uid"] for p in items}
+            for uid in list(self.workers):
+                if uid not in live:
+                    self.on_pod("DELETED", self.workers[uid].pod)
+            await self.cleanup_orphans(live | set(self.workers))
+            for pod in items:
+                self.on_pod("MODIFIED" if pod["metadata"]["uid"] in self.workers else "ADDED", pod)
+            self.observed = rv
+            self.progress_changed()
+
+        async def on_event(etype: str, obj: dict, rv: int) -> None:
+            if etype in ("ADDED", "MODIFIED", "DELETED"):
+                self.on_pod(etype, obj)
+            self.observed = rv
+            self.progress_changed()
+
+        await reflect(self.api, self.PODS, on_list, on_event, fieldSelector=f"spec.nodeName={self.node}")
 
     async def run(self) -> None:
         while True:
