@@ -446,9 +446,16 @@ def cmd_exec(args) -> int:
     netns = pod["metadata"].get("annotations", {}).get("knet.dev/netns") or cfg.pod_netns(pod["metadata"]["uid"])
     if not os.path.exists(os.path.join(sdir, "uts")):
         raise CliError(f"pod {name} has no sandbox yet (phase {pod.get('status', {}).get('phase')})")
-    from knet.node.podspec import container_env, security
+    from knet.api.resources import by_kind
+    from knet.node.podspec import container_env, security, service_env
 
-    env = container_env(pod, container, pod.get("status", {}).get("hostIP", ""))
+    services = []
+    if pod["spec"].get("enableServiceLinks", True):
+        services = client.list(by_kind("Service"), pod["metadata"]["namespace"])["items"]
+    if pod["metadata"]["namespace"] != "default" or not pod["spec"].get("enableServiceLinks", True):
+        services += [s for s in client.list(by_kind("Service"), "default")["items"]
+                     if s["metadata"]["name"] == "kubernetes"]
+    env = container_env(pod, container, pod.get("status", {}).get("hostIP", ""), service_env(services))
     env["TERM"] = os.environ.get("TERM", "xterm")
     uid, gid, groups, nnp = security(pod, container)
     for path, flag in ((ns.netns_path(netns), ns.CLONE_NEWNET), (os.path.join(sdir, "uts"), ns.CLONE_NEWUTS)):

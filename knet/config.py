@@ -43,6 +43,7 @@ class ClusterConfig:
     dns_domain: str = "cluster.local"
     node_port_range: str = "30000-32767"
     api_port: int = 6443
+    lb_pool: str = ""  # first-last LAN addresses for LoadBalancer Services (default .200-.250)
     backend: str = "vxlan"  # or "host-gw": how pod traffic crosses between nodes
     heartbeat_seconds: float = 2.0
     node_grace_seconds: float = 10.0
@@ -166,6 +167,17 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
     lan = ipaddress.ip_network(cfg.lan_subnet)
     hosts = list(lan.hosts())
     cfg.ext_ip = str(hosts[0])
+    if "loadBalancerPool" in net:
+        pool = str(net["loadBalancerPool"])
+        try:
+            first, last = (ipaddress.ip_address(x.strip()) for x in pool.split("-"))
+            if first not in lan or last not in lan or first > last:
+                raise ValueError(f"must be FIRST-LAST within the LAN {lan}")
+        except ValueError as e:
+            raise ConfigError(f"networking.loadBalancerPool: Invalid value: {pool!r}: {e}") from None
+        cfg.lb_pool = f"{first}-{last}"
+    elif len(hosts) > 250:
+        cfg.lb_pool = f"{hosts[199]}-{hosts[249]}"
     nodes = doc.get("nodes")
     if nodes is None:
         nodes = [{"role": "control-plane"}, {"role": "worker"}, {"role": "worker"}, {"role": "worker"}]

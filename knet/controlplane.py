@@ -17,10 +17,20 @@ import sys
 
 import trio
 
+from knet.api.allocators import ServiceAllocator
 from knet.api.registry import Registry
 from knet.api.server import ApiServer, Progress
 from knet.config import ClusterConfig, load_saved
-from knet.controllers import daemonset, deployment, gc, nodeipam, replicaset, statefulset, taints
+from knet.controllers import (
+    daemonset,
+    deployment,
+    endpointslice,
+    gc,
+    nodeipam,
+    replicaset,
+    statefulset,
+    taints,
+)
 from knet.controllers.base import View
 from knet.controllers.loop import Kick
 from knet.controllers.nodelifecycle import check_nodes
@@ -31,7 +41,7 @@ log = logging.getLogger("knet.controlplane")
 
 
 WATCHED = tuple(f"/registry/{plural}/" for plural in (
-    "pods", "nodes", "replicasets", "deployments", "daemonsets", "statefulsets"))
+    "pods", "nodes", "replicasets", "deployments", "daemonsets", "statefulsets", "services"))
 
 
 def reconcile(reg: Registry, controllers: tuple | None = None) -> None:
@@ -59,6 +69,7 @@ CONTROLLERS = (
     ("replicaset controller", replicaset.sync),
     ("daemonset controller", daemonset.sync),
     ("statefulset controller", statefulset.sync),
+    ("endpointslice controller", endpointslice.sync),
     ("garbage collector", gc.sync),
     ("taint eviction", taints.sync),
 )
@@ -80,6 +91,26 @@ async def run_controllers(reg: Registry, server: ApiServer, cfg: ClusterConfig) 
         progress.observed = observed
 
 
+def bootstrap_kubernetes_service(reg: Registry, cfg: ClusterConfig) -> None:
+    """default/kubernetes: the API server as a Service, at the subnet's first
+    address, with a hand-kept EndpointSlice to the control plane's :6443."""
+    from knet.api.resources import by_kind
+
+    services, slices = by_kind("Service"), by_kind("EndpointSlice")
+    if reg.find(services, "default", "kubernetes") is None:
+        reg.create(services, "default", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.api_port}]}})
+    if reg.find(slices, "default", "kubernetes") is None:
+        reg.create(slices, "default", {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [cfg.control_plane.ip], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": cfg.api_port, "protocol": "TCP"}]})
+
+
 async def run_node_lifecycle(reg: Registry, grace: float) -> None:
     while True:
         await trio.sleep(min(1.0, grace / 4))
@@ -93,8 +124,11 @@ async def main_async(cluster: str) -> None:
     with open(os.path.join(state, "token")) as f:
         token = f.read().strip()
     store = SqliteStore(os.path.join(state, "store.db"))
-    reg = Registry(store, pod_netns=cfg.pod_netns)
+    lb_pool = tuple(cfg.lb_pool.split("-")) if cfg.lb_pool else None
+    allocator = ServiceAllocator(cfg.service_subnet, cfg.node_port_range, lb_pool)
+    reg = Registry(store, allocators={"Service": allocator}, pod_netns=cfg.pod_netns)
     reg.bootstrap()
+    bootstrap_kubernetes_service(reg, cfg)
     server = ApiServer(reg, token)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve_unix, os.path.join(state, "api.sock"))

@@ -216,6 +216,9 @@ class Registry:
             else:
                 obj.pop("status", None)
         if subresource != "status":
+            if res.kind == "Service":
+                from knet.api.allocators import drop_type_dependent_fields
+                drop_type_dependent_fields(obj, old)
             self._admit(obj, old)
             if obj.get("spec") != old.get("spec"):
                 obj["metadata"]["generation"] = om.get("generation", 1) + 1

@@ -28,6 +28,7 @@ from knet.config import ClusterConfig, load_saved
 from knet.controllers.events import make_event
 from knet.node import sandbox as sandboxes
 from knet.node.network import VTEP_ANNOTATION, NodeNetwork
+from knet.node.podspec import service_env
 from knet.node.podworker import PodWorker
 
 log = logging.getLogger("knet.node")
@@ -37,6 +38,7 @@ class Agent:
     PODS = by_kind("Pod")
     NODES = by_kind("Node")
     EVENTS = by_kind("Event")
+    SERVICES = by_kind("Service")
 
     def __init__(self, cfg: ClusterConfig, node: str, token: str):
         self.cfg = cfg
@@ -63,9 +65,19 @@ class Agent:
         self.workers.pop(uid, None)
         self.progress_changed()
 
-    def service_env(self, pod: dict) -> dict[str, str]:
-        """The Service environment variables (filled in with Services support)."""
-        return {}
+    async def service_env(self, pod: dict) -> dict[str, str]:
+        """The Service variables for this pod: its namespace's Services (when
+        enableServiceLinks) and always default/kubernetes, as kubelet does."""
+        services = []
+        try:
+            if pod["spec"].get("enableServiceLinks", True):
+                services = (await self.api.list(self.SERVICES, pod["metadata"]["namespace"]))["items"]
+            if not any(s["metadata"]["name"] == "kubernetes" and s["metadata"]["namespace"] == "default"
+                       for s in services):
+                services.append(await self.api.get(self.SERVICES, "default", "kubernetes"))
+        except (OSError, ApiError) as e:
+            log.warning("service variables for %s: %s", pod["metadata"]["name"], e)
+        return service_env(services)
 
     # -- the agent's loops -----------------------------------------------------------
 

@@ -66,3 +66,31 @@ def security(pod: dict, container: dict) -> tuple[int | None, int | None, list[i
         groups.append(psc["fsGroup"])
     no_new_privs = csc.get("allowPrivilegeEscalation") is False
     return uid, gid, groups, no_new_privs
+
+
+def service_env(services: list[dict]) -> dict[str, str]:
+    """The Docker-links-style variables kubelet gives every container for each
+    Service it can see (FOO_SERVICE_HOST, FOO_SERVICE_PORT, FOO_PORT_80_TCP...)."""
+    env: dict[str, str] = {}
+    for svc in sorted(services, key=lambda s: s["metadata"]["name"]):
+        spec = svc.get("spec", {})
+        ip = spec.get("clusterIP")
+        ports = spec.get("ports") or []
+        if not ip or ip == "None" or not ports:
+            continue
+        name = svc["metadata"]["name"].upper().replace("-", "_")
+        env[f"{name}_SERVICE_HOST"] = ip
+        env[f"{name}_SERVICE_PORT"] = str(ports[0]["port"])
+        for p in ports:
+            if p.get("name"):
+                env[f"{name}_SERVICE_PORT_{p['name'].upper().replace('-', '_')}"] = str(p["port"])
+        first = ports[0]
+        env[f"{name}_PORT"] = f"{first.get('protocol', 'TCP').lower()}://{ip}:{first['port']}"
+        for p in ports:
+            proto = p.get("protocol", "TCP")
+            prefix = f"{name}_PORT_{p['port']}_{proto}"
+            env[prefix] = f"{proto.lower()}://{ip}:{p['port']}"
+            env[f"{prefix}_PROTO"] = proto.lower()
+            env[f"{prefix}_PORT"] = str(p["port"])
+            env[f"{prefix}_ADDR"] = ip
+    return env

@@ -152,7 +152,7 @@ class PodWorker:
                 self._first_pass_done()
                 await self.terminating.wait()
             else:
-                self.env_extra = self.agent.service_env(self.pod)
+                self.env_extra = await self.agent.service_env(self.pod)
                 await self.attach_network()
                 async with trio.open_nursery() as cn:
                     for c in self.containers:

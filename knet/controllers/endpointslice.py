@@ -1,0 +1,111 @@
+"""The EndpointSlice controller: a Service's selector, turned into slices of
+at most 100 endpoints with ready/serving/terminating conditions, the node
+each endpoint is on, and ports whose targetPort names are resolved per pod
+(two pods may name the same port differently), as upstream does."""
+
+from __future__ import annotations
+
+import json
+
+from knet.api.objects import deep_copy, random_suffix
+from knet.api.selectors import selector_from_map
+from knet.controllers.base import View, is_ready, owner_ref
+
+MAX_ENDPOINTS = 100
+SERVICE_LABEL = "kubernetes.io/service-name"
+MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
+CONTROLLER = "endpointslice-controller.k8s.io"
+
+
+def resolve_ports(svc: dict, pod: dict) -> list[dict] | None:
+    """The slice ports for this pod, or None if a named targetPort is not on it."""
+    out = []
+    for sp in svc["spec"].get("ports") or []:
+        target = sp.get("targetPort", sp.get("port"))
+        proto = sp.get("protocol", "TCP")
+        if isinstance(target, str) and not target.isdigit():
+            number = next((cp["containerPort"] for c in pod["spec"].get("containers", [])
+                           for cp in c.get("ports") or [] if cp.get("name") == target
+                           and cp.get("protocol", "TCP") == proto), None)
+            if number is None:
+                return None
+        else:
+            number = int(target)
+        port = {"port": number, "protocol": proto}
+        if sp.get("name"):
+            port["name"] = sp["name"]
+        if sp.get("appProtocol"):
+            port["appProtocol"] = sp["appProtocol"]
+        out.append(port)
+    return out
+
+
+def endpoint(pod: dict) -> dict:
+    terminating = bool(pod["metadata"].get("deletionTimestamp"))
+    ready = is_ready(pod)
+    ep = {"addresses": [pod["status"]["podIP"]],
+          "conditions": {"ready": ready and not terminating, "serving": ready, "terminating": terminating},
+          "targetRef": {"kind": "Pod", "namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"],
+                        "uid": pod["metadata"]["uid"]}}
+    if pod["spec"].get("nodeName"):
+        ep["nodeName"] = pod["spec"]["nodeName"]
+    if pod["spec"].get("hostname") and pod["spec"].get("subdomain"):
+        ep["hostname"] = pod["spec"]["hostname"]
+    return ep
+
+
+def desired_groups(svc: dict, pods: list[dict]) -> dict[str, tuple[list[dict], list[dict]]]:
+    """Endpoints grouped by their resolved port list (one slice set per group)."""
+    selector = selector_from_map(svc["spec"].get("selector"))
+    groups: dict[str, tuple[list[dict], list[dict]]] = {}
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        if not pod.get("status", {}).get("podIP") or not selector.matches(pod["metadata"].get("labels")):
+            continue
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        ports = resolve_ports(svc, pod)
+        if ports is None:
+            continue
+        key = json.dumps(ports, sort_keys=True)
+        groups.setdefault(key, (ports, []))[1].append(endpoint(pod))
+    return groups
+
+
+def sync(view: View) -> None:
+    slices = view.list("EndpointSlice")
+    for svc in view.list("Service"):
+        if not svc["spec"].get("selector") or svc["spec"].get("type") == "ExternalName":
+            continue
+        ns = svc["metadata"]["namespace"]
+        mine = [s for s in slices if s["metadata"].get("namespace") == ns
+                and (s["metadata"].get("labels") or {}).get(SERVICE_LABEL) == svc["metadata"]["name"]
+                and (s["metadata"].get("labels") or {}).get(MANAGED_BY) == CONTROLLER]
+        sync_one(view, svc, view.list("Pod", ns), mine)
+
+
+def sync_one(view: View, svc: dict, pods: list[dict], existing: list[dict]) -> None:
+    wanted = []
+    for ports, eps in desired_groups(svc, pods).values():
+        for i in range(0, len(eps), MAX_ENDPOINTS):
+            wanted.append((ports, eps[i:i + MAX_ENDPOINTS]))
+    if not wanted:
+        wanted = [([], [])]  # an empty slice says "no endpoints", as upstream keeps one
+    existing = sorted(existing, key=lambda s: s["metadata"]["name"])
+    name = svc["metadata"]["name"]
+    for i, (ports, eps) in enumerate(wanted):
+        if i < len(existing):
+            cur = existing[i]
+            if (cur.get("endpoints") or []) == eps and (cur.get("ports") or []) == ports:
+                continue
+            new = deep_copy(cur)
+            new["endpoints"], new["ports"] = eps, ports
+            view.update("EndpointSlice", new)
+        else:
+            view.create("EndpointSlice", svc["metadata"]["namespace"], {
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": f"{name[:56]}-{random_suffix()}", "namespace": svc["metadata"]["namespace"],
+                             "labels": {SERVICE_LABEL: name, MANAGED_BY: CONTROLLER},
+                             "ownerReferences": [owner_ref(svc)]},
+                "addressType": "IPv4", "endpoints": eps, "ports": ports})
+    for extra in existing[len(wanted):]:
+        view.delete("EndpointSlice", extra)
