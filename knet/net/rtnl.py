@@ -14,7 +14,7 @@ import socket
 import struct
 
 NETLINK_ROUTE = 0
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_NEWROUTE = 20, 24
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 NLMSG_ERROR = 2
@@ -115,7 +115,7 @@ class Rtnl:
         self.request(RTM_NEWLINK, 0, _ifinfo(index=index, flags=IFF_UP, change=IFF_UP))
 
     def set_hairpin(self, index: int) -> None:
-        self.request(RTM_NEWLINK, 0, _ifinfo(index=index, family=AF_BRIDGE)
+        self.request(RTM_SETLINK, 0, _ifinfo(index=index, family=AF_BRIDGE)
                      + _nest(IFLA_PROTINFO, _attr(IFLA_BRPORT_MODE, b"\x01")))
 
     def delete_link(self, name: str) -> bool:

@@ -30,6 +30,7 @@ from knet.node import sandbox as sandboxes
 from knet.node.network import VTEP_ANNOTATION, NodeNetwork
 from knet.node.podspec import service_env
 from knet.node.podworker import PodWorker
+from knet.node.proxy import Proxy
 
 log = logging.getLogger("knet.node")
 
@@ -52,6 +53,7 @@ class Agent:
         self._events_send, self._events_recv = trio.open_memory_channel(math.inf)
         self.nursery: trio.Nursery | None = None
         self.network = NodeNetwork(cfg, node)
+        self.proxy = Proxy(self.api, cfg.pod_subnet, self.progress_changed)
 
     # -- helpers for workers ---------------------------------------------------------
 
@@ -163,7 +165,7 @@ class Agent:
             self._progress = trio.Event()
             await trio.sleep(0)
             busy = [w.handling_revision for w in self.workers.values() if w.handled_revision < w.handling_revision]
-            acted = min([self.observed, *[r - 1 for r in busy]])
+            acted = min([self.observed, self.proxy.synced, *[r - 1 for r in busy]])
             if acted <= sent:
                 continue
             try:
@@ -300,6 +302,7 @@ class Agent:
             nursery.start_soon(self.send_events)
             nursery.start_soon(self.report_progress)
             nursery.start_soon(self.watch_pods)
+            nursery.start_soon(self.proxy.run)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     # Like kubelet: stopping the agent leaves pods running; `knet down` removes them.

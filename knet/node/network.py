@@ -84,6 +84,7 @@ class NodeNetwork:
         if self.cfg.backend == "vxlan":
             self.vtep_mac = ensure_vxlan(self.node_ip, pod_cidr, self.mtu)
         program_masquerade(self.cfg.pod_subnet)
+        route_service_subnet(self.cfg.service_subnet)
 
     def sync_peers(self, nodes: list[dict]) -> None:
         """Bring routes to the other nodes in line with their Node objects."""
@@ -158,6 +159,16 @@ def remove_peer(ipr, backend: str, cidr: str, ip: str, mac: str | None) -> None:
             fn()
         except NetlinkError:
             pass
+
+
+def route_service_subnet(service_subnet: str) -> None:
+    """A route for Service IPs, so a packet to a Service that has no endpoint
+    reaches the proxy's reject rule instead of dying in routing (nodes have no
+    default route: nothing leaves the fabric)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        ipr.route("replace", dst=service_subnet, oif=_idx(ipr, "eth0"), scope=253)  # scope link
 
 
 def program_masquerade(pod_subnet: str) -> None:

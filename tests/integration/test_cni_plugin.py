@@ -69,6 +69,9 @@ def test_add_check_del_per_spec_version(lab, version):
     addr = subprocess.run(["ip", "-n", os.path.basename(pod), "-o", "-4", "addr", "show", "eth0"],
                           capture_output=True, text=True).stdout
     assert "10.250.1.2/24" in addr
+    port = subprocess.run(["ip", "netns", "exec", lab["node"], "bridge", "-d", "link", "show", "dev",
+                           res["interfaces"][1]["name"]], capture_output=True, text=True).stdout
+    assert "master kbr0" in port and "hairpin on" in port  # a pod can reach itself through a Service
     ok = run_plugin(PLUGIN, "CHECK", conf(lab, version, prevResult=res), lab["node"], pod_netns=pod)
     assert ok.code == 0 and ok.out is None
     assert run_plugin(PLUGIN, "DEL", conf(lab, version, prevResult=res), lab["node"], pod_netns=pod).code == 0

@@ -1,0 +1,173 @@
+"""Services to nftables, the pure part: (Services, EndpointSlices) -> one
+table's worth of JSON commands, shaped like kube-proxy's nftables mode.
+
+The packet path costs the same whatever the number of Services: one lookup
+in a verdict map keyed by (destination, protocol, port) picks the Service's
+chain, numgen picks an endpoint chain, which DNATs. Masquerade is a mark set
+where kube-proxy sets it (traffic from outside the pod network, a pod
+reaching itself) and applied in postrouting. A Service with no ready
+endpoint is rejected at once from the filter hooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+TABLE = "knet-proxy"
+MASQ_MARK = 0x4000
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    ip: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    namespace: str
+    name: str
+    port_name: str
+    protocol: str  # tcp, udp, sctp
+    cluster_ip: str | None
+    port: int
+    node_port: int | None
+    external_ips: tuple[str, ...]
+    endpoints: tuple[Endpoint, ...]
+
+    @property
+    def chain(self) -> str:
+        return "svc-" + _hash(f"{self.namespace}/{self.name}:{self.port_name}/{self.protocol}")
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def service_ports(services: list[dict], slices: list[dict], node: str | None = None) -> list[ServicePort]:
+    """Flatten Services and their slices into one entry per service port,
+    with the ready endpoints (serving-terminating ones only if none is ready)."""
+    by_service: dict[tuple[str, str], list[dict]] = {}
+    for s in slices:
+        svc_name = (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
+        if svc_name:
+            by_service.setdefault((s["metadata"]["namespace"], svc_name), []).append(s)
+    out = []
+    for svc in services:
+        spec = svc.get("spec", {})
+        ip = spec.get("clusterIP")
+        if not ip or ip == "None" or spec.get("type") == "ExternalName":
+            continue
+        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+        for sp in spec.get("ports") or []:
+            proto = sp.get("protocol", "TCP")
+            ready, serving = [], []
+            for sl in by_service.get((ns, name), []):
+                port = next((p["port"] for p in sl.get("ports") or []
+                             if p.get("name", "") == sp.get("name", "") and p.get("protocol", "TCP") == proto), None)
+                if port is None:
+                    continue
+                for e in sl.get("endpoints") or []:
+                    cond = e.get("conditions") or {}
+                    ep = Endpoint(e["addresses"][0], int(port))
+                    if cond.get("ready", True):
+                        ready.append(ep)
+                    elif cond.get("serving") and cond.get("terminating"):
+                        serving.append(ep)
+            eps = tuple(sorted(set(ready or serving), key=lambda e: (e.ip, e.port)))
+            out.append(ServicePort(ns, name, sp.get("name", ""), proto.lower(), ip, int(sp["port"]),
+                                   sp.get("nodePort"), tuple(spec.get("externalIPs") or []), eps))
+    return out
+
+
+def _prefix(cidr: str) -> dict:
+    net = ipaddress.ip_network(cidr)
+    return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
+
+
+def _cmd(verb: str, kind: str, **fields) -> dict:
+    return {verb: {kind: {"family": "ip", "table": TABLE, **fields}}}
+
+
+def _rule(chain: str, *expr: dict) -> dict:
+    return _cmd("add", "rule", chain=chain, expr=list(expr))
+
+
+def _match(left: dict, right, op: str = "==") -> dict:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+SADDR = {"payload": {"protocol": "ip", "field": "saddr"}}
+DADDR = {"payload": {"protocol": "ip", "field": "daddr"}}
+L4 = {"meta": {"key": "l4proto"}}
+DPORT = {"payload": {"protocol": "th", "field": "dport"}}
+MARK = {"meta": {"key": "mark"}}
+
+
+def ruleset(ports: list[ServicePort], pod_subnet: str) -> list[dict]:
+    """The whole table as one transaction: create, flush, fill."""
+    cmds: list[dict] = [{"add": {"table": {"family": "ip", "name": TABLE}}},
+                        {"flush": {"table": {"family": "ip", "name": TABLE}}}]
+    for name, hook, prio, ctype in (("nat-prerouting", "prerouting", -100, "nat"), ("nat-output", "output", -100, "nat"),
+                                    ("nat-postrouting", "postrouting", 100, "nat"),
+                                    ("filter-forward", "forward", -10, "filter"),
+                                    ("filter-output", "output", -10, "filter"),
+                                    ("filter-input", "input", -10, "filter")):
+        cmds.append(_cmd("add", "chain", name=name, type=ctype, hook=hook, prio=prio, policy="accept"))
+    for name in ("services", "mark-for-masquerade", "reject-chain"):
+        cmds.append(_cmd("add", "chain", name=name))
+    key = ["ipv4_addr", "inet_proto", "inet_service"]
+    cmds.append(_cmd("add", "map", name="service-ips", type=key, map="verdict"))
+    cmds.append(_cmd("add", "map", name="service-nodeports", type=["inet_proto", "inet_service"], map="verdict"))
+    cmds.append(_cmd("add", "map", name="no-endpoint-services", type=key, map="verdict"))
+    cmds.append(_cmd("add", "map", name="no-endpoint-nodeports", type=["inet_proto", "inet_service"], map="verdict"))
+    vmap3 = {"vmap": {"key": {"concat": [DADDR, L4, DPORT]}, "data": "@service-ips"}}
+    for chain in ("nat-prerouting", "nat-output"):
+        cmds.append(_rule(chain, {"jump": {"target": "services"}}))
+    cmds.append(_rule("services", vmap3))
+    local = {"fib": {"result": "type", "flags": ["daddr"]}}
+    cmds.append(_rule("services", _match(local, "local"),
+                      {"vmap": {"key": {"concat": [L4, DPORT]}, "data": "@service-nodeports"}}))
+    cmds.append(_rule("mark-for-masquerade", {"mangle": {"key": MARK, "value": {"|": [MARK, MASQ_MARK]}}}))
+    cmds.append(_rule("nat-postrouting", _match({"&": [MARK, MASQ_MARK]}, 0, "=="), {"return": None}))
+    cmds.append(_rule("nat-postrouting", {"mangle": {"key": MARK, "value": {"^": [MARK, MASQ_MARK]}}}))
+    cmds.append(_rule("nat-postrouting", {"masquerade": None}))
+    cmds.append(_rule("reject-chain", {"reject": {"type": "icmp", "expr": "port-unreachable"}}))
+    ct_new = _match({"ct": {"key": "state"}}, "new", "in")
+    for chain in ("filter-forward", "filter-output", "filter-input"):
+        cmds.append(_rule(chain, ct_new, {"vmap": {"key": {"concat": [DADDR, L4, DPORT]},
+                                                   "data": "@no-endpoint-services"}}))
+    cmds.append(_rule("filter-input", ct_new, _match(local, "local"),
+                      {"vmap": {"key": {"concat": [L4, DPORT]}, "data": "@no-endpoint-nodeports"}}))
+    for sp in ports:
+        dests = [sp.cluster_ip, *sp.external_ips]
+        if not sp.endpoints:
+            for ip in dests:
+                cmds.append(_cmd("add", "element", name="no-endpoint-services",
+                                 elem=[[{"concat": [ip, sp.protocol, sp.port]}, {"goto": {"target": "reject-chain"}}]]))
+            if sp.node_port:
+                cmds.append(_cmd("add", "element", name="no-endpoint-nodeports",
+                                 elem=[[{"concat": [sp.protocol, sp.node_port]}, {"goto": {"target": "reject-chain"}}]]))
+            continue
+        cmds.append(_cmd("add", "chain", name=sp.chain))
+        for ip in dests:
+            cmds.append(_cmd("add", "element", name="service-ips",
+                             elem=[[{"concat": [ip, sp.protocol, sp.port]}, {"goto": {"target": sp.chain}}]]))
+        if sp.node_port:
+            cmds.append(_cmd("add", "element", name="service-nodeports",
+                             elem=[[{"concat": [sp.protocol, sp.node_port]}, {"goto": {"target": sp.chain}}]]))
+        # From outside the pod network (nodes, ext, NodePort): masquerade, as kube-proxy does.
+        cmds.append(_rule(sp.chain, _match(SADDR, _prefix(pod_subnet), "!="), {"jump": {"target": "mark-for-masquerade"}}))
+        chains = []
+        for ep in sp.endpoints:
+            ep_chain = "sep-" + _hash(f"{sp.chain}/{ep.ip}:{ep.port}")
+            chains.append(ep_chain)
+            cmds.append(_cmd("add", "chain", name=ep_chain))
+            cmds.append(_rule(ep_chain, _match(SADDR, ep.ip), {"jump": {"target": "mark-for-masquerade"}}))  # hairpin
+            cmds.append(_rule(ep_chain, _match(L4, sp.protocol),
+                              {"dnat": {"addr": ep.ip, "port": ep.port}}))
+        cmds.append(_rule(sp.chain, {"vmap": {"key": {"numgen": {"mode": "random", "mod": len(chains)}},
+                                              "data": {"set": [[i, {"goto": {"target": c}}] for i, c in enumerate(chains)]}}}))
+    return cmds

@@ -1,0 +1,64 @@
+from knet.proxy.rules import Endpoint, ruleset, service_ports
+
+
+def svc(name, ip, ports, **spec):
+    return {"metadata": {"namespace": "default", "name": name},
+            "spec": {"clusterIP": ip, "ports": ports, **spec}}
+
+
+def eps(name, port, *endpoints, port_name=""):
+    return {"metadata": {"namespace": "default", "name": name + "-x", "labels": {"kubernetes.io/service-name": name}},
+            "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": cond} for ip, cond in endpoints]}
+
+
+READY = {"ready": True, "serving": True, "terminating": False}
+TERMINATING = {"ready": False, "serving": True, "terminating": True}
+
+
+def test_ready_endpoints_win_and_terminating_serve_only_when_none_is_ready():
+    ports = service_ports([svc("a", "10.96.0.5", [{"port": 80}])],
+                          [eps("a", 8080, ("10.244.1.2", READY), ("10.244.1.3", TERMINATING))])
+    assert ports[0].endpoints == (Endpoint("10.244.1.2", 8080),)
+    ports = service_ports([svc("a", "10.96.0.5", [{"port": 80}])], [eps("a", 8080, ("10.244.1.3", TERMINATING))])
+    assert ports[0].endpoints == (Endpoint("10.244.1.3", 8080),)
+
+
+def test_headless_and_external_name_get_no_rules():
+    ports = service_ports([svc("h", "None", [{"port": 80}]),
+                           {"metadata": {"namespace": "default", "name": "x"},
+                            "spec": {"type": "ExternalName", "externalName": "example.com"}}], [])
+    assert ports == []
+
+
+def elements(cmds, map_name):
+    return [c["add"]["element"]["elem"][0] for c in cmds if "element" in c.get("add", {})
+            and c["add"]["element"]["name"] == map_name]
+
+
+def test_one_map_lookup_per_packet_whatever_the_number_of_services():
+    services = [svc(f"s{i}", f"10.96.1.{i}", [{"port": 80}]) for i in range(1, 200)]
+    slices = [eps(f"s{i}", 8080, (f"10.244.2.{i}", READY)) for i in range(1, 200)]
+    cmds = ruleset(service_ports(services, slices), "10.244.0.0/16")
+    assert len(elements(cmds, "service-ips")) == 199
+    services_chain = [c for c in cmds if "rule" in c.get("add", {}) and c["add"]["rule"]["chain"] == "services"]
+    assert len(services_chain) == 2  # a vmap for ClusterIPs and one for NodePorts: no rule per Service
+
+
+def test_no_endpoints_go_to_reject_and_node_ports_are_mapped():
+    cmds = ruleset(service_ports([svc("e", "10.96.0.9", [{"port": 80, "nodePort": 30001}], type="NodePort")], []),
+                   "10.244.0.0/16")
+    rejected = elements(cmds, "no-endpoint-services")
+    assert rejected == [[{"concat": ["10.96.0.9", "tcp", 80]}, {"goto": {"target": "reject-chain"}}]]
+    assert elements(cmds, "no-endpoint-nodeports")[0][0] == {"concat": ["tcp", 30001]}
+    assert elements(cmds, "service-ips") == []
+
+
+def test_endpoint_chains_dnat_and_mark_hairpin():
+    cmds = ruleset(service_ports([svc("a", "10.96.0.5", [{"port": 80}])],
+                                 [eps("a", 8080, ("10.244.1.2", READY), ("10.244.1.3", READY))]), "10.244.0.0/16")
+    dnats = [e for c in cmds if "rule" in c.get("add", {}) for e in c["add"]["rule"]["expr"] if "dnat" in e]
+    assert sorted(d["dnat"]["addr"] for d in dnats) == ["10.244.1.2", "10.244.1.3"]
+    numgen = [e for c in cmds if "rule" in c.get("add", {}) for e in c["add"]["rule"]["expr"]
+              if "vmap" in e and "numgen" in e["vmap"]["key"]]
+    assert numgen[0]["vmap"]["key"]["numgen"]["mod"] == 2
