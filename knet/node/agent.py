@@ -53,7 +53,7 @@ class Agent:
         self._events_send, self._events_recv = trio.open_memory_channel(math.inf)
         self.nursery: trio.Nursery | None = None
         self.network = NodeNetwork(cfg, node)
-        self.proxy = Proxy(self.api, cfg.pod_subnet, self.progress_changed)
+        self.proxy = Proxy(self.api, cfg.pod_subnet, self.progress_changed, node)
 
     # -- helpers for workers ---------------------------------------------------------
 
@@ -246,6 +246,9 @@ class Agent:
         await reflect(self.api, self.NODES, on_list, on_event)
 
     async def on_nodes(self, nodes: list[dict]) -> None:
+        self.proxy.set_ready_nodes([n["metadata"]["name"] for n in nodes if any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in n.get("status", {}).get("conditions") or [])
+            and not n.get("spec", {}).get("unschedulable")])
         me = next((n for n in nodes if n["metadata"]["name"] == self.node), None)
         net = self.network
         if me is not None and not net.ready.is_set() and me.get("spec", {}).get("podCIDR"):

@@ -17,14 +17,14 @@ from knet.api.aclient import AsyncClient
 from knet.api.reflector import reflect
 from knet.api.resources import by_kind
 from knet.net import nft
-from knet.proxy.rules import ruleset, service_ports
+from knet.proxy.rules import announced_ips, ruleset, service_ports
 
 log = logging.getLogger("knet.proxy")
 SERVICES, SLICES = by_kind("Service"), by_kind("EndpointSlice")
 
 
 class Proxy:
-    def __init__(self, api: AsyncClient, pod_subnet: str, on_synced):
+    def __init__(self, api: AsyncClient, pod_subnet: str, on_synced, node: str = ""):
         self.api = api
         self.pod_subnet = pod_subnet
         self.objects: dict[str, dict[tuple[str, str], dict]] = {"Service": {}, "EndpointSlice": {}}
@@ -34,6 +34,16 @@ class Proxy:
         self._listed = {"Service": False, "EndpointSlice": False}
         self.on_synced = on_synced
         self.syncs = 0
+        self.node = node
+        self.ready_nodes: list[str] = []
+        self.announced: set[str] = set()
+
+    def set_ready_nodes(self, names: list[str]) -> None:
+        """Node readiness decides which node announces each LoadBalancer IP."""
+        names = sorted(names)
+        if names != self.ready_nodes:
+            self.ready_nodes = names
+            self._dirty.set()
 
     def _handlers(self, kind: str):
         store = self.objects[kind]
@@ -85,5 +95,45 @@ class Proxy:
                     await trio.sleep(1)
                     self._dirty.set()
                     continue
+            want = announced_ips(ports, self.node, self.ready_nodes) if self.node else set()
+            if want != self.announced:
+                try:
+                    await trio.to_thread.run_sync(announce, want, self.announced)
+                    self.announced = want
+                except OSError as e:
+                    log.error("announcing LoadBalancer IPs failed: %s", e)
             self.synced = target
             self.on_synced()
+
+
+def announce(want: set[str], have: set[str]) -> None:
+    """Own LoadBalancer IPs on the LAN as /32s on eth0, so this node answers
+    ARP for them (MetalLB's layer-2 mode); the proxy's prerouting DNAT takes
+    the traffic before local delivery."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname="eth0")[0]
+        for ip in have - want:
+            try:
+                ipr.addr("del", index=idx, address=ip, prefixlen=32)
+            except NetlinkError:
+                pass
+        for ip in want - have:
+            try:
+                ipr.addr("add", index=idx, address=ip, prefixlen=32)
+            except NetlinkError as e:
+                if e.code != 17:
+                    raise
+    for ip in want - have:
+        _garp(ip)
+
+
+def _garp(ip: str) -> None:
+    """Tell the LAN at once (gratuitous ARP), as MetalLB does on failover."""
+    import shutil
+    import subprocess
+
+    if shutil.which("arping"):
+        subprocess.run(["arping", "-U", "-c", "1", "-I", "eth0", ip], capture_output=True, timeout=5)

@@ -36,6 +36,7 @@ class ServicePort:
     node_port: int | None
     external_ips: tuple[str, ...]
     endpoints: tuple[Endpoint, ...]
+    lb_ips: tuple[str, ...] = ()
 
     @property
     def chain(self) -> str:
@@ -77,9 +78,26 @@ def service_ports(services: list[dict], slices: list[dict], node: str | None = N
                     elif cond.get("serving") and cond.get("terminating"):
                         serving.append(ep)
             eps = tuple(sorted(set(ready or serving), key=lambda e: (e.ip, e.port)))
+            lb = tuple(i["ip"] for i in (svc.get("status", {}).get("loadBalancer") or {}).get("ingress") or []
+                       if i.get("ip")) if spec.get("type") == "LoadBalancer" else ()
             out.append(ServicePort(ns, name, sp.get("name", ""), proto.lower(), ip, int(sp["port"]),
-                                   sp.get("nodePort"), tuple(spec.get("externalIPs") or []), eps))
+                                   sp.get("nodePort"), tuple(spec.get("externalIPs") or []), eps, lb))
     return out
+
+
+def lb_announcer(svc_key: str, ready_nodes: list[str]) -> str | None:
+    """Which node answers ARP for a LoadBalancer IP (MetalLB's layer-2 mode
+    elects one): the same on every node, moving only when that node goes."""
+    if not ready_nodes:
+        return None
+    nodes = sorted(ready_nodes)
+    return nodes[int(hashlib.sha256(svc_key.encode()).hexdigest(), 16) % len(nodes)]
+
+
+def announced_ips(ports: list[ServicePort], me: str, ready_nodes: list[str]) -> set[str]:
+    """The LB IPs this node must answer for."""
+    return {ip for sp in ports for ip in sp.lb_ips
+            if sp.endpoints and lb_announcer(f"{sp.namespace}/{sp.name}", ready_nodes) == me}
 
 
 def _prefix(cidr: str) -> dict:
@@ -142,7 +160,7 @@ def ruleset(ports: list[ServicePort], pod_subnet: str) -> list[dict]:
     cmds.append(_rule("filter-input", ct_new, _match(local, "local"),
                       {"vmap": {"key": {"concat": [L4, DPORT]}, "data": "@no-endpoint-nodeports"}}))
     for sp in ports:
-        dests = [sp.cluster_ip, *sp.external_ips]
+        dests = [sp.cluster_ip, *sp.external_ips, *sp.lb_ips]
         if not sp.endpoints:
             for ip in dests:
                 cmds.append(_cmd("add", "element", name="no-endpoint-services",

@@ -123,3 +123,18 @@ def test_a_new_service_is_reachable_after_apply_wait(c):
            "spec: {selector: {app: web}, ports: [{port: 8000, targetPort: 8080}]}\n")
     out = sh(c, "client", f"echo hostname | nc -w2 {cluster_ip(c, 'fresh')} 8000")
     assert out.startswith("web-")
+
+
+def test_load_balancer_ip_is_announced_by_one_node_and_reaches_the_pods(c):
+    c.knet("apply", "-f", "-", "--wait", input="apiVersion: v1\nkind: Service\nmetadata: {name: lb}\n"
+           "spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 8080, targetPort: 8080}]}\n")
+    svc = c.get("Service", "default", "lb")
+    ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+    assert ip == "192.168.56.200"
+    owners = [n for n in ("control-plane", "worker-1", "worker-2")
+              if f"{ip}/32" in c.exec_node(n, ["ip", "-o", "addr", "show", "eth0"]).stdout]
+    assert len(owners) == 1
+    for _ in range(3):
+        out = c.knet("exec", "ext", "--", "sh", "-c", f"echo hostname | nc -w2 {ip} 8080")
+        assert out.stdout.strip().startswith("web-"), out.stderr
+    assert c.knet("get", "svc", "lb").stdout.split("\n")[1].split()[3] == ip
