@@ -37,6 +37,9 @@ class Proxy:
         self.node = node
         self.ready_nodes: list[str] = []
         self.announced: set[str] = set()
+        self.health: dict[int, trio.CancelScope] = {}
+        self.local_counts: dict[int, int] = {}
+        self.nursery: trio.Nursery | None = None
 
     def set_ready_nodes(self, names: list[str]) -> None:
         """Node readiness decides which node announces each LoadBalancer IP."""
@@ -68,8 +71,41 @@ class Proxy:
 
         return on_list, on_event
 
+    def _health_checks(self, ports) -> None:
+        """healthCheckNodePort for externalTrafficPolicy: Local, as kube-proxy
+        serves it: 200 while this node has a local endpoint, 503 when not."""
+        want: dict[int, int] = {}
+        for sp in ports:
+            if sp.etp_local and sp.health_check_node_port:
+                want[sp.health_check_node_port] = sum(e.node == self.node for e in sp.endpoints)
+        for port in set(want) - set(self.health):
+            scope = trio.CancelScope()
+            self.health[port] = scope
+            self.nursery.start_soon(self._serve_health, port, scope)
+        for port in set(self.health) - set(want):
+            self.health.pop(port).cancel()
+        self.local_counts = want
+
+    async def _serve_health(self, port: int, scope: trio.CancelScope) -> None:
+        async def one(stream: trio.SocketStream) -> None:
+            async with stream:
+                with trio.move_on_after(2):
+                    await stream.receive_some(4096)
+                n = self.local_counts.get(port, 0)
+                body = f'{{"service": {{}}, "localEndpoints": {n}}}'.encode()
+                status = b"200 OK" if n else b"503 Service Unavailable"
+                await stream.send_all(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+                                      b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+        with scope:
+            try:
+                await trio.serve_tcp(one, port)
+            except OSError as e:
+                log.error("healthCheckNodePort %d: %s", port, e)
+
     async def run(self) -> None:
         async with trio.open_nursery() as n:
+            self.nursery = n
             for kind, res in (("Service", SERVICES), ("EndpointSlice", SLICES)):
                 n.start_soon(reflect, self.api, res, *self._handlers(kind))
             n.start_soon(self._sync_loop)
@@ -84,7 +120,8 @@ class Proxy:
                 continue
             target = min(self.seen.values())
             ports = service_ports(list(self.objects["Service"].values()), list(self.objects["EndpointSlice"].values()))
-            cmds = ruleset(ports, self.pod_subnet)
+            cmds = ruleset(ports, self.pod_subnet, self.node)
+            self._health_checks(ports)
             if cmds != applied:
                 try:
                     await trio.to_thread.run_sync(nft.apply, cmds)

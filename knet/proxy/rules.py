@@ -23,6 +23,7 @@ MASQ_MARK = 0x4000
 class Endpoint:
     ip: str
     port: int
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class ServicePort:
     external_ips: tuple[str, ...]
     endpoints: tuple[Endpoint, ...]
     lb_ips: tuple[str, ...] = ()
+    etp_local: bool = False  # externalTrafficPolicy: Local
+    itp_local: bool = False  # internalTrafficPolicy: Local
+    health_check_node_port: int | None = None
 
     @property
     def chain(self) -> str:
@@ -72,16 +76,20 @@ def service_ports(services: list[dict], slices: list[dict], node: str | None = N
                     continue
                 for e in sl.get("endpoints") or []:
                     cond = e.get("conditions") or {}
-                    ep = Endpoint(e["addresses"][0], int(port))
+                    ep = Endpoint(e["addresses"][0], int(port), e.get("nodeName", ""))
                     if cond.get("ready", True):
                         ready.append(ep)
                     elif cond.get("serving") and cond.get("terminating"):
                         serving.append(ep)
-            eps = tuple(sorted(set(ready or serving), key=lambda e: (e.ip, e.port)))
+            eps = tuple(sorted(set(ready or serving), key=lambda e: (e.ip, e.port, e.node)))
             lb = tuple(i["ip"] for i in (svc.get("status", {}).get("loadBalancer") or {}).get("ingress") or []
                        if i.get("ip")) if spec.get("type") == "LoadBalancer" else ()
+            external = spec.get("type") in ("NodePort", "LoadBalancer") or spec.get("externalIPs")
             out.append(ServicePort(ns, name, sp.get("name", ""), proto.lower(), ip, int(sp["port"]),
-                                   sp.get("nodePort"), tuple(spec.get("externalIPs") or []), eps, lb))
+                                   sp.get("nodePort"), tuple(spec.get("externalIPs") or []), eps, lb,
+                                   etp_local=bool(external) and spec.get("externalTrafficPolicy") == "Local",
+                                   itp_local=spec.get("internalTrafficPolicy") == "Local",
+                                   health_check_node_port=spec.get("healthCheckNodePort")))
     return out
 
 
@@ -124,7 +132,7 @@ DPORT = {"payload": {"protocol": "th", "field": "dport"}}
 MARK = {"meta": {"key": "mark"}}
 
 
-def ruleset(ports: list[ServicePort], pod_subnet: str) -> list[dict]:
+def ruleset(ports: list[ServicePort], pod_subnet: str, node: str = "") -> list[dict]:
     """The whole table as one transaction: create, flush, fill."""
     cmds: list[dict] = [{"add": {"table": {"family": "ip", "name": TABLE}}},
                         {"flush": {"table": {"family": "ip", "name": TABLE}}}]
@@ -160,32 +168,63 @@ def ruleset(ports: list[ServicePort], pod_subnet: str) -> list[dict]:
     cmds.append(_rule("filter-input", ct_new, _match(local, "local"),
                       {"vmap": {"key": {"concat": [L4, DPORT]}, "data": "@no-endpoint-nodeports"}}))
     for sp in ports:
-        dests = [sp.cluster_ip, *sp.external_ips, *sp.lb_ips]
-        if not sp.endpoints:
-            for ip in dests:
-                cmds.append(_cmd("add", "element", name="no-endpoint-services",
-                                 elem=[[{"concat": [ip, sp.protocol, sp.port]}, {"goto": {"target": "reject-chain"}}]]))
-            if sp.node_port:
-                cmds.append(_cmd("add", "element", name="no-endpoint-nodeports",
-                                 elem=[[{"concat": [sp.protocol, sp.node_port]}, {"goto": {"target": "reject-chain"}}]]))
-            continue
-        cmds.append(_cmd("add", "chain", name=sp.chain))
-        for ip in dests:
-            cmds.append(_cmd("add", "element", name="service-ips",
-                             elem=[[{"concat": [ip, sp.protocol, sp.port]}, {"goto": {"target": sp.chain}}]]))
-        if sp.node_port:
-            cmds.append(_cmd("add", "element", name="service-nodeports",
-                             elem=[[{"concat": [sp.protocol, sp.node_port]}, {"goto": {"target": sp.chain}}]]))
-        # From outside the pod network (nodes, ext, NodePort): masquerade, as kube-proxy does.
-        cmds.append(_rule(sp.chain, _match(SADDR, _prefix(pod_subnet), "!="), {"jump": {"target": "mark-for-masquerade"}}))
-        chains = []
-        for ep in sp.endpoints:
-            ep_chain = "sep-" + _hash(f"{sp.chain}/{ep.ip}:{ep.port}")
-            chains.append(ep_chain)
-            cmds.append(_cmd("add", "chain", name=ep_chain))
-            cmds.append(_rule(ep_chain, _match(SADDR, ep.ip), {"jump": {"target": "mark-for-masquerade"}}))  # hairpin
-            cmds.append(_rule(ep_chain, _match(L4, sp.protocol),
-                              {"dnat": {"addr": ep.ip, "port": ep.port}}))
-        cmds.append(_rule(sp.chain, {"vmap": {"key": {"numgen": {"mode": "random", "mod": len(chains)}},
-                                              "data": {"set": [[i, {"goto": {"target": c}}] for i, c in enumerate(chains)]}}}))
+        cmds += _service(sp, pod_subnet, node)
     return cmds
+
+
+def _service(sp: ServicePort, pod_subnet: str, node: str) -> list[dict]:
+    """One service port: its map entries, its cluster chain and, with
+    externalTrafficPolicy Local, an external chain that keeps the client's
+    address and uses only this node's endpoints (pods still get the cluster
+    chain, as kube-proxy does)."""
+    cmds: list[dict] = []
+    externals = [*sp.external_ips, *sp.lb_ips]
+    if not sp.endpoints:
+        for ip in [sp.cluster_ip, *externals]:
+            cmds.append(_cmd("add", "element", name="no-endpoint-services",
+                             elem=[[{"concat": [ip, sp.protocol, sp.port]}, {"goto": {"target": "reject-chain"}}]]))
+        if sp.node_port:
+            cmds.append(_cmd("add", "element", name="no-endpoint-nodeports",
+                             elem=[[{"concat": [sp.protocol, sp.node_port]}, {"goto": {"target": "reject-chain"}}]]))
+        return cmds
+    local = tuple(e for e in sp.endpoints if e.node == node)
+    cluster_eps = local if sp.itp_local else sp.endpoints
+    ext_chain = "ext-" + sp.chain[4:] if sp.etp_local else sp.chain
+    cmds.append(_cmd("add", "chain", name=sp.chain))
+    if sp.etp_local:
+        cmds.append(_cmd("add", "chain", name=ext_chain))  # before the map entries that name it
+    cmds.append(_cmd("add", "element", name="service-ips",
+                     elem=[[{"concat": [sp.cluster_ip, sp.protocol, sp.port]}, {"goto": {"target": sp.chain}}]]))
+    for ip in externals:
+        cmds.append(_cmd("add", "element", name="service-ips",
+                         elem=[[{"concat": [ip, sp.protocol, sp.port]}, {"goto": {"target": ext_chain}}]]))
+    if sp.node_port:
+        cmds.append(_cmd("add", "element", name="service-nodeports",
+                         elem=[[{"concat": [sp.protocol, sp.node_port]}, {"goto": {"target": ext_chain}}]]))
+    for ep in sp.endpoints:
+        ep_chain = _ep_chain(sp, ep)
+        cmds.append(_cmd("add", "chain", name=ep_chain))
+        cmds.append(_rule(ep_chain, _match(SADDR, ep.ip), {"jump": {"target": "mark-for-masquerade"}}))  # hairpin
+        cmds.append(_rule(ep_chain, _match(L4, sp.protocol), {"dnat": {"addr": ep.ip, "port": ep.port}}))
+    # From outside the pod network (nodes, ext, NodePort): masquerade, as kube-proxy does.
+    cmds.append(_rule(sp.chain, _match(SADDR, _prefix(pod_subnet), "!="), {"jump": {"target": "mark-for-masquerade"}}))
+    cmds.append(_pick(sp, sp.chain, cluster_eps))
+    if sp.etp_local:
+        cmds.append(_rule(ext_chain, _match(SADDR, _prefix(pod_subnet)), {"goto": {"target": sp.chain}}))
+        cmds.append(_rule(ext_chain, _match({"fib": {"result": "type", "flags": ["saddr"]}}, "local"),
+                          {"mangle": {"key": MARK, "value": {"|": [MARK, MASQ_MARK]}}}, {"goto": {"target": sp.chain}}))
+        cmds.append(_pick(sp, ext_chain, local))
+    return cmds
+
+
+def _ep_chain(sp: ServicePort, ep: Endpoint) -> str:
+    return "sep-" + _hash(f"{sp.chain}/{ep.ip}:{ep.port}")
+
+
+def _pick(sp: ServicePort, chain: str, eps: tuple[Endpoint, ...]) -> dict:
+    """numgen over the endpoints, or drop when a Local policy leaves none here."""
+    if not eps:
+        return _rule(chain, {"drop": None})
+    return _rule(chain, {"vmap": {"key": {"numgen": {"mode": "random", "mod": len(eps)}},
+                                  "data": {"set": [[i, {"goto": {"target": _ep_chain(sp, e)}}]
+                                                   for i, e in enumerate(eps)]}}})

@@ -138,3 +138,61 @@ def test_load_balancer_ip_is_announced_by_one_node_and_reaches_the_pods(c):
         out = c.knet("exec", "ext", "--", "sh", "-c", f"echo hostname | nc -w2 {ip} 8080")
         assert out.stdout.strip().startswith("web-"), out.stderr
     assert c.knet("get", "svc", "lb").stdout.split("\n")[1].split()[3] == ip
+
+
+LOCAL = """apiVersion: v1
+kind: Pod
+metadata: {name: only-w1, labels: {app: local}}
+spec: {nodeName: worker-1, containers: [{name: s, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: keep-client}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: local}
+  ports: [{port: 8080, targetPort: 8080, nodePort: 30181}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: internal-local}
+spec:
+  internalTrafficPolicy: Local
+  selector: {app: local}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client-w2}
+spec: {nodeName: worker-2, containers: [{name: c, command: [sleep, "600"]}]}
+"""
+
+
+def test_external_traffic_policy_local_keeps_the_client_ip_and_uses_local_endpoints(c):
+    c.apply(LOCAL)
+    c.wait_pod("default", "only-w1", ready)
+    c.wait_pod("default", "client-w2", lambda p: p["status"].get("podIP"))
+    c.knet("apply", "-f", "-", "--wait", input=LOCAL)
+    w1, w2 = c.cfg.node("worker-1").ip, c.cfg.node("worker-2").ip
+    out = c.knet("exec", "ext", "--", "sh", "-c", f"echo clientip | nc -w2 {w1} 30181")
+    assert out.stdout.strip().split(":")[0] == c.cfg.ext_ip  # no masquerade
+    far = c.knet("exec", "ext", "--", "sh", "-c", f"echo clientip | nc -w1 {w2} 30181; echo rc=$?")
+    assert "rc=1" in far.stdout and "192.168" not in far.stdout.split("rc=")[0]  # no local endpoint: dropped
+    hc = c.get("Service", "default", "keep-client")["spec"]["healthCheckNodePort"]
+    for node, code in ((w1, "200"), (w2, "503")):
+        probe = c.knet("exec", "ext", "--", "sh", "-c",
+                       f"printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' | nc -w2 {node} {hc} | head -1")
+        assert code in probe.stdout, (node, probe.stdout)
+    # Pods still reach it through the cluster chain.
+    out = c.exec_pod("default", "client-w2", ["sh", "-c", f"echo hostname | nc -w2 {w1} 30181"])
+    assert out.stdout.strip() == "only-w1"
+
+
+def test_internal_traffic_policy_local_uses_only_this_nodes_endpoints(c):
+    c.wait_pod("default", "client-w2", lambda p: p["status"].get("podIP"))
+    ip = c.get("Service", "default", "internal-local")["spec"]["clusterIP"]
+    far = c.exec_pod("default", "client-w2", ["sh", "-c", f"echo hostname | nc -w1 {ip} 80; echo rc=$?"])
+    assert "only-w1" not in far.stdout  # the only endpoint is on worker-1
+    near = c.exec_pod("default", "client", ["sh", "-c", f"echo hostname | nc -w2 {ip} 80"])
+    assert near.stdout.strip() == "only-w1"

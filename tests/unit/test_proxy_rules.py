@@ -62,3 +62,28 @@ def test_endpoint_chains_dnat_and_mark_hairpin():
     numgen = [e for c in cmds if "rule" in c.get("add", {}) for e in c["add"]["rule"]["expr"]
               if "vmap" in e and "numgen" in e["vmap"]["key"]]
     assert numgen[0]["vmap"]["key"]["numgen"]["mod"] == 2
+
+
+def test_local_policies_load_into_the_kernel_and_pick_local_endpoints():
+    """The generated table is accepted by nftables (a namespace of the test's own)."""
+    from knet.harness.cluster import unique_name
+    from knet.net import nft, ns
+    from knet.proxy.rules import ServicePort
+
+    sp = ServicePort("default", "web", "", "tcp", "10.96.0.2", 80, 30080, (),
+                     (Endpoint("10.244.1.2", 80, "w1"), Endpoint("10.244.2.2", 80, "w2")), ("192.168.56.200",),
+                     etp_local=True, itp_local=True)
+    cmds = ruleset([sp], "10.244.0.0/16", "w1")
+    picks = [e["vmap"]["data"]["set"] for c in cmds if "rule" in c.get("add", {})
+             for e in c["add"]["rule"]["expr"] if "vmap" in e and "numgen" in e["vmap"]["key"]]
+    assert [len(p) for p in picks] == [1, 1]  # cluster (ITP Local) and external (ETP Local): w1's only
+    name = unique_name("kp")
+    ns.create_netns(name)
+    try:
+        with ns.entered(net=ns.netns_path(name)):
+            nft._nft = None
+            nft.apply(cmds)
+            nft.apply(ruleset([sp], "10.244.0.0/16", "w3"))  # no local endpoint: drop rules
+    finally:
+        nft._nft = None
+        ns.delete_netns(name)
