@@ -48,6 +48,7 @@ class ClusterConfig:
     heartbeat_seconds: float = 2.0
     node_grace_seconds: float = 10.0
     restart_backoff_seconds: float = 10.0
+    proxy_resync_seconds: float = 30.0
 
     # -- derived names -------------------------------------------------------
 
@@ -158,7 +159,8 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
         cfg.api_port = _int(net["apiServerPort"], "networking.apiServerPort", 1, 65535)
     knet = doc.get("knet") or {}
     for key, attr in (("heartbeatSeconds", "heartbeat_seconds"), ("nodeGracePeriodSeconds", "node_grace_seconds"),
-                      ("restartBackoffSeconds", "restart_backoff_seconds")):
+                      ("restartBackoffSeconds", "restart_backoff_seconds"),
+                      ("proxyResyncSeconds", "proxy_resync_seconds")):
         if key in knet:
             value = knet[key]
             if not isinstance(value, (int, float)) or value <= 0:

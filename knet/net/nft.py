@@ -40,3 +40,16 @@ def list_ruleset() -> dict:
     if rc != 0:
         raise NftError(err)
     return json.loads(out) if out else {"nftables": []}
+
+
+def table_objects(family: str, table: str) -> dict[str, set[str]]:
+    """Names of the chains, sets and maps a table has now (empty if it has none)."""
+    out: dict[str, set[str]] = {"chain": set(), "set": set(), "map": set()}
+    rc, text, _err = _ctx().cmd(f"list table {family} {table}")
+    if rc != 0 or not text:
+        return out
+    for item in json.loads(text).get("nftables", []):
+        for kind in out:
+            if kind in item and item[kind].get("table") == table:
+                out[kind].add(item[kind]["name"])
+    return out

@@ -53,7 +53,7 @@ class Agent:
         self._events_send, self._events_recv = trio.open_memory_channel(math.inf)
         self.nursery: trio.Nursery | None = None
         self.network = NodeNetwork(cfg, node)
-        self.proxy = Proxy(self.api, cfg.pod_subnet, self.progress_changed, node)
+        self.proxy = Proxy(self.api, cfg.pod_subnet, self.progress_changed, node, cfg.proxy_resync_seconds)
 
     # -- helpers for workers ---------------------------------------------------------
 

@@ -2,9 +2,11 @@
 nftables table out (see knet.proxy.rules for its shape).
 
 Changes are coalesced: a burst of events becomes one sync, applied as one
-nftables transaction, so the table is never seen half-programmed. This is a
-full sync each time; partial syncs that touch only what changed are the next
-step. It reports the revision it has programmed, for `knet apply --wait`.
+nftables transaction, so the table is never seen half-programmed; every
+`resync` seconds the table is rewritten whatever happened, which repairs a
+rule deleted by hand. This is a full sync each time; partial syncs that touch
+only what changed are the next step. It reports the revision it has
+programmed, for `knet apply --wait`.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from knet.api.aclient import AsyncClient
 from knet.api.reflector import reflect
 from knet.api.resources import by_kind
 from knet.net import nft
-from knet.proxy.rules import announced_ips, ruleset, service_ports
+from knet.proxy.rules import TABLE, announced_ips, desired, service_ports, transaction
 
 log = logging.getLogger("knet.proxy")
 SERVICES, SLICES = by_kind("Service"), by_kind("EndpointSlice")
 
 
 class Proxy:
-    def __init__(self, api: AsyncClient, pod_subnet: str, on_synced, node: str = ""):
+    def __init__(self, api: AsyncClient, pod_subnet: str, on_synced, node: str = "", resync: float = 30.0):
         self.api = api
         self.pod_subnet = pod_subnet
         self.objects: dict[str, dict[tuple[str, str], dict]] = {"Service": {}, "EndpointSlice": {}}
@@ -35,6 +37,7 @@ class Proxy:
         self.on_synced = on_synced
         self.syncs = 0
         self.node = node
+        self.resync = resync
         self.ready_nodes: list[str] = []
         self.announced: set[str] = set()
         self.health: dict[int, trio.CancelScope] = {}
@@ -113,18 +116,21 @@ class Proxy:
     async def _sync_loop(self) -> None:
         applied = None
         while True:
-            await self._dirty.wait()
+            with trio.move_on_after(self.resync):
+                await self._dirty.wait()
+            if not self._dirty.is_set():
+                applied = None  # the periodic full sync: rewrite the table, repairing any drift
             self._dirty = trio.Event()
             await trio.sleep(0.005)  # coalesce a burst
             if not all(self._listed.values()):
                 continue
             target = min(self.seen.values())
             ports = service_ports(list(self.objects["Service"].values()), list(self.objects["EndpointSlice"].values()))
-            cmds = ruleset(ports, self.pod_subnet, self.node)
+            cmds = desired(ports, self.pod_subnet, self.node)
             self._health_checks(ports)
             if cmds != applied:
                 try:
-                    await trio.to_thread.run_sync(nft.apply, cmds)
+                    await trio.to_thread.run_sync(apply_table, cmds)
                     applied = cmds
                     self.syncs += 1
                 except nft.NftError as e:
@@ -174,3 +180,8 @@ def _garp(ip: str) -> None:
 
     if shutil.which("arping"):
         subprocess.run(["arping", "-U", "-c", "1", "-I", "eth0", ip], capture_output=True, timeout=5)
+
+
+def apply_table(cmds: list[dict]) -> None:
+    """Read what the table has, then rewrite it in one transaction."""
+    nft.apply(transaction(cmds, nft.table_objects("ip", TABLE)))

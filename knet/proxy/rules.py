@@ -41,6 +41,8 @@ class ServicePort:
     etp_local: bool = False  # externalTrafficPolicy: Local
     itp_local: bool = False  # internalTrafficPolicy: Local
     health_check_node_port: int | None = None
+    source_ranges: tuple[str, ...] = ()  # loadBalancerSourceRanges
+    affinity_seconds: int = 0  # sessionAffinity: ClientIP timeout, 0 = none
 
     @property
     def chain(self) -> str:
@@ -89,7 +91,11 @@ def service_ports(services: list[dict], slices: list[dict], node: str | None = N
                                    sp.get("nodePort"), tuple(spec.get("externalIPs") or []), eps, lb,
                                    etp_local=bool(external) and spec.get("externalTrafficPolicy") == "Local",
                                    itp_local=spec.get("internalTrafficPolicy") == "Local",
-                                   health_check_node_port=spec.get("healthCheckNodePort")))
+                                   health_check_node_port=spec.get("healthCheckNodePort"),
+                                   source_ranges=tuple(spec.get("loadBalancerSourceRanges") or []),
+                                   affinity_seconds=int(((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
+                                                        .get("timeoutSeconds", 10800))
+                                   if spec.get("sessionAffinity") == "ClientIP" else 0))
     return out
 
 
@@ -132,10 +138,37 @@ DPORT = {"payload": {"protocol": "th", "field": "dport"}}
 MARK = {"meta": {"key": "mark"}}
 
 
-def ruleset(ports: list[ServicePort], pod_subnet: str, node: str = "") -> list[dict]:
-    """The whole table as one transaction: create, flush, fill."""
-    cmds: list[dict] = [{"add": {"table": {"family": "ip", "name": TABLE}}},
-                        {"flush": {"table": {"family": "ip", "name": TABLE}}}]
+def transaction(desired: list[dict], existing: dict[str, set[str]] | None = None) -> list[dict]:
+    """The commands that turn the table as it is into `desired`, as one
+    transaction: rules and map entries are rewritten whole; chains and sets
+    that are no longer wanted go; affinity sets that exist are kept with
+    their entries (a client stays pinned across syncs)."""
+    existing = existing or {"chain": set(), "set": set(), "map": set()}
+    head = [{"add": {"table": {"family": "ip", "name": TABLE}}}, {"flush": {"table": {"family": "ip", "name": TABLE}}}]
+    head += [_cmd("flush", "map", name=m) for m in sorted(existing["map"])]
+    wanted: dict[str, set[str]] = {"chain": set(), "set": set(), "map": set()}
+    body = []
+    for c in desired:
+        kind, obj = next(iter(c["add"].items())) if "add" in c else (None, None)
+        if kind in wanted:
+            wanted[kind].add(obj["name"])
+            if kind == "set" and obj["name"] in existing["set"]:
+                continue
+        body.append(c)
+    tail = [_cmd("delete", kind, name=name) for kind in ("chain", "set", "map")
+            for name in sorted(existing[kind] - wanted[kind])]
+    return head + body + tail
+
+
+def ruleset(ports: list[ServicePort], pod_subnet: str, node: str = "",
+            existing: dict[str, set[str]] | None = None) -> list[dict]:
+    """The whole table as one transaction (see `transaction`)."""
+    return transaction(desired(ports, pod_subnet, node), existing)
+
+
+def desired(ports: list[ServicePort], pod_subnet: str, node: str = "") -> list[dict]:
+    """Every object of the table, as `add` commands."""
+    cmds: list[dict] = []
     for name, hook, prio, ctype in (("nat-prerouting", "prerouting", -100, "nat"), ("nat-output", "output", -100, "nat"),
                                     ("nat-postrouting", "postrouting", 100, "nat"),
                                     ("filter-forward", "forward", -10, "filter"),
@@ -195,25 +228,40 @@ def _service(sp: ServicePort, pod_subnet: str, node: str) -> list[dict]:
         cmds.append(_cmd("add", "chain", name=ext_chain))  # before the map entries that name it
     cmds.append(_cmd("add", "element", name="service-ips",
                      elem=[[{"concat": [sp.cluster_ip, sp.protocol, sp.port]}, {"goto": {"target": sp.chain}}]]))
+    fw_chain = "fw-" + sp.chain[4:]
+    if sp.lb_ips and sp.source_ranges:
+        # loadBalancerSourceRanges: only these sources reach the LoadBalancer IP.
+        cmds.append(_cmd("add", "chain", name=fw_chain))
+        ranges = {"set": [_prefix(r) for r in sp.source_ranges]}
+        cmds.append(_rule(fw_chain, _match(SADDR, ranges, "!="), {"drop": None}))
+        cmds.append(_rule(fw_chain, {"goto": {"target": ext_chain}}))
     for ip in externals:
+        target = fw_chain if ip in sp.lb_ips and sp.source_ranges else ext_chain
         cmds.append(_cmd("add", "element", name="service-ips",
-                         elem=[[{"concat": [ip, sp.protocol, sp.port]}, {"goto": {"target": ext_chain}}]]))
+                         elem=[[{"concat": [ip, sp.protocol, sp.port]}, {"goto": {"target": target}}]]))
     if sp.node_port:
         cmds.append(_cmd("add", "element", name="service-nodeports",
                          elem=[[{"concat": [sp.protocol, sp.node_port]}, {"goto": {"target": ext_chain}}]]))
     for ep in sp.endpoints:
         ep_chain = _ep_chain(sp, ep)
         cmds.append(_cmd("add", "chain", name=ep_chain))
+        if sp.affinity_seconds:
+            # sessionAffinity ClientIP, as kube-proxy's nftables mode: a timed set per endpoint.
+            cmds.append(_cmd("add", "set", name=_affinity_set(sp, ep), type="ipv4_addr",
+                             flags=["timeout"], timeout=sp.affinity_seconds))
+            cmds.append(_rule(ep_chain, {"set": {"op": "update", "elem": {"elem": {"val": SADDR,
+                                                                                    "timeout": sp.affinity_seconds}},
+                                                 "set": "@" + _affinity_set(sp, ep)}}))
         cmds.append(_rule(ep_chain, _match(SADDR, ep.ip), {"jump": {"target": "mark-for-masquerade"}}))  # hairpin
         cmds.append(_rule(ep_chain, _match(L4, sp.protocol), {"dnat": {"addr": ep.ip, "port": ep.port}}))
     # From outside the pod network (nodes, ext, NodePort): masquerade, as kube-proxy does.
     cmds.append(_rule(sp.chain, _match(SADDR, _prefix(pod_subnet), "!="), {"jump": {"target": "mark-for-masquerade"}}))
-    cmds.append(_pick(sp, sp.chain, cluster_eps))
+    cmds += _pick(sp, sp.chain, cluster_eps)
     if sp.etp_local:
         cmds.append(_rule(ext_chain, _match(SADDR, _prefix(pod_subnet)), {"goto": {"target": sp.chain}}))
         cmds.append(_rule(ext_chain, _match({"fib": {"result": "type", "flags": ["saddr"]}}, "local"),
                           {"mangle": {"key": MARK, "value": {"|": [MARK, MASQ_MARK]}}}, {"goto": {"target": sp.chain}}))
-        cmds.append(_pick(sp, ext_chain, local))
+        cmds += _pick(sp, ext_chain, local)
     return cmds
 
 
@@ -221,10 +269,20 @@ def _ep_chain(sp: ServicePort, ep: Endpoint) -> str:
     return "sep-" + _hash(f"{sp.chain}/{ep.ip}:{ep.port}")
 
 
-def _pick(sp: ServicePort, chain: str, eps: tuple[Endpoint, ...]) -> dict:
-    """numgen over the endpoints, or drop when a Local policy leaves none here."""
+def _affinity_set(sp: ServicePort, ep: Endpoint) -> str:
+    return "affinity-" + _ep_chain(sp, ep)[4:]
+
+
+def _pick(sp: ServicePort, chain: str, eps: tuple[Endpoint, ...]) -> list[dict]:
+    """numgen over the endpoints (after the affinity sets, when ClientIP
+    affinity is on), or drop when a Local policy leaves none here."""
     if not eps:
-        return _rule(chain, {"drop": None})
-    return _rule(chain, {"vmap": {"key": {"numgen": {"mode": "random", "mod": len(eps)}},
+        return [_rule(chain, {"drop": None})]
+    out = []
+    if sp.affinity_seconds:
+        for e in eps:
+            out.append(_rule(chain, _match(SADDR, "@" + _affinity_set(sp, e)),
+                             {"goto": {"target": _ep_chain(sp, e)}}))
+    return out + [_rule(chain, {"vmap": {"key": {"numgen": {"mode": "random", "mod": len(eps)}},
                                   "data": {"set": [[i, {"goto": {"target": _ep_chain(sp, e)}}]
-                                                   for i, e in enumerate(eps)]}}})
+                                                   for i, e in enumerate(eps)]}}})]

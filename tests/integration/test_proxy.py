@@ -52,7 +52,7 @@ print(" ".join(f"{k}={v}" for k, v in sorted(seen.items())))
 
 @pytest.fixture(scope="module")
 def c():
-    cluster = Cluster.up(workers=2)
+    cluster = Cluster.up(workers=2, proxyResyncSeconds=1)
     cluster.apply(APP)
     cluster.wait_for("3 web pods ready", lambda: len([p for p in cluster.list("Pod", "default", label_selector="app=web")
                                                       if ready(p)]) == 3)
@@ -196,3 +196,75 @@ def test_internal_traffic_policy_local_uses_only_this_nodes_endpoints(c):
     assert "only-w1" not in far.stdout  # the only endpoint is on worker-1
     near = c.exec_pod("default", "client", ["sh", "-c", f"echo hostname | nc -w2 {ip} 80"])
     assert near.stdout.strip() == "only-w1"
+
+
+def test_session_affinity_pins_a_client(c):
+    c.knet("apply", "-f", "-", "--wait", input="apiVersion: v1\nkind: Service\nmetadata: {name: sticky}\n"
+           "spec: {selector: {app: web}, sessionAffinity: ClientIP, ports: [{port: 80, targetPort: 8080}]}\n")
+    ip = cluster_ip(c, "sticky")
+    out = sh(c, "client", f"for i in $(seq 20); do echo hostname | nc -w2 {ip} 80; done")
+    assert len(set(out.split())) == 1 and len(out.split()) == 20
+
+
+def test_load_balancer_source_ranges(c):
+    c.knet("apply", "-f", "-", "--wait", input="""apiVersion: v1
+kind: Service
+metadata: {name: fenced}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  loadBalancerSourceRanges: [10.0.0.0/8]
+  ports: [{port: 9090, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: open}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  loadBalancerSourceRanges: [192.168.56.0/28]
+  ports: [{port: 9091, targetPort: 8080}]
+""")
+    fenced = c.get("Service", "default", "fenced")["status"]["loadBalancer"]["ingress"][0]["ip"]
+    opened = c.get("Service", "default", "open")["status"]["loadBalancer"]["ingress"][0]["ip"]
+    blocked = c.knet("exec", "ext", "--", "sh", "-c", f"echo hostname | nc -w1 {fenced} 9090; echo rc=$?")
+    assert "web-" not in blocked.stdout
+    allowed = c.knet("exec", "ext", "--", "sh", "-c", f"echo hostname | nc -w2 {opened} 9091")
+    assert allowed.stdout.strip().startswith("web-")
+
+
+def test_periodic_sync_repairs_a_table_deleted_by_hand(c):
+    c.exec_node("worker-2", ["nft", "delete", "table", "ip", "knet-proxy"])
+    assert "knet-proxy" not in c.exec_node("worker-2", ["nft", "list", "tables"]).stdout
+    c.wait_for("table back", lambda: "knet-proxy" in c.exec_node("worker-2", ["nft", "list", "tables"]).stdout,
+               timeout=10)
+
+
+def test_a_service_whose_endpoints_go_away_rejects_and_comes_back(c):
+    import time
+
+    c.knet("apply", "-f", "-", "--wait", input="""apiVersion: v1
+kind: Service
+metadata: {name: flip}
+spec: {selector: {app: flip}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: flip}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: flip}}
+  template:
+    metadata: {labels: {app: flip}}
+    spec: {containers: [{name: s, ports: [{containerPort: 8080}]}]}
+""")
+    ip = cluster_ip(c, "flip")
+    c.wait_for("flip answers", lambda: sh(c, "client", f"echo hostname | nc -w1 {ip} 80").startswith("flip-"))
+    c.knet("scale", "deploy/flip", "--replicas", "0")
+    c.wait_for("flip has no pods", lambda: not c.list("Pod", "default", label_selector="app=flip"))
+    c.knet("apply", "-f", "-", "--wait", input="apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n")
+    t0 = time.monotonic()
+    out = sh(c, "client", f"nc -w5 -z {ip} 80; echo rc=$?")
+    assert out.endswith("rc=1") and time.monotonic() - t0 < 2
+    c.knet("scale", "deploy/flip", "--replicas", "1")
+    c.wait_for("flip back", lambda: sh(c, "client", f"echo hostname | nc -w1 {ip} 80").startswith("flip-"))

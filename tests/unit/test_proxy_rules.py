@@ -84,6 +84,9 @@ def test_local_policies_load_into_the_kernel_and_pick_local_endpoints():
             nft._nft = None
             nft.apply(cmds)
             nft.apply(ruleset([sp], "10.244.0.0/16", "w3"))  # no local endpoint: drop rules
+            sticky = ServicePort("default", "s", "", "tcp", "10.96.0.3", 80, None, (), sp.endpoints,
+                                 ("192.168.56.201",), source_ranges=("10.0.0.0/8",), affinity_seconds=30)
+            nft.apply(ruleset([sp, sticky], "10.244.0.0/16", "w1"))  # affinity sets and a firewall chain
     finally:
         nft._nft = None
         ns.delete_netns(name)
