@@ -2,10 +2,11 @@
 nftables table out (see knet.proxy.rules for its shape).
 
 Changes are coalesced: a burst of events becomes one sync, applied as one
-nftables transaction, so the table is never seen half-programmed; every
-`resync` seconds the table is rewritten whatever happened, which repairs a
-rule deleted by hand. This is a full sync each time; partial syncs that touch
-only what changed are the next step. It reports the revision it has
+nftables transaction, so the table is never seen half-programmed. After the
+first (full) sync, a change rewrites only the Services that changed (a new
+Service with one endpoint is 7 operations, a sync with no change is none);
+every `resync` seconds, and after any failure, the whole table is rewritten,
+which repairs a rule deleted by hand. It reports the revision it has
 programmed, for `knet apply --wait`.
 """
 
@@ -19,7 +20,15 @@ from knet.api.aclient import AsyncClient
 from knet.api.reflector import reflect
 from knet.api.resources import by_kind
 from knet.net import nft
-from knet.proxy.rules import TABLE, announced_ips, desired, service_ports, transaction
+from knet.proxy.rules import (
+    TABLE,
+    announced_ips,
+    base,
+    partial,
+    per_service,
+    service_ports,
+    transaction,
+)
 
 log = logging.getLogger("knet.proxy")
 SERVICES, SLICES = by_kind("Service"), by_kind("EndpointSlice")
@@ -36,6 +45,8 @@ class Proxy:
         self._listed = {"Service": False, "EndpointSlice": False}
         self.on_synced = on_synced
         self.syncs = 0
+        self.full_syncs = 0
+        self.last_ops = 0
         self.node = node
         self.resync = resync
         self.ready_nodes: list[str] = []
@@ -114,30 +125,38 @@ class Proxy:
             n.start_soon(self._sync_loop)
 
     async def _sync_loop(self) -> None:
-        applied = None
+        current: dict[str, list[dict]] | None = None  # what the table holds, per service port
         while True:
             with trio.move_on_after(self.resync):
                 await self._dirty.wait()
             if not self._dirty.is_set():
-                applied = None  # the periodic full sync: rewrite the table, repairing any drift
+                current = None  # the periodic full sync: rewrite the table, repairing any drift
             self._dirty = trio.Event()
             await trio.sleep(0.005)  # coalesce a burst
             if not all(self._listed.values()):
                 continue
             target = min(self.seen.values())
             ports = service_ports(list(self.objects["Service"].values()), list(self.objects["EndpointSlice"].values()))
-            cmds = desired(ports, self.pod_subnet, self.node)
+            wanted = per_service(ports, self.pod_subnet, self.node)
             self._health_checks(ports)
-            if cmds != applied:
-                try:
+            try:
+                if current is None:
+                    cmds = base(self.pod_subnet) + [c for chunk in wanted.values() for c in chunk]
                     await trio.to_thread.run_sync(apply_table, cmds)
-                    applied = cmds
-                    self.syncs += 1
-                except nft.NftError as e:
-                    log.error("proxy sync failed: %s", e)
-                    await trio.sleep(1)
-                    self._dirty.set()
-                    continue
+                    self.full_syncs += 1
+                else:
+                    cmds = partial(current, wanted)
+                    if cmds:
+                        await trio.to_thread.run_sync(nft.apply, cmds)
+                self.last_ops = len(cmds)
+                current = wanted
+                self.syncs += 1
+            except nft.NftError as e:
+                log.error("proxy sync failed (a full sync follows): %s", e)
+                current = None
+                await trio.sleep(1)
+                self._dirty.set()
+                continue
             want = announced_ips(ports, self.node, self.ready_nodes) if self.node else set()
             if want != self.announced:
                 try:

@@ -168,6 +168,58 @@ def ruleset(ports: list[ServicePort], pod_subnet: str, node: str = "",
 
 def desired(ports: list[ServicePort], pod_subnet: str, node: str = "") -> list[dict]:
     """Every object of the table, as `add` commands."""
+    cmds = base(pod_subnet)
+    for sp in ports:
+        cmds += _service(sp, pod_subnet, node)
+    return cmds
+
+
+def per_service(ports: list[ServicePort], pod_subnet: str, node: str = "") -> dict[str, list[dict]]:
+    """Each service port's own commands, keyed by its chain name: the unit a partial sync rewrites."""
+    return {sp.chain: _service(sp, pod_subnet, node) for sp in ports}
+
+
+def partial(old: dict[str, list[dict]], new: dict[str, list[dict]]) -> list[dict]:
+    """The transaction that turns the services `old` into `new`, touching only
+    the ones that changed: their chains are flushed and refilled, their map
+    entries replaced, what they no longer need deleted. Nothing changed, no command."""
+    flush, drop_elems, adds, deletes = [], [], [], []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key, []), new.get(key, [])
+        if before == after:
+            continue
+        old_objs = _objects(before)
+        new_objs = _objects(after)
+        for name in sorted(old_objs["chain"]):  # chains that go must be empty before they can be deleted
+            flush.append(_cmd("flush", "chain", name=name))
+        for c in before:
+            if "element" in c.get("add", {}) and c not in after:
+                e = c["add"]["element"]
+                drop_elems.append(_cmd("delete", "element", name=e["name"], elem=[e["elem"][0][0]]))
+        for c in after:
+            kind = next(iter(c["add"]))
+            if kind in ("chain", "set") and c["add"][kind]["name"] in old_objs[kind]:
+                continue  # it exists (flushed above, or a set whose entries must live on)
+            if kind == "element" and c in before:
+                continue
+            adds.append(c)
+        for kind in ("chain", "set"):
+            for name in sorted(old_objs[kind] - new_objs[kind]):
+                deletes.append(_cmd("delete", kind, name=name))
+    return flush + drop_elems + adds + deletes
+
+
+def _objects(cmds: list[dict]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {"chain": set(), "set": set()}
+    for c in cmds:
+        kind, obj = next(iter(c["add"].items()))
+        if kind in out:
+            out[kind].add(obj["name"])
+    return out
+
+
+def base(pod_subnet: str) -> list[dict]:
+    """The table's fixed part: hooks, dispatch chains, maps."""
     cmds: list[dict] = []
     for name, hook, prio, ctype in (("nat-prerouting", "prerouting", -100, "nat"), ("nat-output", "output", -100, "nat"),
                                     ("nat-postrouting", "postrouting", 100, "nat"),
@@ -200,8 +252,6 @@ def desired(ports: list[ServicePort], pod_subnet: str, node: str = "") -> list[d
                                                    "data": "@no-endpoint-services"}}))
     cmds.append(_rule("filter-input", ct_new, _match(local, "local"),
                       {"vmap": {"key": {"concat": [L4, DPORT]}, "data": "@no-endpoint-nodeports"}}))
-    for sp in ports:
-        cmds += _service(sp, pod_subnet, node)
     return cmds
 
 

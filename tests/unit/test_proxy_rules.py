@@ -90,3 +90,59 @@ def test_local_policies_load_into_the_kernel_and_pick_local_endpoints():
     finally:
         nft._nft = None
         ns.delete_netns(name)
+
+
+def _table_lines(name: str) -> set[str]:
+    import subprocess
+    out = subprocess.run(["ip", "netns", "exec", name, "nft", "list", "table", "ip", "knet-proxy"],
+                         capture_output=True, text=True).stdout
+    # Map elements print on one line in any order: compare them as sets.
+    lines = set()
+    for line in out.splitlines():
+        if "elements = {" in line or line.strip().startswith(("10.", "192.", "tcp", "udp")):
+            lines.update(x.strip(" {},") for x in line.replace("elements = {", "").split(","))
+        else:
+            lines.add(line.strip())
+    return {x for x in lines if x}
+
+
+def test_partial_sync_touches_only_what_changed_and_matches_a_full_sync():
+    from knet.harness.cluster import unique_name
+    from knet.net import nft, ns
+    from knet.proxy.rules import base, partial, per_service, transaction
+
+    subnet = "10.244.0.0/16"
+    svcs = [svc(f"s{i}", f"10.96.1.{i}", [{"port": 80}]) for i in range(1, 50)]
+    slices = [eps(f"s{i}", 8080, (f"10.244.2.{i}", READY)) for i in range(1, 50)]
+    before = per_service(service_ports(svcs, slices), subnet)
+    assert partial(before, before) == []  # nothing changed: no operation
+    added = per_service(service_ports(svcs + [svc("new", "10.96.2.1", [{"port": 80}])],
+                                      slices + [eps("new", 8080, ("10.244.3.1", READY))]), subnet)
+    ops_new = partial(before, added)
+    assert len(ops_new) <= 10, len(ops_new)
+    moved = [eps("s1", 8080, ("10.244.9.9", READY))] + slices[1:]
+    changed = per_service(service_ports(svcs, moved), subnet)
+    ops_ep = partial(before, changed)
+    assert 0 < len(ops_ep) <= 10
+    emptied = per_service(service_ports(svcs, slices[1:]), subnet)  # s1 loses its endpoints
+    gone = per_service(service_ports(svcs[1:], slices[1:]), subnet)  # then s1 is deleted
+
+    a, b = unique_name("kp"), unique_name("kp")
+    ns.create_netns(a)
+    ns.create_netns(b)
+    try:
+        for step in (added, changed, emptied, gone):
+            with ns.entered(net=ns.netns_path(a)):
+                nft._nft = None
+                nft.apply(transaction(base(subnet) + [c for ch in before.values() for c in ch],
+                                      nft.table_objects("ip", "knet-proxy")))
+                nft.apply(partial(before, step))
+            with ns.entered(net=ns.netns_path(b)):
+                nft._nft = None
+                nft.apply(transaction(base(subnet) + [c for ch in step.values() for c in ch],
+                                      nft.table_objects("ip", "knet-proxy")))
+            assert _table_lines(a) == _table_lines(b)
+    finally:
+        nft._nft = None
+        ns.delete_netns(a)
+        ns.delete_netns(b)
