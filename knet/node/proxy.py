@@ -46,6 +46,7 @@ class Proxy:
         self.on_synced = on_synced
         self.syncs = 0
         self.full_syncs = 0
+        self._udp: set[tuple[str, str]] = set()
         self.last_ops = 0
         self.node = node
         self.resync = resync
@@ -164,6 +165,10 @@ class Proxy:
                     self.announced = want
                 except OSError as e:
                     log.error("announcing LoadBalancer IPs failed: %s", e)
+            gone = removed_udp_endpoints(self._udp, ports)
+            self._udp = {(sp.cluster_ip, e.ip) for sp in ports if sp.protocol == "udp" for e in sp.endpoints}
+            if gone:
+                await trio.to_thread.run_sync(clear_udp_conntrack, gone)
             self.synced = target
             self.on_synced()
 
@@ -204,3 +209,24 @@ def _garp(ip: str) -> None:
 def apply_table(cmds: list[dict]) -> None:
     """Read what the table has, then rewrite it in one transaction."""
     nft.apply(transaction(cmds, nft.table_objects("ip", TABLE)))
+
+
+def removed_udp_endpoints(before: set[tuple[str, str]], ports) -> set[tuple[str, str]]:
+    """(Service IP, endpoint IP) pairs of UDP Services whose endpoint went away."""
+    now = {(sp.cluster_ip, e.ip) for sp in ports if sp.protocol == "udp" for e in sp.endpoints}
+    return before - now
+
+
+def clear_udp_conntrack(pairs: set[tuple[str, str]]) -> None:
+    """UDP has no connection to end: without this, a client that keeps its
+    source port stays stuck to the gone endpoint until the entry times out
+    (kube-proxy deletes these entries too). conntrack(8) talks netlink."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("conntrack"):
+        log.warning("conntrack(8) missing: stale UDP entries stay until they time out")
+        return
+    for service_ip, endpoint_ip in sorted(pairs):
+        subprocess.run(["conntrack", "-D", "-p", "udp", "--orig-dst", service_ip, "--reply-src", endpoint_ip],
+                       capture_output=True, timeout=5)

@@ -268,3 +268,52 @@ spec:
     assert out.endswith("rc=1") and time.monotonic() - t0 < 2
     c.knet("scale", "deploy/flip", "--replicas", "1")
     c.wait_for("flip back", lambda: sh(c, "client", f"echo hostname | nc -w1 {ip} 80").startswith("flip-"))
+
+
+UDP_CLIENT = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 40404))  # a fixed source port: the same conntrack entry every time
+s.settimeout(0.3)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    s.sendto(b"hostname", (sys.argv[1], 53))
+    try:
+        print(s.recvfrom(100)[0].decode().strip(), flush=True)
+    except socket.timeout:
+        print("-", flush=True)
+    time.sleep(0.1)
+"""
+
+
+def test_udp_conntrack_entries_of_a_gone_endpoint_are_removed(c):
+    c.knet("apply", "-f", "-", "--wait", input="""apiVersion: v1
+kind: Service
+metadata: {name: dns}
+spec: {selector: {app: dns}, ports: [{port: 53, protocol: UDP}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns-a, labels: {app: dns}}
+spec: {nodeName: worker-1, containers: [{name: s, ports: [{containerPort: 53, protocol: UDP}]}]}
+""")
+    c.wait_pod("default", "dns-a", ready)
+    ip = cluster_ip(c, "dns")
+    first = c.exec_pod("default", "client", ["python3", "-c", UDP_CLIENT, ip, "1"]).stdout.split()
+    assert "dns-a" in first
+    c.knet("apply", "-f", "-", "--wait", input="""apiVersion: v1
+kind: Pod
+metadata: {name: dns-b, labels: {app: dns}}
+spec: {nodeName: worker-2, containers: [{name: s, ports: [{containerPort: 53, protocol: UDP}]}]}
+""")
+    c.wait_pod("default", "dns-b", ready)
+    import subprocess
+    import sys
+    client = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "exec", "client", "--",
+                               "python3", "-c", UDP_CLIENT, ip, "6"], stdout=subprocess.PIPE, text=True)
+    import time
+    time.sleep(1.5)
+    c.knet("delete", "pod", "dns-a", "--grace-period", "0")
+    replies = client.communicate(timeout=20)[0].split()
+    assert "dns-a" in replies[:10]  # stuck to dns-a while it lived (same source port)
+    assert replies[-5:] == ["dns-b"] * 5, replies[-12:]
