@@ -211,6 +211,7 @@ def _apply_one(client, res, ns: str | None, obj: dict, dry_run: bool = False) ->
 def _wait_synced(client, revision: int, timeout: float) -> None:
     """Return once the controllers and every Ready node agent have acted on
     `revision`, following the controllers' own writes (e.g. bindings)."""
+    from knet.api.objects import is_true
     from knet.api.resources import by_kind
 
     deadline = time.monotonic() + timeout
@@ -223,8 +224,7 @@ def _wait_synced(client, revision: int, timeout: float) -> None:
                 target = ctrl["written"]
                 continue
             nodes = client.list(by_kind("Node"))["items"]
-            ready = [n["metadata"]["name"] for n in nodes if any(
-                c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))]
+            ready = [n["metadata"]["name"] for n in nodes if is_true(n, "Ready")]
             behind = [n for n in ready if progress.get(f"node/{n}", {}).get("observed", 0) < target]
             if not behind:
                 return

@@ -125,6 +125,7 @@ def component_pid(cluster: str, component: str) -> int | None:
 
 def _wait_ready(cfg: ClusterConfig, say: Say, timeout: float) -> None:
     from knet.api.client import Client
+    from knet.api.objects import is_true
     from knet.api.resources import by_kind
 
     client = connect(cfg.name)
@@ -142,8 +143,7 @@ def _wait_ready(cfg: ClusterConfig, say: Say, timeout: float) -> None:
     want = {n.name for n in cfg.nodes}
     while True:
         nodes = client.list(by_kind("Node"))["items"]
-        ready = {n["metadata"]["name"] for n in nodes if any(
-            c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))}
+        ready = {n["metadata"]["name"] for n in nodes if is_true(n, "Ready")}
         if want <= ready:
             break
         if time.monotonic() > deadline:

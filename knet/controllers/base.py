@@ -114,6 +114,25 @@ def controller_ref(obj: dict) -> dict | None:
     return None
 
 
+def claim(view: View, kind: str, owner: dict, eligible=lambda obj: True) -> list[dict]:
+    """The objects of `kind` this owner controls, adopting orphans its
+    selector matches (upstream's ControllerRefManager)."""
+    from knet.api.selectors import selector_from_label_selector
+
+    objs = view.list(kind, owner["metadata"]["namespace"])
+    mine = owned_by(objs, owner)
+    selector = selector_from_label_selector(owner["spec"].get("selector"))
+    for obj in objs:
+        if controller_ref(obj) is None and eligible(obj) and selector.matches(obj["metadata"].get("labels")):
+            adopted = deep_copy(obj)
+            adopted["metadata"]["ownerReferences"] = [*(obj["metadata"].get("ownerReferences") or []),
+                                                      owner_ref(owner)]
+            out = view.update(kind, adopted)
+            if out:
+                mine.append(out)
+    return mine
+
+
 def owned_by(objs: list[dict], owner: dict) -> list[dict]:
     uid = owner["metadata"]["uid"]
     return [o for o in objs if (controller_ref(o) or {}).get("uid") == uid]

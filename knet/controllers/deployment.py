@@ -10,9 +10,9 @@ plane restart carries on from where the pods are.
 from __future__ import annotations
 
 from knet.api.objects import deep_copy, now_rfc3339
-from knet.api.selectors import selector_from_label_selector
 from knet.controllers.base import (
     View,
+    claim,
     controller_ref,
     count_ready,
     is_active,
@@ -63,22 +63,6 @@ def _set_replicas(view: View, d: dict, rs: dict, replicas: int) -> dict:
     return rs
 
 
-def _claim_replicasets(view: View, d: dict) -> list[dict]:
-    ns = d["metadata"]["namespace"]
-    sets = view.list("ReplicaSet", ns)
-    mine = owned_by(sets, d)
-    selector = selector_from_label_selector(d["spec"].get("selector"))
-    for rs in sets:
-        refs = rs["metadata"].get("ownerReferences") or []
-        if not any(r.get("controller") for r in refs) and selector.matches(rs["metadata"].get("labels")):
-            adopted = deep_copy(rs)
-            adopted["metadata"]["ownerReferences"] = [*refs, owner_ref(d)]
-            out = view.update("ReplicaSet", adopted)
-            if out:
-                mine.append(out)
-    return mine
-
-
 def _new_replicaset(view: View, d: dict, sets: list[dict]) -> dict | None:
     template = d["spec"]["template"]
     for rs in sets:
@@ -100,7 +84,7 @@ def _new_replicaset(view: View, d: dict, sets: list[dict]) -> dict | None:
 
 
 def sync_one(view: View, d: dict) -> None:
-    sets = _claim_replicasets(view, d)
+    sets = claim(view, "ReplicaSet", d)
     new_rs = _new_replicaset(view, d, sets)
     if new_rs is None:
         return

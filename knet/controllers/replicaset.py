@@ -8,16 +8,12 @@ ready, then the newest.
 
 from __future__ import annotations
 
-from knet.api.objects import deep_copy
-from knet.api.selectors import selector_from_label_selector
 from knet.controllers.base import (
     View,
-    controller_ref,
+    claim,
     count_ready,
     is_active,
     is_ready,
-    owned_by,
-    owner_ref,
     pod_from_template,
 )
 
@@ -31,23 +27,6 @@ def sync(view: View) -> None:
         sync_one(view, rs)
 
 
-def claim_pods(view: View, owner: dict) -> list[dict]:
-    """Pods this owner controls, adopting matching orphans."""
-    ns = owner["metadata"]["namespace"]
-    pods = view.list("Pod", ns)
-    mine = owned_by(pods, owner)
-    selector = selector_from_label_selector(owner["spec"].get("selector"))
-    for pod in pods:
-        if controller_ref(pod) is None and is_active(pod) and selector.matches(pod["metadata"].get("labels")):
-            adopted = deep_copy(pod)
-            adopted["metadata"]["ownerReferences"] = [*(pod["metadata"].get("ownerReferences") or []),
-                                                      owner_ref(owner)]
-            out = view.update("Pod", adopted)
-            if out:
-                mine.append(out)
-    return mine
-
-
 def deletion_rank(pod: dict) -> tuple:
     status = pod.get("status", {})
     return (bool(pod["spec"].get("nodeName")), status.get("phase") == "Running", is_ready(pod),
@@ -57,7 +36,7 @@ def deletion_rank(pod: dict) -> tuple:
 
 def sync_one(view: View, rs: dict) -> None:
     name = rs["metadata"]["name"]
-    pods = claim_pods(view, rs)
+    pods = claim(view, "Pod", rs, is_active)
     active = [p for p in pods if is_active(p)]
     want = int(rs["spec"].get("replicas", 1))
     diff = want - len(active)

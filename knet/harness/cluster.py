@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from knet.api.client import Client
 from knet.api.errors import ApiError
+from knet.api.objects import is_true
 from knet.api.resources import by_kind, lookup
 from knet.cluster import connect, down, up
 from knet.config import ClusterConfig, parse_cluster
@@ -136,4 +137,4 @@ def running(pod: dict) -> bool:
 
 
 def ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+    return is_true(pod, "Ready")

@@ -21,7 +21,7 @@ import trio
 from knet import __version__
 from knet.api.aclient import AsyncClient
 from knet.api.errors import ApiError
-from knet.api.objects import now_rfc3339
+from knet.api.objects import is_true, now_rfc3339
 from knet.api.reflector import reflect
 from knet.api.resources import by_kind
 from knet.config import ClusterConfig, load_saved
@@ -246,9 +246,8 @@ class Agent:
         await reflect(self.api, self.NODES, on_list, on_event)
 
     async def on_nodes(self, nodes: list[dict]) -> None:
-        self.proxy.set_ready_nodes([n["metadata"]["name"] for n in nodes if any(
-            c.get("type") == "Ready" and c.get("status") == "True" for c in n.get("status", {}).get("conditions") or [])
-            and not n.get("spec", {}).get("unschedulable")])
+        self.proxy.set_ready_nodes([n["metadata"]["name"] for n in nodes
+                                    if is_true(n, "Ready") and not n.get("spec", {}).get("unschedulable")])
         me = next((n for n in nodes if n["metadata"]["name"] == self.node), None)
         net = self.network
         if me is not None and not net.ready.is_set() and me.get("spec", {}).get("podCIDR"):
