@@ -70,10 +70,18 @@ class Agent:
     async def service_env(self, pod: dict) -> dict[str, str]:
         """The Service variables for this pod: its namespace's Services (when
         enableServiceLinks) and always default/kubernetes, as kubelet does."""
+        ns = pod["metadata"]["namespace"]
+        links = pod["spec"].get("enableServiceLinks", True)
+        if self.proxy.listed("Service"):  # the proxy's watch already holds every Service: no round trip per pod
+            known = self.proxy.objects["Service"]
+            services = [s for (sns, _), s in known.items() if sns == ns] if links else []
+            if ("default", "kubernetes") in known and not (links and ns == "default"):
+                services.append(known[("default", "kubernetes")])
+            return service_env(services)
         services = []
         try:
-            if pod["spec"].get("enableServiceLinks", True):
-                services = (await self.api.list(self.SERVICES, pod["metadata"]["namespace"]))["items"]
+            if links:
+                services = (await self.api.list(self.SERVICES, ns))["items"]
             if not any(s["metadata"]["name"] == "kubernetes" and s["metadata"]["namespace"] == "default"
                        for s in services):
                 services.append(await self.api.get(self.SERVICES, "default", "kubernetes"))

@@ -56,6 +56,10 @@ class Proxy:
         self.local_counts: dict[int, int] = {}
         self.nursery: trio.Nursery | None = None
 
+    def listed(self, kind: str) -> bool:
+        """Whether the watch of `kind` has delivered its first full listing."""
+        return self._listed[kind]
+
     def set_ready_nodes(self, names: list[str]) -> None:
         """Node readiness decides which node announces each LoadBalancer IP."""
         names = sorted(names)
