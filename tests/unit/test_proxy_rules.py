@@ -1,4 +1,30 @@
-from knet.proxy.rules import Endpoint, ruleset, service_ports
+"""The proxy's ruleset function, traced packet by packet (as kube-proxy's
+nftables tests do), and loaded into a real nftables in namespaces of the
+test's own."""
+
+import ipaddress
+import re
+from fractions import Fraction
+
+from knet.proxy.rules import (
+    LADDER_MAX,
+    TABLE,
+    Chain,
+    Element,
+    Endpoint,
+    Rule,
+    ServicePort,
+    Table,
+    base,
+    desired,
+    full,
+    partial,
+    per_service,
+    ruleset,
+    service_ports,
+)
+
+SUBNET = "10.244.0.0/16"
 
 
 def svc(name, ip, ports, **spec):
@@ -16,6 +42,92 @@ READY = {"ready": True, "serving": True, "terminating": False}
 TERMINATING = {"ready": False, "serving": True, "terminating": True}
 
 
+def trace(objs, saddr, daddr, dport, proto="tcp", local=(), known=()):
+    """Follow a new connection through the table's nat and filter hooks, as
+    the kernel would; every branch numgen can take is followed with its
+    probability. Returns {outcome: probability}, outcome one of
+    ("dnat", "ip:port", masqueraded), ("drop",), ("reject",), ("accept",).
+    `local` are this node's addresses; `known` affinity sets holding saddr."""
+    chains: dict[str, list[str]] = {}
+    for o in objs:
+        if isinstance(o, Chain):
+            chains.setdefault(o.name, [])
+        elif isinstance(o, Rule):
+            chains.setdefault(o.chain, []).append(o.text)
+    maps: dict[str, dict[str, str]] = {}
+    for o in objs:
+        if isinstance(o, Element):
+            maps.setdefault(o.map, {})[o.key] = o.value
+    src = ipaddress.ip_address(saddr)
+    out: dict[tuple, Fraction] = {}
+
+    def saddr_in(spec: str) -> bool:
+        return any(src in ipaddress.ip_network(p.strip()) for p in spec.strip("{} ").split(","))
+
+    def run(chain: str, p: Fraction, mark: bool) -> tuple[str, bool] | None:
+        """Evaluate a chain; returns a terminal verdict text or None (fell off the end / return)."""
+        for text in chains[chain]:
+            if m := re.fullmatch(r"numgen random mod (\d+) == 0 (.*)", text):
+                k = int(m[1])  # 1 in k takes this branch, the rest go on down the chain
+                run_action(m[2], p / k, mark)
+                p = p * (k - 1) / k
+                continue
+            if m := re.fullmatch(r"numgen random mod (\d+) vmap \{ (.*) \}", text):
+                for entry in m[2].split(", "):
+                    run_action(entry.split(" : ")[1], p / int(m[1]), mark)
+                return "done", mark
+            if m := re.fullmatch(r"ip saddr (!= )?(\{[^}]*\}|\S+) (.*)", text):
+                hit = (m[2].startswith("@") and m[2][1:] in known) if m[2].startswith("@") else saddr_in(m[2])
+                if hit == bool(m[1]):  # the match fails
+                    continue
+                text = m[3]
+            elif m := re.fullmatch(r"fib saddr type local (.*)", text):
+                if saddr not in local:
+                    continue
+                text = m[1]
+            elif text.startswith("update @"):
+                continue
+            if m := re.fullmatch(r"meta mark set meta mark \| 0x4000 (.*)", text):
+                mark, text = True, m[1]
+            if text == "jump mark-for-masquerade":
+                mark = True
+                continue
+            r = run_action(text, p, mark)
+            if r is not None:
+                return r
+        return None
+
+    def run_action(text: str, p: Fraction, mark: bool):
+        if m := re.fullmatch(r"meta l4proto (\w+) dnat to (\S+)", text):
+            assert m[1] == proto
+            ep_ip = m[2].rsplit(":", 1)[0]
+            hairpin = ep_ip == saddr and f"{saddr} . {saddr}" in maps.get("hairpin-endpoints", {})
+            out[("dnat", m[2], mark or hairpin)] = out.get(("dnat", m[2], mark or hairpin), 0) + p
+            return "done", mark
+        if m := re.fullmatch(r"goto (\S+)", text):
+            if m[1] == "reject-chain":
+                out[("reject",)] = out.get(("reject",), 0) + p
+                return "done", mark
+            r = run(m[1], p, mark)
+            return r or ("done", mark)
+        if text == "drop":
+            out[("drop",)] = out.get(("drop",), 0) + p
+            return "done", mark
+        raise AssertionError(f"the tracer does not know: {text}")
+
+    for key, table in ((f"{daddr} . {proto} . {dport}", "service-ips"),
+                       (f"{proto} . {dport}", "service-nodeports" if daddr in local else None)):
+        if table and key in maps.get(table, {}):
+            run_action(maps[table][key], Fraction(1), False)
+            return out
+    for key, table in ((f"{daddr} . {proto} . {dport}", "no-endpoint-services"),
+                       (f"{proto} . {dport}", "no-endpoint-nodeports" if daddr in local else None)):
+        if table and key in maps.get(table, {}):
+            run_action(maps[table][key], Fraction(1), False)
+            return out
+    return {("accept",): Fraction(1)}
+
+
 def test_ready_endpoints_win_and_terminating_serve_only_when_none_is_ready():
     ports = service_ports([svc("a", "10.96.0.5", [{"port": 80}])],
                           [eps("a", 8080, ("10.244.1.2", READY), ("10.244.1.3", TERMINATING))])
@@ -31,62 +143,131 @@ def test_headless_and_external_name_get_no_rules():
     assert ports == []
 
 
-def elements(cmds, map_name):
-    return [c["add"]["element"]["elem"][0] for c in cmds if "element" in c.get("add", {})
-            and c["add"]["element"]["name"] == map_name]
-
-
 def test_one_map_lookup_per_packet_whatever_the_number_of_services():
     services = [svc(f"s{i}", f"10.96.1.{i}", [{"port": 80}]) for i in range(1, 200)]
     slices = [eps(f"s{i}", 8080, (f"10.244.2.{i}", READY)) for i in range(1, 200)]
-    cmds = ruleset(service_ports(services, slices), "10.244.0.0/16")
-    assert len(elements(cmds, "service-ips")) == 199
-    services_chain = [c for c in cmds if "rule" in c.get("add", {}) and c["add"]["rule"]["chain"] == "services"]
-    assert len(services_chain) == 2  # a vmap for ClusterIPs and one for NodePorts: no rule per Service
+    objs = desired(service_ports(services, slices), SUBNET)
+    assert len([o for o in objs if isinstance(o, Element) and o.map == "service-ips"]) == 199
+    assert [o.text for o in objs if isinstance(o, Rule) and o.chain == "services"] == [
+        "ip daddr . meta l4proto . th dport vmap @service-ips",
+        "fib daddr type local meta l4proto . th dport vmap @service-nodeports"]  # no rule per Service
+    assert trace(objs, "10.244.5.5", "10.96.1.77", 80) == {("dnat", "10.244.2.77:8080", False): 1}
+    assert trace(objs, "10.244.5.5", "10.96.1.77", 81) == {("accept",): 1}  # not a Service port
 
 
-def test_no_endpoints_go_to_reject_and_node_ports_are_mapped():
-    cmds = ruleset(service_ports([svc("e", "10.96.0.9", [{"port": 80, "nodePort": 30001}], type="NodePort")], []),
-                   "10.244.0.0/16")
-    rejected = elements(cmds, "no-endpoint-services")
-    assert rejected == [[{"concat": ["10.96.0.9", "tcp", 80]}, {"goto": {"target": "reject-chain"}}]]
-    assert elements(cmds, "no-endpoint-nodeports")[0][0] == {"concat": ["tcp", 30001]}
-    assert elements(cmds, "service-ips") == []
+def test_endpoints_get_an_equal_share_and_outside_clients_are_masqueraded():
+    three = [("10.244.1.2", READY), ("10.244.1.3", READY), ("10.244.2.4", READY)]
+    objs = desired(service_ports([svc("a", "10.96.0.5", [{"port": 80}])], [eps("a", 8080, *three)]), SUBNET)
+    from_pod = trace(objs, "10.244.3.3", "10.96.0.5", 80)
+    assert from_pod == {("dnat", f"{ip}:8080", False): Fraction(1, 3) for ip, _ in three}
+    from_node = trace(objs, "192.168.56.11", "10.96.0.5", 80)
+    assert set(from_node) == {("dnat", f"{ip}:8080", True) for ip, _ in three}
+    hairpin = trace(objs, "10.244.1.3", "10.96.0.5", 80)  # a pod reaching itself is masqueraded
+    assert hairpin[("dnat", "10.244.1.3:8080", True)] == Fraction(1, 3)
+    assert hairpin[("dnat", "10.244.1.2:8080", False)] == Fraction(1, 3)
 
 
-def test_endpoint_chains_dnat_and_mark_hairpin():
-    cmds = ruleset(service_ports([svc("a", "10.96.0.5", [{"port": 80}])],
-                                 [eps("a", 8080, ("10.244.1.2", READY), ("10.244.1.3", READY))]), "10.244.0.0/16")
-    dnats = [e for c in cmds if "rule" in c.get("add", {}) for e in c["add"]["rule"]["expr"] if "dnat" in e]
-    assert sorted(d["dnat"]["addr"] for d in dnats) == ["10.244.1.2", "10.244.1.3"]
-    numgen = [e for c in cmds if "rule" in c.get("add", {}) for e in c["add"]["rule"]["expr"]
-              if "vmap" in e and "numgen" in e["vmap"]["key"]]
-    assert numgen[0]["vmap"]["key"]["numgen"]["mod"] == 2
+def test_many_endpoints_use_one_verdict_map_and_stay_uniform():
+    many = [(f"10.244.1.{i}", READY) for i in range(1, LADDER_MAX + 3)]
+    objs = desired(service_ports([svc("a", "10.96.0.5", [{"port": 80}])], [eps("a", 8080, *many)]), SUBNET)
+    picks = [o.text for o in objs if isinstance(o, Rule) and "numgen" in o.text]
+    assert len(picks) == 1 and picks[0].startswith(f"numgen random mod {LADDER_MAX + 2} vmap")
+    assert set(trace(objs, "10.244.3.3", "10.96.0.5", 80).values()) == {Fraction(1, LADDER_MAX + 2)}
 
 
-def test_local_policies_load_into_the_kernel_and_pick_local_endpoints():
+def test_no_endpoints_reject_and_node_ports_are_mapped():
+    objs = desired(service_ports([svc("e", "10.96.0.9", [{"port": 80, "nodePort": 30001}], type="NodePort")], []),
+                   SUBNET)
+    assert trace(objs, "10.244.3.3", "10.96.0.9", 80) == {("reject",): 1}
+    assert trace(objs, "192.168.56.1", "192.168.56.11", 30001, local=("192.168.56.11",)) == {("reject",): 1}
+    assert trace(objs, "192.168.56.1", "192.168.56.12", 30001, local=("192.168.56.11",)) == {("accept",): 1}
+    assert not [o for o in objs if isinstance(o, Element) and o.map == "service-ips"]
+
+
+def test_external_traffic_policy_local_keeps_the_client_and_uses_local_endpoints():
+    sp = ServicePort("default", "web", "", "tcp", "10.96.0.2", 80, 30080, (),
+                     (Endpoint("10.244.1.2", 80, "w1"), Endpoint("10.244.2.2", 80, "w2")), ("192.168.56.200",),
+                     etp_local=True)
+    me = ("192.168.56.11",)
+    on_w1 = desired([sp], SUBNET, "w1")
+    assert trace(on_w1, "192.168.56.1", "192.168.56.11", 30080, local=me) == {("dnat", "10.244.1.2:80", False): 1}
+    assert trace(on_w1, "192.168.56.1", "192.168.56.200", 80, local=me) == {("dnat", "10.244.1.2:80", False): 1}
+    # From a pod, the cluster chain: every endpoint.
+    assert len(trace(on_w1, "10.244.9.9", "192.168.56.200", 80)) == 2
+    # From the node itself: masqueraded, and every endpoint (kube-proxy's "local traffic" rule).
+    assert set(trace(on_w1, "192.168.56.11", "192.168.56.11", 30080, local=me)) == {
+        ("dnat", "10.244.1.2:80", True), ("dnat", "10.244.2.2:80", True)}
+    on_w3 = desired([sp], SUBNET, "w3")  # no local endpoint: external traffic is dropped
+    assert trace(on_w3, "192.168.56.1", "192.168.56.13", 30080, local=("192.168.56.13",)) == {("drop",): 1}
+
+
+def test_internal_traffic_policy_local_and_source_ranges():
+    sp = ServicePort("default", "web", "", "tcp", "10.96.0.2", 80, None, (),
+                     (Endpoint("10.244.1.2", 80, "w1"), Endpoint("10.244.2.2", 80, "w2")), ("192.168.56.201",),
+                     itp_local=True, source_ranges=("10.0.0.0/8",))
+    objs = desired([sp], SUBNET, "w2")
+    assert trace(objs, "10.244.9.9", "10.96.0.2", 80) == {("dnat", "10.244.2.2:80", False): 1}
+    assert trace(objs, "192.168.56.1", "192.168.56.201", 80) == {("drop",): 1}  # not in the source ranges
+    assert set(trace(objs, "10.1.2.3", "192.168.56.201", 80)) == {("dnat", "10.244.2.2:80", True)}
+
+
+def test_client_ip_affinity_goes_to_the_remembered_endpoint():
+    sp = ServicePort("default", "s", "", "tcp", "10.96.0.3", 80, None, (),
+                     (Endpoint("10.244.1.2", 80), Endpoint("10.244.2.2", 80)), affinity_seconds=30)
+    objs = desired([sp], SUBNET)
+    assert len(trace(objs, "10.244.9.9", "10.96.0.3", 80)) == 2  # a new client: either
+    sets = [o.name for o in objs if getattr(o, "kind", "") == "set" and o.name.startswith("affinity-")]
+    assert len(sets) == 2
+    remembered = trace(objs, "10.244.9.9", "10.96.0.3", 80, known=(sets[1],))
+    assert remembered == {("dnat", "10.244.2.2:80", False): 1}
+
+
+def test_partial_sync_counts_and_shared_hairpin_entries():
+    svcs = [svc(f"s{i}", f"10.96.1.{i}", [{"port": 80}]) for i in range(1, 50)]
+    slices = [eps(f"s{i}", 8080, (f"10.244.2.{i}", READY)) for i in range(1, 50)]
+    before = per_service(service_ports(svcs, slices), SUBNET)
+    assert partial(before, before) == []  # nothing changed: no operation
+    added = per_service(service_ports(svcs + [svc("new", "10.96.2.1", [{"port": 80}])],
+                                      slices + [eps("new", 8080, ("10.244.3.1", READY))]), SUBNET)
+    assert len(partial(before, added)) <= 10
+    # A second Service on the same endpoint shares its hairpin entry: deleting one keeps it.
+    table = Table(before)
+    twin = per_service(service_ports([svc("twin", "10.96.2.2", [{"port": 80}])],
+                                     [eps("twin", 8080, ("10.244.2.1", READY))]), SUBNET)
+    ops = table.update(dict(twin))
+    assert not [c for c in ops if "hairpin" in c]
+    ops = table.update({k: None for k in twin})
+    assert not [c for c in ops if "hairpin" in c]
+    s1 = next(iter(before))
+    ops = table.update({s1: None})
+    assert "delete element ip knet-proxy hairpin-endpoints { 10.244.2.1 . 10.244.2.1 }" in ops
+
+
+def test_local_policies_load_into_the_kernel():
     """The generated table is accepted by nftables (a namespace of the test's own)."""
     from knet.harness.cluster import unique_name
     from knet.net import nft, ns
-    from knet.proxy.rules import ServicePort
 
     sp = ServicePort("default", "web", "", "tcp", "10.96.0.2", 80, 30080, (),
                      (Endpoint("10.244.1.2", 80, "w1"), Endpoint("10.244.2.2", 80, "w2")), ("192.168.56.200",),
-                     etp_local=True, itp_local=True)
-    cmds = ruleset([sp], "10.244.0.0/16", "w1")
-    picks = [e["vmap"]["data"]["set"] for c in cmds if "rule" in c.get("add", {})
-             for e in c["add"]["rule"]["expr"] if "vmap" in e and "numgen" in e["vmap"]["key"]]
-    assert [len(p) for p in picks] == [1, 1]  # cluster (ITP Local) and external (ETP Local): w1's only
+                     etp_local=True, itp_local=True, health_check_node_port=31000)
+    many = ServicePort("default", "many", "", "udp", "10.96.0.4", 53, None, (),
+                       tuple(Endpoint(f"10.244.3.{i}", 53, "w1") for i in range(1, 30)), etp_local=True)
+    sticky = ServicePort("default", "s", "", "tcp", "10.96.0.3", 80, None, (), sp.endpoints,
+                         ("192.168.56.201",), source_ranges=("10.0.0.0/8",), affinity_seconds=30)
     name = unique_name("kp")
     ns.create_netns(name)
     try:
         with ns.entered(net=ns.netns_path(name)):
             nft._nft = None
-            nft.apply(cmds)
-            nft.apply(ruleset([sp], "10.244.0.0/16", "w3"))  # no local endpoint: drop rules
-            sticky = ServicePort("default", "s", "", "tcp", "10.96.0.3", 80, None, (), sp.endpoints,
-                                 ("192.168.56.201",), source_ranges=("10.0.0.0/8",), affinity_seconds=30)
-            nft.apply(ruleset([sp, sticky], "10.244.0.0/16", "w1"))  # affinity sets and a firewall chain
+            nft.run(ruleset([sp], SUBNET, "w1"))
+            nft.run(ruleset([sp], SUBNET, "w3", nft.table_objects("ip", TABLE)))  # no local endpoint: drop rules
+            nft.run(ruleset([sp, sticky, many], SUBNET, "w1", nft.table_objects("ip", TABLE)))
+            assert len([s for s in nft.table_objects("ip", TABLE)["set"] if s.startswith("affinity-")]) == 2
+            nft.run(ruleset([], SUBNET, "w1", nft.table_objects("ip", TABLE)))  # and everything goes again
+            left = nft.table_objects("ip", TABLE)
+            assert left["chain"] == {o.name for o in base() if isinstance(o, Chain)}
+            assert left["set"] == {"hairpin-endpoints"}
     finally:
         nft._nft = None
         ns.delete_netns(name)
@@ -94,7 +275,7 @@ def test_local_policies_load_into_the_kernel_and_pick_local_endpoints():
 
 def _table_lines(name: str) -> set[str]:
     import subprocess
-    out = subprocess.run(["ip", "netns", "exec", name, "nft", "list", "table", "ip", "knet-proxy"],
+    out = subprocess.run(["ip", "netns", "exec", name, "nft", "list", "table", "ip", TABLE],
                          capture_output=True, text=True).stdout
     # Map elements print on one line in any order: compare them as sets.
     lines = set()
@@ -106,41 +287,36 @@ def _table_lines(name: str) -> set[str]:
     return {x for x in lines if x}
 
 
-def test_partial_sync_touches_only_what_changed_and_matches_a_full_sync():
+def test_partial_sync_matches_a_full_sync_in_the_kernel():
     from knet.harness.cluster import unique_name
     from knet.net import nft, ns
-    from knet.proxy.rules import base, partial, per_service, transaction
 
-    subnet = "10.244.0.0/16"
     svcs = [svc(f"s{i}", f"10.96.1.{i}", [{"port": 80}]) for i in range(1, 50)]
     slices = [eps(f"s{i}", 8080, (f"10.244.2.{i}", READY)) for i in range(1, 50)]
-    before = per_service(service_ports(svcs, slices), subnet)
-    assert partial(before, before) == []  # nothing changed: no operation
+    before = per_service(service_ports(svcs, slices), SUBNET)
     added = per_service(service_ports(svcs + [svc("new", "10.96.2.1", [{"port": 80}])],
-                                      slices + [eps("new", 8080, ("10.244.3.1", READY))]), subnet)
-    ops_new = partial(before, added)
-    assert len(ops_new) <= 10, len(ops_new)
-    moved = [eps("s1", 8080, ("10.244.9.9", READY))] + slices[1:]
-    changed = per_service(service_ports(svcs, moved), subnet)
-    ops_ep = partial(before, changed)
-    assert 0 < len(ops_ep) <= 10
-    emptied = per_service(service_ports(svcs, slices[1:]), subnet)  # s1 loses its endpoints
-    gone = per_service(service_ports(svcs[1:], slices[1:]), subnet)  # then s1 is deleted
+                                      slices + [eps("new", 8080, ("10.244.3.1", READY))]), SUBNET)
+    moved = per_service(service_ports(svcs, [eps("s1", 8080, ("10.244.9.9", READY))] + slices[1:]), SUBNET)
+    emptied = per_service(service_ports(svcs, slices[1:]), SUBNET)  # s1 loses its endpoints
+    gone = per_service(service_ports(svcs[1:], slices[1:]), SUBNET)  # then s1 is deleted
+    sticky = per_service(service_ports(  # s2 turns on ClientIP affinity
+        [svc("s2", "10.96.1.2", [{"port": 80}], sessionAffinity="ClientIP")] + svcs[2:], slices[1:]), SUBNET)
+
+    def load(entries):
+        return full(Table(entries).objects(), nft.table_objects("ip", TABLE))
 
     a, b = unique_name("kp"), unique_name("kp")
     ns.create_netns(a)
     ns.create_netns(b)
     try:
-        for step in (added, changed, emptied, gone):
+        for step in (added, moved, emptied, gone, sticky):
             with ns.entered(net=ns.netns_path(a)):
                 nft._nft = None
-                nft.apply(transaction(base(subnet) + [c for ch in before.values() for c in ch],
-                                      nft.table_objects("ip", "knet-proxy")))
-                nft.apply(partial(before, step))
+                nft.run(load(before))
+                nft.run("\n".join(partial(before, step)) + "\n")
             with ns.entered(net=ns.netns_path(b)):
                 nft._nft = None
-                nft.apply(transaction(base(subnet) + [c for ch in step.values() for c in ch],
-                                      nft.table_objects("ip", "knet-proxy")))
+                nft.run(load(step))
             assert _table_lines(a) == _table_lines(b)
     finally:
         nft._nft = None
