@@ -3,8 +3,10 @@
   - Data path: median TCP connect time through a ClusterIP with 10, 1,000,
     10,000 and 30,000 Services (5 endpoints each) programmed, knet's verdict-map
     table against the same Services as one rule per Service in a linear chain
-    (kube-proxy's iptables-mode shape), the measured Service last. Both are real
-    nftables in a namespace pair of the benchmark's own.
+    (kube-proxy's iptables-mode shape), the measured Service last. Each table
+    is real nftables in a client namespace of the benchmark's own, all wired
+    to one server namespace, and the connects are taken round-robin across
+    them, so a ratio compares samples taken in the same moments.
   - Sync, with --sync-services Services present (the issue asks for 10,000):
     nftables operations for a new Service with one endpoint, for one endpoint
     change and for no change; the time of a full sync from nothing.
@@ -73,15 +75,34 @@ def full_sync(ports: list[ServicePort]) -> Table:
     return table
 
 
-def connect_median(ip: str, port: int, n: int = 300) -> float:
-    times = []
-    for _ in range(n):
-        s = socket.socket()
-        t0 = time.perf_counter()
-        s.connect((ip, port))
-        times.append(time.perf_counter() - t0)
-        s.close()
-    return statistics.median(times) * 1e6
+def sockets_in(path: str, n: int) -> list[socket.socket]:
+    """`n` TCP sockets created inside the namespace at `path` (a socket stays in the netns it was made in)."""
+    with ns.entered(net=path):
+        return [socket.socket() for _ in range(n)]
+
+
+def connect_rounds(clients: dict[str, tuple[str, str]], rounds: int) -> dict[str, float]:
+    """Median TCP connect time (us) from each client namespace to its target,
+    taken round-robin (one connect per client per round, in a shuffled
+    order) so that whatever the machine does meanwhile weighs on every
+    table alike."""
+    import random
+
+    times: dict[str, list[float]] = {k: [] for k in clients}
+    batch = 50
+    order = list(clients)
+    for start in range(0, rounds, batch):
+        socks = {k: sockets_in(netns, min(batch, rounds - start)) for k, (netns, _) in clients.items()}
+        for i in range(min(batch, rounds - start)):
+            random.shuffle(order)
+            for k in order:
+                ip = clients[k][1]
+                s = socks[k][i]
+                t0 = time.perf_counter()
+                s.connect((ip, 80))
+                times[k].append(time.perf_counter() - t0)
+                s.close()
+    return {k: statistics.median(v) * 1e6 for k, v in times.items()}
 
 
 def server(stop: threading.Event, ready: threading.Event, netns: str) -> None:
@@ -89,7 +110,7 @@ def server(stop: threading.Event, ready: threading.Event, netns: str) -> None:
         s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((SERVER_IP, 8080))
-    s.listen(1024)
+    s.listen(4096)
     s.settimeout(0.2)
     ready.set()
     while not stop.is_set():
@@ -101,41 +122,59 @@ def server(stop: threading.Event, ready: threading.Event, netns: str) -> None:
     s.close()
 
 
-def bench_datapath(sizes: list[int], sync_services: int) -> dict:
+def bench_datapath(sizes: list[int], sync_services: int, rounds: int) -> dict:
+    """One client namespace per (table, size), all wired to one server
+    namespace; every table is loaded first, then measured interleaved."""
     prefix = unique_name("kx")
-    cli, srv = f"{prefix}-c", f"{prefix}-s"
-    ns.create_netns(cli)
-    ns.create_netns(srv)
+    srv = f"{prefix}-s"
+    clients = {(kind, n): f"{prefix}-{kind[0]}{i}" for i, n in enumerate(sizes) for kind in ("knet", "linear")}
+    made = [srv]
     stop, ready = threading.Event(), threading.Event()
     out: dict = {}
     try:
-        subprocess.run(["ip", "-n", cli, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", srv],
-                       check=True)
-        for n, dev, ip in ((cli, "v0", CLIENT_IP), (srv, "v1", SERVER_IP)):
-            subprocess.run(["ip", "-n", n, "addr", "add", f"{ip}/16", "dev", dev], check=True)
-            subprocess.run(["ip", "-n", n, "link", "set", dev, "up"], check=True)
-        subprocess.run(["ip", "-n", cli, "route", "add", "10.100.0.0/16", "dev", "v0"], check=True)
+        ns.create_netns(srv)
+        subprocess.run(["ip", "-n", srv, "addr", "add", f"{SERVER_IP}/32", "dev", "lo"], check=True)
+        for j, cli in enumerate(clients.values(), start=1):
+            ns.create_netns(cli)
+            made.append(cli)
+            here, there = f"10.99.{j}.1", f"10.99.{j}.2"  # clients inside POD_SUBNET, as pods are
+            subprocess.run(["ip", "-n", cli, "link", "add", "v0", "type", "veth", "peer", "name", f"v{j}",
+                            "netns", srv], check=True)
+            for netns, dev, ip in ((cli, "v0", here), (srv, f"v{j}", there)):
+                subprocess.run(["ip", "-n", netns, "addr", "add", f"{ip}/24", "dev", dev], check=True)
+                subprocess.run(["ip", "-n", netns, "link", "set", dev, "up"], check=True)
+            for dst in (f"{SERVER_IP}/32", "10.100.0.0/16", "10.101.0.0/16"):
+                subprocess.run(["ip", "-n", cli, "route", "add", dst, "via", there], check=True)
         t = threading.Thread(target=server, args=(stop, ready, srv), daemon=True)
         t.start()
         ready.wait(5)
-        with ns.entered(net=ns.netns_path(cli)):
-            nft._nft = None
-            for n in sizes:
-                ports = service_ports(n)
-                target = ports[-1].cluster_ip
-                drop_table("knet-linear")
+        targets = {}
+        for (kind, n), cli in clients.items():
+            ports = service_ports(n)
+            targets[(kind, n)] = (ns.netns_path(cli), ports[-1].cluster_ip)
+            with ns.entered(net=ns.netns_path(cli)):
+                nft._nft = None
                 t0 = time.perf_counter()
-                full_sync(ports)
-                load_s = time.perf_counter() - t0
-                knet_us = connect_median(target, 80)
-                drop_table(TABLE)
-                nft.run(linear_chain(ports))
-                linear_us = connect_median(target, 80)
-                out[n] = {"knet_us": knet_us, "linear_us": linear_us}
-                print(f"  {n:>6} Services: knet {knet_us:7.1f} us, linear chain {linear_us:8.1f} us "
-                      f"(knet table loaded in {load_s:.2f} s)", flush=True)
-            # Sync with 10,000 Services: a full sync from nothing, then operation counts and apply times.
-            drop_table("knet-linear")
+                full_sync(ports) if kind == "knet" else nft.run(linear_chain(ports))
+                print(f"  {kind:>6} table, {n:>6} Services: loaded in {time.perf_counter() - t0:.2f} s", flush=True)
+        nft._nft = None
+        # Each shape among its own kind: a linear chain's 30,000 rules would flush the caches for the next connect.
+        medians = {}
+        for kind in ("knet", "linear"):
+            medians.update(connect_rounds({k: v for k, v in targets.items() if k[0] == kind}, rounds))
+        for n in sizes:
+            out[n] = {"knet_us": medians[("knet", n)], "linear_us": medians[("linear", n)]}
+            print(f"  {n:>6} Services: knet {out[n]['knet_us']:7.1f} us, linear chain {out[n]['linear_us']:8.1f} us",
+                  flush=True)
+        for cli in clients.values():  # free the memory before the sync figures
+            ns.delete_netns(cli)
+            made.remove(cli)
+        # Sync with 10,000 Services: a full sync from nothing, then operation counts and apply times.
+        sync_ns = f"{prefix}-y"
+        ns.create_netns(sync_ns)
+        made.append(sync_ns)
+        with ns.entered(net=ns.netns_path(sync_ns)):
+            nft._nft = None
             ports = service_ports(sync_services, real_last=False)
             t0 = time.perf_counter()
             table = full_sync(ports)
@@ -154,8 +193,8 @@ def bench_datapath(sizes: list[int], sync_services: int) -> dict:
     finally:
         stop.set()
         nft._nft = None
-        ns.delete_netns(cli)
-        ns.delete_netns(srv)
+        for name in made:
+            ns.delete_netns(name)
     return out
 
 
@@ -240,13 +279,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="10,1000,10000,30000")
     p.add_argument("--sync-services", type=int, default=10000)
+    p.add_argument("--rounds", type=int, default=2000, help="connects per table, taken round-robin")
     args = p.parse_args()
     require_root()
     import signal
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` removes the namespaces
     sizes = [int(x) for x in args.sizes.split(",")]
     print("data path (median TCP connect through a ClusterIP):")
-    dp = bench_datapath(sizes, args.sync_services)
+    dp = bench_datapath(sizes, args.sync_services, args.rounds)
     cl = bench_cluster()
     small, big = sizes[0], sizes[-1]
     f = {f"connect_us_{n}": round(dp[n]["knet_us"], 1) for n in sizes}
