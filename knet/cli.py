@@ -8,13 +8,19 @@ imported by the commands that need them.
 
 from __future__ import annotations
 
-import argparse
+import gettext
 import json
 import os
 import sys
 import time
 
-from knet.api.errors import ApiError
+# argparse looks up a translation of every help string as the parser is built
+# (8 ms a call here, stat()ing locale files); knet's messages are English only.
+gettext.gettext = lambda message: message  # noqa: E731
+gettext.ngettext = lambda singular, plural, n: singular if n == 1 else plural  # noqa: E731
+import argparse  # noqa: E402
+
+from knet.api.errors import ApiError  # noqa: E402
 
 EPILOG = """examples:
   knet up                          # three+one cluster: control-plane + 3 workers
@@ -35,11 +41,11 @@ def _cluster(args) -> str:
 
 
 def _client(args):
-    from knet.cluster import ClusterError, connect
+    from knet.api.client import NotRunning, for_cluster
 
     try:
-        return connect(_cluster(args))
-    except ClusterError as e:
+        return for_cluster(_cluster(args))
+    except NotRunning as e:
         raise CliError(str(e)) from None
 
 
@@ -162,9 +168,10 @@ def cmd_apply(args) -> int:
     objects.sort(key=lambda o: 0 if o.get("kind") == "Namespace" else 1)
     planned = [(obj, _resource_for(obj)) for obj in objects]
     new_namespaces = {o["metadata"].get("name") for o, r in planned if r.kind == "Namespace"}
-    # Pass 1: a server-side dry run of every object, so a bad file changes nothing.
+    # Pass 1: a server-side dry run of every object, so a bad file changes nothing. (One object
+    # needs none: the API server stores it whole or not at all.)
     failures = []
-    for obj, res in planned:
+    for obj, res in planned if len(planned) > 1 else ():
         ns = _namespace_for(res, obj, args)
         try:
             _apply_one(client, res, ns, obj, dry_run=True)
@@ -192,15 +199,19 @@ def _apply_one(client, res, ns: str | None, obj: dict, dry_run: bool = False) ->
     name = obj.get("metadata", {}).get("name")
     query = {"dryRun": "All"} if dry_run else None
     current = None
-    if name:
+    if name and dry_run:
         try:
             current = client.get(res, ns, name)
         except ApiError as e:
             if e.code != 404:
                 raise
     if current is None:
-        out = client.request("POST", res.path(ns), obj, query=query)
-        return "created", out
+        try:
+            return "created", client.request("POST", res.path(ns), obj, query=query)
+        except ApiError as e:  # it exists: patch it (creating first saves a round trip for new objects)
+            if e.code != 409 or e.reason != "AlreadyExists" or not name:
+                raise
+        current = client.get(res, ns, name)
     patch = {k: v for k, v in obj.items() if k not in ("status",)}
     out = client.request("PATCH", res.path(ns, name), patch, query=query,
                          content_type="application/merge-patch+json")

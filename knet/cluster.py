@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from http.client import HTTPException
 
 from knet.config import STATE_ROOT, ClusterConfig, load_saved, state_dir
 from knet.net import ns, procs
@@ -136,7 +135,7 @@ def _wait_ready(cfg: ClusterConfig, say: Say, timeout: float) -> None:
         try:
             client.request("GET", "/version")
             break
-        except (OSError, HTTPException):
+        except OSError:
             _check_alive(cfg)
             time.sleep(0.02)
     say(f" ✓ control plane serving on {cfg.control_plane.ip}:{cfg.api_port}")
@@ -179,16 +178,12 @@ def _log_tail(cfg: ClusterConfig, lines: int = 15) -> str:
 
 def connect(cluster: str):
     """A CLI client for a running cluster (unix socket + the root-only token)."""
-    from knet.api.client import Client
+    from knet.api.client import NotRunning, for_cluster
 
-    sdir = state_dir(cluster)
     try:
-        with open(os.path.join(sdir, "token")) as f:
-            token = f.read().strip()
-    except FileNotFoundError:
-        raise ClusterError(f'cluster "{cluster}" is not running (no {sdir}); start it with: knet up'
-                           + (f" --cluster {cluster}" if cluster != "knet" else "")) from None
-    return Client(token, unix_path=os.path.join(sdir, "api.sock"))
+        return for_cluster(cluster)
+    except NotRunning as e:
+        raise ClusterError(str(e)) from None
 
 
 # -- teardown --------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
-STATE_ROOT = os.environ.get("KNET_STATE_ROOT", "/run/knet")
+from knet.paths import STATE_ROOT, state_dir  # noqa: F401 (re-exported)
+
 CLUSTER_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
 NODE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
@@ -98,8 +99,6 @@ class ClusterConfig:
         return cls(**data)
 
 
-def state_dir(cluster: str) -> str:
-    return os.path.join(STATE_ROOT, cluster)
 
 
 def load_saved(cluster: str) -> ClusterConfig:

@@ -9,18 +9,27 @@ API server.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
 
 
-@dataclass
 class FieldError:
-    """One failing field, worded as apimachinery's field.Error is."""
+    """One failing field, worded as apimachinery's field.Error is. (A plain
+    class: this module is on the CLI's start-up path, where dataclasses
+    costs ~10 ms of imports.)"""
 
-    field: str
-    type: str  # "Invalid value", "Required value", "Unsupported value", "Duplicate value", "Forbidden", "Not found"
-    value: Any = None
-    detail: str = ""
+    __slots__ = ("field", "type", "value", "detail")
+
+    def __init__(self, field: str, type: str, value: object = None, detail: str = ""):
+        self.field = field
+        self.type = type  # "Invalid value", "Required value", "Unsupported value", "Duplicate value", "Forbidden", ...
+        self.value = value
+        self.detail = detail
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldError) and (self.field, self.type, self.value, self.detail) == (
+            other.field, other.type, other.value, other.detail)
+
+    def __repr__(self) -> str:
+        return f"FieldError({self.field!r}, {self.type!r}, {self.value!r}, {self.detail!r})"
 
     REASONS = {
         "Invalid value": "FieldValueInvalid",
@@ -54,7 +63,7 @@ class ApiError(Exception):
         self.details = details or {}
 
     def status(self) -> dict:
-        out: dict[str, Any] = {
+        out: dict[str, object] = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},

@@ -1,0 +1,12 @@
+"""Where a cluster keeps its state, in a module of its own so that the CLI's
+quick commands find the API socket without importing the cluster machinery."""
+
+from __future__ import annotations
+
+import os
+
+STATE_ROOT = os.environ.get("KNET_STATE_ROOT", "/run/knet")
+
+
+def state_dir(cluster: str) -> str:
+    return os.path.join(STATE_ROOT, cluster)
