@@ -178,7 +178,7 @@ def cmd_apply(args) -> int:
         except ApiError as e:
             if e.code == 404 and e.details.get("kind") == "namespaces" and e.details.get("name") in new_namespaces:
                 continue
-            failures.append(f"Error from server ({e.reason}): error when applying {_label(res, obj['metadata'].get('name', ''))}: {e.message}")
+            failures.append(_apply_failure(e, res, obj))
     if failures:
         for f in failures:
             print(f, file=sys.stderr)
@@ -187,12 +187,23 @@ def cmd_apply(args) -> int:
     last_rev = 0
     for obj, res in planned:
         ns = _namespace_for(res, obj, args)
-        verb, out = _apply_one(client, res, ns, obj)
+        try:
+            verb, out = _apply_one(client, res, ns, obj)
+        except ApiError as e:
+            if len(planned) > 1:
+                raise
+            print(_apply_failure(e, res, obj), file=sys.stderr)
+            print("nothing was applied", file=sys.stderr)
+            return 1
         last_rev = max(last_rev, int(out["metadata"].get("resourceVersion", 0)))
         print(f"{_label(res, out['metadata']['name'])} {verb}")
     if args.wait:
         _wait_synced(client, last_rev, args.timeout)
     return 0
+
+
+def _apply_failure(e: ApiError, res, obj: dict) -> str:
+    return f"Error from server ({e.reason}): error when applying {_label(res, obj['metadata'].get('name', ''))}: {e.message}"
 
 
 def _apply_one(client, res, ns: str | None, obj: dict, dry_run: bool = False) -> tuple[str, dict]:
