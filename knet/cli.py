@@ -238,8 +238,13 @@ def _wait_synced(client, revision: int, timeout: float) -> None:
 
     deadline = time.monotonic() + timeout
     target = revision
+    told: set[str] = set()
     while True:
         progress = client.request("GET", "/knet/v1/progress")["components"]
+        for component, p in sorted(progress.items()):
+            if p.get("error") and f"{component}: {p['error']}" not in told:
+                told.add(f"{component}: {p['error']}")
+                print(f"warning: {component}: {p['error']} (still waiting)", file=sys.stderr)
         ctrl = progress.get("controllers", {"observed": 0, "written": 0})
         if ctrl["observed"] >= target:
             if ctrl["written"] > target:
@@ -253,7 +258,10 @@ def _wait_synced(client, revision: int, timeout: float) -> None:
         else:
             behind = ["controllers"]
         if time.monotonic() > deadline:
-            raise CliError(f"timed out after {timeout:g}s waiting for {', '.join(behind)} to reach revision {target}")
+            why = "".join(f"; {n}: {progress[f'node/{n}']['error']}" for n in behind
+                          if progress.get(f"node/{n}", {}).get("error"))
+            raise CliError(f"timed out after {timeout:g}s waiting for {', '.join(behind)} to reach revision {target}"
+                           + why)
         time.sleep(0.01)
 
 

@@ -103,6 +103,7 @@ class Progress:
     observed: int = 0
     written: int = 0
     at: float = field(default_factory=time.time)
+    error: str = ""  # why the component is behind, when it knows (a failing proxy sync)
 
 
 class ApiServer:
@@ -312,11 +313,13 @@ class ApiServer:
                 p = self.progress.setdefault(component, Progress())
                 p.observed = max(p.observed, int(body.get("observed", 0)))
                 p.written = max(p.written, int(body.get("written", 0)))
+                p.error = str(body.get("error") or "")
                 p.at = time.time()
                 return 200, {"status": "ok"}
             if req.method == "GET":
                 return 200, {"revision": self.registry.store.revision(), "components": {
-                    k: {"observed": v.observed, "written": v.written, "at": v.at} for k, v in self.progress.items()}}
+                    k: {"observed": v.observed, "written": v.written, "at": v.at, "error": v.error}
+                    for k, v in self.progress.items()}}
         raise errors.not_found("path", req.path)
 
     # -- watch -------------------------------------------------------------------

@@ -46,8 +46,11 @@ def run(script: str) -> None:
 
 
 def _first_error(err: str) -> str:
-    """nft prints each error with the offending line and a marker line; keep the first three lines."""
-    return "\n".join(err.strip().splitlines()[:3])
+    """nft prints each error, the offending line and a marker line: keep the first error and its line, on one line."""
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    if len(lines) >= 2:
+        return f"{lines[0].strip()} (at: {lines[1].strip()[:160]})"
+    return lines[0].strip() if lines else ""
 
 
 def list_ruleset() -> dict:

@@ -167,19 +167,21 @@ class Agent:
 
     async def report_progress(self) -> None:
         """Tell the API server the newest revision this node has fully acted on."""
-        sent = -1
+        sent, sent_error = -1, ""
         while True:
             await self._progress.wait()
             self._progress = trio.Event()
             await trio.sleep(0)
             busy = [w.handling_revision for w in self.workers.values() if w.handled_revision < w.handling_revision]
             acted = min([self.observed, self.proxy.synced, *[r - 1 for r in busy]])
-            if acted <= sent:
+            error = f"proxy sync failing: {self.proxy.last_error}" if self.proxy.last_error else ""
+            if acted <= sent and error == sent_error:
                 continue
             try:
+                # The error lets `apply --wait` say why this node is behind instead of timing out silently.
                 await self.api.request("POST", "/knet/v1/progress",
-                                       {"component": f"node/{self.node}", "observed": acted})
-                sent = acted
+                                       {"component": f"node/{self.node}", "observed": acted, "error": error})
+                sent, sent_error = acted, error
             except (OSError, ApiError) as e:
                 log.debug("progress report failed: %s", e)
                 await trio.sleep(0.2)

@@ -220,6 +220,7 @@ class Proxy:
             except nft.NftError as e:
                 log.error("proxy sync failed (a full sync follows): %s", e)
                 self.last_error = str(e)
+                self.on_synced()  # not synced, but the error is news for `apply --wait`
                 table = None
                 await trio.sleep(1)
                 self._dirty.set()

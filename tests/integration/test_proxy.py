@@ -317,3 +317,41 @@ spec: {nodeName: worker-2, containers: [{name: s, ports: [{containerPort: 53, pr
     replies = client.communicate(timeout=20)[0].split()
     assert "dns-a" in replies[:10]  # stuck to dns-a while it lived (same source port)
     assert replies[-5:] == ["dns-b"] * 5, replies[-12:]
+
+
+HOLD = """
+import nftables, time
+n = nftables.Nftables()  # its netlink socket owns the table while this process lives
+rc, out, err = n.cmd("add table ip knet-proxy\\ndelete table ip knet-proxy\\nadd table ip knet-proxy { flags owner; }")
+print("held" if rc == 0 else err, flush=True)
+time.sleep(60)
+"""
+
+
+def test_apply_wait_names_a_node_whose_proxy_cannot_sync(c):
+    """A table another process owns (nftables' owner flag) makes every sync on
+    worker-2 fail: `apply --wait` says so, and the node recovers once it is gone."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "exec", "node/worker-2", "--",
+                               "/usr/bin/python3", "-c", HOLD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = c.knet("apply", "-f", "-", "--wait", "--timeout", "4", check=False, input="""apiVersion: v1
+kind: Service
+metadata: {name: blocked}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+""")
+        assert out.returncode != 0
+        assert "node/worker-2: proxy sync failing" in out.stderr, out.stderr
+        assert "timed out" in out.stderr and "worker-2" in out.stderr.splitlines()[-1]
+    finally:
+        holder.kill()
+        holder.wait()
+    c.knet("apply", "-f", "-", "--wait", "--timeout", "20", input="""apiVersion: v1
+kind: Service
+metadata: {name: blocked}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+""")
+    c.knet("delete", "svc", "blocked")
