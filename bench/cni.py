@@ -8,15 +8,17 @@
     Running with IPs, against the reference plugins attaching 100 namespaces;
   - iperf3 TCP throughput: pod-to-pod on one node against a bare veth pair
     between two namespaces, and pod-to-pod across the VXLAN overlay against
-    node-to-node over the LAN.
+    node-to-node over the LAN; the four paths run back to back in each of
+    --rounds rounds (medians reported, and every round's ratios).
 
-Run as root: .venv/bin/python bench/cni.py [--pods 100]
+Run as root: .venv/bin/python bench/cni.py [--pods 100] [--rounds 5]
 The last line printed is one JSON object holding every figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -151,11 +153,15 @@ def iperf(cluster: str, where: list[str], server_ip: str, seconds: int = 3, port
     return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-def bare_veth_gbps(seconds: int = 3, runs: int = 3) -> float:
+@contextlib.contextmanager
+def bare_veth(seconds: int = 3):
+    """The same-node baseline: two namespaces joined by one veth pair, nothing
+    else. Yields a function that runs one iperf3 across it."""
     prefix = unique_name("kv")
     a, b = f"{prefix}-a", f"{prefix}-b"
     ns.create_netns(a)
     ns.create_netns(b)
+    srv = None
     try:
         subprocess.run(["ip", "-n", a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b], check=True)
         for n, dev, ip in ((a, "va", "10.254.0.1/24"), (b, "vb", "10.254.0.2/24")):
@@ -163,20 +169,22 @@ def bare_veth_gbps(seconds: int = 3, runs: int = 3) -> float:
             subprocess.run(["ip", "-n", n, "link", "set", dev, "up"], check=True)
         srv = subprocess.Popen(["ip", "netns", "exec", a, "iperf3", "-s"], stdout=subprocess.DEVNULL)
         time.sleep(0.3)
-        rates = []
-        for _ in range(runs):
+
+        def once() -> float:
             out = subprocess.run(["ip", "netns", "exec", b, "iperf3", "-c", "10.254.0.1", "-t", str(seconds), "-J"],
                                  capture_output=True, text=True, check=True)
-            rates.append(json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9)
-        srv.kill()
-        srv.wait(timeout=10)
-        return statistics.median(rates)
+            return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+        yield once
     finally:
+        if srv:
+            srv.kill()
+            srv.wait(timeout=10)
         ns.delete_netns(a)
         ns.delete_netns(b)
 
 
-def bench_cluster(n: int) -> dict:
+def bench_cluster(n: int, rounds: int) -> dict:
     name = unique_name("kn")
     knet("up", "--cluster", name)
     try:
@@ -200,27 +208,35 @@ def bench_cluster(n: int) -> dict:
         # Alternate the paths and take medians: one 2-core machine runs client and server.
         knet("--cluster", name, "exec", "node/worker-1", "--", "iperf3", "-s", "-D", "-p", "5202")
         time.sleep(0.3)
-        same, cross, lan = [], [], []
-        for _ in range(3):
-            same.append(iperf(name, ["perf-near"], srv_ip))
-            cross.append(iperf(name, ["perf-far"], srv_ip))
-            lan.append(iperf(name, ["node/worker-2"], "192.168.56.11", port=5202))
-        same, cross, lan = (statistics.median(x) for x in (same, cross, lan))
+        # Each round runs all four paths back to back, so a ratio compares runs made in the same minute.
+        rates: dict[str, list[float]] = {"veth": [], "same": [], "cross": [], "lan": []}
+        with bare_veth() as veth_once:
+            for _ in range(rounds):
+                rates["veth"].append(veth_once())
+                rates["same"].append(iperf(name, ["perf-near"], srv_ip))
+                rates["cross"].append(iperf(name, ["perf-far"], srv_ip))
+                rates["lan"].append(iperf(name, ["node/worker-2"], "192.168.56.11", port=5202))
+                print("  iperf3 round: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " Gbit/s",
+                      flush=True)
     finally:
         knet("down", "--cluster", name)
-    return {"pods_running_with_ip_s": pods_s, "pod_pod_same_node_gbps": same, "pod_pod_cross_node_gbps": cross,
-            "node_node_lan_gbps": lan}
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    return {"pods_running_with_ip_s": pods_s, "pod_pod_same_node_gbps": med["same"],
+            "pod_pod_cross_node_gbps": med["cross"], "node_node_lan_gbps": med["lan"], "bare_veth_gbps": med["veth"],
+            "same_node_vs_veth_per_round": [round(s / v, 2) for s, v in zip(rates["same"], rates["veth"], strict=True)],
+            "cross_node_vs_lan_per_round": [round(c / lan, 2) for c, lan in zip(rates["cross"], rates["lan"], strict=True)]}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pods", type=int, default=100)
+    p.add_argument("--rounds", type=int, default=5, help="iperf3 rounds (each path 3 s per round)")
     args = p.parse_args()
     require_root()
     lat = bench_latency(args.pods)
     ref_pods_s = bench_ref_pods(args.pods)
-    cl = bench_cluster(args.pods)
-    veth = bare_veth_gbps()
+    cl = bench_cluster(args.pods, args.rounds)
+    veth = cl["bare_veth_gbps"]
     f: dict = {"pods": args.pods}
     for mode in ("seq", "par8"):
         for k, v in lat[f"knet_{mode}"].items():
@@ -234,6 +250,7 @@ def main() -> None:
     f["pods_per_s_ratio"] = round(f["knet_pods_per_s"] / f["ref_pods_per_s"], 2)
     f["bare_veth_gbps"] = round(veth, 2)
     f.update({k: round(v, 2) for k, v in cl.items() if k.endswith("gbps")})
+    f.update({k: v for k, v in cl.items() if k.endswith("per_round")})
     f["same_node_vs_veth"] = round(cl["pod_pod_same_node_gbps"] / veth, 2)
     f["cross_node_vs_lan"] = round(cl["pod_pod_cross_node_gbps"] / cl["node_node_lan_gbps"], 2)
     for mode in ("seq", "par8"):

@@ -114,6 +114,11 @@ def test_a_1400_byte_udp_payload_crosses_the_overlay(c):
     assert mtu == "1450"
     vxlan = c.exec_node("worker-1", ["ip", "-d", "link", "show", "knet.1"]).stdout
     assert "vxlan id 1" in vxlan and "dstport 8472" in vxlan and "nolearning" in vxlan
+    # The inner flow is tracked (a Service reply needs it), the encapsulating UDP is not.
+    for node in ("worker-1", "worker-2"):
+        tracked = c.exec_node(node, ["conntrack", "-L"]).stdout
+        assert "dport=8472" not in tracked, tracked
+    assert "dport=53" in c.exec_node("worker-2", ["conntrack", "-L", "-p", "udp"]).stdout
 
 
 def test_node_leaving_and_joining_updates_peer_routes(c):
