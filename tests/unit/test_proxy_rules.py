@@ -322,3 +322,51 @@ def test_partial_sync_matches_a_full_sync_in_the_kernel():
         nft._nft = None
         ns.delete_netns(a)
         ns.delete_netns(b)
+
+
+def test_the_agent_recomputes_only_the_services_events_name():
+    """The node proxy's bookkeeping: a slice event marks its Service dirty, a
+    Service's deletion removes its ports, and nothing else is recomputed."""
+    import trio
+
+    from knet.node.proxy import Proxy
+
+    async def main():
+        p = Proxy(api=None, pod_subnet=SUBNET, on_synced=lambda: None, node="w1")
+        for i in (1, 2):
+            p._remember("Service", ("default", f"s{i}"), svc(f"s{i}", f"10.96.1.{i}", [{"port": 80}]))
+            p._remember("EndpointSlice", ("default", f"s{i}-x"), eps(f"s{i}", 8080, (f"10.244.2.{i}", READY)))
+        first = p._recompute()
+        assert len(first) == 2 and all(first.values())
+        assert p._recompute() == {}  # no event, nothing recomputed
+        moved = eps("s2", 8080, ("10.244.9.9", READY))
+        p._remember("EndpointSlice", ("default", "s2-x"), moved)
+        changes = p._recompute()
+        assert list(changes) == list(per_service(service_ports([svc("s2", "10.96.1.2", [{"port": 80}])], [moved]),
+                                                 SUBNET))
+        p._forget("Service", ("default", "s1"))
+        gone = p._recompute()
+        assert list(gone.values()) == [None] and ("default", "s1") not in p.ports
+        assert [sp.name for sp in p.all_ports()] == ["s2"]
+
+    trio.run(main)
+
+
+def test_sctp_services_load_into_the_kernel():
+    """SCTP rules are built and accepted by nftables (the kernel here opens no SCTP socket, so no packet test)."""
+    from knet.harness.cluster import unique_name
+    from knet.net import nft, ns
+
+    sp = ServicePort("default", "sig", "", "sctp", "10.96.0.9", 3868, 30868, (), (Endpoint("10.244.1.2", 3868),))
+    objs = desired([sp], SUBNET)
+    assert trace(objs, "10.244.3.3", "10.96.0.9", 3868, proto="sctp") == {("dnat", "10.244.1.2:3868", False): 1}
+    name = unique_name("kp")
+    ns.create_netns(name)
+    try:
+        with ns.entered(net=ns.netns_path(name)):
+            nft._nft = None
+            nft.run(full(objs))
+            assert sp.chain in nft.table_objects("ip", TABLE)["chain"]
+    finally:
+        nft._nft = None
+        ns.delete_netns(name)
