@@ -123,8 +123,13 @@ def cmd_status(args) -> int:
         name = n["metadata"]["name"]
         ready = next((c["status"] for c in n.get("status", {}).get("conditions", []) if c["type"] == "Ready"), "?")
         count = sum(p["spec"].get("nodeName") == name for p in pods)
-        acted = progress["components"].get(f"node/{name}", {}).get("observed", 0)
-        print(f"  node {name:<16} Ready={ready:<8} pods={count:<4} synced to revision {acted}")
+        report = progress["components"].get(f"node/{name}", {})
+        print(f"  node {name:<16} Ready={ready:<8} pods={count:<4} synced to revision {report.get('observed', 0)}")
+        if px := report.get("proxy"):
+            print(f"       proxy: {px.get('servicePorts', 0)} service ports, {px.get('syncs', 0)} syncs "
+                  f"({px.get('fullSyncs', 0)} full), the last {px.get('lastOps', 0)} nftables operations")
+        if report.get("error"):
+            print(f"       {report['error']}")
     return 0
 
 

@@ -104,6 +104,7 @@ class Progress:
     written: int = 0
     at: float = field(default_factory=time.time)
     error: str = ""  # why the component is behind, when it knows (a failing proxy sync)
+    proxy: dict = field(default_factory=dict)  # a node's proxy figures, for `knet status`
 
 
 class ApiServer:
@@ -314,11 +315,13 @@ class ApiServer:
                 p.observed = max(p.observed, int(body.get("observed", 0)))
                 p.written = max(p.written, int(body.get("written", 0)))
                 p.error = str(body.get("error") or "")
+                if isinstance(body.get("proxy"), dict):
+                    p.proxy = body["proxy"]
                 p.at = time.time()
                 return 200, {"status": "ok"}
             if req.method == "GET":
                 return 200, {"revision": self.registry.store.revision(), "components": {
-                    k: {"observed": v.observed, "written": v.written, "at": v.at, "error": v.error}
+                    k: {"observed": v.observed, "written": v.written, "at": v.at, "error": v.error, "proxy": v.proxy}
                     for k, v in self.progress.items()}}
         raise errors.not_found("path", req.path)
 

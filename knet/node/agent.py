@@ -179,8 +179,10 @@ class Agent:
                 continue
             try:
                 # The error lets `apply --wait` say why this node is behind instead of timing out silently.
-                await self.api.request("POST", "/knet/v1/progress",
-                                       {"component": f"node/{self.node}", "observed": acted, "error": error})
+                proxy = {"servicePorts": sum(len(v) for v in self.proxy.ports.values()), "syncs": self.proxy.syncs,
+                         "fullSyncs": self.proxy.full_syncs, "lastOps": self.proxy.last_ops}
+                await self.api.request("POST", "/knet/v1/progress", {"component": f"node/{self.node}",
+                                                                      "observed": acted, "error": error, "proxy": proxy})
                 sent, sent_error = acted, error
             except (OSError, ApiError) as e:
                 log.debug("progress report failed: %s", e)

@@ -355,3 +355,16 @@ metadata: {name: blocked}
 spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
 """)
     c.knet("delete", "svc", "blocked")
+
+
+def test_status_shows_each_nodes_proxy(c):
+    import re
+
+    out = c.knet("status").stdout
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "node worker-1 " in line)
+    m = re.search(r"proxy: (\d+) service ports, (\d+) syncs \((\d+) full\)", lines[at + 1])
+    assert m, out
+    want = len([s for s in c.list("Service") if s["spec"].get("clusterIP") not in (None, "None")])
+    assert int(m[1]) >= 2 and int(m[1]) <= 2 * want  # default/kubernetes and web at least, one per port
+    assert int(m[2]) >= int(m[3]) >= 1
