@@ -170,8 +170,8 @@ def bare_veth(seconds: int = 3):
         srv = subprocess.Popen(["ip", "netns", "exec", a, "iperf3", "-s"], stdout=subprocess.DEVNULL)
         time.sleep(0.3)
 
-        def once() -> float:
-            out = subprocess.run(["ip", "netns", "exec", b, "iperf3", "-c", "10.254.0.1", "-t", str(seconds), "-J"],
+        def once(secs: int = seconds) -> float:
+            out = subprocess.run(["ip", "netns", "exec", b, "iperf3", "-c", "10.254.0.1", "-t", str(secs), "-J"],
                                  capture_output=True, text=True, check=True)
             return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
 
@@ -211,6 +211,11 @@ def bench_cluster(n: int, rounds: int) -> dict:
         # Each round runs all four paths back to back, so a ratio compares runs made in the same minute.
         rates: dict[str, list[float]] = {"veth": [], "same": [], "cross": [], "lan": []}
         with bare_veth() as veth_once:
+            # A first, uncounted second on each path: socket buffers, page cache and CPU clocks settle.
+            veth_once(1)
+            for where, ip, port in ((["perf-near"], srv_ip, 5201), (["perf-far"], srv_ip, 5201),
+                                    (["node/worker-2"], "192.168.56.11", 5202)):
+                iperf(name, where, ip, seconds=1, port=port)
             for _ in range(rounds):
                 rates["veth"].append(veth_once())
                 rates["same"].append(iperf(name, ["perf-near"], srv_ip))
@@ -230,7 +235,7 @@ def bench_cluster(n: int, rounds: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pods", type=int, default=100)
-    p.add_argument("--rounds", type=int, default=5, help="iperf3 rounds (each path 3 s per round)")
+    p.add_argument("--rounds", type=int, default=7, help="iperf3 rounds (each path 3 s per round)")
     args = p.parse_args()
     require_root()
     lat = bench_latency(args.pods)
