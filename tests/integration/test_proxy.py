@@ -368,3 +368,88 @@ def test_status_shows_each_nodes_proxy(c):
     want = len([s for s in c.list("Service") if s["spec"].get("clusterIP") not in (None, "None")])
     assert int(m[1]) >= 2 and int(m[1]) <= 2 * want  # default/kubernetes and web at least, one per port
     assert int(m[2]) >= int(m[3]) >= 1
+
+
+def test_external_ip_from_ext_and_node_port_from_a_pod_and_a_node(c):
+    c.knet("apply", "-f", "-", "--wait", input="""apiVersion: v1
+kind: Service
+metadata: {name: outside}
+spec:
+  selector: {app: web}
+  externalIPs: [203.0.113.10]
+  ports: [{port: 7070, targetPort: 8080}]
+""")
+    # An external IP is the admin's to route: the ext host sends it to worker-2.
+    c.knet("exec", "ext", "--", "ip", "route", "replace", "203.0.113.10/32", "via", c.cfg.node("worker-2").ip)
+    out = c.knet("exec", "ext", "--", "sh", "-c", "echo clientip | nc -w2 203.0.113.10 7070")
+    # From outside the pod network it is masqueraded (kube-proxy's rule), so the pod sees a node address.
+    assert out.stdout.strip().split(":")[0].startswith(("192.168.56.", "10.244.")), out.stdout + out.stderr
+    out = sh(c, "client", f"echo hostname | nc -w2 {c.cfg.node('worker-2').ip} 30080")
+    assert out.startswith("web-"), out
+    out = c.exec_node("worker-1", ["sh", "-c", f"echo hostname | nc -w2 {c.cfg.node('worker-1').ip} 30080"])
+    assert out.stdout.strip().startswith("web-"), out.stdout + out.stderr
+
+
+ECHO = """
+import socketserver
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            self.wfile.write(b"echo " + line)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("0.0.0.0", 8080), Echo).serve_forever()
+"""
+
+HOLD_OPEN = """
+import os, socket, sys, time
+ip, marker = sys.argv[1], sys.argv[2]
+s = socket.create_connection((ip, 80), timeout=5)
+s.sendall(b"one\\n"); print(s.recv(100).decode().strip(), flush=True)
+deadline = time.time() + 30
+while not os.path.exists(marker) and time.time() < deadline:
+    time.sleep(0.05)
+s.sendall(b"two\\n"); print(s.recv(100).decode().strip(), flush=True)
+"""
+
+
+def test_an_agent_restart_keeps_established_connections(c, tmp_path):
+    """kill -9 of the client's node agent and a new one in its place (a full
+    sync of its table): a connection through a ClusterIP goes on."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from knet.cluster import component_pid, start_component
+
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "steady", "labels": {"app": "steady"}},
+           "spec": {"nodeName": "worker-2", "containers": [{"name": "echo", "command": ["python3", "-c", ECHO],
+                                                             "ports": [{"containerPort": 8080}]}]}}
+    c.knet("apply", "-f", "-", "--wait", input=json.dumps(pod))
+    c.knet("apply", "-f", "-", "--wait", input="""
+apiVersion: v1
+kind: Service
+metadata: {name: steady}
+spec: {selector: {app: steady}, ports: [{port: 80, targetPort: 8080}]}
+""")
+    c.wait_pod("default", "steady", ready)
+    marker = tmp_path / "go"
+    talk = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "exec", "client", "--",
+                             "python3", "-c", HOLD_OPEN, cluster_ip(c, "steady"), str(marker)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert talk.stdout.readline().strip() == "echo one"
+        # A chain the new agent's first (full) sync will delete: its absence says the table was rewritten.
+        c.exec_node("worker-1", ["nft", "add", "chain", "ip", "knet-proxy", "left-by-hand"])
+        os.kill(component_pid(c.name, "node-worker-1"), signal.SIGKILL)
+        start_component(c.cfg, "node-worker-1")
+        c.wait_for("the new agent's full sync", lambda: "left-by-hand" not in c.exec_node(
+            "worker-1", ["nft", "list", "chains", "ip"]).stdout, timeout=20)
+        marker.write_text("go")
+        out, err = talk.communicate(timeout=30)
+        assert out.strip() == "echo two", out + err
+    finally:
+        talk.kill()
+    c.knet("delete", "svc", "steady")
+    c.knet("delete", "pod", "steady", "--force")
