@@ -453,3 +453,52 @@ spec: {selector: {app: steady}, ports: [{port: 80, targetPort: 8080}]}
         talk.kill()
     c.knet("delete", "svc", "steady")
     c.knet("delete", "pod", "steady", "--force")
+
+
+def test_terminating_endpoints_keep_their_connections_and_serve_only_when_none_is_ready(c):
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    stubborn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + ECHO
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "term-a", "labels": {"app": "term"}},
+           "spec": {"nodeName": "worker-2", "terminationGracePeriodSeconds": 60,
+                    "containers": [{"name": "echo", "command": ["python3", "-c", stubborn],
+                                    "ports": [{"containerPort": 8080}]}]}}
+    c.knet("apply", "-f", "-", "--wait", input=json.dumps(pod))
+    c.knet("apply", "-f", "-", "--wait", input="apiVersion: v1\nkind: Service\nmetadata: {name: term}\n"
+           "spec: {selector: {app: term}, ports: [{port: 80, targetPort: 8080}]}\n")
+    c.wait_pod("default", "term-a", ready)
+    ip = cluster_ip(c, "term")
+    marker = Path(tempfile.mkdtemp()) / "go"
+    talk = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "exec", "client", "--",
+                             "python3", "-c", HOLD_OPEN, ip, str(marker)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert talk.stdout.readline().strip() == "echo one"
+        c.knet("apply", "-f", "-", "--wait", input="apiVersion: v1\nkind: Pod\nmetadata: {name: term-b, labels: "
+               "{app: term}}\nspec: {nodeName: worker-1, containers: [{name: s, ports: [{containerPort: 8080}]}]}\n")
+        c.wait_pod("default", "term-b", ready)
+        c.knet("delete", "pod", "term-a")  # term-a ignores SIGTERM: it stays, terminating, for up to 60 s
+
+        def conditions():
+            sl = c.list("EndpointSlice", "default", label_selector="kubernetes.io/service-name=term")
+            return {e["targetRef"]["name"]: e["conditions"] for s in sl for e in s.get("endpoints") or []}
+        c.wait_for("term-a terminating", lambda: conditions().get("term-a", {}).get("terminating"))
+        assert conditions()["term-a"] == {"ready": False, "serving": True, "terminating": True}
+        # (Not `apply --wait`: a node counts a graceful deletion as in progress until the pod is gone.)
+        c.wait_for("new connections: the ready endpoint only",
+                   lambda: {sh(c, "client", f"echo hostname | nc -w2 {ip} 80") for _ in range(8)} == {"term-b"})
+        marker.write_text("go")
+        out, err = talk.communicate(timeout=30)
+        assert out.strip() == "echo two", out + err  # the established one went on
+        c.knet("delete", "pod", "term-b", "--force")
+        c.wait_for("term-b gone from the slice", lambda: "term-b" not in conditions())
+        # None is ready: the serving, terminating endpoint takes new connections.
+        c.wait_for("term-a serves while terminating", lambda: sh(c, "client", f"echo hi | nc -w2 {ip} 80") == "echo hi")
+    finally:
+        talk.kill()
+        c.knet("delete", "svc", "term", check=False)
+        c.knet("delete", "pod", "term-a", "term-b", "--force", "--ignore-not-found", check=False)
