@@ -316,10 +316,12 @@ def cmd_delete(args) -> int:
     status = 0
     last_rev = 0
     grace = 0 if args.force else args.grace_period
+    deleted = []
     for res, ns, name in _targets(args, client):
         try:
             out = client.delete(res, ns, name, grace)
             last_rev = max(last_rev, int(out["metadata"].get("resourceVersion", 0)))
+            deleted.append((res, ns, name, out["metadata"].get("uid")))
             print(f'{_label(res, name)} deleted')
         except ApiError as e:
             if e.code == 404 and args.ignore_not_found:
@@ -327,9 +329,30 @@ def cmd_delete(args) -> int:
             print(f"Error from server ({e.reason}): {e.message}", file=sys.stderr)
             status = 1
     if args.wait and last_rev:
+        deadline = time.monotonic() + args.timeout
         revision = int(client.request("GET", "/knet/v1/progress")["revision"])
         _wait_synced(client, revision, args.timeout)
+        _wait_gone(client, deleted, deadline - time.monotonic())
     return status
+
+
+def _wait_gone(client, objects: list[tuple], timeout: float) -> None:
+    """As kubectl delete waits: until each object is gone from the API (a pod
+    only once its node has stopped it and removed its sandbox)."""
+    deadline = time.monotonic() + timeout
+    for res, ns, name, uid in objects:
+        while True:
+            try:
+                current = client.get(res, ns, name)
+            except ApiError as e:
+                if e.code == 404:
+                    break
+                raise
+            if uid and current["metadata"].get("uid") != uid:
+                break  # gone, and a new one by the same name already there
+            if time.monotonic() > deadline:
+                raise CliError(f"timed out waiting for {_label(res, name)} to be deleted")
+            time.sleep(0.02)
 
 
 # -- get / describe ----------------------------------------------------------------------

@@ -129,7 +129,9 @@ class PodWorker:
         self.handling_revision = int(pod["metadata"]["resourceVersion"])
         if pod["metadata"].get("deletionTimestamp"):
             self.terminating.set()
-        elif self.synced.is_set():
+        if self.synced.is_set():
+            # A deletion is acted on once termination has begun: a pod ignoring SIGTERM for its grace
+            # period must not hold back every `apply --wait` on this node (`delete --wait` waits for gone).
             self.handled_revision = self.handling_revision
             self.agent.progress_changed()
 

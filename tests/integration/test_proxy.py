@@ -488,7 +488,9 @@ def test_terminating_endpoints_keep_their_connections_and_serve_only_when_none_i
             return {e["targetRef"]["name"]: e["conditions"] for s in sl for e in s.get("endpoints") or []}
         c.wait_for("term-a terminating", lambda: conditions().get("term-a", {}).get("terminating"))
         assert conditions()["term-a"] == {"ready": False, "serving": True, "terminating": True}
-        # (Not `apply --wait`: a node counts a graceful deletion as in progress until the pod is gone.)
+        # A pod that takes its time to stop does not hold back `apply --wait` on its node.
+        c.knet("apply", "-f", "-", "--wait", "--timeout", "10",
+               input="apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n")
         c.wait_for("new connections: the ready endpoint only",
                    lambda: {sh(c, "client", f"echo hostname | nc -w2 {ip} 80") for _ in range(8)} == {"term-b"})
         marker.write_text("go")
