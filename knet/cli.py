@@ -867,7 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grace-period", type=int, default=None, help="seconds before SIGKILL (pods)")
     s.add_argument("--force", action="store_true", help="delete at once (grace period 0)")
     s.add_argument("--ignore-not-found", action="store_true")
-    s.add_argument("--wait", action="store_true", help="return when every node agent has acted on it")
+    s.add_argument("--wait", action="store_true", help="return when the objects are gone and every node agent has acted on it")
     s.add_argument("--timeout", type=float, default=60)
     s.set_defaults(func=cmd_delete)
 
