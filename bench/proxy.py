@@ -39,7 +39,8 @@ from common import emit, knet, require_root  # noqa: E402
 
 from knet.harness.cluster import unique_name  # noqa: E402
 from knet.net import nft, ns  # noqa: E402
-from knet.proxy.rules import TABLE, Endpoint, ServicePort, Table, full, per_service  # noqa: E402
+from knet.node.proxy import apply_table  # noqa: E402
+from knet.proxy.rules import Endpoint, ServicePort, Table, per_service  # noqa: E402
 
 SERVER_IP, CLIENT_IP = "10.99.0.2", "10.99.0.1"
 POD_SUBNET = "10.99.0.0/16"
@@ -73,7 +74,7 @@ def drop_table(name: str) -> None:
 def full_sync(ports: list[ServicePort]) -> Table:
     """What the agent does on its first sync: compute every Service's objects, read the table, write it whole."""
     table = Table(per_service(ports, POD_SUBNET))
-    nft.run(full(table.objects(), nft.table_objects("ip", TABLE)))
+    apply_table(table)
     return table
 
 

@@ -218,8 +218,9 @@ def full(objs: list[Obj], existing: dict[str, set[str]] | None = None) -> str:
             if not (o.kind == "set" and o.name in existing["set"]):
                 decls.append(f"\t{o.kind} {o.name} {{ {o.spec} }}")
     lines = [f"add table ip {TABLE}", f"flush table ip {TABLE}"]
-    lines += [f"flush {kind} ip {TABLE} {name}" for kind in ("map", "set") for name in sorted(existing[kind])
-              if kind == "map" or name in SHARED]
+    # Maps are refilled below; of the sets, only the shared ones (affinity sets keep their clients).
+    lines += [f"flush map ip {TABLE} {name}" for name in sorted(existing["map"])]
+    lines += [f"flush set ip {TABLE} {name}" for name in sorted(existing["set"] & SHARED)]
     lines.append(f"table ip {TABLE} {{")
     lines += decls
     for name, body in chains.items():

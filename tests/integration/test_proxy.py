@@ -1,9 +1,14 @@
-"""The proxy's first cut on a live cluster: ClusterIP from pods on the same
-and other nodes (client IP kept), a pod reaching itself (masqueraded, via
-hairpin), NodePort from the ext host on every node IP, immediate reject with
-no endpoints, an even spread, and a change reachable after `apply --wait`."""
+"""The proxy on a live cluster: ClusterIP from pods on the same and other
+nodes (client IP kept), a pod reaching itself (masqueraded), NodePort,
+LoadBalancer and ExternalIP from the ext host, pods and nodes, immediate
+reject with no endpoints, an even spread, traffic policies, affinity, source
+ranges, terminating endpoints, UDP conntrack clean-up, drift repair, agent
+restarts, and what `apply --wait` and `knet status` say about the proxy."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
@@ -331,9 +336,6 @@ time.sleep(60)
 def test_apply_wait_names_a_node_whose_proxy_cannot_sync(c):
     """A table another process owns (nftables' owner flag) makes every sync on
     worker-2 fail: `apply --wait` says so, and the node recovers once it is gone."""
-    import subprocess
-    import sys
-
     holder = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "exec", "node/worker-2", "--",
                                "/usr/bin/python3", "-c", HOLD], stdout=subprocess.PIPE, text=True)
     try:
@@ -412,14 +414,19 @@ s.sendall(b"two\\n"); print(s.recv(100).decode().strip(), flush=True)
 """
 
 
+def hold_open(c, ip: str, marker) -> subprocess.Popen:
+    """The client pod holds one TCP connection to ip:80: a line now, another once `marker` exists."""
+    return subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "exec", "client", "--",
+                             "python3", "-c", HOLD_OPEN, ip, str(marker)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def test_an_agent_restart_keeps_established_connections(c, tmp_path):
     """kill -9 of the client's node agent and a new one in its place (a full
     sync of its table): a connection through a ClusterIP goes on."""
     import json
     import os
     import signal
-    import subprocess
-    import sys
 
     from knet.cluster import component_pid, start_component
 
@@ -435,9 +442,7 @@ spec: {selector: {app: steady}, ports: [{port: 80, targetPort: 8080}]}
 """)
     c.wait_pod("default", "steady", ready)
     marker = tmp_path / "go"
-    talk = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "exec", "client", "--",
-                             "python3", "-c", HOLD_OPEN, cluster_ip(c, "steady"), str(marker)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    talk = hold_open(c, cluster_ip(c, "steady"), marker)
     try:
         assert talk.stdout.readline().strip() == "echo one"
         # A chain the new agent's first (full) sync will delete: its absence says the table was rewritten.
@@ -457,8 +462,6 @@ spec: {selector: {app: steady}, ports: [{port: 80, targetPort: 8080}]}
 
 def test_terminating_endpoints_keep_their_connections_and_serve_only_when_none_is_ready(c):
     import json
-    import subprocess
-    import sys
     import tempfile
     from pathlib import Path
 
@@ -473,9 +476,7 @@ def test_terminating_endpoints_keep_their_connections_and_serve_only_when_none_i
     c.wait_pod("default", "term-a", ready)
     ip = cluster_ip(c, "term")
     marker = Path(tempfile.mkdtemp()) / "go"
-    talk = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "exec", "client", "--",
-                             "python3", "-c", HOLD_OPEN, ip, str(marker)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    talk = hold_open(c, ip, marker)
     try:
         assert talk.stdout.readline().strip() == "echo one"
         c.knet("apply", "-f", "-", "--wait", input="apiVersion: v1\nkind: Pod\nmetadata: {name: term-b, labels: "
