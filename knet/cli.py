@@ -190,15 +190,14 @@ def cmd_apply(args) -> int:
         print("nothing was applied", file=sys.stderr)
         return 1
     last_rev = 0
-    for obj, res in planned:
+    for done, (obj, res) in enumerate(planned):
         ns = _namespace_for(res, obj, args)
         try:
             verb, out = _apply_one(client, res, ns, obj)
-        except ApiError as e:
-            if len(planned) > 1:
-                raise
+        except ApiError as e:  # one object (no dry run), or the cluster changed since the dry run
             print(_apply_failure(e, res, obj), file=sys.stderr)
-            print("nothing was applied", file=sys.stderr)
+            print("nothing was applied" if not done else f"{done} of {len(planned)} objects were applied",
+                  file=sys.stderr)
             return 1
         last_rev = max(last_rev, int(out["metadata"].get("resourceVersion", 0)))
         print(f"{_label(res, out['metadata']['name'])} {verb}")
