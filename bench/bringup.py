@@ -5,6 +5,8 @@ Measures, side by side in one run on this machine:
   - 100 Pods applied in one file: seconds from `knet apply` to all Running, pods/s;
   - Mininet building the same 100 hosts (`mn --switch lxbr --controller none
     --topo single,100 --test none`, build + teardown), and knet's ratio to it;
+    Mininet runs in a box of its own (bench/sandbox.py), as its clean-up would
+    otherwise delete the host's /tmp/*.log and kill processes by name;
   - resident memory of all knet processes, idle and with 100 built-in-server pods.
 
 Run as root: .venv/bin/python bench/bringup.py [--runs 3]
@@ -16,13 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import emit, knet, median, require_root, rss_mb, timed  # noqa: E402
+from sandbox import mininet_argv, run_boxed  # noqa: E402
 
 from knet.cluster import connect, knet_pids, owned_netns  # noqa: E402
 from knet.harness.cluster import unique_name  # noqa: E402
@@ -96,18 +98,21 @@ def run_knet(runs: int, pods: int) -> dict:
 
 
 def run_mininet(hosts: int, runs: int) -> float | None:
+    """Seconds for Mininet to build and tear down `hosts` hosts, median of runs.
+
+    Always in the box (bench/sandbox.py): bare, Mininet's clean-up deletes the
+    host's /tmp/*.log and kills processes by name. Never run it any other way.
+    """
     if not shutil.which("mn"):
         print("mininet (mn) not installed: skipping the reference", file=sys.stderr)
         return None
     times = []
     for _ in range(runs):
-        t, out = timed(subprocess.run, ["mn", "--switch", "lxbr", "--controller", "none", "--topo",
-                                        f"single,{hosts}", "--test", "none"], capture_output=True, text=True)
-        subprocess.run(["mn", "-c"], capture_output=True)
-        if out.returncode != 0:
-            print(out.stderr[-2000:], file=sys.stderr)
+        out = run_boxed(mininet_argv(hosts))
+        if out.code != 0 or out.seconds is None:
+            print(f"mininet in its box failed (exit {out.code}):\n{out.stderr[-2000:]}", file=sys.stderr)
             return None
-        times.append(t)
+        times.append(out.seconds)
     return median(times)
 
 

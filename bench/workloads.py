@@ -3,7 +3,8 @@
 Side by side in one run on this machine:
   - `knet apply` of a 100-replica Deployment to all 100 pods Running: seconds
     and pods/s; its deletion; and Mininet building and tearing down the same 100 hosts (`mn --switch lxbr
-    --controller none --topo single,100 --test none`) as a ratio to knet's create+delete;
+    --controller none --topo single,100 --test none`, in its box: bench/sandbox.py) as a ratio
+    to knet's create+delete;
   - a rolling update of that Deployment (template change) until every pod is
     new and Ready;
   - `knet drain` of a worker holding a third of the pods, until they run elsewhere.
