@@ -190,6 +190,9 @@ def cmd_apply(args) -> int:
         print("nothing was applied", file=sys.stderr)
         return 1
     last_rev = 0
+    # With --wait, Warning Events about these objects from here on are reported.
+    since = int(client.request("GET", "/knet/v1/progress")["revision"]) if args.wait else 0
+    applied = []
     for done, (obj, res) in enumerate(planned):
         ns = _namespace_for(res, obj, args)
         try:
@@ -200,10 +203,40 @@ def cmd_apply(args) -> int:
                   file=sys.stderr)
             return 1
         last_rev = max(last_rev, int(out["metadata"].get("resourceVersion", 0)))
+        applied.append(out)
         print(f"{_label(res, out['metadata']['name'])} {verb}")
     if args.wait:
         _wait_synced(client, last_rev, args.timeout)
+        _report_warnings(client, applied, since)
     return 0
+
+
+def _report_warnings(client, applied: list[dict], since: int) -> None:
+    """Print the Warning Events raised (or repeated) about the applied objects
+    since the apply began, as kubectl prints warnings. A controller failing to
+    write what an object asks for (FailedCreate, FailedToUpdateEndpointSlices...:
+    the object is stored but not realized) makes the exit non-zero; other
+    Warnings (FailedScheduling, BackOff, Unhealthy...) can resolve with time and
+    are only printed. An unchanged object's earlier failures are not repeated
+    here: `knet describe` shows them."""
+    from knet.api.resources import by_kind
+    from knet.controllers.events import REALIZE_FAILURES
+
+    uids = {o["metadata"]["uid"] for o in applied if o["metadata"].get("uid")}
+    namespaces = sorted({o["metadata"].get("namespace") or "default" for o in applied})
+    failed = []
+    for ns in namespaces:
+        events = client.list(by_kind("Event"), ns, field_selector="type=Warning")["items"]
+        for ev in sorted(events, key=lambda e: int(e["metadata"].get("resourceVersion", 0))):
+            about = ev.get("involvedObject") or {}
+            if about.get("uid") not in uids or int(ev["metadata"].get("resourceVersion", 0)) <= since:
+                continue
+            label = f"{str(about.get('kind', '')).lower()}/{about.get('name')}"
+            print(f"Warning: {label}: {ev.get('reason')}: {ev.get('message')}", file=sys.stderr)
+            if ev.get("reason") in REALIZE_FAILURES and label not in failed:
+                failed.append(label)
+    if failed:
+        raise CliError(f"applied but not realized: {', '.join(failed)} (see the warnings above)")
 
 
 def _apply_failure(e: ApiError, res, obj: dict) -> str:

@@ -27,6 +27,7 @@ from knet.controllers import (
     endpointslice,
     gc,
     nodeipam,
+    nodelifecycle,
     replicaset,
     statefulset,
     taints,
@@ -65,6 +66,7 @@ def reconcile(reg: Registry, controllers: tuple | None = None) -> None:
 
 
 CONTROLLERS = (
+    ("node lifecycle controller", nodelifecycle.sync),  # first: its pods' readiness feeds the slices below
     ("deployment controller", deployment.sync),
     ("replicaset controller", replicaset.sync),
     ("daemonset controller", daemonset.sync),

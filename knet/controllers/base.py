@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import weakref
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from knet.api.errors import ApiError
 from knet.api.objects import deep_copy, is_true
 from knet.api.registry import Registry
 from knet.api.resources import by_kind
-from knet.controllers.events import make_event
+from knet.controllers.events import Recorder, ref_object
 
 log = logging.getLogger("knet.controllers")
 
@@ -26,13 +29,51 @@ PODS, EVENTS = by_kind("Pod"), by_kind("Event")
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
+FAILED_REASON = {"create": "FailedCreate", "update": "FailedUpdate", "delete": "FailedDelete"}
+_recorders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def recorder_for(reg: Registry) -> Recorder:
+    """One Recorder per registry for the life of the process, so repeats fold
+    into one Event across passes (a View lives for one pass only)."""
+    rec = _recorders.get(reg)
+    if rec is None:
+        def create(namespace: str, event: dict) -> bool:
+            try:
+                reg.create(EVENTS, namespace, event)
+                return True
+            except ApiError as e:
+                log.warning("event %s on %s dropped: %s", event["reason"], event["involvedObject"].get("name"),
+                            e.message)
+                return False
+
+        def bump(namespace: str, name: str, count: int, last: str) -> bool:
+            try:
+                reg.patch(EVENTS, namespace, name, {"count": count, "lastTimestamp": last})
+                return True
+            except ApiError:
+                return False
+
+        rec = _recorders[reg] = Recorder(create, bump)
+    return rec
+
+
 class View:
-    """One pass's reads: each kind listed at most once until somebody writes it."""
+    """One pass's reads: each kind listed at most once until somebody writes it.
+
+    Its writes never raise: a write the API refuses is a failure on an object,
+    logged at warning level and recorded as a Warning Event, on the object the
+    controller is `acting_for` or else on the written object's controller owner
+    (a ReplicaSet whose pod cannot be created gets FailedCreate, as upstream).
+    Conflicts and vanished objects are the normal races of level-triggered
+    controllers, retried by the next pass, and stay at debug level."""
 
     def __init__(self, reg: Registry):
         self.reg = reg
         self._lists: dict[str, tuple[int, list[dict]]] = {}
         self.writes = 0
+        self.recorder = recorder_for(reg)
+        self._acting: list[tuple[dict, str, str, str, bool]] = []
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict]:
         res = by_kind(kind)
@@ -48,13 +89,63 @@ class View:
     def wrote(self) -> None:
         self.writes += 1
 
+    # -- failures --------------------------------------------------------------------
+
+    @contextmanager
+    def acting_for(self, obj: dict, reason: str, what: str, component: str,
+                   claim_writes: bool = True) -> Iterator[None]:
+        """Within it, a refused write (if `claim_writes`) or an exception is a
+        failure of `what` on `obj` (upstream's per-object sync error: one Warning
+        Event with `reason`). An exception is contained, so the controller goes on
+        with its next object."""
+        self._acting.append((obj, reason, what, component, claim_writes))
+        try:
+            yield
+        except Exception as e:
+            log.exception("%s", what)
+            self.failed(obj, reason, f"{what}: {type(e).__name__}: {e}", component)
+        finally:
+            self._acting.pop()
+
+    def guard(self, obj: dict, component: str) -> AbstractContextManager[None]:
+        """A bug while syncing one object becomes FailedSync on it, not a lost pass
+        for every object; refused writes keep their own attribution."""
+        m = obj["metadata"]
+        key = f"{m['namespace']}/{m['name']}" if m.get("namespace") else m["name"]
+        return self.acting_for(obj, "FailedSync", f"error syncing {obj.get('kind')} {key}", component,
+                               claim_writes=False)
+
+    def failed(self, obj: dict, reason: str, message: str, component: str) -> None:
+        m = obj.get("metadata", {})
+        log.warning("%s %s/%s: %s: %s", obj.get("kind"), m.get("namespace") or "", m.get("name"), reason, message)
+        self.event(obj, "Warning", reason, message, component)
+
+    def _refused(self, verb: str, kind: str, obj: dict, e: ApiError) -> None:
+        m = obj.get("metadata", {})
+        name = m.get("name") or m.get("generateName") or ""
+        if e.code == 409 or e.code == 404 or (e.code == 403 and "being terminated" in e.message):
+            log.debug("%s %s %s: %s", verb, kind, name, e.message)
+            return
+        claimed = [a for a in self._acting if a[4]]
+        if claimed:
+            target, reason, what, component, _ = claimed[-1]
+            self.failed(target, reason, f"{what}: {e.message}", component)
+            return
+        ref = controller_ref(obj)
+        target = ref_object(ref, m.get("namespace")) if ref else (obj if m.get("uid") else None)
+        message = f"Error {verb[:-1]}ing {kind} {name}: {e.message}"
+        if target is None:
+            log.warning("%s", message)
+            return
+        self.failed(target, FAILED_REASON[verb], message, "controller-manager")
+
     # -- writes, each invalidating the cached lists --------------------------------
 
     def create(self, kind: str, namespace: str | None, obj: dict) -> dict | None:
         try:
             out = self.reg.create(by_kind(kind), namespace, obj)
         except ApiError as e:
-            log.warning("creating %s %s/%s: %s", kind, namespace, obj["metadata"].get("name"), e.message)
+            self._refused("create", kind, {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}, e)
             return None
         self.wrote()
         return out
@@ -64,7 +155,7 @@ class View:
         try:
             out = self.reg.update(by_kind(kind), m.get("namespace"), m["name"], obj, subresource)
         except ApiError as e:
-            log.debug("updating %s %s: %s", kind, m["name"], e.message)
+            self._refused("update", kind, obj, e)
             return None
         if out["metadata"]["resourceVersion"] != m.get("resourceVersion"):
             self.wrote()
@@ -83,19 +174,14 @@ class View:
         try:
             self.reg.delete(by_kind(kind), m.get("namespace"), m["name"], grace)
         except ApiError as e:
-            if e.code != 404:
-                log.warning("deleting %s %s: %s", kind, m["name"], e.message)
+            self._refused("delete", kind, obj, e)
             return False
         self.wrote()
         return True
 
     def event(self, obj: dict, etype: str, reason: str, message: str, component: str) -> None:
-        try:
-            self.reg.create(EVENTS, obj["metadata"].get("namespace") or "default",
-                            make_event(obj, etype, reason, message, component))
+        if self.recorder.record(obj, etype, reason, message, component):
             self.wrote()
-        except ApiError as e:
-            log.debug("event dropped: %s", e.message)
 
 
 # -- owners -------------------------------------------------------------------------

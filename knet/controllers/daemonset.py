@@ -68,7 +68,8 @@ def sync(view: View) -> None:
     nodes = view.list("Node")
     for ds in view.list("DaemonSet"):
         if not ds["metadata"].get("deletionTimestamp"):
-            sync_one(view, ds, nodes)
+            with view.guard(ds, COMPONENT):
+                sync_one(view, ds, nodes)
 
 
 def sync_one(view: View, ds: dict, nodes: list[dict]) -> None:

@@ -31,7 +31,8 @@ def sync(view: View) -> None:
     for d in view.list("Deployment"):
         if d["metadata"].get("deletionTimestamp"):
             continue
-        sync_one(view, d)
+        with view.guard(d, COMPONENT):
+            sync_one(view, d)
 
 
 def _template_without_hash(rs: dict) -> dict:

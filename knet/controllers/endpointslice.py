@@ -15,6 +15,7 @@ MAX_ENDPOINTS = 100
 SERVICE_LABEL = "kubernetes.io/service-name"
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER = "endpointslice-controller.k8s.io"
+COMPONENT = "endpoint-slice-controller"
 
 
 def resolve_ports(svc: dict, pod: dict) -> list[dict] | None:
@@ -80,7 +81,11 @@ def sync(view: View) -> None:
         mine = [s for s in slices if s["metadata"].get("namespace") == ns
                 and (s["metadata"].get("labels") or {}).get(SERVICE_LABEL) == svc["metadata"]["name"]
                 and (s["metadata"].get("labels") or {}).get(MANAGED_BY) == CONTROLLER]
-        sync_one(view, svc, view.list("Pod", ns), mine)
+        # A refused slice write (e.g. a Service with more than 100 ports: a Service
+        # may have any number, a slice at most 100) is upstream's Warning Event.
+        with view.acting_for(svc, "FailedToUpdateEndpointSlices",
+                             f"Error updating Endpoint Slices for Service {ns}/{svc['metadata']['name']}", COMPONENT):
+            sync_one(view, svc, view.list("Pod", ns), mine)
 
 
 def sync_one(view: View, svc: dict, pods: list[dict], existing: list[dict]) -> None:

@@ -1,20 +1,155 @@
-"""Node lifecycle: a node whose agent stops heartbeating turns NotReady.
+"""Node lifecycle: what the control plane does when a node's agent goes quiet,
+as kube-controller-manager's node lifecycle controller does.
 
-As kube-controller-manager's node lifecycle controller does, the Ready
-condition becomes Unknown ("Kubelet stopped posting node status.") once the
-last heartbeat is older than the grace period the cluster file sets.
+- `check_nodes` (time-driven): a node whose last heartbeat is older than the
+  grace period gets Ready (and the pressure conditions) Unknown, reason
+  NodeStatusUnknown, "Kubelet stopped posting node status." (NodeStatusNeverUpdated
+  for a node that never posted one), and a NodeNotReady event.
+- `sync` (a controller pass): while a node is not Ready, every pod on it has its
+  Ready condition set False (upstream's MarkPodsNotReady, with a Warning
+  NodeNotReady "Node is not ready" event on the pod), so the EndpointSlice
+  controller, which follows pod readiness, drops them from the ready endpoints
+  in the same pass. The node's taints follow its conditions: Ready Unknown ->
+  node.kubernetes.io/unreachable, Ready False -> node.kubernetes.io/not-ready,
+  each NoExecute (the taint manager in taints.py evicts after the pods'
+  tolerationSeconds) and NoSchedule (taint-based scheduling), pressure
+  conditions -> their NoSchedule taints; all removed once the node is Ready.
+
+The decisions are pure functions (stale_status, wanted_taints, reconcile_taints,
+pods_to_mark) so they can be tested without a store; `sync` and `check_nodes`
+only read and write.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from knet.api.errors import ApiError
-from knet.api.objects import condition, deep_copy, parse_rfc3339, set_condition
+from knet.api.objects import condition, deep_copy, now_rfc3339, parse_rfc3339
 from knet.api.registry import Registry
 from knet.api.resources import by_kind
+from knet.controllers.base import View, recorder_for
+
+log = logging.getLogger("knet.controllers.nodelifecycle")
 
 NODES = by_kind("Node")
+COMPONENT = "node-controller"
+NOT_READY = "node.kubernetes.io/not-ready"
+UNREACHABLE = "node.kubernetes.io/unreachable"
+# (condition type, status) -> the taint key it calls for (upstream's nodeConditionToTaintKeyStatusMap)
+CONDITION_TAINTS = {
+    ("Ready", "False"): NOT_READY,
+    ("Ready", "Unknown"): UNREACHABLE,
+    ("MemoryPressure", "True"): "node.kubernetes.io/memory-pressure",
+    ("DiskPressure", "True"): "node.kubernetes.io/disk-pressure",
+    ("PIDPressure", "True"): "node.kubernetes.io/pid-pressure",
+    ("NetworkUnavailable", "True"): "node.kubernetes.io/network-unavailable",
+}
+MANAGED_KEYS = frozenset(CONDITION_TAINTS.values())
+HEALTH_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
+
+
+# -- pure decisions -------------------------------------------------------------------
+
+
+def ready_status(node: dict) -> str:
+    c = condition(node, "Ready")
+    return c.get("status", "Unknown") if c else "Unknown"
+
+
+def stale_status(node: dict, grace: float, now: float) -> dict | None:
+    """The status to write if the node's agent has not posted within `grace`
+    seconds, else None. Only conditions not already Unknown change, so their
+    lastTransitionTime says when the node went quiet."""
+    ready = condition(node, "Ready")
+    if ready is not None:
+        beat = ready.get("lastHeartbeatTime")
+        if beat and now - parse_rfc3339(beat) <= grace:
+            return None
+    else:
+        created = node.get("metadata", {}).get("creationTimestamp")
+        if created and now - parse_rfc3339(created) <= grace:
+            return None  # still starting up
+    status = deep_copy(node.get("status") or {})
+    conds = status.setdefault("conditions", [])
+    ts = now_rfc3339(now)
+    changed = False
+    for ctype in HEALTH_CONDITIONS:
+        c = next((c for c in conds if c.get("type") == ctype), None)
+        if c is None:
+            conds.append({"type": ctype, "status": "Unknown", "reason": "NodeStatusNeverUpdated",
+                          "message": "Kubelet never posted node status.",
+                          "lastHeartbeatTime": node.get("metadata", {}).get("creationTimestamp") or ts,
+                          "lastTransitionTime": ts})
+            changed = True
+        elif c.get("status") != "Unknown":
+            c.update(status="Unknown", reason="NodeStatusUnknown", message="Kubelet stopped posting node status.",
+                     lastTransitionTime=ts)
+            changed = True
+    return status if changed else None
+
+
+def wanted_taints(node: dict) -> list[dict]:
+    """The condition taints this node should carry (key and effect only)."""
+    out = []
+    for c in node.get("status", {}).get("conditions") or []:
+        key = CONDITION_TAINTS.get((c.get("type"), c.get("status")))
+        if key is None:
+            continue
+        out.append({"key": key, "effect": "NoSchedule"})
+        if c.get("type") == "Ready":
+            out.append({"key": key, "effect": "NoExecute"})
+    return out
+
+
+def reconcile_taints(current: list[dict], wanted: list[dict], now: float) -> list[dict] | None:
+    """The node's new taint list, or None if it is right already. Taints this
+    controller does not manage are kept as they are; a managed taint that stays
+    keeps its timeAdded (the taint manager counts tolerationSeconds from it)."""
+    want = {(t["key"], t["effect"]) for t in wanted}
+    out, have = [], set()
+    for t in current:
+        k = (t.get("key"), t.get("effect"))
+        if t.get("key") in MANAGED_KEYS and k not in want:
+            continue
+        out.append(t)
+        have.add(k)
+    added = [{"key": t["key"], "effect": t["effect"], "timeAdded": now_rfc3339(now)}
+             for t in wanted if (t["key"], t["effect"]) not in have]
+    if not added and len(out) == len(current):
+        return None
+    return out + added
+
+
+def pods_to_mark(node: dict, pods: list[dict]) -> list[dict]:
+    """The pods on a not-Ready node whose Ready condition still says otherwise
+    (upstream marks only pods that have a Ready condition)."""
+    if ready_status(node) == "True":
+        return []
+    name = node["metadata"]["name"]
+    out = []
+    for pod in pods:
+        if pod["spec"].get("nodeName") != name:
+            continue
+        c = condition(pod, "Ready")
+        if c is not None and c.get("status") != "False":
+            out.append(pod)
+    return out
+
+
+def marked_not_ready(pod: dict, now: float) -> dict:
+    """The pod with Ready False. As upstream, only the status flips (reason and
+    message stay); the transition time is now."""
+    new = deep_copy(pod)
+    for c in new["status"]["conditions"]:
+        if c.get("type") == "Ready":
+            c["status"] = "False"
+            c["lastTransitionTime"] = now_rfc3339(now)
+    return new
+
+
+# -- reads and writes -----------------------------------------------------------------
 
 
 def check_nodes(reg: Registry, grace: float, now: float | None = None) -> list[str]:
@@ -22,19 +157,39 @@ def check_nodes(reg: Registry, grace: float, now: float | None = None) -> list[s
     now = time.time() if now is None else now
     changed = []
     for node in reg.list(NODES)[0]:
-        c = condition(node, "Ready")
-        if not c or c.get("status") == "Unknown":
+        status = stale_status(node, grace, now)
+        if status is None:
             continue
-        beat = c.get("lastHeartbeatTime")
-        if beat and now - parse_rfc3339(beat) <= grace:
-            continue
+        was_ready = ready_status(node) == "True"
         new = deep_copy(node)
-        for ctype in ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure"):
-            if condition(new, ctype):
-                set_condition(new["status"], ctype, "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+        new["status"] = status
         try:
-            reg.update(NODES, None, node["metadata"]["name"], new, "status")
-            changed.append(node["metadata"]["name"])
+            out = reg.update(NODES, None, node["metadata"]["name"], new, "status")
         except ApiError:
-            pass  # the agent came back and wrote first
+            continue  # the agent came back and wrote first
+        changed.append(node["metadata"]["name"])
+        if was_ready:
+            name = node["metadata"]["name"]
+            recorder_for(reg).record(out, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady",
+                                     COMPONENT)
     return changed
+
+
+def sync(view: View, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    for node in view.list("Node"):
+        with view.guard(node, COMPONENT):
+            taints = reconcile_taints(node.get("spec", {}).get("taints") or [], wanted_taints(node), now)
+            if taints is not None:
+                new = deep_copy(node)
+                new.setdefault("spec", {})["taints"] = taints
+                if view.update("Node", new):
+                    log.info("node %s: taints now %s", node["metadata"]["name"],
+                             ", ".join(f"{t['key']}:{t['effect']}" for t in taints) or "none")
+            if ready_status(node) == "True":
+                continue
+            for pod in pods_to_mark(node, view.list("Pod")):
+                if view.update("Pod", marked_not_ready(pod, now), "status"):
+                    log.info("pod %s/%s on not-Ready node %s: Ready=False", pod["metadata"]["namespace"],
+                             pod["metadata"]["name"], node["metadata"]["name"])
+                    view.event(pod, "Warning", "NodeNotReady", "Node is not ready", COMPONENT)

@@ -24,7 +24,8 @@ def sync(view: View) -> None:
     for rs in view.list("ReplicaSet"):
         if rs["metadata"].get("deletionTimestamp"):
             continue
-        sync_one(view, rs)
+        with view.guard(rs, COMPONENT):
+            sync_one(view, rs)
 
 
 def deletion_rank(pod: dict) -> tuple:

@@ -47,7 +47,8 @@ def new_pod(sts: dict, i: int, revision: str) -> dict:
 def sync(view: View) -> None:
     for sts in view.list("StatefulSet"):
         if not sts["metadata"].get("deletionTimestamp"):
-            sync_one(view, sts)
+            with view.guard(sts, COMPONENT):
+                sync_one(view, sts)
 
 
 def sync_one(view: View, sts: dict) -> None:
