@@ -10,6 +10,36 @@ from __future__ import annotations
 
 import json
 
+# How much of a rejected value an error repeats back. A Status echoing an 8 MB
+# value costs the server and the client as much again as the request did, and
+# no reader needs more than its start to recognise it.
+MAX_VALUE_CHARS = 256
+# The longest message a Status carries; beyond it the message is cut (every
+# cause is still listed in details, each with its value already cut).
+MAX_MESSAGE_CHARS = 32 * 1024
+MAX_CAUSES = 1000
+TRUNCATED = "...(truncated)"
+
+
+def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """`text` cut to `limit` characters, marked so that no reader mistakes the
+    cut value for what was sent."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"{TRUNCATED[:-1]}: {len(text)} characters)"
+
+
+def render_value(value: object) -> str:
+    """A rejected value as apimachinery's field.Error prints it (numbers and
+    booleans bare, everything else as JSON), cut when long."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return truncate(str(value))
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return truncate(text)
+
 
 class FieldError:
     """One failing field, worded as apimachinery's field.Error is. (A plain
@@ -17,6 +47,9 @@ class FieldError:
     costs ~10 ms of imports.)"""
 
     __slots__ = ("field", "type", "value", "detail")
+
+    # field.TooLong never repeats the value, as apimachinery's prints "<value omitted>".
+    OMITTED = "<value omitted>"
 
     def __init__(self, field: str, type: str, value: object = None, detail: str = ""):
         self.field = field
@@ -39,28 +72,33 @@ class FieldError:
         "Forbidden": "FieldValueForbidden",
         "Not found": "FieldValueNotFound",
         "Too many": "FieldValueTooMany",
+        "Too long": "FieldValueTooLong",
     }
 
     def __str__(self) -> str:
-        if self.type in ("Required value", "Forbidden"):
-            return f"{self.field}: {self.type}" + (f": {self.detail}" if self.detail else "")
-        value = self.value if isinstance(self.value, (int, float)) and not isinstance(self.value, bool) else json.dumps(self.value)
-        text = f"{self.field}: {self.type}: {value}"
-        return text + (f": {self.detail}" if self.detail else "")
+        detail = f": {truncate(self.detail, MAX_VALUE_CHARS * 4)}" if self.detail else ""
+        field = truncate(self.field)
+        if self.type in ("Required value", "Forbidden", "Too long") or self.value is self.OMITTED:
+            return f"{field}: {self.type}{detail}"
+        return f"{field}: {self.type}: {render_value(self.value)}{detail}"
 
     def cause(self) -> dict:
-        return {"reason": self.REASONS.get(self.type, "FieldValueInvalid"), "message": str(self), "field": self.field}
+        return {"reason": self.REASONS.get(self.type, "FieldValueInvalid"), "message": str(self),
+                "field": truncate(self.field)}
 
 
 class ApiError(Exception):
     """An error with an HTTP code and a Kubernetes reason."""
 
     def __init__(self, code: int, reason: str, message: str, details: dict | None = None):
+        # Every error path passes through here, so a message that quotes the
+        # request (a name, a kind, a decoder's complaint) is bounded once for all.
+        message = truncate(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
-        self.details = details or {}
+        self.details = _bounded_details(details) if details else {}
 
     def status(self) -> dict:
         out: dict[str, object] = {
@@ -80,6 +118,18 @@ class ApiError(Exception):
     def from_status(cls, status: dict) -> ApiError:
         return cls(status.get("code", 500), status.get("reason", "InternalError"),
                    status.get("message", ""), status.get("details"))
+
+
+def _bounded_details(details: dict) -> dict:
+    out = dict(details)
+    for key in ("name", "kind", "group"):
+        if isinstance(out.get(key), str):
+            out[key] = truncate(out[key])
+    causes = out.get("causes")
+    if isinstance(causes, list) and len(causes) > MAX_CAUSES:
+        out["causes"] = causes[:MAX_CAUSES] + [{
+            "reason": "TooManyCauses", "message": f"{len(causes) - MAX_CAUSES} more errors not listed"}]
+    return out
 
 
 class Invalid(ApiError):
@@ -111,6 +161,29 @@ def conflict(kind: str, name: str) -> ApiError:
         "please apply your changes to the latest version and try again",
         {"name": name, "kind": kind},
     )
+
+
+def request_too_large(limit: int) -> ApiError:
+    """apimachinery's NewRequestEntityTooLargeError, as the API server words a
+    body over its limit (3 MiB: twice etcd's 1.5 MiB, for JSON's overhead)."""
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
+
+
+def object_too_large(size: int, limit: int) -> ApiError:
+    """An object over the store's limit (etcd's --max-request-bytes). Upstream
+    passes etcd's "etcdserver: request is too large" through as a 500
+    (kubernetes/kubernetes#112152); knet answers 413 with the same words, since
+    it is the client's object that is too large, and says by how much."""
+    return ApiError(413, "RequestEntityTooLarge",
+                    f"etcdserver: request is too large: the object is {size} bytes, the limit is {limit}")
+
+
+def too_large_resource_version(requested: int, current: int) -> ApiError:
+    """storage.NewTooLargeResourceVersionError: a watch or list from a revision
+    the store has not reached yet, after waiting for it (a 504 Timeout)."""
+    return ApiError(504, "Timeout", f"Timeout: Too large resource version: {requested}, current: {current}",
+                    {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                     "retryAfterSeconds": 1})
 
 
 def bad_request(message: str) -> ApiError:

@@ -92,6 +92,15 @@ class Registry:
 
     # -- writes ----------------------------------------------------------------
 
+    def _fits(self, value: str) -> str:
+        """Refuse an object the store would refuse, also on a dry run, so that
+        `apply`'s dry-run pass catches it: etcd's "request is too large" (1.5 MiB),
+        as a 413 rather than the 500 an upstream API server still answers for it."""
+        limit = getattr(self.store, "max_value_bytes", None)
+        if limit is not None and len(value) > limit:
+            raise errors.object_too_large(len(value), limit)
+        return value
+
     def _check_kind(self, res: Resource, obj: dict) -> None:
         if not isinstance(obj, dict):
             raise errors.bad_request("the request body must be a JSON object")
@@ -153,12 +162,13 @@ class Registry:
                 m.setdefault("annotations", {})["knet.dev/netns"] = self.pod_netns(m["uid"])
         self._admit(obj, None)
         self._namespace_open(res, namespace)
+        value = self._fits(_encode(obj))
         if dry_run:
             if self.find(res, namespace, m["name"]) is not None:
                 raise errors.already_exists(res.plural, m["name"])
             return obj
         try:
-            rev = self.store.create(key_for(res, namespace, m["name"]), _encode(obj))
+            rev = self.store.create(key_for(res, namespace, m["name"]), value)
         except KeyExists:
             raise errors.already_exists(res.plural if not res.group else f"{res.plural}.{res.group}", m["name"]) from None
         m["resourceVersion"] = str(rev)
@@ -223,10 +233,13 @@ class Registry:
             if obj.get("spec") != old.get("spec"):
                 obj["metadata"]["generation"] = om.get("generation", 1) + 1
         obj["metadata"]["resourceVersion"] = om["resourceVersion"]
-        if obj == old or dry_run:
+        if obj == old:
+            return obj
+        value = self._fits(_encode(obj))
+        if dry_run:
             return obj
         try:
-            rev = self.store.update(key_for(res, om.get("namespace"), om["name"]), _encode(obj),
+            rev = self.store.update(key_for(res, om.get("namespace"), om["name"]), value,
                                     int(om["resourceVersion"]))
         except RevisionMismatch:
             raise errors.conflict(res.plural, om["name"]) from None

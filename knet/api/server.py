@@ -26,10 +26,30 @@ from knet.api import errors, selectors
 from knet.api.errors import ApiError
 from knet.api.registry import Registry, filter_event
 from knet.api.resources import RESOURCES, Resource, by_path
+from knet.api.watchbuffer import Overflowed, WatchBuffer
+from knet.store import StoreError, TooLarge
 
 log = logging.getLogger("knet.api")
 
-MAX_BODY = 16 * 1024 * 1024
+# The API server's MaxRequestBodyBytes: 3 MiB, twice etcd's 1.5 MiB object limit
+# (JSON is larger than the stored form). A larger body is read to its end and
+# discarded, so the client, still sending, gets the 413 instead of a broken pipe.
+MAX_BODY = 3 * 1024 * 1024
+# Past this the body is not worth draining: answer 413 and close the connection.
+MAX_DRAIN = 256 * 1024 * 1024
+# How long a watch or list from a resourceVersion the store has not reached yet
+# waits for it before a 504, as the watch cache's waitUntilFreshAndBlock does.
+FRESHNESS_WAIT = 3.0
+# The most a watch coroutine encodes into one send: what it holds in memory
+# while a slow client's socket is full.
+WATCH_CHUNK = 256 * 1024
+
+
+def decode_body(body: bytes, res: Resource | None = None) -> object:
+    """Request body bytes to Python values: the one JSON parse path of the
+    server, where a strict decoder (duplicate keys, types, unknown fields,
+    depth) takes over. Whatever it raises becomes a 400 in Request.json."""
+    return json.loads(body.decode("utf-8"))
 
 
 @dataclass
@@ -39,14 +59,55 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    oversize: int = 0  # bytes received past MAX_BODY (then body is empty)
+    res: Resource | None = None  # the resource the path names, once routed
 
     def json(self) -> dict:
+        """The body as a JSON object, or a 400 that says what is wrong with it:
+        never a 500, whatever the bytes (binary, deep, malformed)."""
         if not self.body:
             raise errors.bad_request("the request has no body")
         try:
-            return json.loads(self.body)
+            value = decode_body(self.body, self.res)
+        except ApiError:
+            raise
+        except UnicodeDecodeError as e:
+            raise errors.bad_request(
+                f"the request body is not UTF-8 JSON: invalid byte 0x{self.body[e.start]:02x} at offset {e.start}") from None
+        except RecursionError:
+            raise errors.bad_request("the request body is nested too deeply to decode") from None
         except json.JSONDecodeError as e:
             raise errors.bad_request(f"the request body is not valid JSON: {e}") from None
+        except Exception as e:  # a decoder's own failure is still the body's fault
+            raise errors.bad_request(f"the request body cannot be decoded: {e}") from None
+        if not isinstance(value, dict):
+            raise errors.bad_request(f"the request body must be a JSON object, not {type(value).__name__}")
+        return value
+
+
+class _Abort(Exception):
+    """The response cannot be finished (a watcher closed for falling behind,
+    with its socket full): drop the connection."""
+
+
+def _int_param(value: object, name: str) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise errors.bad_request(f"{name}: Invalid value: {errors.render_value(value)}: must be an integer") from None
+
+
+def resource_version(query: dict[str, str]) -> int | None:
+    """The resourceVersion a list or watch asks for; None for none (or "0": any)."""
+    rv = query.get("resourceVersion")
+    if not rv or rv == "0":
+        return None
+    if not rv.isdigit():
+        raise errors.bad_request(f"resourceVersion: Invalid value: {errors.render_value(rv)}: "
+                                 "must be a non-negative integer")
+    return int(rv)
 
 
 @dataclass
@@ -113,7 +174,10 @@ class ApiServer:
         self.token = token.encode()
         self.version = version
         self.progress: dict[str, Progress] = {}
-        self._watchers = 0
+        # Watch figures for `knet status` and the tests: open watches, those
+        # closed for falling behind, and the fullest any watcher's queue got.
+        self.watch_stats = {"open": 0, "closedBehind": 0, "peakBufferedBytes": 0}
+        self.watch_buffers: set[WatchBuffer] = set()
 
     # -- listeners ---------------------------------------------------------------
 
@@ -139,10 +203,17 @@ class ApiServer:
     # -- HTTP --------------------------------------------------------------------
 
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
+        """One connection. Nothing a client sends may escape from here: an
+        exception out of a handler would stop trio.serve_listeners, and with it
+        the API server."""
         conn = h11.Connection(h11.SERVER)
         try:
             while True:
-                req = await self._read_request(conn, stream)
+                try:
+                    req = await self._read_request(conn, stream)
+                except h11.RemoteProtocolError as e:
+                    await self._reject(conn, stream, e.error_status_hint, f"malformed HTTP request: {e}")
+                    return
                 if req is None:
                     return
                 await self._dispatch(conn, stream, req)
@@ -152,15 +223,29 @@ class ApiServer:
                     conn.start_next_cycle()
                 except h11.LocalProtocolError:
                     return
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError, h11.ProtocolError):
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError, h11.ProtocolError, _Abort):
+            return
+        except Exception:
+            log.exception("connection handler failed")
             return
         finally:
             with trio.move_on_after(1):
                 await stream.aclose()
 
+    async def _reject(self, conn: h11.Connection, stream: trio.abc.Stream, code: int, message: str) -> None:
+        """Answer a request h11 could not parse (when a response can still be sent)."""
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        reason = "RequestEntityTooLarge" if code == 413 else "BadRequest"
+        try:
+            await self._send(conn, stream, code, ApiError(code, reason, message).status(), close=True)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError, h11.ProtocolError):
+            pass
+
     async def _read_request(self, conn: h11.Connection, stream: trio.abc.Stream) -> Request | None:
         head = None
         body = bytearray()
+        received = 0
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
@@ -171,22 +256,36 @@ class ApiServer:
                 continue
             if isinstance(event, h11.Request):
                 head = event
+                declared = dict(event.headers).get(b"content-length")
+                if declared is not None and int(declared) > MAX_DRAIN:
+                    # Not worth reading: answer now and close.
+                    await self._send(conn, stream, 413, errors.request_too_large(MAX_BODY).status(), close=True)
+                    raise _Abort()
             elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > MAX_BODY:
-                    raise h11.RemoteProtocolError("body too large")
+                received += len(event.data)
+                if received <= MAX_BODY:
+                    body += event.data
+                elif received > MAX_DRAIN:
+                    await self._send(conn, stream, 413, errors.request_too_large(MAX_BODY).status(), close=True)
+                    raise _Abort()
+                else:
+                    body.clear()  # read on to the end, keeping nothing
             elif isinstance(event, h11.EndOfMessage):
                 break
             elif isinstance(event, h11.ConnectionClosed):
                 return None
-        target = urlsplit(head.target.decode())
+        target = urlsplit(head.target.decode("utf-8", errors="replace"))
         query = {k: v[-1] for k, v in parse_qs(target.query).items()}
-        headers = {k.decode().lower(): v.decode() for k, v in head.headers}
-        return Request(head.method.decode(), target.path, query, headers, bytes(body))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
+        return Request(head.method.decode("latin-1"), target.path, query, headers, bytes(body),
+                       oversize=received if received > MAX_BODY else 0)
 
-    async def _send(self, conn: h11.Connection, stream: trio.abc.Stream, code: int, body: dict) -> None:
+    async def _send(self, conn: h11.Connection, stream: trio.abc.Stream, code: int, body: dict,
+                    close: bool = False) -> None:
         data = json.dumps(body, separators=(",", ":")).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        if close:
+            headers.append(("Connection", "close"))
         await stream.send_all(conn.send(h11.Response(status_code=code, headers=headers)))
         await stream.send_all(conn.send(h11.Data(data=data)))
         await stream.send_all(conn.send(h11.EndOfMessage()))
@@ -203,17 +302,28 @@ class ApiServer:
                 return await self._send(conn, stream, 200, {"status": "ok"})
             if not self._authorized(req):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            if req.oversize:
+                raise errors.request_too_large(MAX_BODY)
             if req.method == "GET" and req.query.get("watch") in ("true", "1"):
                 route = parse_path(req.path)
                 if route is None or route.name:
                     raise errors.not_found("path", req.path)
                 return await self._watch(conn, stream, req, route)
+            if req.method == "GET" and "resourceVersion" in req.query:
+                await self._await_revision(resource_version(req.query))
             code, body = self.handle(req)
             await self._send(conn, stream, code, body)
         except ApiError as e:
             await self._send(conn, stream, e.code, e.status())
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except (trio.BrokenResourceError, trio.ClosedResourceError, _Abort):
             raise
+        except RecursionError:  # an object nested deeper than the server's own code can follow
+            await self._send(conn, stream, 400, errors.bad_request("the object is nested too deeply").status())
+        except TooLarge as e:
+            await self._send(conn, stream, 413, errors.object_too_large(e.size, e.limit).status())
+        except StoreError as e:
+            log.warning("store refused %s %s: %s", req.method, req.path, e)
+            await self._send(conn, stream, 409, ApiError(409, "Conflict", str(e)).status())
         except Exception as e:  # a bug must surface to the client and the log, not hang it
             log.exception("internal error serving %s %s", req.method, req.path)
             await self._send(conn, stream, 500, ApiError(500, "InternalError", f"internal error: {e}").status())
@@ -233,6 +343,7 @@ class ApiServer:
         route = parse_path(req.path)
         if route is None:
             raise errors.not_found("path", req.path)
+        req.res = route.res
         reg, res, ns, name = self.registry, route.res, route.namespace, route.name
         if res.namespaced and name and ns is None:
             raise errors.not_found("path", req.path)
@@ -266,7 +377,8 @@ class ApiServer:
                 # policy/v1 Eviction: a graceful delete (no PodDisruptionBudgets yet).
                 body = req.json() if req.body else {}
                 grace = (body.get("deleteOptions") or {}).get("gracePeriodSeconds")
-                reg.delete(res, ns, name, grace)
+                reg.delete(res, ns, name, _int_param(grace, "deleteOptions.gracePeriodSeconds")
+                           if grace is not None else None)
                 return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}
             if m == "GET":
                 return 200, reg.get(res, ns, name)
@@ -279,7 +391,7 @@ class ApiServer:
                 grace = req.query.get("gracePeriodSeconds")
                 if grace is None and req.body:
                     grace = req.json().get("gracePeriodSeconds")
-                return 200, reg.delete(res, ns, name, int(grace) if grace is not None else None)
+                return 200, reg.delete(res, ns, name, _int_param(grace, "gracePeriodSeconds") if grace is not None else None)
         raise errors.ApiError(405, "MethodNotAllowed", f"{m} is not allowed on {req.path}")
 
     def _discovery(self, path: str) -> dict | None:
@@ -312,85 +424,126 @@ class ApiServer:
                 if not isinstance(component, str) or not component:
                     raise errors.bad_request("component is required")
                 p = self.progress.setdefault(component, Progress())
-                p.observed = max(p.observed, int(body.get("observed", 0)))
-                p.written = max(p.written, int(body.get("written", 0)))
+                p.observed = max(p.observed, _int_param(body.get("observed", 0), "observed"))
+                p.written = max(p.written, _int_param(body.get("written", 0), "written"))
                 p.error = str(body.get("error") or "")
                 if isinstance(body.get("proxy"), dict):
                     p.proxy = body["proxy"]
                 p.at = time.time()
                 return 200, {"status": "ok"}
             if req.method == "GET":
-                return 200, {"revision": self.registry.store.revision(), "components": {
+                store = self.registry.store
+                return 200, {"revision": store.revision(), "components": {
                     k: {"observed": v.observed, "written": v.written, "at": v.at, "error": v.error, "proxy": v.proxy}
-                    for k, v in self.progress.items()}}
+                    for k, v in self.progress.items()},
+                    "store": store.stats() if hasattr(store, "stats") else {},
+                    "watches": dict(self.watch_stats)}
         raise errors.not_found("path", req.path)
 
     # -- watch -------------------------------------------------------------------
 
+    async def _await_revision(self, rv: int | None) -> None:
+        """Wait, up to FRESHNESS_WAIT, until the store has reached `rv`; then a
+        504 "Too large resource version", as the watch cache answers a client
+        that asks for a revision from the future (instead of silence)."""
+        store = self.registry.store
+        if rv is None or rv <= store.revision():
+            return
+        with trio.move_on_after(FRESHNESS_WAIT):
+            while store.revision() < rv:
+                await trio.sleep(0.02)
+            return
+        raise errors.too_large_resource_version(rv, store.revision())
+
     async def _watch(self, conn: h11.Connection, stream: trio.abc.Stream, req: Request, route: Route) -> None:
         """Stream WatchEvents: the history after resourceVersion (or the current
         objects as ADDED when none is given), then every change, with BOOKMARKs so
-        clients learn the revision even when nothing they watch changed."""
+        clients learn the revision even when nothing they watch changed.
+
+        Each watcher's queue is bounded (WatchBuffer): one whose client stops
+        reading is closed once it falls too far behind, and its client watches
+        again from its last resourceVersion, or lists again after 410 Gone."""
         match = matcher(req.query)
         bookmarks = req.query.get("allowWatchBookmarks") in ("true", "1")
-        timeout = float(req.query.get("timeoutSeconds") or math.inf)
-        send_ch, recv_ch = trio.open_memory_channel(math.inf)
-        prefix_events = self.registry
-        unsubscribe = prefix_events.store.subscribe(send_ch.send_nowait)
         try:
-            rv = req.query.get("resourceVersion")
-            initial: list[tuple[str, dict, int]] = []
-            if rv and rv != "0":
-                for ev in self.registry.history(route.res, route.namespace, int(rv)):
-                    out = filter_event(ev, match)
-                    if out:
-                        initial.append((out[0], out[1], ev.revision))
-                last = max(int(rv), self.registry.store.revision())
-            else:
-                items, last = self.registry.list(route.res, route.namespace, match)
-                initial = [("ADDED", o, last) for o in items]
-            await stream.send_all(conn.send(h11.Response(status_code=200, headers=[
-                ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")])))
-            chunk = b"".join(self._event_line(t, o) for t, o, _ in initial)
-            if bookmarks:
-                chunk += self._bookmark(route.res, last)
-            if chunk:
-                await stream.send_all(conn.send(h11.Data(data=chunk)))
-            prefix = self._prefix(route)
-            with trio.move_on_after(timeout):
-                while True:
-                    ev = await recv_ch.receive()
-                    lines = []
-                    pending = 0
-                    for e in [ev, *self._drain(recv_ch)]:
-                        if e.revision <= last:
-                            continue
-                        last = e.revision
-                        if not e.key.startswith(prefix):
-                            pending = e.revision
-                            continue
-                        out = filter_event(e, match)
-                        if out:
-                            lines.append(self._event_line(*out))
-                            pending = 0
-                        else:
-                            pending = e.revision
-                    if pending and bookmarks:
-                        lines.append(self._bookmark(route.res, pending))
-                    if lines:
-                        await stream.send_all(conn.send(h11.Data(data=b"".join(lines))))
-            await stream.send_all(conn.send(h11.EndOfMessage()))
+            timeout = float(req.query.get("timeoutSeconds") or math.inf)
+        except ValueError:
+            raise errors.bad_request(f"timeoutSeconds: Invalid value: {errors.render_value(req.query['timeoutSeconds'])}"
+                                     ": must be a number of seconds") from None
+        rv = resource_version(req.query)
+        await self._await_revision(rv)
+        store = self.registry.store
+        prefix = self._prefix(route)
+        scope = trio.CancelScope()
+        buffer = WatchBuffer(on_overflow=scope.cancel)
+        unsubscribe = store.subscribe(buffer.push)
+        self.watch_buffers.add(buffer)
+        self.watch_stats["open"] += 1
+        try:
+            with scope:
+                if rv is not None:
+                    initial = ((ev.revision, filter_event(ev, match)) for ev in self.registry.history(
+                        route.res, route.namespace, rv))
+                    last = max(rv, store.revision())
+                else:
+                    items, last = self.registry.list(route.res, route.namespace, match)
+                    initial = ((last, ("ADDED", o)) for o in items)
+                await stream.send_all(conn.send(h11.Response(status_code=200, headers=[
+                    ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")])))
+                await self._send_lines(conn, stream, (self._event_line(*out) for _, out in initial if out),
+                                       self._bookmark(route.res, last) if bookmarks else b"")
+                with trio.move_on_after(timeout):
+                    while True:
+                        lines = []
+                        pending = 0
+                        for e in await buffer.take(WATCH_CHUNK):
+                            if e.revision <= last:
+                                continue
+                            last = e.revision
+                            if not e.key.startswith(prefix):
+                                pending = e.revision
+                                continue
+                            out = filter_event(e, match)
+                            if out:
+                                lines.append(self._event_line(*out))
+                                pending = 0
+                            else:
+                                pending = e.revision
+                        if pending and bookmarks:
+                            lines.append(self._bookmark(route.res, pending))
+                        if lines:
+                            await stream.send_all(conn.send(h11.Data(data=b"".join(lines))))
+                await stream.send_all(conn.send(h11.EndOfMessage()))
+        except Overflowed:
+            pass
         finally:
             unsubscribe()
+            self.watch_buffers.discard(buffer)
+            self.watch_stats["open"] -= 1
+            self.watch_stats["peakBufferedBytes"] = max(self.watch_stats["peakBufferedBytes"], buffer.peak_bytes)
+        if buffer.overflowed:
+            self.watch_stats["closedBehind"] += 1
+            log.warning("closing the watch of %s: its client fell %d events or %d bytes behind",
+                        req.path, buffer.max_events, buffer.max_bytes)
+            raise _Abort()
 
     @staticmethod
-    def _drain(ch: trio.MemoryReceiveChannel) -> list:
-        out = []
-        while True:
-            try:
-                out.append(ch.receive_nowait())
-            except trio.WouldBlock:
-                return out
+    async def _send_lines(conn: h11.Connection, stream: trio.abc.Stream, lines, tail: bytes) -> None:
+        """Send lines in chunks of about WATCH_CHUNK, encoding each chunk only
+        when the previous one is sent: a long history or listing never sits
+        in memory whole, encoded, for a client that reads slowly."""
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            chunk.append(line)
+            size += len(line)
+            if size >= WATCH_CHUNK:
+                await stream.send_all(conn.send(h11.Data(data=b"".join(chunk))))
+                chunk, size = [], 0
+        chunk.append(tail)
+        data = b"".join(chunk)
+        if data:
+            await stream.send_all(conn.send(h11.Data(data=data)))
 
     @staticmethod
     def _prefix(route: Route) -> str:

@@ -37,6 +37,16 @@ class Compacted(StoreError):
         self.oldest = oldest
 
 
+class TooLarge(StoreError):
+    """A value over the store's size limit (etcd's --max-request-bytes, 1.5 MiB
+    by default): refused before anything is written, as etcd refuses it."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"etcdserver: request is too large ({size} bytes; the limit is {limit})")
+        self.size = size
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class Event:
     """One change: `type` is ADDED, MODIFIED or DELETED; `prev` is the value
@@ -59,4 +69,6 @@ class Store(Protocol):
     def delete(self, key: str, expected: int | None = None) -> tuple[str, int]: ...
     def history(self, prefix: str, after: int) -> list[Event]: ...
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]: ...
+    def oldest(self) -> int: ...
+    def stats(self) -> dict: ...
     def close(self) -> None: ...
