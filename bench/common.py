@@ -48,3 +48,17 @@ def emit(figures: dict) -> None:
 def require_root() -> None:
     if os.geteuid() != 0:
         raise SystemExit("benchmarks need root")
+
+
+def per_round_ratios(num: list[float], den: list[float]) -> list[float]:
+    """num[i] / den[i]: each ratio compares two paths measured in the same round,
+    so a busy minute on the shared machine moves both sides of it."""
+    if len(num) != len(den) or not num:
+        raise ValueError(f"rounds: need the same non-zero number of each ({len(num)} vs {len(den)})")
+    return [n / d for n, d in zip(num, den, strict=True)]
+
+
+def round_order(paths: list[str], r: int) -> list[str]:
+    """Forward on even rounds, backward on odd ones (ABBA): a path is not always
+    measured right after the same other one, or always first, as load drifts."""
+    return list(paths) if r % 2 == 0 else list(reversed(paths))

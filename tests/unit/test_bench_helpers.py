@@ -44,3 +44,23 @@ def test_report_is_the_last_marked_line():
 
 def test_no_report_when_the_box_never_ran_the_command():
     assert sandbox.parse_report("unshare: unshare failed: Operation not permitted\n") is None
+
+
+import common  # noqa: E402
+
+
+def test_per_round_ratios_pair_rounds_and_refuse_mismatched_lists():
+    assert common.per_round_ratios([9.0, 4.0, 8.0], [10.0, 5.0, 8.0]) == [0.9, 0.8, 1.0]
+    assert common.median(common.per_round_ratios([9.0, 4.0, 8.0], [10.0, 5.0, 8.0])) == 0.9
+    with pytest.raises(ValueError, match="rounds"):
+        common.per_round_ratios([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="rounds"):
+        common.per_round_ratios([], [])
+
+
+def test_round_order_alternates_direction():
+    paths = ["a", "b", "c"]
+    assert common.round_order(paths, 0) == ["a", "b", "c"]
+    assert common.round_order(paths, 1) == ["c", "b", "a"]
+    assert common.round_order(paths, 2) == ["a", "b", "c"]
+    assert paths == ["a", "b", "c"]
