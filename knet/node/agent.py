@@ -27,10 +27,12 @@ from knet.api.resources import by_kind
 from knet.config import ClusterConfig, load_saved
 from knet.controllers.events import make_event
 from knet.node import sandbox as sandboxes
+from knet.node.cri import RuntimeClient, RuntimeRefused, RuntimeUnavailable
 from knet.node.network import VTEP_ANNOTATION, NodeNetwork
 from knet.node.podspec import service_env
 from knet.node.podworker import PodWorker
 from knet.node.proxy import Proxy
+from knet.node.runtime import socket_path
 
 log = logging.getLogger("knet.node")
 
@@ -54,6 +56,8 @@ class Agent:
         self.nursery: trio.Nursery | None = None
         self.network = NodeNetwork(cfg, node)
         self.proxy = Proxy(self.api, cfg.pod_subnet, self.progress_changed, node, cfg.proxy_resync_seconds)
+        # The node runtime serves the built-in servers; the cluster's supervisor keeps it running.
+        self.cri = RuntimeClient(socket_path(cfg.state_dir, node))
 
     # -- helpers for workers ---------------------------------------------------------
 
@@ -220,8 +224,16 @@ class Agent:
             self.progress_changed()
 
     async def cleanup_orphans(self, live: set[str]) -> None:
-        """Remove sandboxes an earlier agent left for pods the API no longer has,
-        and let the CNI plugins collect every attachment that is not a live pod's."""
+        """Remove sandboxes an earlier agent left for pods the API no longer has
+        (their built-in servers first), and let the CNI plugins collect every
+        attachment that is not a live pod's."""
+        try:
+            for c in await self.cri.list():
+                if c["uid"] not in live:
+                    log.info("stopping built-in server %s of vanished pod", c["id"])
+                    await self.cri.stop(c["id"])
+        except (RuntimeUnavailable, RuntimeRefused) as e:
+            log.warning("node runtime: cannot collect the servers of vanished pods: %s", e)
         for uid in sandboxes.existing(self.cfg, self.node):
             if uid not in live:
                 log.info("removing the sandbox of vanished pod %s", uid)
@@ -315,6 +327,7 @@ class Agent:
             nursery.start_soon(self.heartbeat)
             nursery.start_soon(self.send_events)
             nursery.start_soon(self.report_progress)
+            await nursery.start(self.cri.monitor)  # before the pods: their built-in servers are adopted from it
             nursery.start_soon(self.watch_pods)
             nursery.start_soon(self.proxy.run)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -22,7 +22,8 @@ from knet.api.errors import ApiError
 from knet.api.objects import condition, now_rfc3339, parse_rfc3339
 from knet.net import procs
 from knet.node import sandbox as sandboxes
-from knet.node.containers import BuiltinServer, PortInUse, spawn
+from knet.node.containers import spawn
+from knet.node.cri import RuntimeRefused, RuntimeUnavailable
 from knet.node.podspec import container_env
 from knet.node.probes import probe_once
 
@@ -40,7 +41,7 @@ class Container:
     started: bool = False
     process: trio.Process | None = None
     pid: int | None = None
-    builtin: BuiltinServer | None = None
+    builtin: bool = False
     stop_builtin: trio.CancelScope | None = None
     killed_for: str = ""
 
@@ -129,6 +130,11 @@ class PodWorker:
         self.handling_revision = int(pod["metadata"]["resourceVersion"])
         if pod["metadata"].get("deletionTimestamp"):
             self.terminating.set()
+        if self.sent_status is not None and _disagrees(pod.get("status") or {}, self.sent_status):
+            # Someone else wrote the status (the node lifecycle controller marks the pods of a NotReady
+            # node Ready=False): post ours again, as kubelet's status manager reconciles.
+            self.sent_status = None
+            self.mark_dirty()
         if self.synced.is_set():
             # A deletion is acted on once termination has begun: a pod ignoring SIGTERM for its grace
             # period must not hold back every `apply --wait` on this node (`delete --wait` waits for gone).
@@ -191,11 +197,17 @@ class PodWorker:
             self.agent.event(self.pod, "Normal", "Killing", f"Stopping container {c.name}")
             self._signal(c, signal.SIGTERM)
         with trio.move_on_after(grace):
-            while any(c.process and c.process.returncode is None for c in self.containers):
+            while any(self._process_alive(c) for c in self.containers):
                 await trio.sleep(0.02)
         for c in self.containers:
             self._signal(c, signal.SIGKILL)
         cn.cancel_scope.cancel()
+
+    @staticmethod
+    def _process_alive(c: Container) -> bool:
+        if c.process:
+            return c.process.returncode is None
+        return bool(c.pid) and procs.alive(c.pid)  # adopted from an earlier agent
 
     def _signal(self, c: Container, sig: int) -> None:
         if c.builtin and c.stop_builtin:
@@ -206,8 +218,12 @@ class PodWorker:
             except (ProcessLookupError, PermissionError):
                 pass
         elif c.pid and not c.process and procs.alive(c.pid):
+            # An adopted container: it leads its own process group (spawn starts a session), as ours do.
             try:
-                os.kill(c.pid, sig)
+                if os.getpgid(c.pid) == c.pid:
+                    os.killpg(c.pid, sig)
+                else:
+                    os.kill(c.pid, sig)
             except ProcessLookupError:
                 pass
 
@@ -245,6 +261,7 @@ class PodWorker:
     async def finish(self) -> None:
         """Tear the sandbox down and let the API forget the pod."""
         if self.sb is not None:
+            await self.stop_builtins()
             try:
                 await self.agent.network.runtime.delete(self.container_id, self.sb.netns_path)
             except Exception as e:
@@ -262,6 +279,22 @@ class PodWorker:
                 log.warning("%s/%s: final delete failed: %s", self.namespace, self.name, e)
             await trio.sleep(0.5)
         self.agent.forget(self.uid)
+
+    async def stop_builtins(self) -> None:
+        """Make sure the runtime serves nothing of this pod any more: a socket it kept
+        open would keep the pod's network namespace alive after its removal."""
+        with trio.CancelScope(shield=True), trio.move_on_after(10) as waited:
+            for c in self.containers:
+                if not (c.spec.get("command") or c.spec.get("args")):
+                    cid = f"{self.uid}/{c.name}"
+                    self.agent.cri.handles.pop(cid, None)
+                    try:
+                        await self.agent.cri.call_until({"op": "stop", "id": cid})
+                    except RuntimeRefused as e:
+                        log.warning("%s/%s: stopping container %s: %s", self.namespace, self.name, c.name, e)
+        if waited.cancelled_caught:
+            log.warning("%s/%s: the node runtime did not answer; removing the sandbox anyway",
+                        self.namespace, self.name)
 
     # -- containers ---------------------------------------------------------------
 
@@ -294,9 +327,10 @@ class PodWorker:
                 return
             c.restart_count += 1
 
-    def _adopt(self, c: Container) -> int | None:
-        """A process an earlier agent started for this container, if it still runs."""
-        if self.sb is None:
+    def _adopt(self, c: Container) -> dict | None:
+        """The process an earlier agent started for this container, if it still runs:
+        {"pid", "start" (kernel start ticks: with the pid, it names the process for good), "startedAt"}."""
+        if self.sb is None or not (c.spec.get("command") or c.spec.get("args")):
             return None
         try:
             with open(os.path.join(self.sb.dir, "containers.json")) as f:
@@ -304,22 +338,28 @@ class PodWorker:
         except (OSError, ValueError):
             return None
         if recorded and procs.alive(recorded["pid"]) and procs.start_time(recorded["pid"]) == recorded["start"]:
-            return recorded["pid"]
+            return recorded
         return None
 
     def _record(self) -> None:
-        data = {c.name: {"pid": c.pid, "start": procs.start_time(c.pid)} for c in self.containers
-                if c.pid and c.process}
-        with open(os.path.join(self.sb.dir, "containers.json"), "w") as f:
+        """Write down each running process, so that a restarted agent adopts it
+        (adopted ones included, or a second restart would lose them)."""
+        data = {c.name: {"pid": c.pid, "start": procs.start_time(c.pid),
+                         "startedAt": c.state.get("running", {}).get("startedAt")}
+                for c in self.containers if c.pid and not c.builtin and self._process_alive(c)}
+        tmp = os.path.join(self.sb.dir, "containers.json.tmp")
+        with open(tmp, "w") as f:
             json.dump(data, f)
+        os.replace(tmp, os.path.join(self.sb.dir, "containers.json"))
 
-    async def run_once(self, c: Container, adopted: int | None) -> tuple[int, str]:
+    async def run_once(self, c: Container, adopted: dict | None) -> tuple[int, str]:
         """Start the container (or adopt its process), probe it until it exits."""
         env = container_env(self.pod, c.spec, self.agent.node_ip, self.env_extra)
         if not c.spec.get("command") and not c.spec.get("args"):
             return await self.run_builtin(c, env)
         if adopted:
-            c.pid, c.process = adopted, None
+            c.pid, c.process = adopted["pid"], None
+            self._mark_running(c, adopted.get("startedAt"), adopted=True)
         else:
             try:
                 c.process = await spawn(self.sb, self.pod, c.spec, env)
@@ -327,8 +367,8 @@ class PodWorker:
                 c.process = None
                 return 128, f"StartError: {e}"
             c.pid = c.process.pid
-            self._record()
-        self._mark_running(c)
+            self._mark_running(c)
+        self._record()
         async with trio.open_nursery() as n:
             n.start_soon(self.probe_loops, c, env)
             if c.process:
@@ -346,28 +386,51 @@ class PodWorker:
         return code, reason
 
     async def run_builtin(self, c: Container, env: dict[str, str]) -> tuple[int, str]:
-        server = BuiltinServer(self.sb, self.namespace, self.name, c.spec.get("ports") or [])
-        c.builtin = server
-        with trio.CancelScope() as scope:
+        """The built-in server runs in the node runtime, so it outlives this agent; one
+        already running there (started by an earlier agent) is adopted as it is."""
+        cri = self.agent.cri
+        c.builtin, c.pid = True, None
+        cid = f"{self.uid}/{c.name}"
+        spec = {"id": cid, "netns": self.sb.netns_path, "identity": f"{self.namespace}/{self.name}",
+                "hostname": self.name, "labels": {"restartCount": c.restart_count},
+                "ports": [{"containerPort": p.get("containerPort"), "protocol": p.get("protocol", "TCP")}
+                          for p in c.spec.get("ports") or []]}
+        try:
+            started = await cri.start(spec, give_up=self.terminating)
+        except RuntimeRefused as e:
+            return 1, f"Error: {e}" if e.reason == "PortInUse" else f"StartError: {e}"
+        if started is None:  # the pod went away while the runtime was
+            return 137, "Error"
+        handle, existing = started
+        if existing:
+            c.restart_count = max(c.restart_count, int(handle.record["labels"].get("restartCount", 0)))
+        self._mark_running(c, handle.record["startedAt"], adopted=existing)
+        with trio.CancelScope() as scope:  # cancelled to stop it: liveness failure or pod termination
             c.stop_builtin = scope
             async with trio.open_nursery() as n:
-                try:
-                    await n.start(server.run)
-                except PortInUse as e:
-                    return 1, f"Error: {e}"
-                c.pid = None
-                self._mark_running(c)
                 n.start_soon(self.probe_loops, c, env)
+                await handle.gone.wait()
+                n.cancel_scope.cancel()
+        c.stop_builtin = None
+        if handle.gone.is_set():
+            c.killed_for = ""
+            return 137, "ContainerStatusUnknown"  # the runtime lost it (it died): restarted per policy
+        # Reached only when asked to stop: an agent shutting down is cancelled past here and leaves it running.
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            try:
+                await cri.stop(cid)
+            except (RuntimeUnavailable, RuntimeRefused) as e:
+                log.warning("%s/%s: stopping container %s: %s", self.namespace, self.name, c.name, e)
         if c.killed_for:
             c.killed_for = ""
             return 137, "Error"
         return 0, "Completed"
 
-    def _mark_running(self, c: Container) -> None:
-        c.state = {"running": {"startedAt": now_rfc3339()}}
+    def _mark_running(self, c: Container, started_at: str | None = None, adopted: bool = False) -> None:
+        c.state = {"running": {"startedAt": started_at or now_rfc3339()}}
         c.started = True
         c.ready = not c.spec.get("readinessProbe")
-        if c.restart_count == 0 or c.process:
+        if not adopted and (c.restart_count == 0 or c.process):
             self.agent.event(self.pod, "Normal", "Started", f"Started container {c.name}")
         self.mark_dirty()
 
@@ -472,6 +535,14 @@ class PodWorker:
                 log.warning("%s/%s: status update failed: %s", self.namespace, self.name, e)
                 await trio.sleep(0.5)
                 self.mark_dirty()
+
+
+def _disagrees(seen: dict, sent: dict) -> bool:
+    """Whether the API's pod status differs from what this agent last posted, in what it owns."""
+    def ready(status: dict) -> str | None:
+        return next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    return (seen.get("phase") != sent.get("phase") or ready(seen) != ready(sent)
+            or seen.get("podIP") != sent.get("podIP"))
 
 
 async def wait_pid(pid: int) -> None:
