@@ -47,9 +47,9 @@ def recorder_for(reg: Registry) -> Recorder:
                             e.message)
                 return False
 
-        def bump(namespace: str, name: str, count: int, last: str) -> bool:
+        def bump(namespace: str, name: str, count: int, last: str, message: str) -> bool:
             try:
-                reg.patch(EVENTS, namespace, name, {"count": count, "lastTimestamp": last})
+                reg.patch(EVENTS, namespace, name, {"count": count, "lastTimestamp": last, "message": message})
                 return True
             except ApiError:
                 return False

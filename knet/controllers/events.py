@@ -3,9 +3,11 @@ and the way a controller's failure on an object reaches the user.
 
 Controllers run often (every heartbeat wakes them), so a failure that persists
 would write a new Event on every pass. `Recorder` aggregates repeats as
-client-go's EventCorrelator does: the same object, type, reason, message and
-source make one Event whose `count` grows, rewritten at most once per
-`REPEAT_WRITE_SECONDS` so a stuck controller cannot flood the store.
+client-go's EventCorrelator does: the same object, type, reason and source make
+one Event whose `count` grows and whose message is the latest (the correlator
+combines similar events whose messages differ, e.g. by a generated name, the
+same way), rewritten at most once per `REPEAT_WRITE_SECONDS` so a stuck
+controller cannot flood the store.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ REALIZE_FAILURES = frozenset({
 def truncate(message: str, limit: int = MAX_MESSAGE) -> str:
     if len(message) <= limit:
         return message
-    return message[:limit - 14] + "... (truncated)"
+    suffix = "... (truncated)"
+    return message[:limit - len(suffix)] + suffix
 
 
 def make_event(obj: dict, etype: str, reason: str, message: str, component: str, host: str = "") -> dict:
@@ -58,8 +61,9 @@ def ref_object(ref: dict, namespace: str | None) -> dict:
 class Recorder:
     """Writes Events, folding repeats into one (see the module docstring).
 
-    `create(namespace, event)` and `bump(namespace, name, count, last)` are the
-    store edge; bump returns False when the Event is gone (then a new one is made).
+    `create(namespace, event)` and `bump(namespace, name, count, last, message)`
+    are the store edge; bump returns False when the Event is gone (then a new
+    one is made).
     """
 
     def __init__(self, create, bump, clock=time.monotonic):
@@ -71,7 +75,7 @@ class Recorder:
         """Returns whether it wrote to the store."""
         message = truncate(message)
         m = obj.get("metadata", {})
-        key = (obj.get("kind"), m.get("namespace"), m.get("name"), m.get("uid"), etype, reason, message, component)
+        key = (obj.get("kind"), m.get("namespace"), m.get("name"), m.get("uid"), etype, reason, component)
         now = self._clock()
         version = m.get("resourceVersion")
         seen = self._seen.get(key)
@@ -81,7 +85,7 @@ class Recorder:
             # A changed object (a re-apply) is told at once that it still fails.
             if now - seen[4] < REPEAT_WRITE_SECONDS and version == seen[5]:
                 return False
-            if self._bump(seen[0], seen[1], seen[2], now_rfc3339()):
+            if self._bump(seen[0], seen[1], seen[2], now_rfc3339(), message):
                 seen[3], seen[4], seen[5] = seen[2], now, version
                 return True
         event = make_event(obj, etype, reason, message, component)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 
 from knet.api.errors import ApiError
 from knet.api.objects import condition, deep_copy, now_rfc3339, parse_rfc3339
@@ -58,14 +59,19 @@ def ready_status(node: dict) -> str:
     return c.get("status", "Unknown") if c else "Unknown"
 
 
-def stale_status(node: dict, grace: float, now: float) -> dict | None:
+def stale_status(node: dict, grace: float, now: float, seen: float | None = None) -> dict | None:
     """The status to write if the node's agent has not posted within `grace`
-    seconds, else None. Only conditions not already Unknown change, so their
-    lastTransitionTime says when the node went quiet."""
+    seconds, else None. `seen` is when this controller first saw the node's
+    current heartbeat (upstream's probeTimestamp: its own clock, and finer than
+    the heartbeat's one-second timestamp); without it, the heartbeat's time.
+    Only conditions not already Unknown change, so their lastTransitionTime
+    says when the node went quiet."""
     ready = condition(node, "Ready")
     if ready is not None:
         beat = ready.get("lastHeartbeatTime")
-        if beat and now - parse_rfc3339(beat) <= grace:
+        if seen is None and beat:
+            seen = parse_rfc3339(beat)
+        if seen is not None and now - seen <= grace:
             return None
     else:
         created = node.get("metadata", {}).get("creationTimestamp")
@@ -152,12 +158,25 @@ def marked_not_ready(pod: dict, now: float) -> dict:
 # -- reads and writes -----------------------------------------------------------------
 
 
+_probes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def check_nodes(reg: Registry, grace: float, now: float | None = None) -> list[str]:
-    """Mark stale nodes Unknown; returns the names it changed."""
+    """Mark stale nodes Unknown; returns the names it changed. Heartbeats are
+    timed by when this process first saw each one, so a restarted control plane
+    gives every node a full grace period, as upstream's does."""
     now = time.time() if now is None else now
+    probes = _probes.setdefault(reg, {})
     changed = []
-    for node in reg.list(NODES)[0]:
-        status = stale_status(node, grace, now)
+    nodes = reg.list(NODES)[0]
+    for gone in set(probes) - {n["metadata"]["name"] for n in nodes}:
+        del probes[gone]
+    for node in nodes:
+        beat = (condition(node, "Ready") or {}).get("lastHeartbeatTime")
+        name = node["metadata"]["name"]
+        if beat and (name not in probes or probes[name][0] != beat):
+            probes[name] = (beat, now)
+        status = stale_status(node, grace, now, probes[name][1] if beat else None)
         if status is None:
             continue
         was_ready = ready_status(node) == "True"
