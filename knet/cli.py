@@ -72,8 +72,6 @@ def cmd_up(args) -> int:
             cfg = default_config(_cluster(args))
     except (ConfigError, OSError) as e:
         raise CliError(f"cluster file {args.file}: {e}" if args.file else str(e)) from None
-    workers = sum(n.role == "worker" for n in cfg.nodes)
-    print(f'Creating cluster "{cfg.name}" (1 control-plane, {workers} worker{"s" if workers != 1 else ""}) ...')
     try:
         took = up(cfg, say=print, timeout=args.timeout)
     except ClusterError as e:
@@ -99,6 +97,48 @@ def cmd_down(args) -> int:
     return 0
 
 
+def cmd_stop(args) -> int:
+    _require_root()
+    from knet.cluster import ClusterError, stop
+
+    try:
+        stop(_cluster(args), grace=args.grace_period)
+    except ClusterError as e:
+        raise CliError(str(e)) from None
+    return 0
+
+
+def cmd_start(args) -> int:
+    _require_root()
+    from knet.cluster import ClusterError, running, start
+
+    name = _cluster(args)
+    if running(name):
+        print(f'Cluster "{name}" is already running.')
+        return 0
+    print(f'Starting cluster "{name}" ...')
+    try:
+        took = start(name, say=print, timeout=args.timeout)
+    except ClusterError as e:
+        raise CliError(str(e)) from None
+    print(f'Cluster "{name}" is up in {took:.2f}s.')
+    return 0
+
+
+def _print_components(info: dict) -> None:
+    """The supervisor and each component it keeps running, with restart counts."""
+    spid = info.get("supervisor")
+    print(f"Supervisor: {'pid ' + str(spid) if spid else 'not running'}")
+    now = time.time()
+    for name, st in info.get("components", {}).items():
+        line = f"  {name:<22} {st.get('state', '?'):<12} pid {str(st.get('pid') or '-'):<8} restarts {st['restarts']}"
+        if st.get("lastExit") and st.get("lastExitTime"):
+            line += f"  (last: {st['lastExit']}, {now - st['lastExitTime']:.0f}s ago)"
+        if st.get("state") == "backoff" and st.get("nextStartTime"):
+            line += f"  next start in {max(0.0, st['nextStartTime'] - now):.1f}s"
+        print(line)
+
+
 def cmd_status(args) -> int:
     from knet.api.resources import by_kind
     from knet.cluster import status
@@ -109,6 +149,7 @@ def cmd_status(args) -> int:
         return 1
     print(f'Cluster "{info["cluster"]}": {info["netns"]} namespaces, {info["processes"]} processes, '
           f'state in {info["state_dir"]}')
+    _print_components(info)
     try:
         client = _client(args)
         version = client.request("GET", "/version")
@@ -868,7 +909,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("up", parents=[common], help="create a cluster and wait until every node is Ready",
                        description="Create a cluster: a LAN of node namespaces, the control plane and one agent "
-                                   "per node. Without -f: one control-plane node and three workers.")
+                                   "per node, kept running by the cluster's supervisor. Without -f: one "
+                                   "control-plane node and three workers. On a stopped cluster with the same "
+                                   "config: start it again, with its state.")
     s.add_argument("-f", "--file", metavar="CLUSTER.yaml", help="kind-style cluster file (kind: Cluster)")
     s.add_argument("--timeout", type=float, default=30, help="seconds to wait for nodes Ready (default 30)")
     s.set_defaults(func=cmd_up)
@@ -878,6 +921,20 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and files. Works on a half-made or crashed cluster, and when there is none.")
     s.add_argument("--all", action="store_true", help="delete every knet cluster on this machine")
     s.set_defaults(func=cmd_down)
+
+    s = sub.add_parser("stop", parents=[common], help="stop a cluster's processes, keeping its state",
+                       description="Stop the supervisor, the control plane, the node agents and every process in "
+                                   "the cluster's pods (SIGTERM, then SIGKILL after the grace period). Namespaces, "
+                                   "the store and the state directory stay: knet start brings it back.")
+    s.add_argument("--grace-period", type=float, default=5.0, help="seconds before SIGKILL (default 5)")
+    s.set_defaults(func=cmd_stop)
+
+    s = sub.add_parser("start", parents=[common], help="start a stopped cluster again, with its state",
+                       description="Start the supervisor of a stopped (or partly running) cluster; it adopts "
+                                   "the components still running and starts the rest, and the agents adopt "
+                                   "their pods. Waits until every node is Ready.")
+    s.add_argument("--timeout", type=float, default=30, help="seconds to wait for nodes Ready (default 30)")
+    s.set_defaults(func=cmd_start)
 
     s = sub.add_parser("status", parents=[common], help="show the cluster's components and sync state")
     s.set_defaults(func=cmd_status)

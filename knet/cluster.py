@@ -1,72 +1,261 @@
-"""Bringing a cluster up and tearing it down.
+"""A cluster's lifecycle: up, stop, start, down, status.
 
 `up` builds the fabric (LAN bridge, ext host, node namespaces), starts the
-control plane and one agent per node, and returns when every node is Ready;
-if anything fails it tears down what it made. `down` finds everything by the
-cluster's names (namespaces, processes living in them, mounts and files under
-the state directory), so it works on a half-made or crashed cluster, and when
-there is nothing at all.
+cluster's supervisor (knet.supervisor), which starts the control plane and one
+agent per node, and returns when every node is Ready; if anything fails it
+tears down what it made. `stop` ends the processes and keeps namespaces, store
+and state; `start` (or `up` of a stopped cluster) brings them back.
+
+Ownership is exact, never inferred from a name: cluster "lab" owns
+knet-lab-worker-1, cluster "lab-worker" may well exist beside it. A cluster
+owns
+  - a namespace whose loopback alias is its marker, knet:<cluster>:<id>
+    (written inside the namespace before the namespace gets its name, see
+    ns.create_netns), or that has no marker but is listed in the cluster's
+    state directory (<state>/netns/<name>, written before creation);
+  - a process living in one of those namespaces, named by one of its pid
+    files (verified: start time and argv, see procs), or a knet component
+    or supervisor whose argv says `--cluster <cluster>`;
+  - its state directory, and every mount under it.
+So `down` works on a half-made or crashed cluster, when the state directory
+is gone, and when there is nothing at all, and touches nothing else.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
+from knet import supervisor as sup
 from knet.config import STATE_ROOT, ClusterConfig, load_saved, state_dir
 from knet.net import ns, procs
 
 Say = Callable[[str], None]
+
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL in `knet stop`
 
 
 class ClusterError(RuntimeError):
     pass
 
 
-def _spawn(cfg: ClusterConfig, netns: str, name: str, module: str, *args: str) -> int:
-    """Start a knet component inside a node namespace, detached from the CLI,
-    logging to the state directory."""
-    logdir = os.path.join(cfg.state_dir, "logs")
-    os.makedirs(logdir, exist_ok=True)
-    fd = os.open(ns.netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
-    logf = open(os.path.join(logdir, f"{name}.log"), "ab")
+# -- ownership ---------------------------------------------------------------------------
+
+
+def marker_cluster(marker: str | None) -> str | None:
+    """The cluster a namespace marker names (knet:<cluster>:<id>)."""
+    if not marker or not marker.startswith("knet:"):
+        return None
+    parts = marker.split(":")
+    return parts[1] if len(parts) == 3 else None
+
+
+def _recorded(cluster: str) -> set[str]:
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--cluster", cfg.name, *args],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True,
-            preexec_fn=lambda: ns.setns(fd, ns.CLONE_NEWNET), close_fds=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    finally:
-        os.close(fd)
-        logf.close()
-    pids = os.path.join(cfg.state_dir, "pids")
-    os.makedirs(pids, exist_ok=True)
-    with open(os.path.join(pids, f"{name}.pid"), "w") as f:
-        f.write(str(proc.pid))
-    return proc.pid
+        return set(os.listdir(os.path.join(state_dir(cluster), "netns")))
+    except OSError:
+        return set()
+
+
+def owned_netns(cluster: str) -> list[str]:
+    """The namespaces of this cluster, exactly (see the module's docstring).
+
+    Every name knet gives starts knet-<cluster>-, so that narrows the search;
+    the marker (or, without one, the record) decides."""
+    candidates = ns.list_netns(f"knet-{cluster}-")
+    if not candidates:
+        return []
+    recorded = _recorded(cluster)
+    markers = ns.netns_markers(candidates)
+    out = []
+    for name in candidates:
+        owner = marker_cluster(markers[name])
+        if owner == cluster or (markers[name] is None and name in recorded):
+            out.append(name)
+    return out
+
+
+def all_clusters() -> list[str]:
+    """Clusters on this machine: by state directory, or by the marker of a
+    namespace left behind without one."""
+    try:
+        names = {d for d in os.listdir(STATE_ROOT) if os.path.isdir(os.path.join(STATE_ROOT, d))}
+    except FileNotFoundError:
+        names = set()
+    for marker in ns.netns_markers(ns.list_netns("knet-")).values():
+        if (owner := marker_cluster(marker)) is not None:
+            names.add(owner)
+    return sorted(names)
 
 
 def exists(cluster: str) -> bool:
     return os.path.exists(os.path.join(state_dir(cluster), "cluster.json")) or bool(owned_netns(cluster))
 
 
+def _pidfile_pids(cluster: str) -> list[int]:
+    pid_dir = os.path.join(state_dir(cluster), "pids")
+    try:
+        names = os.listdir(pid_dir)
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if name.endswith(".pid") and (pid := procs.verified_pid(os.path.join(pid_dir, name))) is not None:
+            out.append(pid)
+    return out
+
+
+def _argv_marked(cluster: str, modules: frozenset[str] | None = None) -> list[int]:
+    """knet components and supervisors started for this cluster (`-m MODULE ...
+    --cluster NAME`): found even when their namespace or pid file is gone."""
+    modules = modules or sup.component_modules()
+    out = []
+    for pid in procs.all_pids():
+        argv = procs.cmdline(pid)
+        if not argv or len(argv) < 5 or argv[1] != "-m" or argv[2] not in modules:
+            continue
+        if any(argv[i:i + 2] == ["--cluster", cluster] for i in range(3, len(argv) - 1)):
+            out.append(pid)
+    return out
+
+
+def knet_pids(cluster: str, netns_names: list[str]) -> list[int]:
+    """Every process of this cluster: in its namespaces, by verified pid file,
+    or a component by its argv."""
+    pids = set()
+    inodes = [i for i in (ns.inode(ns.netns_path(n)) for n in netns_names) if i is not None]
+    pids.update(procs.pids_in_netns(inodes))
+    pids.update(_pidfile_pids(cluster))
+    pids.update(_argv_marked(cluster))
+    pids.discard(os.getpid())
+    return sorted(p for p in pids if procs.alive(p))
+
+
+# -- components ----------------------------------------------------------------------------
+
+
+def supervisor_pid(cluster: str) -> int | None:
+    rec = procs.read_pidfile(sup.pid_path(cluster, "supervisor"))
+    if procs.matches(rec) and rec["argv"][1:] == sup.supervisor_argv(cluster)[1:]:
+        return rec["pid"]
+    return None
+
+
+def component_pid(cluster: str, component: str) -> int | None:
+    """The running process of a component ("control-plane", "node-<name>"), verified."""
+    try:
+        cfg = load_saved(cluster)
+        comp = sup.components(cfg)[component]
+    except (OSError, ValueError, KeyError):
+        return None
+    rec = procs.read_pidfile(sup.pid_path(cluster, component))
+    if procs.matches(rec) and rec["argv"][1:] == sup.argv_for(cfg, comp)[1:]:
+        return rec["pid"]
+    return None
+
+
+def _spawn_supervisor(cfg: ClusterConfig) -> subprocess.Popen:
+    """The supervisor lives in the fabric namespace, so `down` finds it there
+    too. It writes its own pid file once it holds the cluster's supervisor lock:
+    of two started at once, the one that runs is the one recorded."""
+    return sup.spawn(cfg, "supervisor", sup.supervisor_argv(cfg.name), cfg.fabric_netns, record=False)
+
+
+def start_component(cfg: ClusterConfig, component: str, timeout: float = 15.0) -> int:
+    """Have a component running again (after stop_component, or a kill) and
+    return its pid: with a supervisor, lift any hold and let it start the
+    component now; without one, start it directly (a supervisor started later
+    adopts it)."""
+    comp = sup.components(cfg)[component]
+    try:
+        os.unlink(sup.held_path(cfg.name, component))
+    except FileNotFoundError:
+        pass
+    spid = supervisor_pid(cfg.name)
+    if spid is None:
+        if (pid := component_pid(cfg.name, component)) is not None:
+            return pid
+        return sup.spawn(cfg, component, sup.argv_for(cfg, comp), comp.netns).pid
+    os.kill(spid, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while (pid := component_pid(cfg.name, component)) is None:
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{component} did not start within {timeout:g}s")
+        time.sleep(0.01)
+    return pid
+
+
+def stop_component(cfg: ClusterConfig | str, component: str, sig: int = signal.SIGKILL) -> int | None:
+    """Keep one component down, as `systemctl stop` does: the supervisor is told
+    to hold it, then it gets sig. start_component brings it back."""
+    cluster = cfg if isinstance(cfg, str) else cfg.name
+    path = sup.held_path(cluster, component)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").close()
+    pid = component_pid(cluster, component)
+    if pid is not None:
+        procs.kill_all([pid], sig)
+    return pid
+
+
+# -- up ------------------------------------------------------------------------------------
+
+
+def same_config(a: ClusterConfig, b: ClusterConfig) -> bool:
+    da, db = json.loads(a.to_json()), json.loads(b.to_json())
+    da.pop("cluster_id", None)
+    db.pop("cluster_id", None)
+    return da == db
+
+
+def running(cluster: str) -> bool:
+    """Fully running: the supervisor and every component."""
+    try:
+        cfg = load_saved(cluster)
+    except (OSError, ValueError):
+        return False
+    return supervisor_pid(cluster) is not None and all(
+        component_pid(cluster, name) is not None for name in sup.components(cfg))
+
+
 def up(cfg: ClusterConfig, say: Say = print, timeout: float = 30.0) -> float:
-    """Build and start the cluster; returns the seconds it took."""
+    """Build and start the cluster, or start it again if it is stopped with the
+    same config; returns the seconds it took."""
     t0 = time.monotonic()
-    if exists(cfg.name):
-        raise ClusterError(f'cluster "{cfg.name}" already exists (run: knet down --cluster {cfg.name})')
+    if os.path.exists(os.path.join(state_dir(cfg.name), "cluster.json")):
+        try:
+            saved = load_saved(cfg.name)
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise ClusterError(f'cluster "{cfg.name}" has an unreadable cluster.json ({e}): '
+                               f"run: knet down --cluster {cfg.name}") from None
+        if not same_config(saved, cfg):
+            raise ClusterError(f'cluster "{cfg.name}" already exists with a different configuration: '
+                               f"delete it first (knet down --cluster {cfg.name})")
+        if running(cfg.name):
+            raise ClusterError(f'cluster "{cfg.name}" already exists and is running '
+                               f"(knet down --cluster {cfg.name} deletes it)")
+        say(f'Starting cluster "{cfg.name}" again with its state ...')
+        start(cfg.name, say=say, timeout=timeout)
+        return time.monotonic() - t0
+    _check_fresh(cfg, say)
+    workers = sum(n.role == "worker" for n in cfg.nodes)
+    say(f'Creating cluster "{cfg.name}" (1 control-plane, {workers} worker{"s" if workers != 1 else ""}) ...')
+    cfg.cluster_id = secrets.token_hex(8)
+    os.makedirs(STATE_ROOT, mode=0o755, exist_ok=True)
+    try:
+        os.makedirs(cfg.state_dir, mode=0o700)  # the claim: of two `up`s at once, one gets it
+    except FileExistsError:
+        raise ClusterError(f'cluster "{cfg.name}" is being created by another knet up') from None
     try:
         _build(cfg, say)
-        _start(cfg, say)
-        _wait_ready(cfg, say, timeout)
+        proc = _spawn_supervisor(cfg)
+        _wait_ready(cfg, say, timeout, proc)
     except BaseException as e:
         say(f"✗ bring-up failed: {e}")
         tail = _log_tail(cfg)
@@ -77,56 +266,61 @@ def up(cfg: ClusterConfig, say: Say = print, timeout: float = 30.0) -> float:
     return time.monotonic() - t0
 
 
+def _check_fresh(cfg: ClusterConfig, say: Say) -> None:
+    """Before creating anything: leftovers of this cluster, a stale state
+    directory, and namespaces by our names that are not ours."""
+    mine = owned_netns(cfg.name)
+    if mine:
+        raise ClusterError(f'namespaces of an earlier cluster "{cfg.name}" are left ({", ".join(mine[:3])}'
+                           f'{", ..." if len(mine) > 3 else ""}): run: knet down --cluster {cfg.name}')
+    for name in [cfg.fabric_netns, cfg.ext_netns, *(cfg.node_netns(n.name) for n in cfg.nodes)]:
+        if os.path.lexists(ns.netns_path(name)):
+            raise ClusterError(f'network namespace "{name}" already exists and is not cluster "{cfg.name}"\'s '
+                               "(another cluster's node, or made by hand): choose another cluster or node name")
+    sdir = cfg.state_dir
+    if os.path.isdir(sdir):
+        if knet_pids(cfg.name, []):
+            raise ClusterError(f'processes of cluster "{cfg.name}" are still running: '
+                               f"run: knet down --cluster {cfg.name}")
+        # No cluster.json, no namespace, no process: what an interrupted up or down left.
+        _remove_state_dir(sdir)
+        say(f" ✓ removed the stale state directory {sdir}")
+
+
 def _build(cfg: ClusterConfig, say: Say) -> None:
     from knet.net.links import build_lan
 
-    os.makedirs(STATE_ROOT, mode=0o755, exist_ok=True)
-    os.makedirs(cfg.state_dir, mode=0o700)
     with open(os.path.join(cfg.state_dir, "cluster.json"), "w") as f:
         f.write(cfg.to_json())
     fd = os.open(os.path.join(cfg.state_dir, "token"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(32) + "\n")
-    ns.create_netns(cfg.fabric_netns)
+    owner = cfg.netns_owner
+    ns.create_netns(cfg.fabric_netns, owner)
     hosts = [(cfg.ext_netns, "to-ext", cfg.ext_ip)]
-    ns.create_netns(cfg.ext_netns)
+    ns.create_netns(cfg.ext_netns, owner)
     for i, node in enumerate(cfg.nodes):
-        ns.create_netns(cfg.node_netns(node.name))
+        ns.create_netns(cfg.node_netns(node.name), owner)
         hosts.append((cfg.node_netns(node.name), f"to-n{i}", node.ip))
     build_lan(cfg.fabric_netns, hosts, cfg.lan_prefixlen)
     say(f" ✓ LAN {cfg.lan_subnet}: ext {cfg.ext_ip}, " + ", ".join(f"{n.name} {n.ip}" for n in cfg.nodes))
 
 
-def _start(cfg: ClusterConfig, say: Say) -> None:
-    cp = cfg.control_plane
-    _spawn(cfg, cfg.node_netns(cp.name), "control-plane", "knet.controlplane")
-    for node in cfg.nodes:
-        _spawn(cfg, cfg.node_netns(node.name), f"node-{node.name}", "knet.node.agent", "--node", node.name)
+def _restarts(cluster: str) -> dict[str, int]:
+    comps = sup.read_status(cluster).get("components") or {}
+    return {name: int(st.get("restarts", 0)) for name, st in comps.items()}
 
 
-def start_component(cfg: ClusterConfig, component: str) -> int:
-    """(Re)start one component by its log name: "control-plane" or "node-<name>"."""
-    if component == "control-plane":
-        return _spawn(cfg, cfg.node_netns(cfg.control_plane.name), component, "knet.controlplane")
-    node = component.removeprefix("node-")
-    cfg.node(node)
-    return _spawn(cfg, cfg.node_netns(node), component, "knet.node.agent", "--node", node)
-
-
-def component_pid(cluster: str, component: str) -> int | None:
-    try:
-        with open(os.path.join(state_dir(cluster), "pids", f"{component}.pid")) as f:
-            pid = int(f.read())
-    except (OSError, ValueError):
-        return None
-    return pid if procs.alive(pid) else None
-
-
-def _wait_ready(cfg: ClusterConfig, say: Say, timeout: float) -> None:
-    from knet.api.client import Client
+def _wait_ready(cfg: ClusterConfig, say: Say, timeout: float, proc: subprocess.Popen | None = None,
+                since: float | None = None) -> None:
+    """Until the API answers and every node is Ready (with a heartbeat from
+    after `since`, wall clock, when set: a restarted cluster's nodes still say
+    Ready from before it stopped). Fails fast when the supervisor or a
+    component dies on the way."""
     from knet.api.objects import is_true
     from knet.api.resources import by_kind
 
+    baseline = _restarts(cfg.name)
     client = connect(cfg.name)
     deadline = time.monotonic() + timeout
     while True:
@@ -136,33 +330,36 @@ def _wait_ready(cfg: ClusterConfig, say: Say, timeout: float) -> None:
             client.request("GET", "/version")
             break
         except OSError:
-            _check_alive(cfg)
+            _check_alive(cfg, proc, baseline)
             time.sleep(0.02)
     say(f" ✓ control plane serving on {cfg.control_plane.ip}:{cfg.api_port}")
     want = {n.name for n in cfg.nodes}
+    cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)) if since else ""
     while True:
         nodes = client.list(by_kind("Node"))["items"]
-        ready = {n["metadata"]["name"] for n in nodes if is_true(n, "Ready")}
+        ready = {n["metadata"]["name"] for n in nodes if is_true(n, "Ready") and _beat(n) >= cutoff}
         if want <= ready:
             break
         if time.monotonic() > deadline:
             raise ClusterError(f"nodes not Ready within {timeout:g}s: {', '.join(sorted(want - ready))}")
-        _check_alive(cfg)
+        _check_alive(cfg, proc, baseline)
         time.sleep(0.02)
-    assert isinstance(client, Client)
     say(f" ✓ {len(want)} nodes Ready")
 
 
-def _check_alive(cfg: ClusterConfig) -> None:
-    for pid_file in os.listdir(os.path.join(cfg.state_dir, "pids")):
-        with open(os.path.join(cfg.state_dir, "pids", pid_file)) as f:
-            pid = int(f.read())
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done, _status = pid, 0
-        if done or not procs.alive(pid):
-            raise ClusterError(f"{pid_file[:-4]} exited during start-up")
+def _beat(node: dict) -> str:
+    for c in node.get("status", {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c.get("lastHeartbeatTime") or ""
+    return ""
+
+
+def _check_alive(cfg: ClusterConfig, proc: subprocess.Popen | None, baseline: dict[str, int]) -> None:
+    if proc is not None and proc.poll() is not None and supervisor_pid(cfg.name) is None:
+        raise ClusterError(f"the supervisor {sup.describe_exit(proc.returncode)} during start-up")
+    for name, count in _restarts(cfg.name).items():
+        if count > baseline.get(name, 0):
+            raise ClusterError(f"{name} exited during start-up")
 
 
 def _log_tail(cfg: ClusterConfig, lines: int = 15) -> str:
@@ -186,101 +383,139 @@ def connect(cluster: str):
         raise ClusterError(str(e)) from None
 
 
-# -- teardown --------------------------------------------------------------------------
+# -- stop / start ----------------------------------------------------------------------------
 
 
-def other_clusters(cluster: str) -> list[str]:
-    try:
-        return [d for d in os.listdir(STATE_ROOT) if d != cluster]
-    except FileNotFoundError:
-        return []
-
-
-def all_clusters() -> list[str]:
-    """Clusters on this machine: by state directory, or by a fabric namespace left behind."""
-    names = set(other_clusters(""))
-    for netns in ns.list_netns("knet-"):
-        if netns.endswith("-fabric"):
-            names.add(netns[len("knet-"):-len("-fabric")])
-    return sorted(names)
-
-
-def owned_netns(cluster: str) -> list[str]:
-    """The namespaces of this cluster: knet-<cluster>-*, except those that are
-    really another cluster's whose name extends this one (cluster "a" vs "a-b")."""
-    prefix = f"knet-{cluster}-"
-    others = [f"knet-{o}-" for o in other_clusters(cluster) if o.startswith(cluster + "-")]
-    try:
-        saved = load_saved(cluster)
-        known = {saved.fabric_netns, saved.ext_netns, *(saved.node_netns(n.name) for n in saved.nodes)}
-    except (OSError, ValueError, KeyError, TypeError):
-        known = set()
-    pod_re = re.compile(re.escape(prefix) + r"pod-[0-9a-f]{12}$")
-    out = []
-    for name in ns.list_netns(prefix):
-        if name in known or pod_re.match(name):
-            out.append(name)
-        elif not any(name.startswith(o) for o in others):
-            out.append(name)
-    return out
-
-
-def knet_pids(cluster: str, netns_names: list[str]) -> list[int]:
-    """Every process of this cluster: its components (by pid file and command
-    line) and anything living in one of its namespaces."""
-    pids = set()
-    inodes = [i for i in (ns.inode(ns.netns_path(n)) for n in netns_names) if i is not None]
-    pids.update(procs.pids_in_netns(inodes))
-    pid_dir = os.path.join(state_dir(cluster), "pids")
-    if os.path.isdir(pid_dir):
-        for name in os.listdir(pid_dir):
-            try:
-                with open(os.path.join(pid_dir, name)) as f:
-                    pids.add(int(f.read()))
-            except (OSError, ValueError):
-                pass
-    marker = ["--cluster", cluster]
-    for pid in procs.all_pids():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if any(a.startswith("knet.") for a in argv) and any(
-                argv[i:i + 2] == marker for i in range(len(argv) - 1)):
-            pids.add(pid)
-    pids.discard(os.getpid())
-    return sorted(p for p in pids if procs.alive(p))
-
-
-def down(cluster: str, say: Say = print) -> dict:
-    """Remove every trace of the cluster; safe to run any number of times."""
+def stop(cluster: str, say: Say = print, grace: float = STOP_GRACE) -> dict:
+    """End every process of the cluster (the supervisor first, so nothing is
+    restarted; then the components; then what runs in its pods): SIGTERM, and
+    SIGKILL after grace seconds. Namespaces, store and state stay."""
     t0 = time.monotonic()
-    names = owned_netns(cluster)
-    pids = knet_pids(cluster, names)
-    procs.kill_all(pids, signal.SIGKILL)
+    if not os.path.exists(os.path.join(state_dir(cluster), "cluster.json")):
+        raise ClusterError(f'cluster "{cluster}" does not exist')
+    cfg = load_saved(cluster)
+    stopped = 0
+    spid = supervisor_pid(cluster)
+    if spid is not None:
+        procs.terminate([spid], grace)
+        _reap([spid])
+        stopped += 1
+    # Any other supervisor of ours (one being started right now) goes too.
+    extra = _argv_marked(cluster, frozenset({sup.MODULE}))
+    procs.terminate(extra, grace)
+    comps = [p for p in (component_pid(cluster, n) for n in sup.components(cfg)) if p is not None]
+    comps += [p for p in _argv_marked(cluster) if p not in comps]
+    procs.terminate(comps, grace)
+    _reap(comps)
+    rest = knet_pids(cluster, owned_netns(cluster))
+    procs.terminate(rest, grace)
+    _reap(rest)
+    stopped += len(set(extra) | set(comps) | set(rest))
+    status = sup.read_status(cluster)
+    for st in (status.get("components") or {}).values():
+        st.update(pid=None, state="stopped", nextStartTime=None)
+    status["supervisor"] = {"pid": None}
+    sup.write_status(cluster, status)
+    took = time.monotonic() - t0
+    say(f'Stopped cluster "{cluster}": {stopped} processes ({took:.2f}s); namespaces and state kept '
+        f"(knet start{'' if cluster == 'knet' else ' --cluster ' + cluster} brings it back)")
+    return {"processes": stopped, "seconds": took}
+
+
+def start(cluster: str, say: Say = print, timeout: float = 30.0) -> float:
+    """Bring a stopped (or partly running) cluster back with its state: the
+    supervisor adopts what still runs and starts the rest; agents adopt their pods."""
+    t0 = time.monotonic()
+    since = time.time()
+    try:
+        cfg = load_saved(cluster)
+    except FileNotFoundError:
+        raise ClusterError(f'cluster "{cluster}" does not exist (knet up creates it)') from None
+    mine = set(owned_netns(cluster))
+    for name in [cfg.fabric_netns, cfg.ext_netns, *(cfg.node_netns(n.name) for n in cfg.nodes)]:
+        if name not in mine:
+            raise ClusterError(f'namespace "{name}" of cluster "{cluster}" is gone: the cluster cannot be '
+                               f"started again (knet down --cluster {cluster}, then knet up)")
+    for name in sup.components(cfg):
+        try:
+            os.unlink(sup.held_path(cluster, name))
+        except FileNotFoundError:
+            pass
+    proc = None
+    spid = supervisor_pid(cluster)
+    if spid is not None:
+        os.kill(spid, signal.SIGHUP)  # restart now what waits in backoff
+    else:
+        proc = _spawn_supervisor(cfg)
+    _wait_ready(cfg, say, timeout, proc, since=since)
+    return time.monotonic() - t0
+
+
+# -- down -----------------------------------------------------------------------------------
+
+
+def _reap(pids: list[int]) -> None:
     for pid in pids:
         try:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
-    sdir = state_dir(cluster)
+
+
+def _remove_state_dir(sdir: str) -> None:
     for point in ns.mounts_under(sdir):
         ns.remove_ns_file(point)
+    shutil.rmtree(sdir, ignore_errors=True)
+
+
+def down(cluster: str, say: Say = print) -> dict:
+    """Remove every trace of the cluster and nothing else; safe to run any number of times."""
+    t0 = time.monotonic()
+    names = owned_netns(cluster)
+    killed: set[int] = set()
+    # The supervisor first, so it restarts nothing while the rest goes.
+    first = [p for p in [supervisor_pid(cluster)] if p is not None]
+    first += _argv_marked(cluster, frozenset({sup.MODULE}))
+    procs.kill_all(first, signal.SIGKILL)
+    killed.update(first)
+    for _ in range(3):  # again, for what forked while we were at it
+        pids = knet_pids(cluster, names)
+        if not pids:
+            break
+        procs.kill_all(pids, signal.SIGKILL)
+        killed.update(pids)
+    _reap(sorted(killed))
+    _remove_state_dir(state_dir(cluster))
     for name in names:
         ns.delete_netns(name)
-    shutil.rmtree(sdir, ignore_errors=True)
     took = time.monotonic() - t0
-    say(f"Deleted cluster \"{cluster}\": {len(pids)} processes, {len(names)} namespaces ({took:.2f}s)")
-    return {"processes": len(pids), "namespaces": len(names), "seconds": took}
+    say(f"Deleted cluster \"{cluster}\": {len(killed)} processes, {len(names)} namespaces ({took:.2f}s)")
+    return {"processes": len(killed), "namespaces": len(names), "seconds": took}
+
+
+# -- status ---------------------------------------------------------------------------------
 
 
 def status(cluster: str) -> dict:
     names = owned_netns(cluster)
     pids = knet_pids(cluster, names)
-    info = {"cluster": cluster, "netns": len(names), "processes": len(pids), "state_dir": state_dir(cluster)}
+    info = {"cluster": cluster, "netns": len(names), "processes": len(pids), "state_dir": state_dir(cluster),
+            "supervisor": supervisor_pid(cluster), "components": {}}
     try:
-        info["config"] = json.loads(load_saved(cluster).to_json())
+        cfg = load_saved(cluster)
+        info["config"] = json.loads(cfg.to_json())
     except OSError:
         info["config"] = None
+        return info
+    saved = sup.read_status(cluster).get("components") or {}
+    for name in sup.components(cfg):
+        st = dict(saved.get(name) or {})
+        pid = component_pid(cluster, name)
+        st["pid"] = pid
+        if pid is not None:
+            st["state"] = "running"
+        elif st.get("state") in (None, "running", "starting"):
+            st["state"] = "not running"
+        st.setdefault("restarts", 0)
+        info["components"][name] = st
     return info

@@ -50,6 +50,7 @@ class ClusterConfig:
     node_grace_seconds: float = 10.0
     restart_backoff_seconds: float = 10.0
     proxy_resync_seconds: float = 30.0
+    cluster_id: str = ""  # random, set by `knet up`: marks what this very cluster created
 
     # -- derived names -------------------------------------------------------
 
@@ -74,6 +75,18 @@ class ClusterConfig:
     @property
     def state_dir(self) -> str:
         return state_dir(self.name)
+
+    @property
+    def owner_marker(self) -> str:
+        return f"knet:{self.name}:{self.cluster_id}"
+
+    @property
+    def netns_owner(self):
+        """What ns.create_netns needs to mark a namespace as this cluster's
+        (see knet.cluster's ownership rules)."""
+        from knet.net.ns import NetnsOwner
+
+        return NetnsOwner(self.owner_marker, os.path.join(self.state_dir, "netns"))
 
     @property
     def control_plane(self) -> NodeConfig:

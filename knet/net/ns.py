@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -143,25 +144,142 @@ def _persist(flag: int, kind: str, path: str, setup=None) -> None:
         raise
 
 
-def create_netns(name: str) -> str:
+class NetnsOwner(NamedTuple):
+    """Who creates a namespace, so that cleanup can attribute it exactly.
+
+    marker is written as the loopback's interface alias inside the namespace
+    (`ip link show lo` shows it), before the namespace gets its name, so no
+    named namespace of knet's is ever unmarked; record_dir, when set, gets a
+    file named after the namespace BEFORE it is created, so a crash cannot
+    leave one that its owner does not know of."""
+
+    marker: str
+    record_dir: str | None = None
+
+
+def create_netns(name: str, owner: NetnsOwner | None = None) -> str:
     """Create a named network namespace (visible to `ip netns`) with lo up."""
     _ensure_netns_dir()
     path = netns_path(name)
+    record = None
+    if owner is not None and owner.record_dir:
+        os.makedirs(owner.record_dir, mode=0o700, exist_ok=True)
+        record = os.path.join(owner.record_dir, name)
+        if os.path.exists(record):
+            record = None  # an earlier attempt's: not ours to take back on failure
+        else:
+            os.close(os.open(record, os.O_WRONLY | os.O_CREAT, 0o600))
 
     def lo_up() -> None:
-        import fcntl
-        import socket
-        import struct
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            ifr = struct.pack("16sH", b"lo", 0)
-            flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, ifr))[1]  # SIOCGIFFLAGS
-            fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))  # SIOCSIFFLAGS IFF_UP
-        finally:
-            s.close()
+        _set_lo(owner.marker if owner is not None else None)
 
-    _persist(CLONE_NEWNET, "net", path, lo_up)
+    try:
+        _persist(CLONE_NEWNET, "net", path, lo_up)
+    except BaseException:
+        if record:
+            os.unlink(record)
+        raise
     return path
+
+
+# -- the loopback's alias through rtnetlink ----------------------------------------------
+#
+# A few hand-made messages instead of pyroute2: this runs in every `knet down`
+# and `status`, which must stay quick to start.
+
+_NLMSG_ERROR = 2
+_RTM_NEWLINK = 16
+_RTM_GETLINK = 18
+_NLM_F_REQUEST = 1
+_NLM_F_ACK = 4
+_IFLA_IFALIAS = 20
+_IFF_UP = 1
+_LO_INDEX = 1  # the loopback is the first interface of every network namespace
+
+
+def _nl_lo(sock, msg_type: int, flags: int, ifi_flags: int = 0, change: int = 0,
+           attrs: bytes = b"") -> bytes:
+    """Send one request about lo and return the answer's payload (after nlmsghdr)."""
+    import struct
+
+    body = struct.pack("BxHiII", 0, 0, _LO_INDEX, ifi_flags, change) + attrs
+    sock.send(struct.pack("IHHII", 16 + len(body), msg_type, _NLM_F_REQUEST | flags, 1, 0) + body)
+    data = sock.recv(65536)
+    _length, rtype = struct.unpack_from("IH", data)
+    if rtype == _NLMSG_ERROR:
+        code = struct.unpack_from("i", data, 16)[0]
+        if code:
+            raise OSError(-code, f"rtnetlink on lo: {os.strerror(-code)}")
+    return data[16:]
+
+
+def _netlink():
+    import socket
+
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+
+
+def _set_lo(alias: str | None) -> None:
+    """In the calling thread's network namespace: lo up, and its alias if given."""
+    import struct
+
+    attrs = b""
+    if alias:
+        data = alias.encode() + b"\0"
+        attrs = struct.pack("HH", 4 + len(data), _IFLA_IFALIAS) + data
+        attrs += b"\0" * (-len(attrs) % 4)
+    with _netlink() as s:
+        _nl_lo(s, _RTM_NEWLINK, _NLM_F_ACK, _IFF_UP, _IFF_UP, attrs)
+
+
+def _lo_alias(sock) -> str | None:
+    import struct
+
+    payload = _nl_lo(sock, _RTM_GETLINK, 0)
+    off = 16  # after ifinfomsg
+    while off + 4 <= len(payload):
+        length, kind = struct.unpack_from("HH", payload, off)
+        if length < 4:
+            break
+        if kind == _IFLA_IFALIAS:
+            return payload[off + 4:off + length].rstrip(b"\0").decode(errors="replace")
+        off += (length + 3) & ~3
+    return None
+
+
+def netns_markers(names: list[str]) -> dict[str, str | None]:
+    """The owner marker (lo's alias) of each named namespace; None where there
+    is none, or the name is not a namespace (a file left by a crash)."""
+    out: dict[str, str | None] = dict.fromkeys(names)
+
+    def read() -> None:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            for name in names:
+                try:
+                    fd = os.open(netns_path(name), os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    setns(fd, CLONE_NEWNET)
+                except OSError:
+                    continue  # not a namespace
+                finally:
+                    os.close(fd)
+                try:
+                    sock = _netlink()  # bound to the namespace it was made in
+                finally:
+                    setns(home, CLONE_NEWNET)
+                with sock:
+                    try:
+                        out[name] = _lo_alias(sock)
+                    except OSError:
+                        pass
+        finally:
+            os.close(home)
+
+    _in_thread(read)
+    return out
 
 
 def create_uts(path: str, hostname: str) -> str:

@@ -8,6 +8,7 @@ the namespaces knet made.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -61,3 +62,79 @@ def kill_all(pids: Iterable[int], sig: int = signal.SIGKILL, wait: float = 2.0) 
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.01)
+
+
+# -- pid files that name one process for good ------------------------------------------
+#
+# A pid alone is a guess: once its process exits the kernel hands the number to
+# the next one, and a stale pid file then names an unrelated program. So a pid
+# file records the process's start time (/proc/PID/stat field 22) and its
+# argv beside the pid, and nothing is signalled unless both still match.
+
+
+def cmdline(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return raw.decode(errors="replace").split("\0")[:-1] if raw else []
+
+
+def record(pid: int, argv: list[str] | None = None) -> dict | None:
+    """What names this process for good: pid, start time, argv (read now if not given)."""
+    start = start_time(pid)
+    argv = list(argv) if argv is not None else cmdline(pid)
+    if start is None or argv is None:
+        return None
+    return {"pid": pid, "start": start, "argv": argv}
+
+
+def write_pidfile(path: str, pid: int, argv: list[str] | None = None) -> dict | None:
+    """Write the record atomically (a reader never sees half a file)."""
+    rec = record(pid, argv)
+    if rec is None:
+        return None
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(rec, f)
+    os.replace(tmp, path)
+    return rec
+
+
+def read_pidfile(path: str) -> dict | None:
+    """The record, or None for a missing, unreadable or old-style (bare pid) file:
+    a bare pid cannot be verified, so it names nothing."""
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(rec, dict) and isinstance(rec.get("pid"), int) and isinstance(rec.get("start"), int)
+            and isinstance(rec.get("argv"), list)):
+        return None
+    return rec
+
+
+def matches(rec: dict | None) -> bool:
+    """The recorded process is the one running under that pid now."""
+    if not rec:
+        return False
+    pid = rec["pid"]
+    return (pid > 0 and alive(pid) and start_time(pid) == rec["start"] and cmdline(pid) == rec["argv"])
+
+
+def verified_pid(path: str) -> int | None:
+    rec = read_pidfile(path)
+    return rec["pid"] if matches(rec) else None
+
+
+def terminate(pids: Iterable[int], grace: float) -> list[int]:
+    """SIGTERM, then SIGKILL what is left after grace seconds; returns the pids
+    that needed the SIGKILL."""
+    pids = [p for p in pids if p != os.getpid()]
+    kill_all(pids, signal.SIGTERM, wait=grace)
+    left = [p for p in pids if alive(p)]
+    if left:
+        kill_all(left, signal.SIGKILL)
+    return left

@@ -103,18 +103,21 @@ def hosts_text(pod: dict, pod_ip: str | None = None) -> str:
 
 
 def create(cfg: ClusterConfig, node: str, pod: dict) -> Sandbox:
-    """Make the sandbox, or reuse the one an earlier agent made for this pod."""
+    """Make the sandbox, or reuse the one an earlier agent made for this pod (its
+    namespaces, and its files: their pod IP stays in /etc/hosts)."""
     sb = sandbox_for(cfg, node, pod["metadata"]["uid"])
+    reused = sb.exists() and all(os.path.exists(p) for p in (sb.resolv_conf, sb.hosts, sb.hostname_file))
     os.makedirs(os.path.join(sb.dir, "logs"), exist_ok=True)
     meta = {"namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"], "netns": sb.netns}
     with open(os.path.join(sb.dir, "pod.json"), "w") as f:
         json.dump(meta, f)
     if not os.path.exists(sb.netns_path):
-        ns.create_netns(sb.netns)
+        ns.create_netns(sb.netns, owner=cfg.netns_owner)
     if not os.path.exists(sb.uts_path):
         hostname = pod["spec"].get("hostname") or pod["metadata"]["name"]
         ns.create_uts(sb.uts_path, hostname[:63])
-    write_files(cfg, sb, pod)
+    if not reused:
+        write_files(cfg, sb, pod)
     return sb
 
 

@@ -1,5 +1,6 @@
 """`knet up` and `knet down` on real namespaces: the host is left exactly as it
-was, clusters run side by side, and down cleans up after crashes and failures."""
+was, clusters run side by side, down cleans up after crashes and failures, and
+up gets past what an interrupted run left (issue 9, finding 8)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,17 @@ import time
 
 import pytest
 
-from knet.cluster import ClusterError, component_pid, down, knet_pids, owned_netns, up
-from knet.config import ClusterConfig, parse_cluster, state_dir
+from knet.cluster import (
+    ClusterError,
+    component_pid,
+    down,
+    knet_pids,
+    owned_netns,
+    start_component,
+    stop_component,
+    up,
+)
+from knet.config import parse_cluster, state_dir
 from knet.harness.cluster import Cluster, running, unique_name
 from knet.harness.hostsnap import diff, snapshot
 from knet.net import ns
@@ -24,8 +34,10 @@ metadata: {name: sleeper}
 spec:
   containers:
   - name: main
+    image: agnhost
     command: ["sh", "-c", "sleep 300 & sleep 300"]
   - name: server
+    image: agnhost
     ports: [{containerPort: 80}]
 """
 
@@ -77,7 +89,7 @@ def test_two_clusters_side_by_side():
     try:
         b = Cluster.up(workers=1)
         try:
-            a.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: only-in-a}\nspec: {containers: [{name: c}]}\n")
+            a.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: only-in-a}\nspec: {containers: [{name: c, image: agnhost}]}\n")
             assert a.get("Pod", "default", "only-in-a") is not None
             assert b.get("Pod", "default", "only-in-a") is None
             # Same LAN addresses, separate fabrics: each control plane answers in its own.
@@ -152,8 +164,8 @@ def test_cluster_file_sets_nodes_labels_and_subnets(tmp_path):
 def test_node_turns_not_ready_when_its_agent_stops():
     c = Cluster.up(workers=2, heartbeatSeconds=0.5, nodeGracePeriodSeconds=2)
     try:
-        pid = component_pid(c.name, "node-worker-2")
-        os.kill(pid, signal.SIGKILL)
+        # Held down (the supervisor would restart a plain kill -9 at once), then SIGKILL.
+        assert stop_component(c.cfg, "node-worker-2") is not None
         t0 = time.monotonic()
         c.wait_for("worker-2 NotReady", lambda: c.nodes_ready()["worker-2"] == "Unknown", timeout=10)
         assert time.monotonic() - t0 >= 1.0  # not before the grace period
@@ -161,14 +173,29 @@ def test_node_turns_not_ready_when_its_agent_stops():
         out = c.knet("get", "nodes").stdout
         assert any(line.startswith("worker-2") and "NotReady" in line for line in out.splitlines())
         # New pods avoid the NotReady node.
-        c.apply("".join(f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec: {{containers: [{{name: c}}]}}\n"
+        c.apply("".join(f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec: {{containers: [{{name: c, image: agnhost}}]}}\n"
                         for i in range(3)))
         for i in range(3):
             assert c.get("Pod", "default", f"p{i}")["spec"]["nodeName"] == "worker-1"
+        assert component_pid(c.name, "node-worker-2") is None  # still held down
         # The agent comes back: Ready again, and it adopts its pods.
-        from knet.cluster import start_component
-        start_component(ClusterConfig.from_json(open(os.path.join(c.cfg.state_dir, "cluster.json")).read()),
-                        "node-worker-2")
+        start_component(c.cfg, "node-worker-2")
         c.wait_for("worker-2 Ready", lambda: c.nodes_ready()["worker-2"] == "True", timeout=10)
     finally:
         c.down()
+
+
+def test_up_over_an_empty_leftover_state_directory():
+    name = unique_name()
+    os.makedirs(state_dir(name))  # what an interrupted up or down can leave
+    try:
+        out = subprocess.run([sys.executable, "-m", "knet.cli", "--cluster", name, "up", "-f", "/dev/stdin"],
+                             input="kind: Cluster\nnodes:\n- role: control-plane\n", capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "removed the stale state directory" in out.stdout
+        assert "Traceback" not in out.stderr
+        assert knet("get", "nodes", "-o", "name", "--cluster", name).stdout.split() == ["node/control-plane"]
+    finally:
+        down(name, say=lambda _m: None)
+    assert leftovers(name) == []
