@@ -22,10 +22,12 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 import trio
 
-from knet.api import errors, selectors
+from knet.api import decode, errors, selectors
 from knet.api.errors import ApiError
 from knet.api.registry import Registry, filter_event
 from knet.api.resources import RESOURCES, Resource, by_path
+from knet.api.watchbuffer import MAX_BYTES as MAX_WATCH_BYTES
+from knet.api.watchbuffer import MAX_EVENTS as MAX_WATCH_EVENTS
 from knet.api.watchbuffer import Overflowed, WatchBuffer
 from knet.store import StoreError, TooLarge
 
@@ -47,9 +49,10 @@ WATCH_CHUNK = 256 * 1024
 
 def decode_body(body: bytes, res: Resource | None = None) -> object:
     """Request body bytes to Python values: the one JSON parse path of the
-    server, where a strict decoder (duplicate keys, types, unknown fields,
-    depth) takes over. Whatever it raises becomes a 400 in Request.json."""
-    return json.loads(body.decode("utf-8"))
+    server (knet/api/decode.py: UTF-8, no NaN, bounded depth, clean 400s).
+    Objects of a served kind go through Request.object, which also checks
+    types and unknown fields against the schema."""
+    return decode.parse_json(body)
 
 
 @dataclass
@@ -61,6 +64,7 @@ class Request:
     body: bytes
     oversize: int = 0  # bytes received past MAX_BODY (then body is empty)
     res: Resource | None = None  # the resource the path names, once routed
+    warnings: list[str] = field(default_factory=list)  # sent back as `Warning: 299 - "..."` headers
 
     def json(self) -> dict:
         """The body as a JSON object, or a 400 that says what is wrong with it:
@@ -69,20 +73,39 @@ class Request:
             raise errors.bad_request("the request has no body")
         try:
             value = decode_body(self.body, self.res)
-        except ApiError:
-            raise
-        except UnicodeDecodeError as e:
-            raise errors.bad_request(
-                f"the request body is not UTF-8 JSON: invalid byte 0x{self.body[e.start]:02x} at offset {e.start}") from None
-        except RecursionError:
-            raise errors.bad_request("the request body is nested too deeply to decode") from None
-        except json.JSONDecodeError as e:
-            raise errors.bad_request(f"the request body is not valid JSON: {e}") from None
-        except Exception as e:  # a decoder's own failure is still the body's fault
-            raise errors.bad_request(f"the request body cannot be decoded: {e}") from None
+        except Exception as e:
+            raise _decode_error(e, self.body) from None
         if not isinstance(value, dict):
             raise errors.bad_request(f"the request body must be a JSON object, not {type(value).__name__}")
         return value
+
+    def object(self, name: str | None = None) -> dict:
+        """The body as an object of the routed kind, decoded as kube-apiserver
+        decodes it: wrong JSON types refused, unknown fields pruned and refused
+        or warned about as the fieldValidation parameter says (Warn by default)."""
+        try:
+            obj, warnings = decode.decode_body(self.res, self.body, self.method, self.query.get("fieldValidation"), name)
+        except Exception as e:
+            raise _decode_error(e, self.body) from None
+        self.warnings += warnings
+        return obj
+
+
+def _decode_error(e: Exception, body: bytes) -> ApiError:
+    """Whatever decoding a body raised, as the 400 it is: the decoder's own
+    ApiError as it is, anything else (a decoder bug included) as BadRequest
+    with what went wrong, so no body can make the server answer 500."""
+    if isinstance(e, ApiError):
+        return e
+    if isinstance(e, UnicodeDecodeError):
+        return errors.bad_request(
+            f"the request body is not UTF-8 JSON: invalid byte 0x{body[e.start]:02x} at offset {e.start}")
+    if isinstance(e, RecursionError):
+        return errors.bad_request("the request body is nested too deeply to decode")
+    if isinstance(e, json.JSONDecodeError):
+        return errors.bad_request(f"the request body is not valid JSON: {e}")
+    log.warning("decoding a request body failed: %r", e)
+    return errors.bad_request(f"the request body cannot be decoded: {e}")
 
 
 class _Abort(Exception):
@@ -178,6 +201,8 @@ class ApiServer:
         # closed for falling behind, and the fullest any watcher's queue got.
         self.watch_stats = {"open": 0, "closedBehind": 0, "peakBufferedBytes": 0}
         self.watch_buffers: set[WatchBuffer] = set()
+        self.watch_max_events = MAX_WATCH_EVENTS
+        self.watch_max_bytes = MAX_WATCH_BYTES
 
     # -- listeners ---------------------------------------------------------------
 
@@ -239,8 +264,24 @@ class ApiServer:
         reason = "RequestEntityTooLarge" if code == 413 else "BadRequest"
         try:
             await self._send(conn, stream, code, ApiError(code, reason, message).status(), close=True)
+            await self._linger(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError, h11.ProtocolError):
             pass
+
+    @staticmethod
+    async def _linger(stream: trio.abc.Stream) -> None:
+        """Close as a web server's lingering close does: a socket closed with
+        unread data resets the connection, and the client, still sending,
+        loses the answer it was sent. So: end our side, then read and discard
+        what the client still sends, for a while, before closing."""
+        try:
+            await stream.send_eof()
+        except (AttributeError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+        with trio.move_on_after(2):
+            drained = 0
+            while drained < MAX_DRAIN and (data := await stream.receive_some(65536)):
+                drained += len(data)
 
     async def _read_request(self, conn: h11.Connection, stream: trio.abc.Stream) -> Request | None:
         head = None
@@ -260,6 +301,7 @@ class ApiServer:
                 if declared is not None and int(declared) > MAX_DRAIN:
                     # Not worth reading: answer now and close.
                     await self._send(conn, stream, 413, errors.request_too_large(MAX_BODY).status(), close=True)
+                    await self._linger(stream)
                     raise _Abort()
             elif isinstance(event, h11.Data):
                 received += len(event.data)
@@ -267,6 +309,7 @@ class ApiServer:
                     body += event.data
                 elif received > MAX_DRAIN:
                     await self._send(conn, stream, 413, errors.request_too_large(MAX_BODY).status(), close=True)
+                    await self._linger(stream)
                     raise _Abort()
                 else:
                     body.clear()  # read on to the end, keeping nothing
@@ -281,9 +324,10 @@ class ApiServer:
                        oversize=received if received > MAX_BODY else 0)
 
     async def _send(self, conn: h11.Connection, stream: trio.abc.Stream, code: int, body: dict,
-                    close: bool = False) -> None:
+                    close: bool = False, warnings: list[str] = ()) -> None:
         data = json.dumps(body, separators=(",", ":")).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        headers += [("Warning", decode.warning_header(w)) for w in warnings]
         if close:
             headers.append(("Connection", "close"))
         await stream.send_all(conn.send(h11.Response(status_code=code, headers=headers)))
@@ -312,9 +356,9 @@ class ApiServer:
             if req.method == "GET" and "resourceVersion" in req.query:
                 await self._await_revision(resource_version(req.query))
             code, body = self.handle(req)
-            await self._send(conn, stream, code, body)
+            await self._send(conn, stream, code, body, warnings=req.warnings)
         except ApiError as e:
-            await self._send(conn, stream, e.code, e.status())
+            await self._send(conn, stream, e.code, e.status(), warnings=req.warnings)
         except (trio.BrokenResourceError, trio.ClosedResourceError, _Abort):
             raise
         except RecursionError:  # an object nested deeper than the server's own code can follow
@@ -356,7 +400,7 @@ class ApiServer:
             if m == "POST":
                 if res.namespaced and ns is None:
                     raise errors.ApiError(405, "MethodNotAllowed", "POST needs a namespace in the path")
-                return 201, reg.create(res, ns, req.json(), dry_run=req.query.get("dryRun") == "All")
+                return 201, reg.create(res, ns, req.object(), dry_run=req.query.get("dryRun") == "All")
             if m == "DELETE":
                 items, _ = reg.list(res, ns, matcher(req.query))
                 for obj in items:
@@ -384,9 +428,9 @@ class ApiServer:
                 return 200, reg.get(res, ns, name)
             dry = req.query.get("dryRun") == "All"
             if m == "PUT":
-                return 200, reg.update(res, ns, name, req.json(), sub, dry_run=dry)
+                return 200, reg.update(res, ns, name, req.object(name), sub, dry_run=dry)
             if m == "PATCH":
-                return 200, reg.patch(res, ns, name, req.json(), sub, dry_run=dry)
+                return 200, reg.patch(res, ns, name, req.object(name), sub, dry_run=dry)
             if m == "DELETE":
                 grace = req.query.get("gracePeriodSeconds")
                 if grace is None and req.body:
@@ -475,7 +519,7 @@ class ApiServer:
         store = self.registry.store
         prefix = self._prefix(route)
         scope = trio.CancelScope()
-        buffer = WatchBuffer(on_overflow=scope.cancel)
+        buffer = WatchBuffer(scope.cancel, self.watch_max_events, self.watch_max_bytes)
         unsubscribe = store.subscribe(buffer.push)
         self.watch_buffers.add(buffer)
         self.watch_stats["open"] += 1
