@@ -7,11 +7,21 @@ the same IP or port, and a rejected Service allocates nothing."""
 from __future__ import annotations
 
 import ipaddress
+import json
 
 from knet.api.errors import ApiError, FieldError, Invalid
 from knet.api.resources import by_kind
 
 SERVICES = by_kind("Service")
+
+
+class _AllocationError(FieldError):
+    """An IP allocation error, worded as upstream's allocIPs words it: at
+    `spec.clusterIPs`, the whole list shown as Go prints a []string."""
+
+    def __str__(self) -> str:
+        shown = "[]string{" + ", ".join(json.dumps(ip) for ip in self.value) + "}"
+        return f"{self.field}: {self.type}: {shown}: {self.detail}"
 
 
 def _range_full(what: str) -> ApiError:
@@ -63,11 +73,15 @@ class ServiceAllocator:
         used = {s["spec"].get("clusterIP") for s in others}
         if ip:
             addr = ipaddress.ip_address(ip)
+            reason = None
             if addr not in self.net or addr in (self.net.network_address, self.net.broadcast_address):
-                errors.append(FieldError("spec.clusterIPs[0]", "Invalid value", ip,
-                                         f"provided IP is not in the valid range. The range of valid IPs is {self.net}"))
+                reason = f"the provided IP ({ip}) is not in the valid range. The range of valid IPs is {self.net}"
             elif ip in used:
-                errors.append(FieldError("spec.clusterIPs[0]", "Invalid value", ip, "provided IP is already allocated"))
+                reason = "provided IP is already allocated"
+            if reason:
+                ips = [str(x) for x in spec.get("clusterIPs") or [ip]]
+                errors.append(_AllocationError("spec.clusterIPs", "Invalid value", ips,
+                                               f"failed to allocate IP {ip}: {reason}"))
         else:
             kubernetes = svc["metadata"]["namespace"] == "default" and svc["metadata"]["name"] == "kubernetes"
             if kubernetes and self.kubernetes_ip() not in used:
@@ -142,6 +156,14 @@ def drop_type_dependent_fields(new: dict, old: dict) -> None:
     when the client left it as it was (upstream's dropTypeDependentFields):
     NodePort -> ClusterIP just works, as with kubectl."""
     ns, os_ = new.get("spec", {}), old.get("spec", {})
+
+    def needs_health_check(spec: dict) -> bool:
+        return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+    # Also without a type change: Local -> Cluster on a LoadBalancer frees the port.
+    if needs_health_check(os_) and not needs_health_check(ns) and \
+            ns.get("healthCheckNodePort") == os_.get("healthCheckNodePort"):
+        ns.pop("healthCheckNodePort", None)
     if ns.get("type", "ClusterIP") == os_.get("type", "ClusterIP"):
         return
     new_type = ns.get("type", "ClusterIP")
@@ -150,7 +172,7 @@ def drop_type_dependent_fields(new: dict, old: dict) -> None:
         for p in ns.get("ports") or []:
             if p.get("nodePort") and p["nodePort"] == old_ports.get((p.get("port"), p.get("protocol", "TCP"))):
                 del p["nodePort"]
-        for key in ("externalTrafficPolicy", "healthCheckNodePort"):
+        for key in ("externalTrafficPolicy",):
             if key in ns and ns.get(key) == os_.get(key):
                 del ns[key]
     if new_type != "LoadBalancer":

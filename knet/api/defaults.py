@@ -97,6 +97,44 @@ def pod_spec_defaults(spec: Any) -> None:
 def _pod(obj: dict) -> None:
     spec = _child(obj, "spec")
     pod_spec_defaults(spec)
+    if spec is None:
+        return
+    # A negative grace period is stored as 1, never refused (kubernetes#115606):
+    # templates may carry one, and their pods must still be created.
+    grace = spec.get("terminationGracePeriodSeconds")
+    if isinstance(grace, int) and not isinstance(grace, bool) and grace < 0:
+        spec["terminationGracePeriodSeconds"] = 1
+    default_toleration_seconds(spec)
+
+
+# The DefaultTolerationSeconds admission plugin's tolerations: a pod stays bound
+# to a NotReady or unreachable node this long before the taint manager evicts it.
+DEFAULT_TOLERATION_SECONDS = 300
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+
+
+def default_toleration_seconds(spec: dict) -> None:
+    """Upstream's DefaultTolerationSeconds admission (Pods only, not templates):
+    add `not-ready:NoExecute` and `unreachable:NoExecute` tolerations for 300 s
+    unless the pod already tolerates that taint (a toleration with that key or
+    no key, and effect NoExecute or none). The node lifecycle controller's
+    evictions rely on it."""
+    tolerations = spec.get("tolerations")
+    if tolerations is None:
+        tolerations = []
+    elif not isinstance(tolerations, list):
+        return  # validation reports it
+    have = [t for t in tolerations if isinstance(t, dict)]
+
+    def tolerated(key: str) -> bool:
+        return any(t.get("key") in (key, "", None) and t.get("effect") in ("NoExecute", "", None) for t in have)
+
+    added = [{"key": key, "operator": "Exists", "effect": "NoExecute",
+              "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}
+             for key in (NOT_READY_TAINT, UNREACHABLE_TAINT) if not tolerated(key)]
+    if added:
+        spec["tolerations"] = tolerations + added
 
 
 def _template(spec: dict) -> None:
@@ -114,7 +152,9 @@ def _service(obj: dict) -> None:
         return
     _default(spec, "type", "ClusterIP")
     _default(spec, "sessionAffinity", "None")
-    if spec["sessionAffinity"] == "ClientIP":
+    if spec["sessionAffinity"] == "None":
+        spec.pop("sessionAffinityConfig", None)  # SetDefaults_Service: no config without affinity
+    elif spec["sessionAffinity"] == "ClientIP":
         config = _child(spec, "sessionAffinityConfig")
         client_ip = _child(config, "clientIP") if config is not None else None
         if client_ip is not None:

@@ -461,7 +461,9 @@ def _pod_spec(errs: Errors, spec: Any, path: str, *, in_pod: bool) -> None:
 
     _enum(errs, spec.get("restartPolicy"), f"{path}.restartPolicy", _RESTART_POLICIES)
     _enum(errs, spec.get("dnsPolicy"), f"{path}.dnsPolicy", _DNS_POLICIES)
-    _nonnegative(errs, spec.get("terminationGracePeriodSeconds"), f"{path}.terminationGracePeriodSeconds")
+    # Never refused when negative: defaulting stores a Pod's as 1 (kubernetes#115606),
+    # and refusing would break workloads whose templates already carry one.
+    _int(errs, spec.get("terminationGracePeriodSeconds"), f"{path}.terminationGracePeriodSeconds")
     if spec.get("activeDeadlineSeconds") is not None:
         _in_range(errs, spec["activeDeadlineSeconds"], f"{path}.activeDeadlineSeconds", 1, _MAX_INT32)
     _labels(errs, spec.get("nodeSelector"), f"{path}.nodeSelector")
@@ -484,9 +486,12 @@ def _container(errs: Errors, c: Any, path: str, ctx: _PodContext, *, init: bool)
         if name in ctx.names:
             errs.duplicate(f"{path}.name", name)
         ctx.names.add(name)
-    # The image is optional in knet: a container without one runs the built-in server.
+    # Required, as in Kubernetes. knet pulls nothing: any string will do, and a
+    # container without a `command` runs the built-in server whatever it names.
     image = _str(errs, c.get("image"), f"{path}.image")
-    if ctx.in_pod and image and image != image.strip():
+    if not image:
+        errs.required(f"{path}.image")
+    elif ctx.in_pod and image != image.strip():
         errs.invalid(f"{path}.image", image, "must not have leading or trailing whitespace")
     _enum(errs, c.get("imagePullPolicy"), f"{path}.imagePullPolicy", _PULL_POLICIES)
     _strings(errs, c.get("command"), f"{path}.command")
@@ -1082,6 +1087,15 @@ def _traffic_policies(errs: Errors, spec: dict, svc_type: str) -> None:
     internal = spec.get("internalTrafficPolicy")
     if internal is not None and internal not in ("Cluster", "Local"):
         errs.unsupported("spec.internalTrafficPolicy", internal, ["Cluster", "Local"])
+    # Only a LoadBalancer with Local traffic has a health check port (the allocator
+    # gives it one); a client may ask for a given one there and nowhere else.
+    health = _int(errs, spec.get("healthCheckNodePort"), "spec.healthCheckNodePort")
+    if health:
+        if svc_type != "LoadBalancer" or external != "Local":
+            errs.invalid("spec.healthCheckNodePort", health,
+                         "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'")
+        else:
+            errs.each("spec.healthCheckNodePort", health, is_port_num(health))
 
 
 # -- workloads --------------------------------------------------------------------

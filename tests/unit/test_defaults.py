@@ -6,6 +6,16 @@ from knet.api.defaults import apply_defaults
 from knet.api.validation import validate
 
 
+NOT_READY_AND_UNREACHABLE_300S = [
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+]
+
+
+def pod(**spec):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": pod_spec(**spec)}
+
+
 def pod_spec(**spec):
     spec.setdefault("containers", [{"name": "web", "image": "nginx:1.25"}])
     return spec
@@ -13,7 +23,7 @@ def pod_spec(**spec):
 
 def test_pod_defaults():
     obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": pod_spec(containers=[{
-        "name": "web",
+        "name": "web", "image": "nginx:1.25",
         "ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}],
         "livenessProbe": {"httpGet": {"port": 80}, "periodSeconds": 0},
         "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 5},
@@ -32,7 +42,8 @@ def test_pod_defaults():
         "periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3}
     assert c["readinessProbe"]["periodSeconds"] == 5
     assert c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"] == "v1"
-    assert "image" not in c  # optional in knet; nothing invented
+    assert c["image"] == "nginx:1.25" and "imagePullPolicy" not in c  # knet pulls nothing
+    assert spec["tolerations"] == NOT_READY_AND_UNREACHABLE_300S
     validate(obj)
 
 
@@ -46,7 +57,7 @@ def test_explicit_values_win():
 
 def test_host_network_pods_publish_container_ports_on_the_host():
     obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "w"}, "spec": pod_spec(
-        hostNetwork=True, containers=[{"name": "web", "ports": [{"containerPort": 9100}]}])}
+        hostNetwork=True, containers=[{"name": "web", "image": "node-exporter", "ports": [{"containerPort": 9100}]}])}
     assert apply_defaults(obj)["spec"]["containers"][0]["ports"][0]["hostPort"] == 9100
     validate(obj)
 
@@ -155,3 +166,44 @@ def test_defaulting_is_idempotent_and_tolerant():
     assert apply_defaults(odd)["spec"]["containers"] == "nope"
     assert apply_defaults({"kind": "Secret", "data": {}}) == {"kind": "Secret", "data": {}}
     assert apply_defaults({"kind": "Service", "spec": []}) == {"kind": "Service", "spec": []}
+
+
+def test_session_affinity_none_drops_its_config():
+    spec = apply_defaults(svc(sessionAffinity="None", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}))
+    assert "sessionAffinityConfig" not in spec["spec"]
+    validate(spec)
+    unset = apply_defaults(svc(sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}))["spec"]
+    assert unset["sessionAffinity"] == "None" and "sessionAffinityConfig" not in unset
+    kept = apply_defaults(svc(sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}))
+    assert kept["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 60}}
+
+
+def test_negative_grace_period_is_stored_as_one_for_pods_only():
+    assert apply_defaults(pod(terminationGracePeriodSeconds=-5))["spec"]["terminationGracePeriodSeconds"] == 1
+    assert apply_defaults(pod(terminationGracePeriodSeconds=0))["spec"]["terminationGracePeriodSeconds"] == 0
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+              "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                  "metadata": {"labels": {"app": "web"}}, "spec": pod_spec(terminationGracePeriodSeconds=-5)}}}
+    template = apply_defaults(deploy)["spec"]["template"]["spec"]
+    assert template["terminationGracePeriodSeconds"] == -5  # the pods made from it get 1
+    assert "tolerations" not in template  # admission adds them to pods, not templates
+
+
+def test_default_toleration_seconds_admission():
+    assert apply_defaults(pod())["spec"]["tolerations"] == NOT_READY_AND_UNREACHABLE_300S
+    own = {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+           "tolerationSeconds": 6000}
+    assert apply_defaults(pod(tolerations=[own]))["spec"]["tolerations"] == [own, NOT_READY_AND_UNREACHABLE_300S[0]]
+    # A toleration with no key, or no effect, already tolerates the taint.
+    for everything in ({"operator": "Exists"}, {"operator": "Exists", "effect": "NoExecute"}):
+        assert apply_defaults(pod(tolerations=[everything]))["spec"]["tolerations"] == [everything]
+    any_effect = {"key": "node.kubernetes.io/not-ready", "operator": "Exists"}
+    assert apply_defaults(pod(tolerations=[any_effect]))["spec"]["tolerations"] == [
+        any_effect, NOT_READY_AND_UNREACHABLE_300S[1]]
+    # Another effect does not count: NoSchedule does not tolerate an eviction.
+    no_schedule = {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"}
+    assert apply_defaults(pod(tolerations=[no_schedule]))["spec"]["tolerations"] == [
+        no_schedule, *NOT_READY_AND_UNREACHABLE_300S]
+    twice = apply_defaults(apply_defaults(pod()))  # an update of an admitted pod adds nothing
+    assert twice["spec"]["tolerations"] == NOT_READY_AND_UNREACHABLE_300S
+    validate(twice)

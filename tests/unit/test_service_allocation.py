@@ -41,12 +41,16 @@ def test_cluster_ips_are_unique_and_kubernetes_gets_the_first(reg):
 def test_explicit_cluster_ip_validated(reg):
     with pytest.raises(ApiError) as e:
         reg.create(SVC, "default", svc("far", clusterIP="10.100.0.5"))
-    assert e.value.details["causes"][0]["field"] == "spec.clusterIPs[0]"
-    assert "not in the valid range" in e.value.message
+    assert e.value.details["causes"][0]["field"] == "spec.clusterIPs"
+    assert e.value.message == (
+        'Service "far" is invalid: spec.clusterIPs: Invalid value: []string{"10.100.0.5"}: failed to allocate IP '
+        "10.100.0.5: the provided IP (10.100.0.5) is not in the valid range. The range of valid IPs is 10.96.0.0/28")
     reg.create(SVC, "default", svc("a", clusterIP="10.96.0.9"))
     with pytest.raises(ApiError) as e:
         reg.create(SVC, "default", svc("b", clusterIP="10.96.0.9"))
-    assert "already allocated" in e.value.message
+    assert e.value.message == ('Service "b" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.0.9"}: '
+                               "failed to allocate IP 10.96.0.9: provided IP is already allocated")
+    assert e.value.details["causes"][0]["field"] == "spec.clusterIPs"
     assert reg.find(SVC, "default", "b") is None
 
 
@@ -91,7 +95,7 @@ def test_load_balancer_ips_from_the_pool_then_pending(reg):
 
 def pod(name, ip, ready=True, labels=None, ports=None, deleting=False):
     p = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {"app": "web"}},
-         "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": ports or [{"containerPort": 8080,
+         "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "agnhost", "ports": ports or [{"containerPort": 8080,
                                                                                       "name": "http"}]}]}}
     return p, {"phase": "Running", "podIP": ip,
                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}

@@ -17,7 +17,12 @@ from knet.api.validation import (
 
 
 def pod(**spec):
-    spec.setdefault("containers", [{"name": "web", "image": "nginx:1.25"}])
+    """A Pod; each container gets an image (required) unless it says `image=None`."""
+    spec.setdefault("containers", [{"name": "web"}])
+    for key in ("containers", "initContainers"):
+        for c in spec[key] if isinstance(spec.get(key), list) else []:
+            if isinstance(c, dict) and c.setdefault("image", "nginx:1.25") is None:
+                del c["image"]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": spec}
 
 
@@ -151,8 +156,18 @@ def test_namespace_name_is_a_label_and_node_name_a_subdomain():
 # -- pods ---------------------------------------------------------------------------
 
 
-def test_image_is_optional_in_knet():
-    validate(apply_defaults(pod(containers=[{"name": "web"}])))
+def test_container_image_is_required_in_pods_and_templates():
+    assert messages(pod(containers=[{"name": "web", "image": None}])) == ["spec.containers[0].image: Required value"]
+    assert messages(pod(containers=[{"name": "web", "image": ""}])) == ["spec.containers[0].image: Required value"]
+    assert fields(pod(initContainers=[{"name": "init", "image": None}])) == ["spec.initContainers[0].image"]
+    template = deployment()
+    del template["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert messages(template) == ["spec.template.spec.containers[0].image: Required value"]
+    # Any image will do: knet pulls nothing, and a container without a command
+    # runs the built-in server whatever its image says.
+    validate(apply_defaults(pod(containers=[{"name": "web", "image": "knet/builtin"}])))
+    assert messages(pod(containers=[{"name": "web", "image": " nginx"}])) == [
+        'spec.containers[0].image: Invalid value: " nginx": must not have leading or trailing whitespace']
 
 
 def test_undefaulted_input_reports_only_what_is_really_missing():
@@ -227,9 +242,14 @@ def test_security_context_ids_both_levels():
     ]
 
 
-def test_termination_grace_period_must_be_nonnegative():
-    assert messages(pod(terminationGracePeriodSeconds=-5)) == [
-        "spec.terminationGracePeriodSeconds: Invalid value: -5: must be greater than or equal to 0"]
+def test_negative_termination_grace_period_is_never_refused():
+    obj = apply_defaults(pod(terminationGracePeriodSeconds=-5))
+    validate(obj)
+    assert obj["spec"]["terminationGracePeriodSeconds"] == 1  # stored as 1, as kube-apiserver does
+    template = deployment()
+    template["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = -5
+    validate(apply_defaults(template))  # templates keep theirs; their pods get 1
+    assert fields(pod(terminationGracePeriodSeconds="30")) == ["spec.terminationGracePeriodSeconds"]
 
 
 def test_tolerations():
@@ -465,3 +485,15 @@ def test_node_pod_cidr_and_slice_address_type_are_immutable():
                   "addressType": "IPv4", "endpoints": []})
     assert update_messages(eps, lambda s: s.update(addressType="IPv6")) == [
         'addressType: Invalid value: "IPv6": field is immutable']
+
+
+def test_health_check_node_port_only_for_local_load_balancers():
+    refused = "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+    for obj in (service(healthCheckNodePort=30100),
+                service(type="NodePort", externalTrafficPolicy="Local", healthCheckNodePort=30100),
+                service(type="LoadBalancer", externalTrafficPolicy="Cluster", healthCheckNodePort=30100),
+                service(type="LoadBalancer", healthCheckNodePort=30100)):  # the policy defaults to Cluster
+        assert messages(obj) == [f"spec.healthCheckNodePort: Invalid value: 30100: {refused}"]
+    assert messages(service(type="LoadBalancer", externalTrafficPolicy="Local", healthCheckNodePort=30100)) == []
+    assert messages(service(type="LoadBalancer", externalTrafficPolicy="Local", healthCheckNodePort=70000)) == [
+        "spec.healthCheckNodePort: Invalid value: 70000: must be between 1 and 65535, inclusive"]
