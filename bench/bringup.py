@@ -33,7 +33,7 @@ from knet.harness.cluster import unique_name  # noqa: E402
 def pods_manifest(n: int) -> str:
     return "".join(
         f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: bench-{i}}}\n"
-        f"spec: {{containers: [{{name: web, ports: [{{containerPort: 8080}}]}}]}}\n" for i in range(n))
+        f"spec: {{containers: [{{name: web, image: agnhost, ports: [{{containerPort: 8080}}]}}]}}\n" for i in range(n))
 
 
 def wait_running(cluster: str, n: int, timeout: float = 120, gone: bool = False) -> None:

@@ -139,23 +139,23 @@ spec:
   selector: {{matchLabels: {{app: net}}}}
   template:
     metadata: {{labels: {{app: net}}}}
-    spec: {{containers: [{{name: c, ports: [{{containerPort: 8080}}]}}]}}
+    spec: {{containers: [{{name: c, image: agnhost, ports: [{{containerPort: 8080}}]}}]}}
 """
 
 PERF_PODS = """apiVersion: v1
 kind: Pod
 metadata: {name: perf-srv}
-spec: {nodeName: worker-1, containers: [{name: s, command: [iperf3, -s]}]}
+spec: {nodeName: worker-1, containers: [{name: s, image: agnhost, command: [iperf3, -s]}]}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {name: perf-near}
-spec: {nodeName: worker-1, containers: [{name: c, command: [sleep, "600"]}]}
+spec: {nodeName: worker-1, containers: [{name: c, image: agnhost, command: [sleep, "600"]}]}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {name: perf-far}
-spec: {nodeName: worker-2, containers: [{name: c, command: [sleep, "600"]}]}
+spec: {nodeName: worker-2, containers: [{name: c, image: agnhost, command: [sleep, "600"]}]}
 """
 
 

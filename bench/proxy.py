@@ -216,12 +216,12 @@ spec:
 apiVersion: v1
 kind: Pod
 metadata: {name: prober}
-spec: {nodeName: worker-1, containers: [{name: c, command: [sleep, "600"]}]}
+spec: {nodeName: worker-1, containers: [{name: c, image: agnhost, command: [sleep, "600"]}]}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {name: perf-srv, labels: {app: perf}}
-spec: {nodeName: worker-2, containers: [{name: s, command: [iperf3, -s], ports: [{containerPort: 5201}]}]}
+spec: {nodeName: worker-2, containers: [{name: s, image: agnhost, command: [iperf3, -s], ports: [{containerPort: 5201}]}]}
 ---
 apiVersion: v1
 kind: Service

@@ -42,6 +42,7 @@ spec:
     spec:
       containers:
       - name: web
+        image: agnhost
         ports: [{{containerPort: 8080}}]
         env: [{{name: VERSION, value: "{version}"}}]
 """

@@ -74,7 +74,7 @@ def test_restart_loses_no_acknowledged_write_and_watch_resumes(c):
     assert int(start_rv) < int(mid_rv)
     # The node agents reconnect on their own and keep the node Ready.
     c.wait_for("agents back", lambda: c.nodes_ready() == {"control-plane": "True", "worker-1": "True"}, timeout=15)
-    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: after-restart}\nspec: {containers: [{name: c}]}\n")
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: after-restart}\nspec: {containers: [{name: c, image: agnhost}]}\n")
     c.wait_pod("default", "after-restart", lambda p: p["status"].get("phase") == "Running")
     for name in acked:
         fresh.delete(SVC, "default", name)

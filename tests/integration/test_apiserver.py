@@ -64,7 +64,7 @@ def client(server):
 
 def pod(name, **spec):
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
-            "spec": {"containers": [{"name": "c"}], **spec}}
+            "spec": {"containers": [{"name": "c", "image": "agnhost"}], **spec}}
 
 
 def test_unauthorized_without_or_with_wrong_token(server):

@@ -27,8 +27,10 @@ spec:
   nodeName: {node}
   containers:
   - name: srv
+    image: agnhost
     ports: [{{containerPort: 80}}, {{containerPort: 53, protocol: UDP}}]
   - name: tools
+    image: agnhost
     command: [sleep, "600"]
 """ for name, node in (("a1", "worker-1"), ("a2", "worker-1"), ("b1", "worker-2"))))
     for name in ("a1", "a2", "b1"):
@@ -139,12 +141,12 @@ def test_host_gw_backend():
         hc.apply("""apiVersion: v1
 kind: Pod
 metadata: {name: x}
-spec: {nodeName: worker-1, containers: [{name: s, ports: [{containerPort: 80}]}]}
+spec: {nodeName: worker-1, containers: [{name: s, image: agnhost, ports: [{containerPort: 80}]}]}
 ---
 apiVersion: v1
 kind: Pod
 metadata: {name: y}
-spec: {nodeName: worker-2, containers: [{name: t, command: [sleep, "300"]}]}
+spec: {nodeName: worker-2, containers: [{name: t, image: agnhost, command: [sleep, "300"]}]}
 """)
         for n in ("x", "y"):
             hc.wait_pod("default", n, lambda p: p["status"].get("podIP") and ready(p))
@@ -158,7 +160,7 @@ spec: {nodeName: worker-2, containers: [{name: t, command: [sleep, "300"]}]}
 
 
 def test_deleted_pod_returns_its_address(c):
-    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: temp}\nspec: {nodeName: worker-1, containers: [{name: c}]}\n")
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: temp}\nspec: {nodeName: worker-1, containers: [{name: c, image: agnhost}]}\n")
     pod = c.wait_pod("default", "temp", lambda p: p["status"].get("podIP"))
     ipam = os.path.join(c.cfg.state_dir, "nodes", "worker-1", "cni", "ipam")
     assert pod["status"]["podIP"] in os.listdir(ipam)

@@ -28,7 +28,7 @@ def status_of(pod: dict, container: str) -> dict:
 
 
 def test_scheduler_spreads_and_avoids_the_control_plane(c):
-    c.apply("".join(f"---\n{pod_yaml(f'spread-{i}', '  containers: [{name: c}]')}\n" for i in range(6)))
+    c.apply("".join(f"---\n{pod_yaml(f'spread-{i}', '  containers: [{name: c, image: agnhost}]')}\n" for i in range(6)))
     nodes = [c.get("Pod", "default", f"spread-{i}")["spec"]["nodeName"] for i in range(6)]
     assert "control-plane" not in nodes
     assert sorted(nodes.count(w) for w in ("worker-1", "worker-2", "worker-3")) == [2, 2, 2]
@@ -38,17 +38,17 @@ def test_scheduler_spreads_and_avoids_the_control_plane(c):
 
 
 def test_node_name_and_toleration_reach_the_control_plane(c):
-    c.apply(pod_yaml("pinned", "  nodeName: worker-3\n  containers: [{name: c}]\n"))
+    c.apply(pod_yaml("pinned", "  nodeName: worker-3\n  containers: [{name: c, image: agnhost}]\n"))
     assert c.get("Pod", "default", "pinned")["spec"]["nodeName"] == "worker-3"
     c.apply(pod_yaml("on-cp", "  nodeSelector: {node-role.kubernetes.io/control-plane: ''}\n"
                      "  tolerations: [{key: node-role.kubernetes.io/control-plane, operator: Exists, "
-                     "effect: NoSchedule}]\n  containers: [{name: c}]\n"))
+                     "effect: NoSchedule}]\n  containers: [{name: c, image: agnhost}]\n"))
     assert c.get("Pod", "default", "on-cp")["spec"]["nodeName"] == "control-plane"
     c.wait_pod("default", "on-cp", running)
 
 
 def test_pod_that_fits_nowhere_stays_pending_with_a_reason(c):
-    c.apply(pod_yaml("nowhere", "  nodeSelector: {disk: ssd}\n  containers: [{name: c}]\n"))
+    c.apply(pod_yaml("nowhere", "  nodeSelector: {disk: ssd}\n  containers: [{name: c, image: agnhost}]\n"))
     pod = c.wait_pod("default", "nowhere", lambda p: any(
         x["type"] == "PodScheduled" and x["status"] == "False" for x in p["status"].get("conditions", [])))
     cond = next(x for x in pod["status"]["conditions"] if x["type"] == "PodScheduled")
@@ -105,6 +105,7 @@ def test_env_expansion_and_logs(c):
     c.apply(pod_yaml("envy", """  restartPolicy: Never
   containers:
   - name: main
+    image: agnhost
     command: ["sh", "-c", "echo $MESSAGE; echo line2"]
     env:
     - {name: GREETING, value: hi}
@@ -118,7 +119,7 @@ def test_env_expansion_and_logs(c):
 
 
 def test_pod_has_its_own_namespaces_hostname_and_resolv_conf(c):
-    c.apply(pod_yaml("nsdemo", "  containers: [{name: c, command: [sleep, '300']}]\n"))
+    c.apply(pod_yaml("nsdemo", "  containers: [{name: c, image: agnhost, command: [sleep, '300']}]\n"))
     c.wait_pod("default", "nsdemo", running)
     out = c.exec_pod("default", "nsdemo", ["sh", "-c", "hostname; cat /etc/resolv.conf; ip -o link | wc -l"])
     lines = out.stdout.splitlines()
@@ -137,8 +138,10 @@ def test_pod_has_its_own_namespaces_hostname_and_resolv_conf(c):
 def test_containers_of_a_pod_share_localhost(c):
     c.apply(pod_yaml("duo", """  containers:
   - name: server
+    image: agnhost
     ports: [{containerPort: 8080}, {containerPort: 5353, protocol: UDP}]
   - name: client
+    image: agnhost
     command: ["sleep", "300"]
 """))
     c.wait_pod("default", "duo", ready)
@@ -153,16 +156,19 @@ def test_containers_of_a_pod_share_localhost(c):
 def test_readiness_probes_gate_ready(c):
     c.apply(pod_yaml("probed", """  containers:
   - name: web
+    image: agnhost
     ports: [{containerPort: 80, name: http}]
     readinessProbe:
       httpGet: {path: /healthz, port: http}
       periodSeconds: 1
   - name: flag
+    image: agnhost
     command: ["sh", "-c", "sleep 300"]
     readinessProbe:
       exec: {command: ["test", "-f", "/tmp/knet-ready-flag-probed"]}
       periodSeconds: 1
   - name: tcp
+    image: agnhost
     command: ["sleep", "300"]
     readinessProbe:
       tcpSocket: {port: 9999}
@@ -184,6 +190,7 @@ def test_readiness_probes_gate_ready(c):
 def test_liveness_failure_restarts_the_container(c):
     c.apply(pod_yaml("liveness", """  containers:
   - name: main
+    image: agnhost
     command: ["sleep", "300"]
     livenessProbe:
       exec: {command: ["false"]}
@@ -201,7 +208,7 @@ def test_liveness_failure_restarts_the_container(c):
     ("Never", 3, "Failed", False)])
 def test_restart_policies(c, policy, code, phase, restarts):
     name = f"rp-{policy.lower()}-{code}"
-    c.apply(pod_yaml(name, f"  restartPolicy: {policy}\n  containers: [{{name: m, command: [sh, -c, 'exit {code}']}}]\n"))
+    c.apply(pod_yaml(name, f"  restartPolicy: {policy}\n  containers: [{{name: m, image: agnhost, command: [sh, -c, 'exit {code}']}}]\n"))
     if restarts:
         pod = c.wait_pod("default", name, lambda p: status_of(p, "m")["restartCount"] >= 2, timeout=20)
         assert status_of(pod, "m")["lastState"]["terminated"]["exitCode"] == code
@@ -215,7 +222,7 @@ def test_restart_policies(c, policy, code, phase, restarts):
 
 
 def test_crash_loop_shows_back_off(c):
-    c.apply(pod_yaml("crashy", "  containers: [{name: m, command: [sh, -c, 'exit 2']}]\n"))
+    c.apply(pod_yaml("crashy", "  containers: [{name: m, image: agnhost, command: [sh, -c, 'exit 2']}]\n"))
     c.wait_pod("default", "crashy", lambda p: status_of(p, "m")["restartCount"] >= 2, timeout=20)
     c.wait_for("CrashLoopBackOff", lambda: "CrashLoopBackOff" in c.knet("get", "pod", "crashy").stdout, timeout=10)
 
@@ -224,11 +231,13 @@ def test_grace_period_sigterm_then_sigkill(c):
     stubborn = """  terminationGracePeriodSeconds: 2
   containers:
   - name: m
+    image: agnhost
     command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]
 """
     polite = """  terminationGracePeriodSeconds: 30
   containers:
   - name: m
+    image: agnhost
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
 """
     c.apply(pod_yaml("stubborn", stubborn) + "---\n" + pod_yaml("polite", polite))
@@ -253,7 +262,7 @@ def test_deleted_pod_leaves_no_namespace_process_or_file(c):
     import os
     import subprocess
 
-    c.apply(pod_yaml("tidy", "  containers: [{name: m, command: [sh, -c, 'sleep 300 & sleep 300']}]\n"))
+    c.apply(pod_yaml("tidy", "  containers: [{name: m, image: agnhost, command: [sh, -c, 'sleep 300 & sleep 300']}]\n"))
     pod = c.wait_pod("default", "tidy", running)
     netns = pod["metadata"]["annotations"]["knet.dev/netns"]
     sdir = c.pod_sandbox_dir(pod)
@@ -265,7 +274,7 @@ def test_deleted_pod_leaves_no_namespace_process_or_file(c):
 
 
 def test_get_output_formats(c):
-    c.apply(pod_yaml("fmt", "  containers: [{name: c}]\n", labels="  labels: {app: fmt}\n"))
+    c.apply(pod_yaml("fmt", "  containers: [{name: c, image: agnhost}]\n", labels="  labels: {app: fmt}\n"))
     as_json = json.loads(c.knet("get", "pods", "-l", "app=fmt", "-o", "json").stdout)
     assert as_json["kind"] == "PodList" and [p["metadata"]["name"] for p in as_json["items"]] == ["fmt"]
     import yaml
@@ -292,7 +301,7 @@ def test_exec_on_node_and_ext_and_logs_of_components(c):
 
 
 def test_apply_is_idempotent_and_all_or_nothing(c):
-    doc = pod_yaml("idem", "  containers: [{name: c}]\n")
+    doc = pod_yaml("idem", "  containers: [{name: c, image: agnhost}]\n")
     assert "pod/idem created" in c.apply(doc).stdout
     assert "pod/idem unchanged" in c.apply(doc).stdout
     bad = doc.replace("idem", "idem2") + "---\napiVersion: v1\nkind: Service\nmetadata: {name: broken}\n" \

@@ -33,6 +33,7 @@ spec:
     spec:
       containers:
       - name: web
+        image: agnhost
         ports: [{containerPort: 8080}]
 ---
 apiVersion: v1
@@ -40,7 +41,7 @@ kind: Pod
 metadata: {name: client}
 spec:
   nodeName: worker-1
-  containers: [{name: c, command: [sleep, "600"]}]
+  containers: [{name: c, image: agnhost, command: [sleep, "600"]}]
 """
 
 SPREAD = """
@@ -148,7 +149,7 @@ def test_load_balancer_ip_is_announced_by_one_node_and_reaches_the_pods(c):
 LOCAL = """apiVersion: v1
 kind: Pod
 metadata: {name: only-w1, labels: {app: local}}
-spec: {nodeName: worker-1, containers: [{name: s, ports: [{containerPort: 8080}]}]}
+spec: {nodeName: worker-1, containers: [{name: s, image: agnhost, ports: [{containerPort: 8080}]}]}
 ---
 apiVersion: v1
 kind: Service
@@ -170,7 +171,7 @@ spec:
 apiVersion: v1
 kind: Pod
 metadata: {name: client-w2}
-spec: {nodeName: worker-2, containers: [{name: c, command: [sleep, "600"]}]}
+spec: {nodeName: worker-2, containers: [{name: c, image: agnhost, command: [sleep, "600"]}]}
 """
 
 
@@ -261,7 +262,7 @@ spec:
   selector: {matchLabels: {app: flip}}
   template:
     metadata: {labels: {app: flip}}
-    spec: {containers: [{name: s, ports: [{containerPort: 8080}]}]}
+    spec: {containers: [{name: s, image: agnhost, ports: [{containerPort: 8080}]}]}
 """)
     ip = cluster_ip(c, "flip")
     c.wait_for("flip answers", lambda: sh(c, "client", f"echo hostname | nc -w1 {ip} 80").startswith("flip-"))
@@ -300,7 +301,7 @@ spec: {selector: {app: dns}, ports: [{port: 53, protocol: UDP}]}
 apiVersion: v1
 kind: Pod
 metadata: {name: dns-a, labels: {app: dns}}
-spec: {nodeName: worker-1, containers: [{name: s, ports: [{containerPort: 53, protocol: UDP}]}]}
+spec: {nodeName: worker-1, containers: [{name: s, image: agnhost, ports: [{containerPort: 53, protocol: UDP}]}]}
 """)
     c.wait_pod("default", "dns-a", ready)
     ip = cluster_ip(c, "dns")
@@ -309,7 +310,7 @@ spec: {nodeName: worker-1, containers: [{name: s, ports: [{containerPort: 53, pr
     c.knet("apply", "-f", "-", "--wait", input="""apiVersion: v1
 kind: Pod
 metadata: {name: dns-b, labels: {app: dns}}
-spec: {nodeName: worker-2, containers: [{name: s, ports: [{containerPort: 53, protocol: UDP}]}]}
+spec: {nodeName: worker-2, containers: [{name: s, image: agnhost, ports: [{containerPort: 53, protocol: UDP}]}]}
 """)
     c.wait_pod("default", "dns-b", ready)
     import subprocess
@@ -480,7 +481,7 @@ def test_terminating_endpoints_keep_their_connections_and_serve_only_when_none_i
     try:
         assert talk.stdout.readline().strip() == "echo one"
         c.knet("apply", "-f", "-", "--wait", input="apiVersion: v1\nkind: Pod\nmetadata: {name: term-b, labels: "
-               "{app: term}}\nspec: {nodeName: worker-1, containers: [{name: s, ports: [{containerPort: 8080}]}]}\n")
+               "{app: term}}\nspec: {nodeName: worker-1, containers: [{name: s, image: agnhost, ports: [{containerPort: 8080}]}]}\n")
         c.wait_pod("default", "term-b", ready)
         c.knet("delete", "pod", "term-a")  # term-a ignores SIGTERM: it stays, terminating, for up to 60 s
 

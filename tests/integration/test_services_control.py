@@ -35,11 +35,13 @@ spec:
     spec:
       containers:
       - name: web
+        image: agnhost
         ports: [{containerPort: 80, name: http}]
         readinessProbe:
           exec: {command: [sh, -c, "test -f /tmp/knet-svc-ready-`hostname`"]}
           periodSeconds: 1
       - name: sidecar
+        image: agnhost
         command: [sleep, "600"]
 """
 

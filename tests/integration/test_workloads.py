@@ -33,6 +33,7 @@ spec:
     spec:
 {extra}      containers:
       - name: web
+        image: agnhost
         ports: [{{containerPort: 80}}]
         env: [{{name: VERSION, value: "{version}"}}]
         readinessProbe: {{tcpSocket: {{port: 80}}, periodSeconds: 1}}
@@ -99,7 +100,7 @@ spec:
     metadata: {labels: {app: NAME}}
     spec:
       TOLERATIONS
-      containers: [{name: a}]
+      containers: [{name: a, image: agnhost}]
 """
     c.apply(ds.replace("NAME", "plain").replace("TOLERATIONS", ""))
     c.apply(ds.replace("NAME", "tolerant").replace(
@@ -127,6 +128,7 @@ spec:
     spec:
       containers:
       - name: db
+        image: agnhost
         ports: [{containerPort: 5432}]
         readinessProbe: {tcpSocket: {port: 5432}, periodSeconds: 1, initialDelaySeconds: 1}
 """
@@ -167,7 +169,7 @@ spec:
   selector: {matchLabels: {app: logger}}
   template:
     metadata: {labels: {app: logger}}
-    spec: {containers: [{name: a}]}
+    spec: {containers: [{name: a, image: agnhost}]}
 """)
     c.wait_for("spread ready", lambda: converged(c, "spread", 6))
     c.wait_for("logger", lambda: len(live_pods(c, "logger")) == 3)
@@ -180,7 +182,7 @@ spec:
     c.wait_for("spread back to 6", lambda: converged(c, "spread", 6))
     assert len(on("logger", "worker-1")) == 1
     assert "SchedulingDisabled" in c.knet("get", "node", "worker-1").stdout
-    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\nspec: {nodeName: worker-2, containers: [{name: c}]}\n")
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\nspec: {nodeName: worker-2, containers: [{name: c, image: agnhost}]}\n")
     refused = c.knet("drain", "worker-2", check=False)
     assert refused.returncode != 0 and "declare no controller" in refused.stderr
     c.knet("uncordon", "worker-1", "worker-2")
@@ -265,7 +267,7 @@ spec:
       requiredDuringSchedulingIgnoredDuringExecution:
         nodeSelectorTerms:
         - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [worker-2]}]
-  containers: [{name: c}]
+  containers: [{name: c, image: agnhost}]
 ---
 apiVersion: v1
 kind: Pod
@@ -276,7 +278,7 @@ spec:
       requiredDuringSchedulingIgnoredDuringExecution:
         nodeSelectorTerms:
         - matchExpressions: [{key: kubernetes.io/hostname, operator: NotIn, values: [worker-1, worker-2, worker-3]}]
-  containers: [{name: c}]
+  containers: [{name: c, image: agnhost}]
 """)
     assert c.get("Pod", "default", "picky")["spec"]["nodeName"] == "worker-2"
     c.wait_for("FailedScheduling", lambda: "FailedScheduling" in c.knet("describe", "pod", "impossible").stdout)

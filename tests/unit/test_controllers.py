@@ -56,7 +56,7 @@ def become_ready(reg, only=None) -> int:
 def deployment(replicas=3, env="1", strategy=None):
     spec = {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}},
-                         "spec": {"containers": [{"name": "web", "env": [{"name": "V", "value": env}]}]}}}
+                         "spec": {"containers": [{"name": "web", "image": "agnhost", "env": [{"name": "V", "value": env}]}]}}}
     if strategy:
         spec["strategy"] = strategy
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": spec}
@@ -106,7 +106,7 @@ def test_rolling_update_keeps_surge_and_availability_bounds(reg):
     reg.create(DEPLOY, "default", deployment(4))
     settle(reg)
     reg.patch(DEPLOY, "default", "web", {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "env": [{"name": "V", "value": "2"}]}]}}}})
+        {"name": "web", "image": "agnhost", "env": [{"name": "V", "value": "2"}]}]}}}})
     for _ in range(40):
         reconcile(reg)
         live = [p for p in pods(reg) if not p["metadata"].get("deletionTimestamp")]
@@ -128,7 +128,7 @@ def test_recreate_removes_old_pods_before_new_ones(reg):
     settle(reg)
     old = {p["metadata"]["name"] for p in pods(reg)}
     reg.patch(DEPLOY, "default", "web", {"spec": {"template": {"spec": {"containers": [
-        {"name": "web", "env": [{"name": "V", "value": "2"}]}]}}}})
+        {"name": "web", "image": "agnhost", "env": [{"name": "V", "value": "2"}]}]}}}})
     reconcile(reg)
     names = {p["metadata"]["name"] for p in pods(reg)}
     assert names == old  # old still terminating, no new pod yet
@@ -149,11 +149,11 @@ def test_replicaset_adopts_orphans_and_removes_unready_first(reg):
     for i in range(2):
         reg.create(PODS, "default", {"apiVersion": "v1", "kind": "Pod",
                                      "metadata": {"name": f"orphan-{i}", "labels": {"app": "x"}},
-                                     "spec": {"containers": [{"name": "c"}]}})
+                                     "spec": {"containers": [{"name": "c", "image": "agnhost"}]}})
     reg.create(RS, "default", {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "x"},
                                "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "x"}},
                                         "template": {"metadata": {"labels": {"app": "x"}},
-                                                     "spec": {"containers": [{"name": "c"}]}}}})
+                                                     "spec": {"containers": [{"name": "c", "image": "agnhost"}]}}}})
     reconcile(reg)
     ps = pods(reg, app="x")
     assert len(ps) == 3 and {"orphan-0", "orphan-1"} <= {p["metadata"]["name"] for p in ps}
@@ -166,7 +166,7 @@ def test_replicaset_adopts_orphans_and_removes_unready_first(reg):
 
 
 def daemonset(tolerate_cp=False):
-    spec = {"containers": [{"name": "a"}]}
+    spec = {"containers": [{"name": "a", "image": "agnhost"}]}
     if tolerate_cp:
         spec["tolerations"] = [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
@@ -202,7 +202,7 @@ def statefulset(replicas=3, policy="OrderedReady", env="1"):
             "spec": {"replicas": replicas, "serviceName": "db", "podManagementPolicy": policy,
                      "selector": {"matchLabels": {"app": "db"}},
                      "template": {"metadata": {"labels": {"app": "db"}},
-                                  "spec": {"containers": [{"name": "db", "env": [{"name": "V", "value": env}]}]}}}}
+                                  "spec": {"containers": [{"name": "db", "image": "agnhost", "env": [{"name": "V", "value": env}]}]}}}}
 
 
 def names(reg):
@@ -236,7 +236,7 @@ def test_statefulset_scales_down_in_reverse_and_updates_from_the_top(reg):
     reg.patch(STS, "default", "db", {"spec": {"replicas": 3}})
     settle(reg)
     reg.patch(STS, "default", "db", {"spec": {"template": {"spec": {"containers": [
-        {"name": "db", "env": [{"name": "V", "value": "2"}]}]}}}})
+        {"name": "db", "image": "agnhost", "env": [{"name": "V", "value": "2"}]}]}}}})
     reconcile(reg)
     assert [p["metadata"]["name"] for p in pods(reg) if p["metadata"].get("deletionTimestamp")] == ["db-2"]
     settle(reg)

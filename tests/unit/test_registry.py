@@ -21,7 +21,7 @@ def reg(tmp_path):
 
 def pod(name, **spec):
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"containers": [{"name": "c"}], **spec}}
+            "spec": {"containers": [{"name": "c", "image": "agnhost"}], **spec}}
 
 
 def test_create_defaults_and_annotates_netns(reg):
