@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from knet.api import schema
@@ -212,7 +213,7 @@ class _Decoder:
     def struct(self, v: dict, t: str, path: str, ctx: tuple[str, str]) -> dict:
         fields = schema.STRUCTS[t]
         out = {}
-        for key in self._keys(v, path):
+        for key in self._keys(v, path, fields):
             if key not in fields:
                 self._strict("unknown", _join(path, key))
                 continue
@@ -224,16 +225,22 @@ class _Decoder:
             out[key] = self.value(x, fields[key], _join(path, key), (t, _join(ctx[1], key)))
         return out
 
-    def _keys(self, v: dict, path: str) -> list[str]:
+    def _keys(self, v: dict, path: str, known: dict | None = None) -> Iterator[str]:
+        """Each key once, where its last value came, reporting a repeated key
+        where Go's decoder meets it (in a struct, only fields it has: an
+        unknown one is reported as unknown)."""
         order = getattr(v, "order", None)
         if order is None:
-            return list(v)
+            yield from list(v)
+            return
+        last = {k: i for i, k in enumerate(order)}
         seen: set[str] = set()
-        for key in order:
-            if key in seen:
+        for i, key in enumerate(order):
+            if key in seen and (known is None or key in known):
                 self._strict("duplicate", _join(path, key))
             seen.add(key)
-        return list(v)
+            if last[key] == i:
+                yield key
 
     def free(self, v: Any, path: str) -> Any:
         """Free-form JSON (RawExtension, FieldsV1): kept as sent, duplicates noticed."""
@@ -279,7 +286,7 @@ def _quantity(v: Any) -> str:
     grammar; stored as a string, as a Quantity always encodes."""
     if isinstance(v, _Float):
         text = v.text
-    elif isinstance(v, (str, int)) and not isinstance(v, bool):
+    elif isinstance(v, (str, int, float)) and not isinstance(v, bool):
         text = str(v).strip()
     else:
         raise DecodeError(_QUANTITY_FORMAT)

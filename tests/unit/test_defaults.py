@@ -5,7 +5,6 @@ import copy
 from knet.api.defaults import apply_defaults
 from knet.api.validation import validate
 
-
 NOT_READY_AND_UNREACHABLE_300S = [
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
     {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
