@@ -146,6 +146,16 @@ def find_running(cfg: ClusterConfig, name: str, comp: Component) -> int | None:
     return None
 
 
+def next_backoff(prev: float, ran: float) -> float:
+    """Seconds to wait before the next start, as systemd's RestartSec with
+    kubelet's CrashLoopBackOff growth: the first restart is quick, each quick
+    failure doubles the wait up to a cap, and a run that lasted a while starts
+    the count again."""
+    if prev <= 0 or ran >= RESET_AFTER:
+        return BACKOFF_FIRST
+    return min(prev * 2, BACKOFF_MAX)
+
+
 def describe_exit(returncode: int | None) -> str:
     if returncode is None:
         return "exited"
@@ -282,9 +292,7 @@ class Supervisor:
         self.schedule(name, ran)
 
     def schedule(self, name: str, ran: float) -> None:
-        prev = self.backoff[name]
-        delay = BACKOFF_FIRST if prev == 0 or ran >= RESET_AFTER else min(prev * 2, BACKOFF_MAX)
-        self.backoff[name] = delay
+        delay = self.backoff[name] = next_backoff(self.backoff[name], ran)
         self.due[name] = time.monotonic() + delay
         self.state[name].update(state="backoff", nextStartTime=time.time() + delay)
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import signal
 import subprocess
 
 import pytest
 
-from knet.cluster import component_pid, start_component
+from knet.cluster import start_component, stop_component
 from knet.harness.cluster import Cluster, ready
 
 
@@ -127,7 +126,7 @@ def test_node_leaving_and_joining_updates_peer_routes(c):
     cidr2 = c.get("Node", None, "worker-2")["spec"]["podCIDR"]
     routes = lambda: c.exec_node("worker-1", ["ip", "route"]).stdout  # noqa: E731
     assert cidr2 in routes()
-    os.kill(component_pid(c.name, "node-worker-2"), signal.SIGKILL)
+    stop_component(c.cfg, "node-worker-2")  # SIGKILL, held down: its supervisor would restart it at once
     c.knet("delete", "node", "worker-2")
     c.wait_for("route removed", lambda: cidr2 not in routes(), timeout=10)
     start_component(c.cfg, "node-worker-2")
