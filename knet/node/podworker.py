@@ -102,6 +102,8 @@ class PodWorker:
         self.uid = pod["metadata"]["uid"]
         self.sb: sandboxes.Sandbox | None = None
         previous = {s["name"]: s for s in pod.get("status", {}).get("containerStatuses") or []}
+        self.previous = previous  # what an earlier agent reported: read back when adopting its sandbox
+        self.reused = False  # the sandbox was an earlier agent's
         self.containers = [Container(c, restart_count=previous.get(c["name"], {}).get("restartCount", 0))
                            for c in pod["spec"]["containers"]]
         self.terminating = trio.Event()
@@ -150,6 +152,7 @@ class PodWorker:
         async with trio.open_nursery() as outer:
             outer.start_soon(self.status_loop)
             try:
+                self.reused = sandboxes.sandbox_for(self.agent.cfg, self.agent.node, self.uid).exists()
                 self.sb = sandboxes.create(self.agent.cfg, self.agent.node, self.pod)
             except OSError as e:
                 self.sandbox_error = f"failed to create pod sandbox: {e}"
@@ -302,6 +305,8 @@ class PodWorker:
         policy = self.pod["spec"].get("restartPolicy", "Always")
         backoff = self.agent.cfg.restart_backoff_seconds
         adopted = self._adopt(c)
+        if self.reused and not await self._resume(c, adopted is not None):
+            return
         while not self.terminating.is_set():
             exit_code, reason = await self.run_once(c, adopted)
             adopted = None
@@ -326,6 +331,41 @@ class PodWorker:
             if self.terminating.is_set():
                 return
             c.restart_count += 1
+
+    async def _resume(self, c: Container, adopted: bool) -> bool:
+        """After an agent restart, what became of the container while no agent watched
+        (kubelet reads it back from the runtime). False: it is done and must not run again."""
+        previous = self.previous.get(c.name) or {}
+        prev = previous.get("state") or {}
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        if "terminated" in prev:  # it had finished: a completed container is not run a second time
+            if should_restart(policy, prev["terminated"].get("exitCode", 0)):
+                return True
+            c.state, c.last_state = prev, previous.get("lastState") or {}
+            self.mark_dirty()
+            return False
+        if "running" not in prev:
+            return True
+        if c.spec.get("command") or c.spec.get("args"):
+            gone = not adopted
+        else:
+            try:
+                running = await self.agent.cri.list()
+                gone = not any(r["id"] == f"{self.uid}/{c.name}" for r in running)
+            except (RuntimeUnavailable, RuntimeRefused):
+                gone = False  # unknown: starting it will tell
+        if not gone:
+            return True
+        lost = {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown",
+                               "message": "The container could not be located when the agent restarted",
+                               "startedAt": prev["running"].get("startedAt"), "finishedAt": now_rfc3339()}}
+        if not should_restart(policy, 137):
+            c.state = lost
+            self.mark_dirty()
+            return False
+        c.last_state = lost
+        c.restart_count += 1
+        return True
 
     def _adopt(self, c: Container) -> dict | None:
         """The process an earlier agent started for this container, if it still runs:

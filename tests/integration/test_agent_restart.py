@@ -61,6 +61,16 @@ metadata: {name: client}
 spec: {nodeName: worker-2, containers: [{name: c, image: busybox, command: [sleep, "3600"]}]}
 ---
 apiVersion: v1
+kind: Pod
+metadata: {name: done}
+spec: {nodeName: worker-1, restartPolicy: Never, containers: [{name: c, image: busybox, command: ["true"]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: victim}
+spec: {nodeName: worker-1, containers: [{name: c, image: busybox, command: [sleep, "3600"]}]}
+---
+apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec: {selector: {app: web}, ports: [{port: 80}]}
@@ -77,8 +87,9 @@ SERVED = ("web-1", "web-2", "cmd")
 def c():
     with Cluster.up(workers=2, heartbeatSeconds=0.5, nodeGracePeriodSeconds=2) as cluster:
         cluster.apply(PODS)
-        for name in (*SERVED, "client"):
+        for name in (*SERVED, "client", "victim"):
             cluster.wait_pod("default", name, lambda p: ready(p) and p["status"].get("podIP"))
+        cluster.wait_pod("default", "done", lambda p: p["status"].get("phase") == "Succeeded")
         yield cluster
 
 
@@ -205,8 +216,14 @@ def test_agent_kill_9_restarted_by_the_supervisor_adopts_everything(c):
     assert log.count("started ") == 2  # web-1 and web-2, once each: nothing started again
 
 
+def container_status(c: Cluster, name: str) -> dict:
+    return c.get("Pod", "default", name)["status"]["containerStatuses"][0]
+
+
 def test_pods_marked_not_ready_while_the_agent_is_away_are_ready_again_after_adoption(c):
     before = snapshot(c)
+    done = container_status(c, "done")
+    victim = container_status(c, "victim")
     prober = prober_for(c)
     prober.start()
     try:
@@ -217,6 +234,7 @@ def test_pods_marked_not_ready_while_the_agent_is_away_are_ready_again_after_ado
         c.wait_for("its pods Ready=False", lambda: not any(
             is_true(c.get("Pod", "default", n), "Ready") for n in SERVED), timeout=15)
         c.wait_for("endpoints dropped", lambda: not ready_endpoints(c, "web"), timeout=15)
+        os.kill(int(victim["containerID"].removeprefix("knet://")), signal.SIGKILL)  # dies with no agent to see it
         away = time.monotonic()
         start_component(c.cfg, "node-worker-1")
         c.wait_for("worker-1 Ready", lambda: c.nodes_ready()["worker-1"] == "True", timeout=15)
@@ -227,6 +245,14 @@ def test_pods_marked_not_ready_while_the_agent_is_away_are_ready_again_after_ado
     assert prober.failures == [], prober.failures[:10]
     assert prober.answered_between(killed, away) > 0  # answering while the node was NotReady
     assert snapshot(c) == before
+    # A completed container is not run again; one that died unseen is found gone and restarted per its policy.
+    assert c.get("Pod", "default", "done")["status"]["phase"] == "Succeeded"
+    assert container_status(c, "done")["state"] == done["state"]
+    pod = c.wait_pod("default", "victim", ready)
+    st = pod["status"]["containerStatuses"][0]
+    assert st["restartCount"] == victim["restartCount"] + 1
+    assert st["lastState"]["terminated"]["reason"] == "ContainerStatusUnknown"
+    assert st["containerID"] != victim["containerID"]
     ips = {before["web-1"]["ip"], before["web-2"]["ip"]}
     c.wait_for("endpoints back", lambda: ready_endpoints(c, "web") == ips, timeout=15)
     svc = c.get("Service", "default", "web")["spec"]["clusterIP"]
