@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 
-from knet.api.objects import deep_copy, random_suffix
+from knet.api.objects import deep_copy
 from knet.api.selectors import selector_from_map
-from knet.controllers.base import View, is_ready, owner_ref
+from knet.controllers.base import View, is_ready, owner_ref, template_hash
 
 MAX_ENDPOINTS = 100
 SERVICE_LABEL = "kubernetes.io/service-name"
@@ -88,6 +88,18 @@ def sync(view: View) -> None:
             sync_one(view, svc, view.list("Pod", ns), mine)
 
 
+def slice_name(svc: dict, taken: set[str]) -> str:
+    """A name for a new slice of this Service, the same on every pass until it
+    exists (upstream generates a random one): a create that keeps failing then
+    names the same slice each time, so its Warning Event folds into one."""
+    name, uid = svc["metadata"]["name"], svc["metadata"]["uid"]
+    for n in range(len(taken), len(taken) + 1000):
+        candidate = f"{name[:56]}-{template_hash({'service': uid, 'slice': n})[:5]}"
+        if candidate not in taken:
+            return candidate
+    raise RuntimeError(f"no free EndpointSlice name for Service {name}")
+
+
 def sync_one(view: View, svc: dict, pods: list[dict], existing: list[dict]) -> None:
     wanted = []
     for ports, eps in desired_groups(svc, pods).values():
@@ -97,6 +109,7 @@ def sync_one(view: View, svc: dict, pods: list[dict], existing: list[dict]) -> N
         wanted = [([], [])]  # an empty slice says "no endpoints", as upstream keeps one
     existing = sorted(existing, key=lambda s: s["metadata"]["name"])
     name = svc["metadata"]["name"]
+    taken = {s["metadata"]["name"] for s in existing}
     for i, (ports, eps) in enumerate(wanted):
         if i < len(existing):
             cur = existing[i]
@@ -106,9 +119,10 @@ def sync_one(view: View, svc: dict, pods: list[dict], existing: list[dict]) -> N
             new["endpoints"], new["ports"] = eps, ports
             view.update("EndpointSlice", new)
         else:
+            taken.add(new_name := slice_name(svc, taken))
             view.create("EndpointSlice", svc["metadata"]["namespace"], {
                 "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": f"{name[:56]}-{random_suffix()}", "namespace": svc["metadata"]["namespace"],
+                "metadata": {"name": new_name, "namespace": svc["metadata"]["namespace"],
                              "labels": {SERVICE_LABEL: name, MANAGED_BY: CONTROLLER},
                              "ownerReferences": [owner_ref(svc)]},
                 "addressType": "IPv4", "endpoints": eps, "ports": ports})

@@ -3,10 +3,11 @@ and the way a controller's failure on an object reaches the user.
 
 Controllers run often (every heartbeat wakes them), so a failure that persists
 would write a new Event on every pass. `Recorder` aggregates repeats as
-client-go's EventCorrelator does: the same object, type, reason and source make
-one Event whose `count` grows and whose message is the latest (the correlator
-combines similar events whose messages differ, e.g. by a generated name, the
-same way), rewritten at most once per `REPEAT_WRITE_SECONDS` so a stuck
+client-go's EventCorrelator does: the same object, type, reason, message and
+source make one Event whose `count` grows, rewritten at most once per
+`REPEAT_WRITE_SECONDS`; past `SIMILAR_MAX` different messages for the same
+object and reason within ten minutes (an error naming a generated name each
+time), they go into one "(combined from similar events)" Event. So a stuck
 controller cannot flood the store.
 """
 
@@ -22,6 +23,8 @@ from knet.api.objects import now_rfc3339, random_suffix
 MAX_MESSAGE = 1024
 REPEAT_WRITE_SECONDS = 10.0
 CACHE_SIZE = 4096  # client-go's LRU size for the same bookkeeping
+SIMILAR_MAX = 10  # distinct messages for one object and reason before they are combined (client-go's)
+SIMILAR_WINDOW_SECONDS = 600.0
 
 # Reasons saying a controller could not write what an object asks for: the object
 # is not realized. `knet apply --wait` fails on these; other Warnings it only prints.
@@ -68,33 +71,62 @@ class Recorder:
 
     def __init__(self, create, bump, clock=time.monotonic):
         self._create, self._bump, self._clock = create, bump, clock
-        # key -> [namespace, event name, count, count written, time written, object's resourceVersion]
+        # full key (with message) -> [namespace, event name, count, time written, object's resourceVersion]
         self._seen: OrderedDict[tuple, list] = OrderedDict()
+        # key without message -> [distinct messages in the window, window start, the combined Event's entry]
+        self._similar: OrderedDict[tuple, list] = OrderedDict()
 
     def record(self, obj: dict, etype: str, reason: str, message: str, component: str) -> bool:
         """Returns whether it wrote to the store."""
         message = truncate(message)
         m = obj.get("metadata", {})
-        key = (obj.get("kind"), m.get("namespace"), m.get("name"), m.get("uid"), etype, reason, component)
-        now = self._clock()
-        version = m.get("resourceVersion")
-        seen = self._seen.get(key)
-        if seen is not None:
-            self._seen.move_to_end(key)
-            seen[2] += 1
-            # A changed object (a re-apply) is told at once that it still fails.
-            if now - seen[4] < REPEAT_WRITE_SECONDS and version == seen[5]:
+        similar = (obj.get("kind"), m.get("namespace"), m.get("name"), m.get("uid"), etype, reason, component)
+        full = (*similar, message)
+        now, version = self._clock(), m.get("resourceVersion")
+        if full in self._seen:
+            self._seen.move_to_end(full)
+            return self._repeat(self._seen[full], message, version, now, obj, etype, reason, component)
+        sim = self._similar.get(similar)
+        if sim is None or now - sim[1] > SIMILAR_WINDOW_SECONDS:
+            sim = self._similar[similar] = [0, now, None]
+        self._similar.move_to_end(similar)
+        sim[0] += 1
+        if sim[0] > SIMILAR_MAX:
+            # Messages that keep changing (a generated name in an error): one combined Event.
+            message = truncate(f"(combined from similar events): {message}")
+            if sim[2] is not None:
+                return self._repeat(sim[2], message, version, now, obj, etype, reason, component)
+            sim[2] = self._new(obj, etype, reason, message, component, now, version)
+            return sim[2] is not None
+        entry = self._new(obj, etype, reason, message, component, now, version)
+        if entry is None:
+            return False
+        self._seen[full] = entry
+        for cache in (self._seen, self._similar):
+            while len(cache) > CACHE_SIZE:
+                cache.popitem(last=False)
+        return True
+
+    def _repeat(self, entry: list, message: str, version, now: float, obj: dict, etype: str, reason: str,
+                component: str) -> bool:
+        entry[2] += 1
+        # A changed object (a re-apply) is told at once that it still fails.
+        if now - entry[3] < REPEAT_WRITE_SECONDS and version == entry[4]:
+            return False
+        if not self._bump(entry[0], entry[1], entry[2], now_rfc3339(), message):
+            fresh = self._new(obj, etype, reason, message, component, now, version, entry[2])
+            if fresh is None:
                 return False
-            if self._bump(seen[0], seen[1], seen[2], now_rfc3339(), message):
-                seen[3], seen[4], seen[5] = seen[2], now, version
-                return True
+            entry[:] = fresh
+            return True
+        entry[3], entry[4] = now, version
+        return True
+
+    def _new(self, obj: dict, etype: str, reason: str, message: str, component: str, now: float, version,
+             count: int = 1) -> list | None:
         event = make_event(obj, etype, reason, message, component)
-        if seen is not None:
-            event["count"] = seen[2]
+        event["count"] = count
         ns = event["metadata"]["namespace"]
         if not self._create(ns, event):
-            return False
-        self._seen[key] = [ns, event["metadata"]["name"], event["count"], event["count"], now, version]
-        while len(self._seen) > CACHE_SIZE:
-            self._seen.popitem(last=False)
-        return True
+            return None
+        return [ns, event["metadata"]["name"], count, now, version]

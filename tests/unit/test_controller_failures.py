@@ -11,7 +11,13 @@ from knet.api.registry import Registry
 from knet.api.resources import by_kind
 from knet.controllers import endpointslice
 from knet.controllers.base import View
-from knet.controllers.events import MAX_MESSAGE, REPEAT_WRITE_SECONDS, Recorder, make_event
+from knet.controllers.events import (
+    MAX_MESSAGE,
+    REPEAT_WRITE_SECONDS,
+    SIMILAR_MAX,
+    Recorder,
+    make_event,
+)
 from knet.controlplane import reconcile
 from knet.store.sqlite import SqliteStore
 
@@ -127,18 +133,32 @@ def test_recorder_counts_repeats_and_rewrites_them_at_most_every_few_seconds():
     fake = FakeEvents()
     rec = Recorder(fake.create, fake.bump, clock=lambda: fake.t)
     obj = {"kind": "Service", "metadata": {"name": "s", "namespace": "default", "uid": "u1", "resourceVersion": "5"}}
-    assert rec.record(obj, "Warning", "FailedX", "boom 1", "c")
-    for i in range(3):  # the message may differ (a generated name in it): still the same failure
-        assert not rec.record(obj, "Warning", "FailedX", f"boom {i + 2}", "c")
+    assert rec.record(obj, "Warning", "FailedX", "boom", "c")
+    for _ in range(3):
+        assert not rec.record(obj, "Warning", "FailedX", "boom", "c")
     fake.t = REPEAT_WRITE_SECONDS + 1
-    assert rec.record(obj, "Warning", "FailedX", "boom 5", "c")
+    assert rec.record(obj, "Warning", "FailedX", "boom", "c")
     name = fake.created[0]["metadata"]["name"]
-    assert len(fake.created) == 1 and fake.bumps == [(name, 5, "boom 5")]
-    # A changed object (a re-apply) hears at once; another reason is another Event.
+    assert len(fake.created) == 1 and fake.bumps == [(name, 5, "boom")]
+    # A changed object (a re-apply) hears at once; another message is another Event.
     assert rec.record({**obj, "metadata": {**obj["metadata"], "resourceVersion": "6"}}, "Warning", "FailedX", "boom", "c")
     assert fake.bumps[-1] == (name, 6, "boom")
-    assert rec.record(obj, "Warning", "FailedY", "boom", "c")
+    assert rec.record(obj, "Warning", "FailedX", "other", "c")
     assert len(fake.created) == 2
+
+
+def test_recorder_combines_an_objects_ever_changing_messages():
+    fake = FakeEvents()
+    rec = Recorder(fake.create, fake.bump, clock=lambda: fake.t)
+    obj = {"kind": "Service", "metadata": {"name": "s", "namespace": "default", "uid": "u1"}}
+    for i in range(SIMILAR_MAX + 5):
+        rec.record(obj, "Warning", "FailedX", f"slice s-{i} is invalid", "c")
+    assert len(fake.created) == SIMILAR_MAX + 1
+    combined = fake.created[-1]
+    assert combined["message"] == f"(combined from similar events): slice s-{SIMILAR_MAX} is invalid"
+    fake.t = REPEAT_WRITE_SECONDS + 1
+    assert rec.record(obj, "Warning", "FailedX", "slice s-99 is invalid", "c")
+    assert fake.bumps == [(combined["metadata"]["name"], 6, "(combined from similar events): slice s-99 is invalid")]
 
 
 def test_event_messages_are_truncated():
