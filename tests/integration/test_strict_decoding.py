@@ -151,5 +151,11 @@ def test_every_object_the_cluster_writes_decodes_with_no_unknown_field(c):
             assert unknown == [], f"{res.kind} {obj['metadata'].get('name')}: {unknown}"
             seen.add(res.kind)
     assert {"Pod", "Node", "Service", "EndpointSlice", "Deployment", "ReplicaSet", "Namespace"} <= seen
+    # POST creates only (what `knet create` relies on): an existing object is a 409.
+    deploy = by_kind("Deployment")
+    with pytest.raises(ApiError) as e:
+        c.client.create(deploy, "default", c.get("Deployment", "default", "echo"))
+    assert (e.value.code, e.value.reason, e.value.message) == (
+        409, "AlreadyExists", 'deployments.apps "echo" already exists')
     c.knet("delete", "deployment", "echo")
     c.knet("delete", "service", "echo")
