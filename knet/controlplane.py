@@ -126,6 +126,9 @@ async def main_async(cluster: str) -> None:
     with open(os.path.join(state, "token")) as f:
         token = f.read().strip()
     store = SqliteStore(os.path.join(state, "store.db"))
+    st = store.stats()
+    log.info("store: %d objects, %.1f MiB on disk, history after revision %d of %d",
+             st["keys"], st["sizeBytes"] / 1048576, st["compacted"], st["revision"])
     lb_pool = tuple(cfg.lb_pool.split("-")) if cfg.lb_pool else None
     allocator = ServiceAllocator(cfg.service_subnet, cfg.node_port_range, lb_pool)
     reg = Registry(store, allocators={"Service": allocator}, pod_netns=cfg.pod_netns)

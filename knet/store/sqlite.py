@@ -40,9 +40,11 @@ MAX_VALUE_BYTES = 1536 * 1024
 # The window of history a watch can resume from. A reconnecting watch (an agent
 # restarted, a lagging watch the server closed) needs seconds of history, not
 # hours; one that asks for more lists again, as after etcd's compaction.
-HISTORY = 5000
-HISTORY_BYTES = 32 * 1024 * 1024
-WAL_LIMIT_BYTES = 4 * 1024 * 1024
+HISTORY = 2000
+HISTORY_BYTES = 8 * 1024 * 1024
+# The WAL is checkpointed every 1 MiB (not SQLite's 4 MiB) and truncated back
+# to it: the state lives on tmpfs, where a checkpoint's fsync costs nothing.
+WAL_LIMIT_BYTES = 1024 * 1024
 
 
 class SqliteStore:
@@ -66,6 +68,7 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_BYTES // 4096}")
         self._db.executescript(SCHEMA)
         self._subscribers: list[Callable[[Event], None]] = []
         self._compacted = self._meta("compacted")
