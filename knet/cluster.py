@@ -118,9 +118,10 @@ def _argv_marked(cluster: str, modules: frozenset[str] | None = None) -> list[in
     out = []
     for pid in procs.all_pids():
         argv = procs.cmdline(pid)
-        if not argv or len(argv) < 5 or argv[1] != "-m" or argv[2] not in modules:
+        if not argv or "-m" not in argv[1:3]:
             continue
-        if any(argv[i:i + 2] == ["--cluster", cluster] for i in range(3, len(argv) - 1)):
+        m = argv.index("-m", 1)
+        if argv[m + 1:m + 2] and argv[m + 1] in modules and argv[m + 2:m + 4] == ["--cluster", cluster]:
             out.append(pid)
     return out
 
@@ -164,7 +165,8 @@ def _spawn_supervisor(cfg: ClusterConfig) -> subprocess.Popen:
     """The supervisor lives in the fabric namespace, so `down` finds it there
     too. It writes its own pid file once it holds the cluster's supervisor lock:
     of two started at once, the one that runs is the one recorded."""
-    return sup.spawn(cfg, "supervisor", sup.supervisor_argv(cfg.name), cfg.fabric_netns, record=False)
+    return sup.spawn(cfg, "supervisor", sup.supervisor_argv(cfg.name), cfg.fabric_netns, record=False,
+                     cwd=sup.PACKAGE_ROOT)
 
 
 def start_component(cfg: ClusterConfig, component: str, timeout: float = 15.0) -> int:

@@ -71,7 +71,13 @@ def argv_for(cfg: ClusterConfig, comp: Component) -> list[str]:
 
 
 def supervisor_argv(cluster: str) -> list[str]:
-    return [sys.executable, "-m", MODULE, "--cluster", cluster]
+    """-S: no site processing (.pth files: 30 ms and more before the first
+    component can start). The supervisor needs only the standard library and
+    knet, which it finds in its start directory (see PACKAGE_ROOT)."""
+    return [sys.executable, "-S", "-m", MODULE, "--cluster", cluster]
+
+
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # -- where things are ------------------------------------------------------------------
@@ -106,7 +112,8 @@ def write_status(cluster: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def spawn(cfg: ClusterConfig, name: str, argv: list[str], netns: str, record: bool = True) -> subprocess.Popen:
+def spawn(cfg: ClusterConfig, name: str, argv: list[str], netns: str, record: bool = True,
+          cwd: str = "/") -> subprocess.Popen:
     """Start a process inside a namespace, in its own session (so it outlives
     whoever started it), logging to the state directory, and record its pid file."""
     logdir = os.path.join(cfg.state_dir, "logs")
@@ -116,7 +123,7 @@ def spawn(cfg: ClusterConfig, name: str, argv: list[str], netns: str, record: bo
     logf = open(os.path.join(logdir, f"{name}.log"), "ab")
     try:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True, cwd="/",
+            argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True, cwd=cwd,
             preexec_fn=lambda: ns.setns(fd, ns.CLONE_NEWNET), close_fds=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     finally:
@@ -127,14 +134,16 @@ def spawn(cfg: ClusterConfig, name: str, argv: list[str], netns: str, record: bo
     return proc
 
 
-def find_running(cfg: ClusterConfig, name: str, comp: Component) -> int | None:
-    """The live process of this component: by its verified pid file, or else by
-    its exact argv in its namespace (a supervisor killed between starting it and
-    writing the pid file)."""
+def find_running(cfg: ClusterConfig, name: str, comp: Component, scan: bool = True) -> int | None:
+    """The live process of this component: by its verified pid file, or else
+    (with scan) by its exact argv in its namespace (a supervisor killed between
+    starting it and writing the pid file)."""
     want = argv_for(cfg, comp)
     rec = procs.read_pidfile(pid_path(cfg.name, name))
     if procs.matches(rec) and rec["argv"][1:] == want[1:]:
         return rec["pid"]
+    if not scan:
+        return None
     inode = ns.inode(ns.netns_path(comp.netns))
     if inode is None:
         return None
@@ -179,6 +188,8 @@ class Supervisor:
     def __init__(self, cfg: ClusterConfig):
         self.cfg = cfg
         self.comps = components(cfg)
+        # A cluster's first supervisor has nothing to adopt: it skips the /proc scans.
+        self.fresh = not os.path.exists(status_path(cfg.name))
         old = read_status(cfg.name).get("components") or {}
         self.state: dict[str, dict] = {}
         for name in self.comps:
@@ -223,7 +234,7 @@ class Supervisor:
 
     def adopt_or_start(self, name: str) -> None:
         st = self.state[name]
-        pid = find_running(self.cfg, name, self.comps[name])
+        pid = find_running(self.cfg, name, self.comps[name], scan=not self.fresh)
         # The pidfd pins the process: checked again after opening, it cannot be another's.
         if pid is not None and self.watch(name, pid):
             if find_running(self.cfg, name, self.comps[name]) == pid:
@@ -378,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="knet-supervisor")
     p.add_argument("--cluster", required=True)
     args = p.parse_args(argv)
+    os.chdir("/")  # started in PACKAGE_ROOT to find knet; hold no directory busy
     cfg = load_saved(args.cluster)
     # One supervisor per cluster: a second one (two `knet start` at once) leaves quietly.
     lock = open(os.path.join(cfg.state_dir, "supervisor.lock"), "a")
