@@ -84,7 +84,7 @@ def cmd_up(args) -> int:
 
 def cmd_down(args) -> int:
     _require_root()
-    from knet.cluster import all_clusters, down
+    from knet.cluster import ClusterError, all_clusters, down
 
     names = [_cluster(args)]
     if args.all:
@@ -93,7 +93,10 @@ def cmd_down(args) -> int:
             print("No clusters found.")
             return 0
     for name in names:
-        down(name)
+        try:
+            down(name)
+        except ClusterError as e:
+            raise CliError(str(e)) from None
     return 0
 
 
@@ -113,11 +116,11 @@ def cmd_start(args) -> int:
     from knet.cluster import ClusterError, running, start
 
     name = _cluster(args)
-    if running(name):
-        print(f'Cluster "{name}" is already running.')
-        return 0
-    print(f'Starting cluster "{name}" ...')
     try:
+        if running(name):
+            print(f'Cluster "{name}" is already running.')
+            return 0
+        print(f'Starting cluster "{name}" ...')
         took = start(name, say=print, timeout=args.timeout)
     except ClusterError as e:
         raise CliError(str(e)) from None
@@ -141,15 +144,22 @@ def _print_components(info: dict) -> None:
 
 def cmd_status(args) -> int:
     from knet.api.resources import by_kind
-    from knet.cluster import status
+    from knet.cluster import ClusterError, status
 
-    info = status(_cluster(args))
+    try:
+        info = status(_cluster(args))
+    except ClusterError as e:
+        raise CliError(str(e)) from None
     if not info["config"] and not info["netns"]:
         print(f'Cluster "{info["cluster"]}" is not running.')
         return 1
     print(f'Cluster "{info["cluster"]}": {info["netns"]} namespaces, {info["processes"]} processes, '
           f'state in {info["state_dir"]}')
     _print_components(info)
+    if not info["supervisor"] and not any(c.get("pid") for c in info["components"].values()):
+        flag = f" --cluster {info['cluster']}" if info["cluster"] != "knet" else ""
+        print(f'Cluster "{info["cluster"]}" is stopped: knet start{flag} brings it back.')
+        return 1
     try:
         client = _client(args)
         version = client.request("GET", "/version")

@@ -33,7 +33,14 @@ import time
 from collections.abc import Callable
 
 from knet import supervisor as sup
-from knet.config import STATE_ROOT, ClusterConfig, load_saved, state_dir
+from knet.config import (
+    CLUSTER_NAME_RE,
+    STATE_ROOT,
+    ClusterConfig,
+    check_cluster_name,
+    load_saved,
+    state_dir,
+)
 from knet.net import ns, procs
 
 Say = Callable[[str], None]
@@ -43,6 +50,16 @@ STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL in `knet stop`
 
 class ClusterError(RuntimeError):
     pass
+
+
+def checked(cluster: str) -> str:
+    """The name, if it is a cluster name. Everything here derives paths from it
+    (rmtree of its state directory): "..", "a/b" or "" must never get that far."""
+    try:
+        check_cluster_name(cluster)
+    except ValueError as e:
+        raise ClusterError(str(e)) from None
+    return cluster
 
 
 # -- ownership ---------------------------------------------------------------------------
@@ -68,7 +85,7 @@ def owned_netns(cluster: str) -> list[str]:
 
     Every name knet gives starts knet-<cluster>-, so that narrows the search;
     the marker (or, without one, the record) decides."""
-    candidates = ns.list_netns(f"knet-{cluster}-")
+    candidates = ns.list_netns(f"knet-{checked(cluster)}-")
     if not candidates:
         return []
     recorded = _recorded(cluster)
@@ -85,11 +102,12 @@ def all_clusters() -> list[str]:
     """Clusters on this machine: by state directory, or by the marker of a
     namespace left behind without one."""
     try:
-        names = {d for d in os.listdir(STATE_ROOT) if os.path.isdir(os.path.join(STATE_ROOT, d))}
+        names = {d for d in os.listdir(STATE_ROOT)
+                 if CLUSTER_NAME_RE.match(d) and os.path.isdir(os.path.join(STATE_ROOT, d))}
     except FileNotFoundError:
         names = set()
     for marker in ns.netns_markers(ns.list_netns("knet-")).values():
-        if (owner := marker_cluster(marker)) is not None:
+        if (owner := marker_cluster(marker)) is not None and CLUSTER_NAME_RE.match(owner):
             names.add(owner)
     return sorted(names)
 
@@ -219,7 +237,7 @@ def same_config(a: ClusterConfig, b: ClusterConfig) -> bool:
 def running(cluster: str) -> bool:
     """Fully running: the supervisor and every component."""
     try:
-        cfg = load_saved(cluster)
+        cfg = load_saved(checked(cluster))
     except (OSError, ValueError):
         return False
     return supervisor_pid(cluster) is not None and all(
@@ -393,7 +411,7 @@ def stop(cluster: str, say: Say = print, grace: float = STOP_GRACE) -> dict:
     restarted; then the components; then what runs in its pods): SIGTERM, and
     SIGKILL after grace seconds. Namespaces, store and state stay."""
     t0 = time.monotonic()
-    if not os.path.exists(os.path.join(state_dir(cluster), "cluster.json")):
+    if not os.path.exists(os.path.join(state_dir(checked(cluster)), "cluster.json")):
         raise ClusterError(f'cluster "{cluster}" does not exist')
     cfg = load_saved(cluster)
     stopped = 0
@@ -430,7 +448,7 @@ def start(cluster: str, say: Say = print, timeout: float = 30.0) -> float:
     t0 = time.monotonic()
     since = time.time()
     try:
-        cfg = load_saved(cluster)
+        cfg = load_saved(checked(cluster))
     except FileNotFoundError:
         raise ClusterError(f'cluster "{cluster}" does not exist (knet up creates it)') from None
     mine = set(owned_netns(cluster))
@@ -473,7 +491,7 @@ def _remove_state_dir(sdir: str) -> None:
 def down(cluster: str, say: Say = print) -> dict:
     """Remove every trace of the cluster and nothing else; safe to run any number of times."""
     t0 = time.monotonic()
-    names = owned_netns(cluster)
+    names = owned_netns(checked(cluster))
     killed: set[int] = set()
     # The supervisor first, so it restarts nothing while the rest goes.
     first = [p for p in [supervisor_pid(cluster)] if p is not None]

@@ -203,6 +203,7 @@ class Supervisor:
         self.backoff: dict[str, float] = dict.fromkeys(self.comps, 0.0)
         self.due: dict[str, float] = {}  # monotonic time of a scheduled (re)start
         self.poller = select.poll()
+        self.saved: dict | None = None
         self.stopping = False
         self.kicked = False
         self.next_prune = time.monotonic() + RECORD_PRUNE_EVERY
@@ -210,10 +211,12 @@ class Supervisor:
     # -- bookkeeping --
 
     def save(self) -> None:
-        comps = {}
-        for name, st in self.state.items():
-            comps[name] = {k: v for k, v in st.items() if k != "prevState"}
-        write_status(self.cfg.name, {"supervisor": {"pid": os.getpid()}, "components": comps})
+        """Write supervisor.json when something changed (the loop wakes every second)."""
+        comps = {name: {k: v for k, v in st.items() if k != "prevState"} for name, st in self.state.items()}
+        data = {"supervisor": {"pid": os.getpid()}, "components": comps}
+        if data != self.saved:
+            write_status(self.cfg.name, data)
+            self.saved = json.loads(json.dumps(data))
 
     def held(self, name: str) -> bool:
         return os.path.exists(held_path(self.cfg.name, name))
@@ -268,6 +271,8 @@ class Supervisor:
             self.schedule(name, ran=0.0)
             return
         self.children[name] = proc
+        if not restart:
+            _log(f"started {name} (pid {proc.pid})")
         if not self.watch(name, proc.pid):
             self.exited(name)
 

@@ -199,3 +199,20 @@ def test_up_over_an_empty_leftover_state_directory():
     finally:
         down(name, say=lambda _m: None)
     assert leftovers(name) == []
+
+
+def test_a_name_that_is_not_a_cluster_name_never_reaches_the_file_system(tmp_path):
+    """`--cluster ..` would make the state directory the state root's parent:
+    down must refuse the name, not remove that directory. A private state root
+    here, so that even a regression removes only this test's sentinel."""
+    root, keep = tmp_path / "root", tmp_path / "keep"
+    root.mkdir()
+    keep.write_text("still here")
+    env = {**os.environ, "KNET_STATE_ROOT": str(root)}
+    for name in ("..", "a/b", "Lab"):
+        for verb in ("down", "stop", "start", "status"):
+            out = subprocess.run([sys.executable, "-m", "knet.cli", "--cluster", name, verb], env=env,
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode != 0 and "name: Invalid value" in out.stderr, (verb, out.stdout + out.stderr)
+            assert "Traceback" not in out.stderr
+    assert keep.read_text() == "still here" and root.is_dir()

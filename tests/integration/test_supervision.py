@@ -154,6 +154,7 @@ def test_stop_and_start_keep_the_cluster_s_state(c, same_spec):
     assert os.path.exists(os.path.join(c.cfg.state_dir, "store.db"))
     status = c.knet("status", check=False).stdout
     assert "Supervisor: not running" in status and re.search(r"control-plane\s+stopped", status)
+    assert f"is stopped: knet start --cluster {c.name}" in status
     # `up` on the stopped cluster (same config) starts it again; so does `knet start`.
     t0 = time.monotonic()
     out = c.knet("start")
