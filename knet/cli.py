@@ -44,9 +44,22 @@ def _client(args):
     from knet.api.client import NotRunning, for_cluster
 
     try:
-        return for_cluster(_cluster(args))
+        client = for_cluster(_cluster(args))
     except NotRunning as e:
         raise CliError(str(e)) from None
+    client.field_validation = "Strict"  # kubectl's default: an unknown or duplicate field is an error
+    client.on_warning = _print_warning
+    return client
+
+
+_warned: set[str] = set()
+
+
+def _print_warning(text: str) -> None:
+    """The server's `Warning:` headers, on stderr, each once per command (as kubectl's warning writer)."""
+    if text not in _warned:
+        _warned.add(text)
+        print(f"Warning: {text}", file=sys.stderr)
 
 
 def _require_root() -> None:
@@ -187,12 +200,13 @@ def cmd_status(args) -> int:
 # -- apply / delete ------------------------------------------------------------------------
 
 
-def _resource_for(obj: dict):
+def _resource_for(obj: dict, source: str | None = None):
     from knet.api.resources import by_kind
 
     res = by_kind(obj.get("kind", ""))
     if res is None or obj.get("apiVersion") != res.api_version:
-        raise CliError(f'no matches for kind "{obj.get("kind")}" in version "{obj.get("apiVersion")}"')
+        raise CliError((f'unable to recognize "{source}": ' if source else "")
+                       + f'no matches for kind "{obj.get("kind")}" in version "{obj.get("apiVersion")}"')
     return res
 
 
@@ -211,19 +225,21 @@ def _label(res, name: str) -> str:
 
 
 def cmd_apply(args) -> int:
-    from knet.api.manifests import ManifestError, load
+    from knet.api.manifests import ManifestError, load_with_sources
 
     try:
-        objects = load(args.filename)
+        sourced = load_with_sources(args.filename)
     except ManifestError as e:
         raise CliError(str(e)) from None
-    if not objects:
+    if not sourced:
         raise CliError("no objects passed to apply")
+    objects = [obj for _, obj in sourced]
+    sources = {id(obj): source for source, obj in sourced}
     client = _client(args)
     # Namespaces first, so one file can hold a namespace and what lives in it.
     objects.sort(key=lambda o: 0 if o.get("kind") == "Namespace" else 1)
-    planned = [(obj, _resource_for(obj)) for obj in objects]
-    new_namespaces = {o["metadata"].get("name") for o, r in planned if r.kind == "Namespace"}
+    planned = [(obj, _resource_for(obj, sources[id(obj)])) for obj in objects]
+    new_namespaces = {o.get("metadata", {}).get("name") for o, r in planned if r.kind == "Namespace"}
     # Pass 1: a server-side dry run of every object, so a bad file changes nothing. (One object
     # needs none: the API server stores it whole or not at all.)
     failures = []
@@ -291,7 +307,7 @@ def _report_warnings(client, applied: list[dict], since: int) -> None:
 
 
 def _apply_failure(e: ApiError, res, obj: dict) -> str:
-    return f"Error from server ({e.reason}): error when applying {_label(res, obj['metadata'].get('name', ''))}: {e.message}"
+    return f"Error from server ({e.reason}): error when applying {_label(res, obj.get('metadata', {}).get('name', ''))}: {e.message}"
 
 
 def _apply_one(client, res, ns: str | None, obj: dict, dry_run: bool = False) -> tuple[str, dict]:
@@ -353,20 +369,58 @@ def _wait_synced(client, revision: int, timeout: float) -> None:
         time.sleep(0.01)
 
 
+def cmd_create(args) -> int:
+    """kubectl create -f: POST each object in the file's order, never update.
+    One that fails (AlreadyExists, invalid, an unknown kind) is reported and the
+    others are still created; the exit is non-zero if any failed."""
+    from knet.api.manifests import ManifestError, load_with_sources
+
+    try:
+        sourced = load_with_sources(args.filename)
+    except ManifestError as e:
+        raise CliError(str(e)) from None
+    if not sourced:
+        raise CliError("no objects passed to create")
+    client = _client(args)
+    failed = 0
+    last_rev = 0
+    for source, obj in sourced:
+        try:
+            res = _resource_for(obj, source)
+            ns = _namespace_for(res, obj, args)
+            out = client.request("POST", res.path(ns), obj)
+        except CliError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        except ApiError as e:
+            print(f'Error from server ({e.reason}): error when creating "{source}": {e.message}', file=sys.stderr)
+            failed += 1
+            continue
+        last_rev = max(last_rev, int(out["metadata"].get("resourceVersion", 0)))
+        print(f"{_label(res, out['metadata']['name'])} created")
+    if args.wait and last_rev:
+        _wait_synced(client, last_rev, args.timeout)
+    return 1 if failed else 0
+
+
 def _targets(args, client) -> list[tuple]:
     """(resource, namespace, name) triples from -f files or KIND NAME... / KIND --all."""
-    from knet.api.manifests import ManifestError, load
+    from knet.api.manifests import ManifestError, load_with_sources
     from knet.api.resources import lookup
 
     if args.filename:
         try:
-            objects = load(args.filename)
+            objects = load_with_sources(args.filename)
         except ManifestError as e:
             raise CliError(str(e)) from None
         out = []
-        for obj in objects:
-            res = _resource_for(obj)
-            out.append((res, _namespace_for(res, obj, args), obj["metadata"]["name"]))
+        for source, obj in objects:
+            res = _resource_for(obj, source)
+            name = obj.get("metadata", {}).get("name")
+            if not name:
+                raise CliError(f'error when deleting "{source}": resource name may not be empty')
+            out.append((res, _namespace_for(res, obj, args), name))
         return out
     if not args.names:
         raise CliError("you must provide one or more resources by argument or filename")
@@ -893,11 +947,12 @@ def cmd_version(args) -> int:
     from knet import __version__
 
     print(f"knet {__version__}")
-    try:
+    try:  # as kubectl version: the client's version always, then the server's or why not (exit 1)
         v = _client(args).request("GET", "/version")
-        print(f"Server Version: {v['gitVersion']}")
-    except (CliError, OSError, ApiError):
-        pass
+    except (CliError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"Server Version: {v['gitVersion']}")
     return 0
 
 
@@ -908,6 +963,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cluster", metavar="NAME", default=argparse.SUPPRESS,
                         help="cluster name (default: knet, or $KNET_CLUSTER)")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="on an unexpected error, print its traceback (also KNET_DEBUG=1)")
     nsopt = argparse.ArgumentParser(add_help=False)
     nsopt.add_argument("-n", "--namespace", metavar="NS", help="namespace (default: default)")
 
@@ -956,6 +1013,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wait", action="store_true", help="return when every node agent has acted on the change")
     s.add_argument("--timeout", type=float, default=60, help="seconds for --wait (default 60)")
     s.set_defaults(func=cmd_apply)
+
+    s = sub.add_parser("create", parents=[common, nsopt], help="create objects from manifests (never update)",
+                       description="Create each object of YAML/JSON manifests, as kubectl create -f: one that "
+                                   "exists is an AlreadyExists error and left as it is; the others are still "
+                                   "created. Exits non-zero if any failed.")
+    s.add_argument("-f", "--filename", action="append", required=True, metavar="FILE|DIR|-")
+    s.add_argument("--wait", action="store_true", help="return when every node agent has acted on the change")
+    s.add_argument("--timeout", type=float, default=60, help="seconds for --wait (default 60)")
+    s.set_defaults(func=cmd_create)
 
     s = sub.add_parser("delete", parents=[common, nsopt], help="delete objects",
                        description="Delete objects by file, by KIND NAME..., KIND/NAME..., or KIND --all.")
@@ -1073,8 +1139,55 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
+    except BrokenPipeError as e:
+        if _stdout_broken():  # `knet get pods | head -1`: quiet, as a Go program dies of SIGPIPE
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return 141
+        return _unexpected(e, args)
+    except Exception as e:  # the backstop: one line, never a traceback unless asked for
+        return _unexpected(e, args)
+
+
+def _stdout_broken() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll says POLLERR)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def error_line(e: BaseException) -> str:
+    """One line for an error no command turned into a message of its own."""
+    from knet.api.client import ProtocolError
+
+    if isinstance(e, (ConnectionError, ProtocolError)) and e.args and isinstance(e.args[0], str) and len(e.args) == 1:
+        return f"error: {e}"  # the client's own wording (Unreachable, ProtocolError)
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"error: {e.strerror.lower()}{where}"
+    if isinstance(e, MemoryError):
+        return "error: out of memory"
+    text = " ".join(str(e).split())
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"error: unexpected {type(e).__name__}{': ' + text if text else ''} (a bug in knet: run again with " \
+           "-v or KNET_DEBUG=1 for the traceback)"
+
+
+def _unexpected(e: BaseException, args) -> int:
+    if getattr(args, "verbose", False) or os.environ.get("KNET_DEBUG", "") not in ("", "0"):
+        import traceback
+
+        traceback.print_exception(e)
+    try:
+        print(error_line(e), file=sys.stderr)
+    except Exception:
+        pass
+    return 1
 
 
 if __name__ == "__main__":

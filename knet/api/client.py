@@ -3,10 +3,11 @@ starts in tens of milliseconds (no HTTP library import per call)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 from knet.api.errors import ApiError
@@ -18,6 +19,12 @@ class NotRunning(RuntimeError):
     pass
 
 
+class Unreachable(ConnectionError):
+    """Nothing answers at the API server's address: the cluster is stopped,
+    still starting, or its control plane died. (An OSError, so code that
+    polls for a starting server keeps catching it.)"""
+
+
 def for_cluster(cluster: str) -> Client:
     """A CLI client for a running cluster (unix socket + the root-only token)."""
     sdir = state_dir(cluster)
@@ -27,11 +34,40 @@ def for_cluster(cluster: str) -> Client:
     except FileNotFoundError:
         raise NotRunning(f'cluster "{cluster}" is not running (no {sdir}); start it with: knet up'
                          + (f" --cluster {cluster}" if cluster != "knet" else "")) from None
-    return Client(token, unix_path=os.path.join(sdir, "api.sock"))
+    client = Client(token, unix_path=os.path.join(sdir, "api.sock"))
+    client.cluster = cluster
+    return client
 
 
 class ProtocolError(OSError):
     """The server's answer was not HTTP/1.1 as expected (or the connection dropped mid-answer)."""
+
+
+# What a send or read on a kept-alive connection meets when the server has closed it while idle.
+_IDLE_CLOSED = (BrokenPipeError, ConnectionResetError, ProtocolError)
+
+
+def warning_text(header: str) -> str:
+    """The text of one `Warning: 299 - "text"` header (RFC 7234's warn-code,
+    agent, quoted text), as kubectl prints it; a header of another shape as it is."""
+    code, _, rest = header.partition(" ")
+    agent, _, quoted = rest.partition(" ")
+    if code.isdigit() and quoted.startswith('"'):
+        end = len(quoted)
+        i = 1
+        out = []
+        while i < end:
+            ch = quoted[i]
+            if ch == "\\" and i + 1 < end:
+                out.append(quoted[i + 1])
+                i += 2
+                continue
+            if ch == '"':
+                break
+            out.append(ch)
+            i += 1
+        return "".join(out)
+    return header
 
 
 class _Connection:
@@ -43,10 +79,15 @@ class _Connection:
         if unix_path:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
-            self.sock.connect(unix_path)
+            try:
+                self.sock.connect(unix_path)
+            except OSError:
+                self.sock.close()
+                raise
         else:
             self.sock = socket.create_connection((host, port), timeout=timeout)
         self.file = self.sock.makefile("rb")
+        self.used = False  # True once an answer came on it: a kept-alive connection the server may since have closed
 
     def close(self) -> None:
         self.file.close()
@@ -58,6 +99,8 @@ class _Connection:
         self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
 
     def response(self) -> tuple[int, dict[str, str]]:
+        """The status and headers; a header sent more than once (Warning) has
+        its values joined by "\n", which no header value can hold."""
         line = self.file.readline()
         if not line:
             raise ProtocolError("the API server closed the connection")
@@ -65,10 +108,12 @@ class _Connection:
             status = int(line.split(None, 2)[1])
         except (IndexError, ValueError):
             raise ProtocolError(f"not an HTTP response: {line[:80]!r}") from None
-        headers = {}
+        headers: dict[str, str] = {}
         while (line := self.file.readline()) not in (b"\r\n", b"\n", b""):
             k, _, v = line.decode("latin-1").partition(":")
-            headers[k.strip().lower()] = v.strip()
+            k, v = k.strip().lower(), v.strip()
+            headers[k] = f"{headers[k]}\n{v}" if k in headers else v
+        self.used = True
         return status, headers
 
     def body(self, headers: dict[str, str]) -> Iterator[bytes]:
@@ -107,12 +152,35 @@ class Client:
         self.host = host
         self.port = port
         self._conn: _Connection | None = None
+        self.cluster: str | None = None  # named in the error when the server is not reachable
+        # kubectl's default (KEP-2885): an unknown or duplicate field is a 400, not a warning. None
+        # leaves it to the server (Warn). The CLI sets Strict; components' and tests' clients choose.
+        self.field_validation: str | None = None
+        self.on_warning: Callable[[str], None] | None = None  # each Warning header's text, as it comes
 
     def _connection(self, timeout: float | None = 30) -> _Connection:
-        return _Connection(self.unix_path, self.host, self.port, timeout)
+        try:
+            return _Connection(self.unix_path, self.host, self.port, timeout)
+        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, TimeoutError) as e:
+            raise Unreachable(self._unreachable(e)) from None
+        except OSError as e:
+            if e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNABORTED, errno.EADDRNOTAVAIL):
+                raise Unreachable(self._unreachable(e)) from None
+            raise
+
+    def _unreachable(self, e: OSError) -> str:
+        where = self.unix_path or f"{self.host}:{self.port}"
+        why = "no such socket" if isinstance(e, FileNotFoundError) else (e.strerror or str(e)).lower()
+        if self.cluster:
+            flag = f" --cluster {self.cluster}" if self.cluster != "knet" else ""
+            return (f'the API server of cluster "{self.cluster}" is not reachable at {where} ({why}): '
+                    f"is the cluster running? Check with: knet status{flag}")
+        return f"the API server is not reachable at {where} ({why})"
 
     def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None,
                 content_type: str = "application/json") -> dict:
+        if self.field_validation and method in ("POST", "PUT", "PATCH"):
+            query = {"fieldValidation": self.field_validation, **(query or {})}
         if query:
             path += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         data = json.dumps(body).encode() if body is not None else None
@@ -122,20 +190,30 @@ class Client:
         for attempt in (0, 1):
             if self._conn is None:
                 self._conn = self._connection()
+            conn = self._conn
+            reused, answered = conn.used, False
             try:
-                self._conn.send(method, path, headers, data)
-                status, resp_headers = self._conn.response()
-                raw = b"".join(self._conn.body(resp_headers))
+                status, resp_headers = self._exchange(conn, method, path, headers, data)
+                answered = True
+                raw = b"".join(conn.body(resp_headers))
                 if resp_headers.get("connection", "").lower() == "close":
-                    self._conn.close()
+                    conn.close()
                     self._conn = None
                 break
             except OSError as e:
-                self._conn.close()
+                conn.close()
                 self._conn = None
-                # A kept-alive connection the server closed is retried once; a refused one is not.
-                if attempt or isinstance(e, (FileNotFoundError, ConnectionRefusedError)):
+                # Retried once: a kept-alive connection that the server closed while it sat idle, before
+                # any of this request was answered. A new connection that fails is an error, not a retry.
+                if not attempt and reused and not answered and isinstance(e, _IDLE_CLOSED):
+                    continue
+                if isinstance(e, (ProtocolError, Unreachable)):
                     raise
+                raise ProtocolError(f"talking to the API server ({method} {path.split('?')[0]}): "
+                                    f"{(e.strerror or str(e)).lower()}") from None
+        if "warning" in resp_headers and self.on_warning is not None:
+            for w in resp_headers["warning"].split("\n"):
+                self.on_warning(warning_text(w))
         try:
             out = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
@@ -143,6 +221,31 @@ class Client:
         if status >= 400:
             raise ApiError.from_status(out) if out.get("kind") == "Status" else ApiError(status, "Unknown", str(out))
         return out
+
+    def _exchange(self, conn: _Connection, method: str, path: str, headers: dict[str, str],
+                  data: bytes | None) -> tuple[int, dict[str, str]]:
+        """Send the request and read the answer's head. A server that refuses a
+        request before reading all of it (413 for a body over its limit) answers
+        and closes: the send then fails (broken pipe, reset) with the answer
+        already in our receive buffer, so it is read before anything is concluded."""
+        try:
+            conn.send(method, path, headers, data)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError) as sent:
+            try:
+                conn.sock.settimeout(2)
+                return conn.response()
+            except OSError:
+                pass
+            if conn.used and not isinstance(sent, TimeoutError):
+                raise  # maybe a kept-alive connection the server closed while idle: the caller retries
+            size = f" of {len(data):,} bytes" if data else ""
+            raise ProtocolError(f"the API server closed the connection while the request{size} was being sent "
+                                "(and gave no answer)") from None
+        try:
+            return conn.response()
+        except TimeoutError:
+            raise ProtocolError("the API server did not answer within "
+                                f"{conn.sock.gettimeout():g}s ({method} {path.split('?')[0]})") from None
 
     # -- typed helpers -----------------------------------------------------------
 
