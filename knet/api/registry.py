@@ -367,9 +367,11 @@ def filter_event(event: Event, match: Callable[[dict], bool] | None) -> tuple[st
     """Turn a store event into what a filtered watch sends: an object that starts
     matching arrives as ADDED, one that stops matching as DELETED (as the
     Kubernetes watch cache does), one that never matched not at all."""
+    if match is None:  # the previous value is needed only to see a filter's transitions
+        if event.value:
+            return event.type, _decode(event.value, event.revision)
+        return event.type, decode_event(event)[1]
     new, prev = decode_event(event)
-    if match is None:
-        return event.type, new if new is not None else prev
     now_in = new is not None and match(new)
     was_in = prev is not None and match(prev)
     if now_in and was_in:
