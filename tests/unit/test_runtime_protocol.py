@@ -145,3 +145,26 @@ def test_an_over_long_line_is_refused(runtime):
     assert "longer than" in c.read()["error"]
     assert c.f.readline() == b""  # and the connection is closed
     c.close()
+
+
+def test_agent_side_reconciles_a_listing_with_what_workers_believe_runs():
+    """After a broken watch: a server missing from the runtime's listing (or a
+    different one under its name) is gone; one started after the listing was
+    taken is not judged by it."""
+    from knet.node.cri import Handle, RuntimeClient
+
+    def rec(cid: str, boot: str, seq: int) -> dict:
+        return {"id": cid, "boot": boot, "seq": seq}
+
+    client = RuntimeClient("/nonexistent")
+    kept, replaced, missing, newer = (Handle(rec("a/s", "b1", 1)), Handle(rec("b/s", "b1", 2)),
+                                      Handle(rec("c/s", "b1", 3)), Handle(rec("d/s", "b1", 5)))
+    for h in (kept, replaced, missing, newer):
+        client.handles[h.id] = h
+    client._reconcile({"boot": "b1", "seq": 4, "containers": [rec("a/s", "b1", 1), rec("b/s", "b1", 4)]})
+    assert not kept.gone.is_set() and not newer.gone.is_set()
+    assert replaced.gone.is_set() and missing.gone.is_set()
+    assert set(client.handles) == {"a/s", "d/s"}
+    # A listing from a new runtime process: everything the old one ran is gone.
+    client._reconcile({"boot": "b2", "seq": 0, "containers": []})
+    assert kept.gone.is_set() and newer.gone.is_set() and client.handles == {}
