@@ -109,6 +109,8 @@ class PodWorker:
         self.terminating = trio.Event()
         self.status_dirty = trio.Event()
         self.sent_status: dict | None = None
+        self.reconcile = False  # the API's status differs from what we sent: post it again
+        self._reconciled_at = -1.0
         self.start_time = pod.get("status", {}).get("startTime") or now_rfc3339()
         self.sandbox_error = ""
         self.synced = trio.Event()  # the first pass over this pod is done (for --wait)
@@ -135,7 +137,7 @@ class PodWorker:
         if self.sent_status is not None and _disagrees(pod.get("status") or {}, self.sent_status):
             # Someone else wrote the status (the node lifecycle controller marks the pods of a NotReady
             # node Ready=False): post ours again, as kubelet's status manager reconciles.
-            self.sent_status = None
+            self.reconcile = True
             self.mark_dirty()
         if self.synced.is_set():
             # A deletion is acted on once termination has begun: a pod ignoring SIGTERM for its grace
@@ -551,6 +553,10 @@ class PodWorker:
             await self.status_dirty.wait()
             self.status_dirty = trio.Event()
             await trio.sleep(0.002)
+            if self.reconcile:  # at most once a second: never a write-for-write race with a controller
+                await trio.sleep(max(0.0, self._reconciled_at + 1.0 - trio.current_time()))
+                self.reconcile, self.sent_status = False, None
+                self._reconciled_at = trio.current_time()
             status = self.build_status()
             for c in status["conditions"]:
                 old = condition(self.pod, c["type"])
