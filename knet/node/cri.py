@@ -58,8 +58,9 @@ class RuntimeClient:
         self.path = path
         self.handles: dict[str, Handle] = {}
         self.connected = False
-        self.pid: int | None = None
+        self.pid: int | None = None  # the runtime process last connected to, and its boot id
         self.pid_start: int | None = None
+        self.boot: str | None = None
         self.reconnects = 0
 
     # -- requests -------------------------------------------------------------------
@@ -161,7 +162,7 @@ class RuntimeClient:
                         raise RuntimeUnavailable("node runtime closed the watch")
                     listing = json.loads(line)
                     ping = await self.call({"op": "ping"})
-                    self.pid, self.pid_start = ping["pid"], procs.start_time(ping["pid"])
+                    self.pid, self.pid_start, self.boot = ping["pid"], procs.start_time(ping["pid"]), ping["boot"]
                     self._reconcile(listing)
                     if self.connected is False and self.reconnects:
                         log.info("node runtime back (pid %d, %d containers)", self.pid, len(listing["containers"]))
@@ -180,9 +181,11 @@ class RuntimeClient:
                 log.warning("lost the node runtime's watch")
                 self.connected = False
             if self._runtime_died():
-                # Its sockets died with it: every built-in server it ran is gone, now.
+                # Its sockets died with it: every built-in server it ran is gone, now (not those
+                # a worker has already started in the runtime that replaced it).
                 for handle in list(self.handles.values()):
-                    self._lost(handle, "the node runtime exited")
+                    if handle.record["boot"] == self.boot:
+                        self._lost(handle, "the node runtime exited")
                 self.pid = None
             if not started and time.monotonic() > deadline:
                 started = True
