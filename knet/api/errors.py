@@ -141,23 +141,23 @@ class Invalid(ApiError):
         if len(errors) > 1:
             joined = f"[{joined}]"
         super().__init__(
-            422, "Invalid", f'{kind} "{name}" is invalid: {joined}',
+            422, "Invalid", f'{kind} "{truncate(name)}" is invalid: {joined}',
             {"name": name, "kind": kind, "causes": [e.cause() for e in errors]},
         )
 
 
 def not_found(kind: str, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{kind} "{name}" not found', {"name": name, "kind": kind})
+    return ApiError(404, "NotFound", f'{kind} "{truncate(name)}" not found', {"name": name, "kind": kind})
 
 
 def already_exists(kind: str, name: str) -> ApiError:
-    return ApiError(409, "AlreadyExists", f'{kind} "{name}" already exists', {"name": name, "kind": kind})
+    return ApiError(409, "AlreadyExists", f'{kind} "{truncate(name)}" already exists', {"name": name, "kind": kind})
 
 
 def conflict(kind: str, name: str) -> ApiError:
     return ApiError(
         409, "Conflict",
-        f'Operation cannot be fulfilled on {kind} "{name}": the object has been modified; '
+        f'Operation cannot be fulfilled on {kind} "{truncate(name)}": the object has been modified; '
         "please apply your changes to the latest version and try again",
         {"name": name, "kind": kind},
     )

@@ -106,12 +106,14 @@ class Registry:
             raise errors.bad_request("the request body must be a JSON object")
         kind = obj.get("kind")
         if kind and kind != res.kind:
-            raise errors.bad_request(f"the kind {kind!r} in the body does not match the path's kind {res.kind!r}")
+            raise errors.bad_request(f"the kind {errors.render_value(kind)} in the body does not match "
+                                     f"the path's kind {res.kind!r}")
         obj["kind"] = res.kind
         api_version = obj.setdefault("apiVersion", res.api_version)
         if api_version != res.api_version:
             raise errors.bad_request(
-                f"the API version {api_version!r} in the body does not match {res.api_version!r} for {res.kind}")
+                f"the API version {errors.render_value(api_version)} in the body does not match "
+                f"{res.api_version!r} for {res.kind}")
         if not isinstance(obj.setdefault("metadata", {}), dict):
             raise errors.bad_request("metadata must be an object")
 
