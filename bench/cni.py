@@ -179,8 +179,15 @@ def _ip(netns: str, *args: str) -> str:
 
 
 def _iperf_between(server_ns: str, client_ns: str, server_ip: str, seconds: int):
-    """Start an iperf3 server in server_ns; return (server, a function running one client from client_ns)."""
-    srv = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s"], stdout=subprocess.DEVNULL)
+    """Start an iperf3 server in server_ns; return (server, a function running one client from client_ns).
+
+    The server gets a session of its own, as a knet pod's process and `iperf3 -D`
+    have: with the scheduler's autogroups each session is one group for CPU
+    fairness, so on a busy machine a server left in the benchmark's session
+    gets less CPU than knet's and the yardstick reads low (measured: the
+    hand-built VXLAN at 0.6-0.8 of knet's overlay with the same data path)."""
+    srv = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s"], stdout=subprocess.DEVNULL,
+                           start_new_session=True)
     time.sleep(0.3)
 
     def once(secs: int = seconds) -> float:
