@@ -432,7 +432,7 @@ def test_an_agent_restart_keeps_established_connections(c, tmp_path):
     from knet.cluster import component_pid, start_component
 
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "steady", "labels": {"app": "steady"}},
-           "spec": {"nodeName": "worker-2", "containers": [{"name": "echo", "command": ["python3", "-c", ECHO],
+           "spec": {"nodeName": "worker-2", "containers": [{"name": "echo", "image": "agnhost", "command": ["python3", "-c", ECHO],
                                                              "ports": [{"containerPort": 8080}]}]}}
     c.knet("apply", "-f", "-", "--wait", input=json.dumps(pod))
     c.knet("apply", "-f", "-", "--wait", input="""
@@ -469,7 +469,7 @@ def test_terminating_endpoints_keep_their_connections_and_serve_only_when_none_i
     stubborn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + ECHO
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "term-a", "labels": {"app": "term"}},
            "spec": {"nodeName": "worker-2", "terminationGracePeriodSeconds": 60,
-                    "containers": [{"name": "echo", "command": ["python3", "-c", stubborn],
+                    "containers": [{"name": "echo", "image": "agnhost", "command": ["python3", "-c", stubborn],
                                     "ports": [{"containerPort": 8080}]}]}}
     c.knet("apply", "-f", "-", "--wait", input=json.dumps(pod))
     c.knet("apply", "-f", "-", "--wait", input="apiVersion: v1\nkind: Service\nmetadata: {name: term}\n"
