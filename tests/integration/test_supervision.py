@@ -13,9 +13,10 @@ import time
 import pytest
 
 from knet import supervisor as sup
-from knet.cluster import component_pid, knet_pids, owned_netns, supervisor_pid
-from knet.harness.cluster import Cluster, ready, running
-from knet.net import procs
+from knet.cluster import component_pid, down, knet_pids, owned_netns, supervisor_pid
+from knet.config import default_config
+from knet.harness.cluster import Cluster, ready, running, unique_name
+from knet.net import ns, procs
 
 APP = """
 apiVersion: v1
@@ -182,3 +183,24 @@ def test_backoff_grows_and_resets():
         delays.append(d)
     assert delays[:4] == [0.1, 0.2, 0.4, 0.8] and delays[-1] == sup.BACKOFF_MAX
     assert sup.next_backoff(sup.BACKOFF_MAX, ran=sup.RESET_AFTER + 1) == sup.BACKOFF_FIRST
+
+
+def test_records_of_long_gone_namespaces_are_pruned():
+    """A cluster's namespace records stay bounded: a deleted pod's goes, a live
+    namespace's and a fresh one's (being created right now) stay."""
+    cfg = default_config(unique_name())
+    cfg.cluster_id = "t"
+    live, gone, fresh = (f"knet-{cfg.name}-pod-{x * 12}" for x in "abc")
+    ns.create_netns(live, cfg.netns_owner)
+    try:
+        rdir = cfg.netns_owner.record_dir
+        for name in (gone, fresh):
+            open(os.path.join(rdir, name), "w").close()
+        old = time.time() - 120
+        for name in (live, gone):
+            os.utime(os.path.join(rdir, name), (old, old))
+        sup.prune_records(cfg)
+        assert sorted(os.listdir(rdir)) == sorted([live, fresh])
+    finally:
+        down(cfg.name, say=lambda _m: None)
+    assert not os.path.exists(ns.netns_path(live))
