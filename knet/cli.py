@@ -77,9 +77,14 @@ def cmd_up(args) -> int:
 
     try:
         if args.file:
-            import yaml
-            with open(args.file) as f:
-                doc = yaml.safe_load(f)
+            from knet.api.manifests import ManifestError, read_yaml
+
+            try:
+                doc = read_yaml(args.file)
+            except ManifestError as e:
+                raise CliError(str(e)) from None
+            if not isinstance(doc, (dict, type(None))):
+                raise CliError(f"cluster file {args.file}: expected a mapping (kind: Cluster), got {type(doc).__name__}")
             cfg = parse_cluster(doc, getattr(args, "cluster", None) or (doc or {}).get("name") or "knet")
         else:
             cfg = default_config(_cluster(args))

@@ -300,6 +300,23 @@ def load_with_sources(paths: list[str]) -> list[tuple[str, dict]]:
     return out
 
 
+def read_yaml(path: str) -> object:
+    """The one YAML document of a file that is not a manifest (a cluster file),
+    with the same bounds and one-line errors as manifests."""
+    import yaml
+
+    text = _decode(_read(path), path)
+    loader = _loader()
+    check_yaml_bounds(text, path, loader)
+    try:
+        docs = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
+    except yaml.YAMLError as e:
+        raise ManifestError(_yaml_error(e, path)) from None
+    if len(docs) > 1:
+        raise ManifestError(f"error parsing {path}: {len(docs)} documents, expected one")
+    return docs[0] if docs else None
+
+
 def load(paths: list[str]) -> list[dict]:
     """Objects from each path: `-` is stdin, a directory is its .yaml/.yml/.json files."""
     return [obj for _, obj in load_with_sources(paths)]

@@ -301,3 +301,26 @@ def test_inputs_that_are_not_manifests(tmp_path, verb):
         f'error: the path "{tmp_path}/missing.yaml" does not exist'
     line = one_line_error(knet(verb, "-f", "-", state=tmp_path / "state", input="a: [1,\n"))
     assert line.startswith("error: error parsing stdin: yaml: line 2, column 1: ")
+
+
+def test_a_cluster_file_is_bounded_and_refused_in_one_line(tmp_path):
+    bomb = "a: &a [" + ",".join(["x"] * 10) + "]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8))
+    cases = {"bomb.yaml": (bomb.encode(), "yaml: document contains excessive aliasing"),
+             "bin.yaml": (b"\x00\xff", "not UTF-8 text (byte 0xff at offset 1)"),
+             "bad.yaml": (b"kind: Cluster\nnodes: [\n", "yaml: line 3, column 1: did not find expected node content"),
+             "deep.yaml": (b"kind: Cluster\nnodes: " + b"[" * 100000, "exceeded max depth of 500")}
+    for name, (data, want) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        line = one_line_error(knet("--cluster", "filetest", "up", "-f", str(path), state=tmp_path / "state"))
+        assert line.startswith(f"error: error parsing {path}: ") and want in line, line
+    assert not (tmp_path / "state" / "filetest").exists()
+
+
+def test_server_warnings_are_printed_once_each(capsys):
+    from knet import cli
+
+    for text in ("unknown field \"spec.x\"", "another", "unknown field \"spec.x\""):
+        cli._print_warning(text)
+    assert capsys.readouterr().err == 'Warning: unknown field "spec.x"\nWarning: another\n'
