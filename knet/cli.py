@@ -1135,7 +1135,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
     except CliError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ naming the unreachable API server, exit 1."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,20 @@ def test_an_unknown_kind_names_the_file(cluster, tmp_path):
         assert out.returncode == 1
         assert out.stderr == (f'error: unable to recognize "{path}": no matches for kind "Widget" in version '
                               '"example.com/v1"\n')
+
+
+def test_output_into_a_closed_pipe_is_quiet(cluster):
+    """`knet get nodes | head -0`: no "Exception ignored ... BrokenPipeError" at
+    exit, and 141 as a process killed by SIGPIPE (kubectl's, too)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        out = subprocess.run([sys.executable, "-I", "-S", str(ROOT / "scripts" / "knet-launch"), "--cluster",
+                              cluster.name, "get", "nodes"], stdout=write, stderr=subprocess.PIPE, text=True,
+                             timeout=60)
+    finally:
+        os.close(write)
+    assert (out.returncode, out.stderr) == (141, "")
 
 
 def test_a_stopped_cluster_is_one_line_for_every_command(cluster, tmp_path):
