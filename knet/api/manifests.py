@@ -61,10 +61,12 @@ def _where(mark) -> str:
 
 def check_yaml_bounds(text: str, source: str, loader) -> None:
     """Refuse `text` before any node is built if a document nests deeper than
-    MAX_DEPTH, holds an anchor that contains itself, or expands through its
-    aliases beyond go-yaml's bound. Counts as go-yaml's decoder does: each
-    node once where it is written, and again (as aliased) each time an alias
-    brings in the anchored node with everything under it."""
+    MAX_DEPTH, holds an anchor that contains itself, expands through its
+    aliases beyond go-yaml's bound, or repeats a key in a mapping (PyYAML
+    would keep the last silently; kubectl's strict YAML decoding refuses it,
+    and the server could not see it in the JSON sent). Counts as go-yaml's
+    decoder does: each node once where it is written, and again (as aliased)
+    each time an alias brings in the anchored node with everything under it."""
     import yaml
     import yaml.events as ev
 
@@ -75,10 +77,18 @@ def check_yaml_bounds(text: str, source: str, loader) -> None:
     doc = 0
     decoded = aliased = 0
     anchors: dict[str, list] = {}  # anchor -> [its expanded size, None while it is still open]
-    stack: list[tuple[list | None, int]] = []  # per open collection: its anchor's box, `decoded` before it
+    # per open collection: [its anchor's box, `decoded` before it, a mapping's keys so far, its nodes so far]
+    stack: list[list] = []
     try:
         for event in yaml.parse(text, Loader=loader):
             kind = type(event)
+            if stack and (top := stack[-1])[2] is not None and kind is not MappingEndEvent:
+                if not top[3] & 1 and kind is ScalarEvent and event.value != "<<":  # a key
+                    if event.value in top[2]:
+                        raise ManifestError(f"error parsing {source}: yaml: {_where(event.start_mark)}"
+                                            f"key {json.dumps(event.value)} already set in map")
+                    top[2].add(event.value)
+                top[3] += 1
             if kind is ScalarEvent:
                 decoded += 1
                 if event.anchor is not None:
@@ -90,10 +100,10 @@ def check_yaml_bounds(text: str, source: str, loader) -> None:
                 box = None
                 if event.anchor is not None:
                     box = anchors[event.anchor] = [None]
-                stack.append((box, decoded))
+                stack.append([box, decoded, set() if kind is MappingStartEvent else None, 0])
                 decoded += 1
             elif kind is MappingEndEvent or kind is SequenceEndEvent:
-                box, before = stack.pop()
+                box, before, _, _ = stack.pop()
                 if box is not None:
                     box[0] = decoded - before
             elif kind is AliasEvent:
@@ -185,8 +195,16 @@ def parse(text: str, source: str) -> list[dict]:
     """The objects in one manifest text: `source` names it in errors."""
     docs = None
     if text.lstrip().startswith("{"):  # JSON needs no YAML parser (whose import is most of a quick apply)
+        def no_repeats(pairs: list) -> dict:
+            out = dict(pairs)
+            if len(out) != len(pairs):
+                seen: set = set()
+                key = next(k for k, _ in pairs if k in seen or seen.add(k))
+                raise ManifestError(f"error parsing {source}: key {json.dumps(key)} already set in map")
+            return out
+
         try:
-            docs = [json.loads(text)]
+            docs = [json.loads(text, object_pairs_hook=no_repeats)]
         except json.JSONDecodeError:
             pass  # YAML flow style also starts with "{", and so does a stream of JSON objects
         except RecursionError:

@@ -192,8 +192,8 @@ def test_lists_are_flattened_in_order_and_empty_documents_skipped():
 
 
 def test_values_are_what_yaml_to_json_gives():
-    (obj,) = parse(POD + "ts: 2024-01-02T03:04:05Z\nday: 2024-01-02\nbin: !!binary aGk=\n"
-                   "set: !!set {a, b}\nmetadata:\n", "f.yaml")
+    (obj,) = parse("apiVersion: v1\nkind: ConfigMap\nts: 2024-01-02T03:04:05Z\nday: 2024-01-02\n"
+                   "bin: !!binary aGk=\nset: !!set {a, b}\nmetadata:\n", "f.yaml")
     assert obj["ts"] == "2024-01-02T03:04:05Z" and obj["day"] == "2024-01-02"
     assert obj["bin"] == "aGk=" and obj["set"] == {"a": None, "b": None}
     assert "metadata" not in obj  # `metadata:` with nothing under it
@@ -222,3 +222,19 @@ def test_files_directories_stdin_and_their_errors(tmp_path):
     empty.mkdir()
     (empty / "nothing.yaml").write_text("# only a comment\n")
     assert load([str(empty)]) == []
+
+
+def test_a_repeated_key_is_refused_not_silently_dropped():
+    """PyYAML and json keep the last of two equal keys; the JSON sent would
+    then hide the repeat from the server's strict decoding."""
+    assert refused(POD + "metadata:\n  name: again\n") == \
+        'error parsing f.yaml: yaml: line 9, column 1: key "metadata" already set in map'
+    assert refused("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {x: 1, x: 2}}\n").endswith(
+        'line 3, column 36: key "x" already set in map')
+    assert refused('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "name": "b"}}', "p.json") == \
+        'error parsing p.json: key "name" already set in map'
+    # equal keys in different mappings, and repeated merge keys, are fine
+    text = ("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a}}\n"
+            "- {apiVersion: v1, kind: Pod, metadata: {name: b}}\n"
+            "x: &x {k: 1}\ny: &y {j: 2}\nz: {<<: *x, <<: *y}\n")
+    assert [o["metadata"]["name"] for o in parse(text, "f.yaml")] == ["a", "b"]
