@@ -74,10 +74,30 @@ def marker_cluster(marker: str | None) -> str | None:
 
 
 def _recorded(cluster: str) -> set[str]:
+    """Namespaces the cluster's state directory says it made."""
+    sdir = state_dir(cluster)
     try:
-        return set(os.listdir(os.path.join(state_dir(cluster), "netns")))
+        names = set(os.listdir(os.path.join(sdir, "netns")))
     except OSError:
-        return set()
+        names = set()
+    try:
+        saved = load_saved(cluster)
+    except (OSError, ValueError, TypeError, KeyError):
+        return names
+    if not saved.cluster_id:
+        # Made by a knet from before markers and records: its own config and its
+        # pods' pod.json name its namespaces, exactly.
+        names |= {saved.fabric_netns, saved.ext_netns, *(saved.node_netns(n.name) for n in saved.nodes)}
+        nodes_dir = os.path.join(sdir, "nodes")
+        for node in os.listdir(nodes_dir) if os.path.isdir(nodes_dir) else []:
+            pods = os.path.join(nodes_dir, node, "pods")
+            for uid in os.listdir(pods) if os.path.isdir(pods) else []:
+                try:
+                    with open(os.path.join(pods, uid, "pod.json")) as f:
+                        names.add(json.load(f)["netns"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass
+    return names
 
 
 def owned_netns(cluster: str) -> list[str]:

@@ -154,3 +154,27 @@ def test_leftovers_without_a_state_directory_are_found_by_their_marker():
         out = down(c.name, say=lambda _m: None)
     assert out["namespaces"] == len(names)
     assert owned_netns(c.name) == [] and c.name not in all_clusters()
+
+
+def test_a_cluster_made_before_markers_is_still_removed_exactly():
+    """A cluster made by a knet without markers or records: its saved config and
+    its pods' pod.json name its namespaces (exactly, not by prefix)."""
+    c = Cluster.up(workers=1)
+    try:
+        c.apply(SERVER.replace("worker-2", "worker-1"))
+        c.wait_pod("default", "web", ready)
+        names = owned_netns(c.name)
+        for name in names:  # as that knet left them: no alias, no record, no id
+            subprocess.run(["ip", "-n", name, "link", "set", "lo", "alias", ""], check=True)
+        assert set(ns.netns_markers(names).values()) == {None}
+        subprocess.run(["rm", "-rf", os.path.join(c.cfg.state_dir, "netns")], check=True)
+        path = os.path.join(c.cfg.state_dir, "cluster.json")
+        with open(path) as f:
+            text = f.read().replace(c.cfg.cluster_id, "")
+        with open(path, "w") as f:
+            f.write(text)
+        assert sorted(owned_netns(c.name)) == sorted(names)
+    finally:
+        out = c.down()
+    assert out["namespaces"] == len(names) == 5  # fabric, ext, 2 nodes, the pod
+    assert owned_netns(c.name) == []
