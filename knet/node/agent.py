@@ -4,6 +4,11 @@ It runs inside the node's network namespace and talks to the API server over
 the LAN like a kubelet: registers its Node, heartbeats, watches the pods bound
 to it and runs each in a PodWorker. It reports the revision it has acted on,
 so `knet apply --wait` can return once the data plane has converged.
+
+What runs in the pods does not depend on it: built-in servers live in the
+node runtime (knet.node.runtime, driven through knet.node.cri), command
+containers in sessions of their own. A new agent after a kill -9 adopts
+them, the sandboxes and their CNI results as they are.
 """
 
 from __future__ import annotations
