@@ -188,6 +188,13 @@ def cmd_status(args) -> int:
         print(f"API server: not reachable ({e})")
         return 1
     print(f"API server: {version['gitVersion']}, revision {progress['revision']}")
+    if st := progress.get("store"):
+        mib = 1024 * 1024
+        print(f"  store: {st['sizeBytes'] / mib:.1f} MiB on disk (file {st['fileBytes'] / mib:.1f} MiB, "
+              f"WAL {st['walBytes'] / mib:.1f} MiB), {st['keys']} objects ({st['liveBytes'] / mib:.1f} MiB), "
+              f"history {st['logEntries']} revisions after compacted revision {st['compacted']}")
+    if w := progress.get("watches"):
+        print(f"  watches: {w['open']} open, {w['closedBehind']} closed for falling behind")
     for n in nodes:
         name = n["metadata"]["name"]
         ready = next((c["status"] for c in n.get("status", {}).get("conditions", []) if c["type"] == "Ready"), "?")
