@@ -695,6 +695,9 @@ def _exec(argv: list[str], env) -> None:
     except FileNotFoundError:
         print(f'knet exec: "{argv[0]}": executable file not found in $PATH', file=sys.stderr)
         os._exit(127)
+    except OSError as e:  # not executable, a bad format...: 126, as a shell or container runtime says
+        print(f'knet exec: "{argv[0]}": {(e.strerror or str(e)).lower()}', file=sys.stderr)
+        os._exit(126)
 
 
 def _follow(paths: list[str], follow: bool, tail: int | None) -> None:

@@ -109,6 +109,17 @@ def test_an_unknown_kind_names_the_file(cluster, tmp_path):
                               '"example.com/v1"\n')
 
 
+def test_exec_of_what_cannot_run(cluster, tmp_path):
+    missing = knet(cluster, "exec", "ext", "--", "/no/such/program")
+    assert (missing.returncode, missing.stderr) == (127, 'knet exec: "/no/such/program": executable file not found '
+                                                         "in $PATH\n")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a program\n")
+    text.chmod(0o644)
+    denied = knet(cluster, "exec", "ext", "--", str(text))
+    assert (denied.returncode, denied.stderr) == (126, f'knet exec: "{text}": permission denied\n')
+
+
 def test_output_into_a_closed_pipe_is_quiet(cluster):
     """`knet get nodes | head -0`: no "Exception ignored ... BrokenPipeError" at
     exit, and 141 as a process killed by SIGPIPE (kubectl's, too)."""
