@@ -162,7 +162,9 @@ def _loader():
     """libyaml's parser where PyYAML has it (several times faster on big files),
     constructing what YAML-to-JSON gives kubectl: a timestamp stays the text it
     was (PyYAML would make a datetime, which no JSON can hold), !!binary its
-    base64 text, a !!set a mapping to nulls."""
+    base64 text, a !!set a mapping to nulls, and a whole-number float
+    (`port: 80.0`) the integer Go's encoder writes for it (80), so the server's
+    typed decoding sees what it would get from kubectl."""
     global _LOADER
     if _LOADER is None:
         import yaml
@@ -176,9 +178,14 @@ def _loader():
         def as_set(loader, node):
             return {k: None for k in loader.construct_mapping(node)}
 
+        def number(loader, node):
+            value = loader.construct_yaml_float(node)
+            return int(value) if value.is_integer() and abs(value) < 1e21 else value
+
         Loader.add_constructor("tag:yaml.org,2002:timestamp", text)
         Loader.add_constructor("tag:yaml.org,2002:binary", text)
         Loader.add_constructor("tag:yaml.org,2002:set", as_set)
+        Loader.add_constructor("tag:yaml.org,2002:float", number)
         _LOADER = Loader
     return _LOADER
 

@@ -238,3 +238,13 @@ def test_a_repeated_key_is_refused_not_silently_dropped():
             "- {apiVersion: v1, kind: Pod, metadata: {name: b}}\n"
             "x: &x {k: 1}\ny: &y {j: 2}\nz: {<<: *x, <<: *y}\n")
     assert [o["metadata"]["name"] for o in parse(text, "f.yaml")] == ["a", "b"]
+
+
+def test_whole_number_floats_become_integers_as_kubectl_sends_them():
+    """kubectl's YAML-to-JSON writes `80.0` as 80 (Go's float encoding), so an
+    int32 field given 80.0 is accepted; 80.5 stays a float for the server's
+    typed decoding to refuse."""
+    text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80.0}, {port: 80.5}]\n"
+    ports = parse(text, "svc.yaml")[0]["spec"]["ports"]
+    assert ports == [{"port": 80}, {"port": 80.5}]
+    assert type(ports[0]["port"]) is int
