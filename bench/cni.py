@@ -233,10 +233,22 @@ def bare_veth(seconds: int = 3):
         yield once
 
 
+# What Flannel's default manifest (--ip-masq) adds on every node: a masquerade
+# rule for pod traffic leaving the pod network. Its nat chain makes the kernel
+# track every forwarded packet, as knet's (and kube-proxy's) nat chains do.
+FLANNEL_IP_MASQ = """table ip flannel-bench {
+  chain raw-prerouting { type filter hook prerouting priority raw; udp dport 8472 notrack; }
+  chain raw-output { type filter hook output priority raw; udp dport 8472 notrack; }
+  chain postrouting { type nat hook postrouting priority srcnat; ip saddr 10.249.0.0/16 ip daddr != 10.249.0.0/16 masquerade; }
+}
+"""
+
+
 @contextlib.contextmanager
-def flannel_vxlan(seconds: int = 3):
+def flannel_vxlan(seconds: int = 3, ip_masq: bool = False):
     """The overlay's yardstick: Flannel's vxlan backend built by hand with ip(8),
-    no nftables and no conntrack at all. Two "nodes" on the same LAN bridge knet
+    no nftables and no conntrack at all (with ip_masq: plus Flannel's default
+    masquerade rule, and so conntrack on every forwarded packet). Two "nodes" on the same LAN bridge knet
     builds (knet.net.links.build_lan: a bridge in a fabric namespace, a veth per
     node), each with a VXLAN device (VNI 1, port 8472, no learning, MTU 1450),
     a permanent neighbour + FDB entry and an onlink route for the peer's pod
@@ -271,6 +283,9 @@ def flannel_vxlan(seconds: int = 3):
             subprocess.run(["bridge", "-n", node, "fdb", "append", macs[j], "dev", "flannel.1", "dst", lan[j],
                             "self", "permanent"], check=True)
             _ip(node, "route", "replace", f"{subnets[j]}.0/24", "via", f"{subnets[j]}.0", "dev", "flannel.1", "onlink")
+            if ip_masq:
+                subprocess.run(["ip", "netns", "exec", node, "nft", "-f", "-"], input=FLANNEL_IP_MASQ, text=True,
+                               check=True)
         srv, once = _iperf_between(pods[0], pods[1], f"{subnets[0]}.2", seconds)
         procs.append(srv)
         yield once
@@ -333,14 +348,16 @@ def bench_cluster(n: int, rounds: int) -> dict:
             pods_s = time.perf_counter() - t0
             knet("delete", "--cluster", name, "deploy", "net")
         srv_ip, w1 = perf_pods(name)
-        # One 2-core machine runs client and server: every round runs all five
+        # One 2-core machine runs client and server: every round runs all six
         # paths, so a ratio compares runs made in the same minute.
-        with bare_veth() as veth_once, flannel_vxlan() as vxlan_once:
+        with bare_veth() as veth_once, flannel_vxlan() as vxlan_once, \
+                flannel_vxlan(ip_masq=True) as masq_once:
             rates = run_rounds({
                 "veth": veth_once,
                 "same": lambda secs=3: iperf(name, ["perf-near"], srv_ip, secs),
                 "cross": lambda secs=3: iperf(name, ["perf-far"], srv_ip, secs),
                 "flannel": vxlan_once,
+                "flannel+masq": masq_once,
                 "lan": lambda secs=3: iperf(name, ["node/worker-2"], w1, secs, port=5202),
             }, rounds)
     finally:
@@ -348,7 +365,8 @@ def bench_cluster(n: int, rounds: int) -> dict:
     med = {k: statistics.median(v) for k, v in rates.items()}
     return {"pods_running_with_ip_s": pods_s, "pod_pod_same_node_gbps": med["same"],
             "pod_pod_cross_node_gbps": med["cross"], "node_node_lan_gbps": med["lan"], "bare_veth_gbps": med["veth"],
-            "flannel_vxlan_gbps": med["flannel"],
+            "flannel_vxlan_gbps": med["flannel"], "flannel_vxlan_ip_masq_gbps": med["flannel+masq"],
+            "cross_node_vs_flannel_vxlan_ip_masq_per_round": per_round_ratios(rates["cross"], rates["flannel+masq"]),
             "same_node_vs_veth_per_round": per_round_ratios(rates["same"], rates["veth"]),
             "cross_node_vs_lan_per_round": per_round_ratios(rates["cross"], rates["lan"]),
             "cross_node_vs_flannel_vxlan_per_round": per_round_ratios(rates["cross"], rates["flannel"])}
@@ -423,7 +441,8 @@ def main() -> None:
         f["ref_pods_per_s"] = round(args.pods / ref_pods_s, 1)
         f["pods_per_s_ratio"] = round(f["knet_pods_per_s"] / f["ref_pods_per_s"], 2)
     f.update({k: round(v, 2) for k, v in {**cl, **hg}.items() if k.endswith("gbps")})
-    for name in ("same_node_vs_veth", "cross_node_vs_lan", "cross_node_vs_flannel_vxlan"):
+    for name in ("same_node_vs_veth", "cross_node_vs_lan", "cross_node_vs_flannel_vxlan",
+                 "cross_node_vs_flannel_vxlan_ip_masq"):
         _ratios(f, name, cl[f"{name}_per_round"])
     _ratios(f, "host_gw_cross_node_vs_lan", hg["host_gw_cross_node_vs_lan_per_round"])
     if not args.throughput_only:
@@ -439,6 +458,8 @@ def main() -> None:
             ("cross node (vxlan) vs LAN", "cross_node_vs_lan", "pod_pod_cross_node_gbps", "node_node_lan_gbps", None),
             ("cross node (vxlan) vs hand-built Flannel VXLAN", "cross_node_vs_flannel_vxlan", "pod_pod_cross_node_gbps",
              "flannel_vxlan_gbps", 0.95),
+            ("cross node (vxlan) vs the same with Flannel's default ip-masq rule (conntrack on)",
+             "cross_node_vs_flannel_vxlan_ip_masq", "pod_pod_cross_node_gbps", "flannel_vxlan_ip_masq_gbps", None),
             ("cross node (host-gw) vs LAN", "host_gw_cross_node_vs_lan", "host_gw_cross_node_gbps",
              "host_gw_node_node_lan_gbps", 0.9)):
         goal = f"target >= {target}" if target else "for reference"
