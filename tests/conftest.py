@@ -1,16 +1,53 @@
+"""Tests are selected by what they need, not by the folder they are in.
+
+Markers (registered in pyproject.toml):
+
+- ``root``: needs root (network namespaces, nftables, mounts, /run/knet).
+- ``cluster``: brings up a knet cluster (knet.harness.cluster.Cluster); implies ``root``.
+
+Every test under tests/integration builds namespaces, so it gets ``root`` here; a test whose
+module uses ``Cluster`` (whatever its folder) gets ``cluster`` too. That is decided by module,
+not by fixture, because several modules bring clusters up inside the test body. A unit test that
+needs root carries the marker itself. So ``pytest -m "not root"`` runs every pure test as an
+ordinary user, and ``-m "not cluster"`` leaves out the slow ones.
+
+A root test run without root fails at once with one line saying so, before its fixtures run,
+rather than as a permission error deep in a fixture; the other tests still run.
+"""
+
+from __future__ import annotations
+
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
+INTEGRATION = Path(__file__).parent / "integration"
 
-def pytest_collection_modifyitems(config, items):
+
+def _uses_cluster(module: object) -> bool:
+    # Looked up, not imported: the conftest must not depend on the harness importing cleanly, and a
+    # module that uses Cluster has imported it by the time its tests are collected.
+    harness = sys.modules.get("knet.harness.cluster")
+    if harness is None or module is None:
+        return False
+    return any(v is harness.Cluster or v is harness for v in vars(module).values())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
+        module = item.getparent(pytest.Module)
+        if module is not None and _uses_cluster(module.obj):
+            item.add_marker(pytest.mark.cluster)
+        if item.path.is_relative_to(INTEGRATION) or item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.root)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _root_for_integration(request):
-    """Integration tests drive real namespaces: they need root, which CI has."""
-    if any("tests/integration" in str(i.fspath) for i in request.session.items) and os.geteuid() != 0:
-        pytest.exit("integration tests need root (network namespaces, mounts)", returncode=2)
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("root") is not None and os.geteuid() != 0:
+        need = "a knet cluster" if item.get_closest_marker("cluster") else "root"
+        pytest.fail(f"this test needs {need} (network namespaces, nftables, mounts) and runs as uid "
+                    f"{os.geteuid()}: run it as root, or leave it out with -m \"not root\"",
+                    pytrace=False)

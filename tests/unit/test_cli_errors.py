@@ -303,6 +303,7 @@ def test_inputs_that_are_not_manifests(tmp_path, verb):
     assert line.startswith("error: error parsing stdin: yaml: line 2, column 1: ")
 
 
+@pytest.mark.root
 def test_a_cluster_file_is_bounded_and_refused_in_one_line(tmp_path):
     bomb = "a: &a [" + ",".join(["x"] * 10) + "]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8))

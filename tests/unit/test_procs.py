@@ -61,6 +61,7 @@ def test_a_pid_file_whose_start_time_or_argv_differ_names_nothing(sleeper, tmp_p
     assert procs.read_pidfile(str(path)) is None
 
 
+@pytest.mark.root
 def test_down_leaves_alone_the_process_a_stale_pid_file_names(sleeper, pid_dir):
     name, d = pid_dir
     argv = ["/usr/bin/python3", "-m", "knet.controlplane", "--cluster", name]
@@ -76,6 +77,7 @@ def test_down_leaves_alone_the_process_a_stale_pid_file_names(sleeper, pid_dir):
     assert not os.path.exists(state_dir(name))
 
 
+@pytest.mark.root
 def test_down_kills_the_process_a_current_pid_file_names(sleeper, pid_dir):
     name, d = pid_dir
     procs.write_pidfile(os.path.join(d, "worker.pid"), sleeper.pid)

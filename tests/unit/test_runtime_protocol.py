@@ -97,6 +97,7 @@ def test_socket_is_root_only(runtime):
     assert os.stat(runtime.path).st_mode & 0o777 == 0o600
 
 
+@pytest.mark.root
 def test_start_is_idempotent_list_stop_and_watch(runtime):
     spec = {**GOOD, "ports": []}
     watcher = Conn(runtime.path)
