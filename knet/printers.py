@@ -328,7 +328,7 @@ def _intstr(value: object) -> str:
 # tables
 
 
-def _pod_row(pod: Obj, wide: bool, now: float) -> list[str]:
+def pod_row(pod: Obj, wide: bool, now: float) -> list[str]:
     """printPod, line for line: the STATUS column is a derived reason, not the phase."""
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -478,7 +478,7 @@ def _node_address(node: Obj, kind: str) -> str:
     return "<none>"
 
 
-def _node_row(node: Obj, wide: bool, now: float) -> list[str]:
+def node_row(node: Obj, wide: bool, now: float) -> list[str]:
     states = []
     for cond in _d(node, "status", "conditions") or []:
         if cond.get("type") == "Ready":
@@ -545,7 +545,7 @@ def _service_ports(svc: Obj) -> str:
     return ",".join(pieces) or "<none>"
 
 
-def _service_row(svc: Obj, wide: bool, now: float) -> list[str]:
+def service_row(svc: Obj, wide: bool, now: float) -> list[str]:
     spec = svc.get("spec") or {}
     ips = spec.get("clusterIPs") or []
     cluster_ip = ips[0] if ips else (spec.get("clusterIP") or "<none>")
@@ -562,7 +562,7 @@ def _service_row(svc: Obj, wide: bool, now: float) -> list[str]:
     return row
 
 
-def _namespace_row(ns: Obj, wide: bool, now: float) -> list[str]:
+def namespace_row(ns: Obj, wide: bool, now: float) -> list[str]:
     return [_name(ns), _d(ns, "status", "phase") or "", _since(_d(ns, "metadata", "creationTimestamp"), now)]
 
 
@@ -572,7 +572,7 @@ def _replicas(obj: Obj) -> int:
     return 1 if value is None else _int(value)
 
 
-def _deployment_row(d: Obj, wide: bool, now: float) -> list[str]:
+def deployment_row(d: Obj, wide: bool, now: float) -> list[str]:
     st = d.get("status") or {}
     row = [
         _name(d),
@@ -587,7 +587,7 @@ def _deployment_row(d: Obj, wide: bool, now: float) -> list[str]:
     return row
 
 
-def _replicaset_row(rs: Obj, wide: bool, now: float) -> list[str]:
+def replicaset_row(rs: Obj, wide: bool, now: float) -> list[str]:
     st = rs.get("status") or {}
     row = [
         _name(rs),
@@ -602,7 +602,7 @@ def _replicaset_row(rs: Obj, wide: bool, now: float) -> list[str]:
     return row
 
 
-def _daemonset_row(ds: Obj, wide: bool, now: float) -> list[str]:
+def daemonset_row(ds: Obj, wide: bool, now: float) -> list[str]:
     st = ds.get("status") or {}
     row = [
         _name(ds),
@@ -620,7 +620,7 @@ def _daemonset_row(ds: Obj, wide: bool, now: float) -> list[str]:
     return row
 
 
-def _statefulset_row(sts: Obj, wide: bool, now: float) -> list[str]:
+def statefulset_row(sts: Obj, wide: bool, now: float) -> list[str]:
     row = [
         _name(sts),
         f"{_int(_d(sts, 'status', 'readyReplicas'))}/{_replicas(sts)}",
@@ -638,7 +638,7 @@ def _list_with_more(items: list[str], more: bool, count: int, limit: int) -> str
     return text or "<unset>"
 
 
-def _endpointslice_row(eps: Obj, wide: bool, now: float) -> list[str]:
+def endpointslice_row(eps: Obj, wide: bool, now: float) -> list[str]:
     limit = 3
     ports: list[str] = []
     more = False
@@ -675,7 +675,7 @@ def _endpointslice_row(eps: Obj, wide: bool, now: float) -> list[str]:
     ]
 
 
-def _networkpolicy_row(np: Obj, wide: bool, now: float) -> list[str]:
+def networkpolicy_row(np: Obj, wide: bool, now: float) -> list[str]:
     return [
         _name(np),
         _format_selector(_d(np, "spec", "podSelector")),
@@ -689,7 +689,7 @@ def _event_source(ev: Obj) -> str:
     return f"{component}, {host}" if host else component
 
 
-def _event_row(ev: Obj, wide: bool, now: float) -> list[str]:
+def event_row(ev: Obj, wide: bool, now: float) -> list[str]:
     if parse_timestamp(ev.get("firstTimestamp")) is not None:
         first = _since(ev.get("firstTimestamp"), now)
     else:
@@ -731,56 +731,6 @@ def _default_row(obj: Obj, wide: bool, now: float) -> list[str]:
 
 _Row = Callable[[Obj, bool, float], list[str]]
 
-# kind -> (columns, extra columns with -o wide, row function)
-_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Row]] = {
-    "Pod": (
-        ("NAME", "READY", "STATUS", "RESTARTS", "AGE"),
-        ("IP", "NODE", "NOMINATED NODE", "READINESS GATES"),
-        _pod_row,
-    ),
-    "Node": (
-        ("NAME", "STATUS", "ROLES", "AGE", "VERSION"),
-        ("INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"),
-        _node_row,
-    ),
-    "Service": (
-        ("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"),
-        ("SELECTOR",),
-        _service_row,
-    ),
-    "Namespace": (("NAME", "STATUS", "AGE"), (), _namespace_row),
-    "Deployment": (
-        ("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"),
-        ("CONTAINERS", "IMAGES", "SELECTOR"),
-        _deployment_row,
-    ),
-    "ReplicaSet": (
-        ("NAME", "DESIRED", "CURRENT", "READY", "AGE"),
-        ("CONTAINERS", "IMAGES", "SELECTOR"),
-        _replicaset_row,
-    ),
-    "DaemonSet": (
-        ("NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"),
-        ("CONTAINERS", "IMAGES", "SELECTOR"),
-        _daemonset_row,
-    ),
-    "StatefulSet": (("NAME", "READY", "AGE"), ("CONTAINERS", "IMAGES"), _statefulset_row),
-    "EndpointSlice": (
-        ("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"),
-        (),
-        _endpointslice_row,
-    ),
-    "NetworkPolicy": (("NAME", "POD-SELECTOR", "AGE"), (), _networkpolicy_row),
-}
-
-# Events put their wide columns in the middle, so they get their own header pair.
-_EVENT_COLUMNS = ("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE")
-_EVENT_WIDE_COLUMNS = (
-    "LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE",
-    "MESSAGE", "FIRST SEEN", "COUNT", "NAME",
-)
-
-
 def table(
     kind: str,
     objects: list[dict],
@@ -803,12 +753,10 @@ def table(
     resource = by_kind(kind) or lookup(kind)
     kind = resource.kind if resource else kind
 
-    if kind == "Event":
-        headers = list(_EVENT_WIDE_COLUMNS if wide else _EVENT_COLUMNS)
-        row_fn: _Row = _event_row
-    elif kind in _TABLES:
-        base, extra, row_fn = _TABLES[kind]
-        headers = list(base + (extra if wide else ()))
+    printer = resource.hook("printer") if resource is not None else None
+    if printer is not None:  # the kind's columns are in its API record
+        headers = resource.column_headers(wide)
+        row_fn: _Row = printer
     else:
         headers = ["NAME", "AGE"]
         row_fn = _default_row

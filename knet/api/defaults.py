@@ -14,8 +14,9 @@ as unset here too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
+
+from knet.api.resources import by_kind
 
 
 def _unset(d: dict, key: str, *, zero: bool = False) -> bool:
@@ -94,7 +95,7 @@ def pod_spec_defaults(spec: Any) -> None:
             _container(c, host_network)
 
 
-def _pod(obj: dict) -> None:
+def default_pod(obj: dict) -> None:
     spec = _child(obj, "spec")
     pod_spec_defaults(spec)
     if spec is None:
@@ -146,7 +147,7 @@ def _template(spec: dict) -> None:
 # -- services -------------------------------------------------------------------------
 
 
-def _service(obj: dict) -> None:
+def default_service(obj: dict) -> None:
     spec = _child(obj, "spec")
     if spec is None:
         return
@@ -201,7 +202,7 @@ def _ip_families(spec: dict) -> None:
 # -- workloads ------------------------------------------------------------------------
 
 
-def _deployment(obj: dict) -> None:
+def default_deployment(obj: dict) -> None:
     spec = _child(obj, "spec")
     if spec is None:
         return
@@ -219,14 +220,14 @@ def _deployment(obj: dict) -> None:
     _template(spec)
 
 
-def _replicaset(obj: dict) -> None:
+def default_replicaset(obj: dict) -> None:
     spec = _child(obj, "spec")
     if spec is not None:
         _default(spec, "replicas", 1)
         _template(spec)
 
 
-def _daemonset(obj: dict) -> None:
+def default_daemonset(obj: dict) -> None:
     spec = _child(obj, "spec")
     if spec is None:
         return
@@ -242,7 +243,7 @@ def _daemonset(obj: dict) -> None:
     _template(spec)
 
 
-def _statefulset(obj: dict) -> None:
+def default_statefulset(obj: dict) -> None:
     spec = _child(obj, "spec")
     if spec is None:
         return
@@ -267,7 +268,7 @@ def _statefulset(obj: dict) -> None:
 # -- the rest -------------------------------------------------------------------------
 
 
-def _networkpolicy(obj: dict) -> None:
+def default_networkpolicy(obj: dict) -> None:
     """No policyTypes means Ingress, plus Egress if there are egress rules (an
     empty `egress: []` adds nothing, as in Kubernetes)."""
     spec = _child(obj, "spec")
@@ -282,12 +283,12 @@ def _networkpolicy(obj: dict) -> None:
                 _default(port, "protocol", "TCP")
 
 
-def _endpointslice(obj: dict) -> None:
+def default_endpointslice(obj: dict) -> None:
     for port in _dicts(obj.get("ports")):
         _default(port, "protocol", "TCP")
 
 
-def _namespace(obj: dict) -> None:
+def default_namespace(obj: dict) -> None:
     """Every namespace carries its own name as a label, so a NetworkPolicy
     namespaceSelector can pick namespaces by name."""
     meta = obj.get("metadata")
@@ -297,7 +298,7 @@ def _namespace(obj: dict) -> None:
             labels["kubernetes.io/metadata.name"] = meta["name"]
 
 
-def _node(obj: dict) -> None:
+def default_node(obj: dict) -> None:
     """Keep podCIDR and podCIDRs[0] in step (Kubernetes converts between them)."""
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -309,25 +310,13 @@ def _node(obj: dict) -> None:
         spec["podCIDR"] = cidrs[0]
 
 
-_DEFAULTERS: dict[str, Callable[[dict], None]] = {
-    "Pod": _pod,
-    "Service": _service,
-    "Deployment": _deployment,
-    "ReplicaSet": _replicaset,
-    "DaemonSet": _daemonset,
-    "StatefulSet": _statefulset,
-    "NetworkPolicy": _networkpolicy,
-    "EndpointSlice": _endpointslice,
-    "Namespace": _namespace,
-    "Node": _node,
-}
-
-
 def apply_defaults(obj: dict) -> dict:
     """Fill in what Kubernetes would, in place; returns `obj` for chaining.
-    Unknown kinds and non-dict input pass through untouched."""
+    Unknown kinds and non-dict input pass through untouched. Which defaulter
+    a kind has is its record's `defaults` (knet/api/resources.py)."""
     if isinstance(obj, dict):
-        defaulter = _DEFAULTERS.get(obj.get("kind", ""))
+        res = by_kind(obj.get("kind", ""))
+        defaulter = res.hook("defaults") if res is not None else None
         if defaulter:
             defaulter(obj)
     return obj

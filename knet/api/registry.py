@@ -5,7 +5,10 @@ defaulting, validation (all field errors at once), allocation (ClusterIPs,
 NodePorts), then one compare-and-swap write. A step that fails raises an
 `ApiError` before anything is written, so a rejected object changes nothing.
 The HTTP server and the in-process controllers both call this class, which
-keeps one set of rules for both.
+keeps one set of rules for both. What a step does for a kind (its defaulting,
+validation, status subresource, update preparation) is the kind's strategy
+record in knet/api/resources.py; the allocators are configuration of the
+cluster (its ranges), so they are given to the Registry by kind.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ from knet.api.objects import deep_copy, merge_patch, new_uid, now_rfc3339, rando
 from knet.api.resources import RESOURCES, Resource, by_kind
 from knet.store import Compacted, Event, KeyExists, KeyNotFound, RevisionMismatch, Store
 
-# Kinds whose status is written only through the /status subresource.
-STATUS_KINDS = {"Pod", "Node", "Service", "Namespace", "Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"}
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -128,6 +129,7 @@ class Registry:
                            f"unable to create new content in namespace {namespace} because it is being terminated")
 
     def _admit(self, obj: dict, old: dict | None) -> None:
+        """The kind's strategy (its record's defaults and validation), then its allocator."""
         from knet.api.defaults import apply_defaults
         from knet.api.validation import validate, validate_update
 
@@ -222,15 +224,15 @@ class Registry:
             obj = new
         elif subresource:
             raise errors.not_found("subresource", subresource)
-        elif res.kind in STATUS_KINDS:
+        elif res.status:  # the main resource's writes keep the stored status
             if "status" in old:
                 obj["status"] = deep_copy(old["status"])
             else:
                 obj.pop("status", None)
         if subresource != "status":
-            if res.kind == "Service":
-                from knet.api.allocators import drop_type_dependent_fields
-                drop_type_dependent_fields(obj, old)
+            prepare = res.hook("prepare_update")
+            if prepare:
+                prepare(obj, old)
             self._admit(obj, old)
             if obj.get("spec") != old.get("spec"):
                 obj["metadata"]["generation"] = om.get("generation", 1) + 1

@@ -1,16 +1,61 @@
-"""The kinds the API serves: where each lives (group/version/plural), whether it
-is namespaced, and the short names kubectl users type."""
+"""The kinds the API serves: one record per kind, as upstream's
+pkg/registry/*/strategy.go has one strategy per kind.
+
+A record says everything the API knows about its kind in one place: where it
+lives (group, version, plural; namespaced or cluster-scoped), the short names
+kubectl users type, whether it has a status subresource, how its names are
+checked, its defaulting, its validation on create and on update, what an
+update prepares before admission, and its printer columns. The registry, the
+server (routing and discovery), the decoder and `knet get` all read the
+record; nothing else keeps a table keyed by kind. The field schema a kind
+decodes into is the struct of the kind's own name in knet/api/schema.py.
+
+Hooks are named "module:function" and imported on first use: this module is
+on the CLI's start-up path, and the validation and defaulting code behind the
+hooks is only needed by the API server.
+"""
 
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Callable
 
 # A named tuple rather than a dataclass: this module is on the CLI's start-up
 # path, and dataclasses costs ~10 ms of imports there. group is "" for the core group.
-_Fields = namedtuple("_Fields", "kind plural group version namespaced short_names", defaults=((),))
+_Fields = namedtuple(
+    "_Fields",
+    "kind plural group version namespaced short_names "
+    "status names defaults validate validate_update prepare_update columns printer",
+    defaults=((), False, "", "", "", "", "", (), ""),
+)
+
+# Printer columns are (header, priority) as upstream's TableColumnDefinition:
+# priority 0 is always shown, 1 only in `-o wide`; a wide table keeps the order given.
+Column = tuple[str, int]
+
+
+def _columns(normal: str, wide: str = "") -> tuple[Column, ...]:
+    """Columns written as two comma-separated header lists: always, then wide-only."""
+    return (tuple((h, 0) for h in normal.split(",") if h)
+            + tuple((h, 1) for h in wide.split(",") if h))
 
 
 class Resource(_Fields):
+    """One kind's strategy record.
+
+    kind, plural, group, version, namespaced, short_names: where the kind lives.
+    status: the kind has a status subresource; a write of the main resource
+        keeps the stored status, and a write of /status changes only the status.
+    names: the check of metadata.name ("module:function" returning messages).
+    defaults: fills an object in place before validation (knet/api/defaults.py).
+    validate: (errs, obj) adds the kind's field errors (knet/api/validation/<group>.py).
+    validate_update: (errs, new_spec, old_spec, new, old) adds what an update
+        may not change.
+    prepare_update: (new, old) before admission of an update of the main resource
+        (a Service drops the fields of the type it left).
+    columns: the `knet get` columns; printer: (obj, wide, now) -> the row's cells.
+    """
+
     __slots__ = ()
 
     @property
@@ -35,19 +80,128 @@ class Resource(_Fields):
             base += f"/{name}"
         return base
 
+    def hook(self, name: str) -> Callable[..., object] | None:
+        """The function a hook field names, imported on first use; None if unset."""
+        ref = getattr(self, name)
+        if not ref:
+            return None
+        from importlib import import_module
+
+        module, _, attr = ref.partition(":")
+        return getattr(import_module(module), attr)
+
+    def column_headers(self, wide: bool) -> list[str]:
+        return [h for h, priority in self.columns if wide or priority == 0]
+
+
+_CORE = "knet.api.validation.core:"
+_APPS = "knet.api.validation.apps:"
+_DEFAULTS = "knet.api.defaults:"
+_LABEL = "knet.api.validation.fields:is_dns1123_label"
+_SUBDOMAIN = "knet.api.selectors:is_dns1123_subdomain"
+_WORKLOAD_WIDE = "CONTAINERS,IMAGES,SELECTOR"
 
 RESOURCES: tuple[Resource, ...] = (
-    Resource("Namespace", "namespaces", "", "v1", False, ("ns",)),
-    Resource("Node", "nodes", "", "v1", False, ("no",)),
-    Resource("Pod", "pods", "", "v1", True, ("po",)),
-    Resource("Service", "services", "", "v1", True, ("svc",)),
-    Resource("Event", "events", "", "v1", True, ("ev",)),
-    Resource("Deployment", "deployments", "apps", "v1", True, ("deploy",)),
-    Resource("ReplicaSet", "replicasets", "apps", "v1", True, ("rs",)),
-    Resource("DaemonSet", "daemonsets", "apps", "v1", True, ("ds",)),
-    Resource("StatefulSet", "statefulsets", "apps", "v1", True, ("sts",)),
-    Resource("EndpointSlice", "endpointslices", "discovery.k8s.io", "v1", True, ()),
-    Resource("NetworkPolicy", "networkpolicies", "networking.k8s.io", "v1", True, ("netpol",)),
+    Resource(
+        "Namespace", "namespaces", "", "v1", False, ("ns",),
+        status=True, names=_LABEL,
+        defaults=_DEFAULTS + "default_namespace",
+        validate=_CORE + "validate_namespace",
+        columns=_columns("NAME,STATUS,AGE"),
+        printer="knet.printers:namespace_row",
+    ),
+    Resource(
+        "Node", "nodes", "", "v1", False, ("no",),
+        status=True, names=_SUBDOMAIN,
+        defaults=_DEFAULTS + "default_node",
+        validate=_CORE + "validate_node",
+        validate_update=_CORE + "validate_node_update",
+        columns=_columns("NAME,STATUS,ROLES,AGE,VERSION",
+                         "INTERNAL-IP,EXTERNAL-IP,OS-IMAGE,KERNEL-VERSION,CONTAINER-RUNTIME"),
+        printer="knet.printers:node_row",
+    ),
+    Resource(
+        "Pod", "pods", "", "v1", True, ("po",),
+        status=True, names=_SUBDOMAIN,
+        defaults=_DEFAULTS + "default_pod",
+        validate=_CORE + "validate_pod",
+        validate_update=_CORE + "validate_pod_update",
+        columns=_columns("NAME,READY,STATUS,RESTARTS,AGE", "IP,NODE,NOMINATED NODE,READINESS GATES"),
+        printer="knet.printers:pod_row",
+    ),
+    Resource(
+        "Service", "services", "", "v1", True, ("svc",),
+        status=True, names="knet.api.validation.fields:is_dns1035_label",
+        defaults=_DEFAULTS + "default_service",
+        validate=_CORE + "validate_service",
+        validate_update=_CORE + "validate_service_update",
+        prepare_update="knet.api.allocators:drop_type_dependent_fields",
+        columns=_columns("NAME,TYPE,CLUSTER-IP,EXTERNAL-IP,PORT(S),AGE", "SELECTOR"),
+        printer="knet.printers:service_row",
+    ),
+    Resource(
+        "Event", "events", "", "v1", True, ("ev",),
+        names=_SUBDOMAIN,
+        validate=_CORE + "validate_event",
+        # The wide columns sit in the middle, kubectl's order.
+        columns=(("LAST SEEN", 0), ("TYPE", 0), ("REASON", 0), ("OBJECT", 0), ("SUBOBJECT", 1),
+                 ("SOURCE", 1), ("MESSAGE", 0), ("FIRST SEEN", 1), ("COUNT", 1), ("NAME", 1)),
+        printer="knet.printers:event_row",
+    ),
+    Resource(
+        "Deployment", "deployments", "apps", "v1", True, ("deploy",),
+        status=True, names=_SUBDOMAIN,
+        defaults=_DEFAULTS + "default_deployment",
+        validate=_APPS + "validate_deployment",
+        validate_update=_APPS + "validate_selector_update",
+        columns=_columns("NAME,READY,UP-TO-DATE,AVAILABLE,AGE", _WORKLOAD_WIDE),
+        printer="knet.printers:deployment_row",
+    ),
+    Resource(
+        "ReplicaSet", "replicasets", "apps", "v1", True, ("rs",),
+        status=True, names=_SUBDOMAIN,
+        defaults=_DEFAULTS + "default_replicaset",
+        validate=_APPS + "validate_replicaset",
+        validate_update=_APPS + "validate_selector_update",
+        columns=_columns("NAME,DESIRED,CURRENT,READY,AGE", _WORKLOAD_WIDE),
+        printer="knet.printers:replicaset_row",
+    ),
+    Resource(
+        "DaemonSet", "daemonsets", "apps", "v1", True, ("ds",),
+        status=True, names=_SUBDOMAIN,
+        defaults=_DEFAULTS + "default_daemonset",
+        validate=_APPS + "validate_daemonset",
+        validate_update=_APPS + "validate_selector_update",
+        columns=_columns("NAME,DESIRED,CURRENT,READY,UP-TO-DATE,AVAILABLE,NODE SELECTOR,AGE",
+                         _WORKLOAD_WIDE),
+        printer="knet.printers:daemonset_row",
+    ),
+    Resource(
+        "StatefulSet", "statefulsets", "apps", "v1", True, ("sts",),
+        status=True, names=_LABEL,
+        defaults=_DEFAULTS + "default_statefulset",
+        validate=_APPS + "validate_statefulset",
+        validate_update=_APPS + "validate_statefulset_update",
+        columns=_columns("NAME,READY,AGE", "CONTAINERS,IMAGES"),
+        printer="knet.printers:statefulset_row",
+    ),
+    Resource(
+        "EndpointSlice", "endpointslices", "discovery.k8s.io", "v1", True, (),
+        names=_SUBDOMAIN,
+        defaults=_DEFAULTS + "default_endpointslice",
+        validate="knet.api.validation.discovery:validate_endpointslice",
+        validate_update="knet.api.validation.discovery:validate_endpointslice_update",
+        columns=_columns("NAME,ADDRESSTYPE,PORTS,ENDPOINTS,AGE"),
+        printer="knet.printers:endpointslice_row",
+    ),
+    Resource(
+        "NetworkPolicy", "networkpolicies", "networking.k8s.io", "v1", True, ("netpol",),
+        names=_SUBDOMAIN,
+        defaults=_DEFAULTS + "default_networkpolicy",
+        validate="knet.api.validation.networking:validate_networkpolicy",
+        columns=_columns("NAME,POD-SELECTOR,AGE"),
+        printer="knet.printers:networkpolicy_row",
+    ),
 )
 
 _BY_KIND = {r.kind: r for r in RESOURCES}

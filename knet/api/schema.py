@@ -365,10 +365,6 @@ STRUCTS: dict[str, dict[str, str]] = {
     "IPBlock": {"cidr": S, "except": "[]string"},
 }
 
-# The struct each served kind decodes into (its Go type is named as the kind).
-KINDS = ("Namespace", "Node", "Pod", "Service", "Event", "Deployment", "ReplicaSet", "DaemonSet",
-         "StatefulSet", "EndpointSlice", "NetworkPolicy")
-
 SCALARS = frozenset({"string", "int32", "int64", "bool", "float64", "IntOrString", "Quantity", "Time",
                      "MicroTime", "any"})
 

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 import trio
 
-from knet.api import decode, errors, selectors
+from knet.api import decode, discovery, errors, selectors
 from knet.api.errors import ApiError
 from knet.api.registry import Registry, filter_event
 from knet.api.resources import RESOURCES, Resource, by_path
@@ -439,25 +439,7 @@ class ApiServer:
         raise errors.ApiError(405, "MethodNotAllowed", f"{m} is not allowed on {req.path}")
 
     def _discovery(self, path: str) -> dict | None:
-        if path == "/api":
-            return {"kind": "APIVersions", "versions": ["v1"]}
-        if path == "/apis":
-            groups = sorted({r.group for r in RESOURCES if r.group})
-            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-                {"name": g, "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
-                 "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"}} for g in groups]}
-        parts = [p for p in path.split("/") if p]
-        gv = parts[1] if parts[0] == "api" and len(parts) == 2 else "/".join(parts[1:3]) if len(parts) == 3 else None
-        if gv is None:
-            return None
-        found = [r for r in RESOURCES if r.api_version == gv]
-        if not found:
-            return None
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": [
-            {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
-             "shortNames": list(r.short_names),
-             "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]}
-            for r in found]}
+        return discovery.document(path, RESOURCES)
 
     def _knet(self, req: Request) -> tuple[int, dict]:
         """knet's own endpoints: progress reports for `apply --wait`."""

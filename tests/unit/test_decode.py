@@ -210,7 +210,8 @@ def _types(t: str):
 
 
 def test_schema_is_closed_and_covers_every_served_kind():
-    assert set(schema.KINDS) == {r.kind for r in RESOURCES}
+    # Each served kind decodes into the struct named as its kind (its Go type).
+    assert all(r.kind in schema.STRUCTS for r in RESOURCES)
     for struct, fields in schema.STRUCTS.items():
         for name, t in fields.items():
             for leaf in _types(schema.ALIASES.get(t, t)):

@@ -6,14 +6,8 @@ import pytest
 
 from knet.api.defaults import apply_defaults
 from knet.api.errors import Invalid
-from knet.api.validation import (
-    is_dns1123_label,
-    is_env_var_name,
-    is_port_name,
-    validate,
-    validate_update,
-    validation_errors,
-)
+from knet.api.validation import validate, validate_update, validation_errors
+from knet.api.validation.fields import is_dns1123_label, is_env_var_name, is_port_name
 
 
 def pod(**spec):

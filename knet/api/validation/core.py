@@ -1,13 +1,5 @@
-"""Object validation, worded and pathed as the Kubernetes API server words it.
-
-`validate(obj)` collects every field error of an object and raises one
-`Invalid` (422) listing them all, as kube-apiserver does; `validate_update(new,
-old)` adds the rules that only make sense against the stored object
-(immutable fields). The server runs `apply_defaults` first, so both accept
-defaulted objects. On undefaulted input, a field that defaulting would fill
-(ports' protocol, a Service's type, a Pod's restartPolicy...) is accepted when
-absent and checked when present, so callers get the genuinely missing fields
-(containers, ports, names) without noise.
+"""Validation of the core group (v1): Pod (and the pod spec templates
+reuse), Namespace, Node, Service, Event, and their update rules.
 
 Error paths follow Kubernetes even where Kubernetes is odd, because clients and
 the shared test corpus match on them: pod-template labels are reported at
@@ -20,390 +12,50 @@ the shared test corpus match on them: pod-template labels are reported at
 from __future__ import annotations
 
 import copy
-import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from knet.api.errors import ApiError, FieldError, Invalid
-from knet.api.resources import by_kind
 from knet.api.selectors import (
     is_dns1123_subdomain,
     is_label_value,
     is_qualified_name,
     regex_error,
-    selector_from_label_selector,
 )
-
-# =============================================================================
-# Format checks: apimachinery's util/validation. Each returns the messages for
-# an invalid value, or [] when the value is fine.
-# =============================================================================
-
-_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_LABEL_RE = re.compile(f"^{_DNS1123_LABEL_FMT}$")
-_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
-_DNS1035_LABEL_RE = re.compile(f"^{_DNS1035_LABEL_FMT}$")
-_ENV_VAR_FMT = "[-._a-zA-Z][-._a-zA-Z0-9]*"
-_ENV_VAR_RE = re.compile(f"^{_ENV_VAR_FMT}$")
-_PERCENT_FMT = "[0-9]+%"
-_PERCENT_RE = re.compile(f"^{_PERCENT_FMT}$")
-_HTTP_HEADER_FMT = "[-A-Za-z0-9]+"
-_HTTP_HEADER_RE = re.compile(f"^{_HTTP_HEADER_FMT}$")
-_MAX_INT32 = 2147483647
-
-
-def is_dns1123_label(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append("must be no more than 63 characters")
-    if not _DNS1123_LABEL_RE.match(value):
-        errs.append(regex_error(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-            "and must start and end with an alphanumeric character",
-            _DNS1123_LABEL_FMT, "my-name", "123-abc"))
-    return errs
-
-
-def is_dns1035_label(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append("must be no more than 63 characters")
-    if not _DNS1035_LABEL_RE.match(value):
-        errs.append(regex_error(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
-            "start with an alphabetic character, and end with an alphanumeric character",
-            _DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errs
-
-
-def is_port_name(value: str) -> list[str]:
-    """IANA_SVC_NAME: what a named container port (and a named targetPort) must be."""
-    errs = []
-    if len(value) > 15:
-        errs.append("must be no more than 15 characters")
-    if not re.fullmatch("[-a-z0-9]+", value):
-        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
-    if not re.search("[a-z]", value):
-        errs.append("must contain at least one letter (a-z)")
-    if "--" in value:
-        errs.append("must not contain consecutive hyphens")
-    if value and (value[0] == "-" or value[-1] == "-"):
-        errs.append("must not begin or end with a hyphen")
-    return errs
-
-
-def is_port_num(value: int) -> list[str]:
-    return [] if 1 <= value <= 65535 else ["must be between 1 and 65535, inclusive"]
-
-
-def is_env_var_name(value: str) -> list[str]:
-    errs = []
-    if not _ENV_VAR_RE.match(value):
-        errs.append(regex_error(
-            "a valid environment variable name must consist of alphabetic characters, digits, "
-            "'_', '-', or '.', and must not start with a digit",
-            _ENV_VAR_FMT, "my.env-name", "MY_ENV.NAME", "MyEnvName1"))
-    if value == ".":
-        errs.append("must not be '.'")
-    elif value == "..":
-        errs.append("must not be '..'")
-    elif value.startswith(".."):
-        errs.append("must not start with '..'")
-    return errs
-
-
-def is_percent(value: str) -> list[str]:
-    if _PERCENT_RE.match(value):
-        return []
-    return [regex_error("a valid percent string must be a numeric string followed by an ending '%'",
-                        _PERCENT_FMT, "1%", "93%")]
-
-
-def parse_ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An IP as Go's net.ParseIP reads it (no zone suffix), or None."""
-    if not isinstance(value, str) or "%" in value:
-        return None
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError:
-        return None
-
-
-def parse_cidr(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    """A CIDR as Go's net.ParseCIDR reads it: the prefix length is required and
-    host bits may be set."""
-    if not isinstance(value, str) or "/" not in value or "%" in value:
-        return None
-    try:
-        return ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return None
-
-
-def is_ip(value: Any) -> list[str]:
-    return [] if parse_ip(value) else ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
-
-
-def is_cidr(value: Any) -> list[str]:
-    return [] if parse_cidr(value) else ["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
-
-
-def _special_ip_errors(value: str) -> list[str]:
-    """Why an address cannot be an endpoint or external IP (ValidateNonSpecialIP)."""
-    ip = parse_ip(value)
-    if ip is None:
-        return ["must be a valid IP address"]
-    errs = []
-    if ip.is_unspecified:
-        errs.append(f"may not be unspecified ({value})")
-    if ip.is_loopback:
-        errs.append("may not be in the loopback range (127.0.0.0/8, ::1/128)")
-    if ip.is_link_local:
-        errs.append("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
-    packed = ip.packed
-    if (ip.version == 4 and packed[:3] == b"\xe0\x00\x00") or (
-            ip.version == 6 and packed[0] == 0xFF and packed[1] & 0x0F == 0x02):
-        errs.append("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)")
-    return errs
-
-
-def _mask_trailing_dash(name: str) -> str:
-    """What apimachinery does to a generateName before checking it (sic: it
-    drops two characters, not one)."""
-    return name[:-2] + "a" if len(name) > 1 and name.endswith("-") else name
-
-
-# =============================================================================
-# Collecting errors
-# =============================================================================
-
-
-class Errors(list[FieldError]):
-    """A list of FieldErrors with apimachinery's field.* constructors."""
-
-    def invalid(self, path: str, value: Any, detail: str) -> None:
-        self.append(FieldError(path, "Invalid value", value, detail))
-
-    def each(self, path: str, value: Any, msgs: Iterable[str]) -> None:
-        for msg in msgs:
-            self.invalid(path, value, msg)
-
-    def required(self, path: str, detail: str = "") -> None:
-        self.append(FieldError(path, "Required value", None, detail))
-
-    def unsupported(self, path: str, value: Any, supported: Iterable[str]) -> None:
-        choices = ", ".join(json.dumps(s) for s in supported)
-        self.append(FieldError(path, "Unsupported value", value, f"supported values: {choices}"))
-
-    def duplicate(self, path: str, value: Any, detail: str = "") -> None:
-        self.append(FieldError(path, "Duplicate value", value, detail))
-
-    def forbidden(self, path: str, detail: str) -> None:
-        self.append(FieldError(path, "Forbidden", None, detail))
-
-    def too_many(self, path: str, count: int, limit: int) -> None:
-        self.append(FieldError(path, "Too many", count, f"must have at most {limit} items"))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _obj(errs: Errors, value: Any, path: str) -> dict:
-    """`value` if it is an object; an absent one reads as {} (Go's zero struct)."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return value
-    errs.invalid(path, value, "must be of type object")
-    return {}
-
-
-def _arr(errs: Errors, value: Any, path: str) -> list:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return value
-    errs.invalid(path, value, "must be of type array")
-    return []
-
-
-def _str(errs: Errors, value: Any, path: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    errs.invalid(path, value, "must be of type string")
-    return None
-
-
-def _int(errs: Errors, value: Any, path: str) -> int | None:
-    if value is None or _is_int(value):
-        return value
-    errs.invalid(path, value, "must be of type integer")
-    return None
-
-
-def _bool(errs: Errors, value: Any, path: str) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    errs.invalid(path, value, "must be of type boolean")
-    return None
-
-
-def _list(value: Any) -> list:
-    """A list to iterate for cross-field checks; wrong types were reported already."""
-    return value if isinstance(value, list) else []
-
-
-def _strings(errs: Errors, value: Any, path: str) -> list[str]:
-    out = []
-    for i, item in enumerate(_arr(errs, value, path)):
-        if isinstance(item, str):
-            out.append(item)
-        else:
-            errs.invalid(f"{path}[{i}]", item, "must be of type string")
-    return out
-
-
-def _nonnegative(errs: Errors, value: Any, path: str) -> None:
-    n = _int(errs, value, path)
-    if n is not None and n < 0:
-        errs.invalid(path, n, "must be greater than or equal to 0")
-
-
-def _in_range(errs: Errors, value: Any, path: str, lo: int, hi: int) -> None:
-    n = _int(errs, value, path)
-    if n is not None and not lo <= n <= hi:
-        errs.invalid(path, n, f"must be between {lo} and {hi}, inclusive")
-
-
-def _enum(errs: Errors, value: Any, path: str, supported: Iterable[str]) -> None:
-    """An enum field that defaulting fills: absent is fine, "" is missing."""
-    if value is None or _str(errs, value, path) is None:
-        return
-    if value == "":
-        errs.required(path)
-    elif value not in supported:
-        errs.unsupported(path, value, supported)
-
-
-def _name_check(errs: Errors, value: Any, path: str, check: Callable[[str], list[str]]) -> None:
-    text = _str(errs, value, path)
-    if text is not None:
-        errs.each(path, text, check(text))
-
-
-# =============================================================================
-# Shared pieces: metadata, labels, selectors, ports
-# =============================================================================
-
-NameCheck = Callable[[str], list[str]]
-
-
-def _labels(errs: Errors, labels: Any, path: str) -> None:
-    """metav1 ValidateLabels: every key and value is reported at the map's path."""
-    for key, value in _obj(errs, labels, path).items():
-        key = str(key)
-        errs.each(path, key, is_qualified_name(key))
-        text = _str(errs, value, path)
-        if text is not None:
-            errs.each(path, text, is_label_value(text))
-
-
-def _annotations(errs: Errors, annotations: Any, path: str) -> None:
-    for key, value in _obj(errs, annotations, path).items():
-        key = str(key)
-        errs.each(path, key, is_qualified_name(key.lower()))
-        _str(errs, value, f"{path}[{key}]")
-
-
-def _object_meta(errs: Errors, meta: dict, name_check: NameCheck, namespaced: bool) -> None:
-    """ValidateObjectMeta. The server fills namespace and a generated name
-    before validating, so neither is required here when it can still be filled."""
-    generate = _str(errs, meta.get("generateName"), "metadata.generateName")
-    if generate:
-        errs.each("metadata.generateName", generate, name_check(_mask_trailing_dash(generate)))
-    name = _str(errs, meta.get("name"), "metadata.name")
-    if name:
-        errs.each("metadata.name", name, name_check(name))
-    elif not generate:
-        errs.required("metadata.name", "name or generateName is required")
-    namespace = _str(errs, meta.get("namespace"), "metadata.namespace")
-    if namespaced and namespace:
-        errs.each("metadata.namespace", namespace, is_dns1123_label(namespace))
-    _labels(errs, meta.get("labels"), "metadata.labels")
-    _annotations(errs, meta.get("annotations"), "metadata.annotations")
-
-
-def _selector_requirement(errs: Errors, expr: Any, path: str, *, node: bool = False,
-                          check_values: bool = True) -> None:
-    """A matchExpressions entry (LabelSelector, or NodeSelector when `node`)."""
-    expr = _obj(errs, expr, path)
-    op = expr.get("operator")
-    values = _strings(errs, expr.get("values"), f"{path}.values")
-    if op in ("In", "NotIn"):
-        if not values:
-            errs.required(f"{path}.values", "must be specified when `operator` is 'In' or 'NotIn'")
-    elif op in ("Exists", "DoesNotExist"):
-        if values:
-            errs.forbidden(f"{path}.values",
-                           "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
-    elif node and op in ("Gt", "Lt"):
-        if len(values) != 1:
-            errs.required(f"{path}.values", "must be specified single value when `operator` is 'Lt' or 'Gt'")
-    else:
-        errs.invalid(f"{path}.operator", op, "not a valid selector operator")
-    key = _str(errs, expr.get("key"), f"{path}.key") or ""
-    errs.each(f"{path}.key", key, is_qualified_name(key))
-    if check_values:
-        for i, value in enumerate(values):
-            errs.each(f"{path}.values[{i}]", value, is_label_value(value))
-
-
-def _label_selector(errs: Errors, sel: Any, path: str) -> None:
-    sel = _obj(errs, sel, path)
-    _labels(errs, sel.get("matchLabels"), f"{path}.matchLabels")
-    for i, expr in enumerate(_arr(errs, sel.get("matchExpressions"), f"{path}.matchExpressions")):
-        _selector_requirement(errs, expr, f"{path}.matchExpressions[{i}]")
-
-
-def _port_num_or_name(errs: Errors, value: Any, path: str) -> None:
-    """An IntOrString port: a number 1-65535 or an IANA service name. A quoted
-    number ("8080") is a name to Kubernetes, and fails as one."""
-    if value is None:
-        errs.required(path)
-    elif _is_int(value):
-        errs.each(path, value, is_port_num(value))
-    elif isinstance(value, str):
-        errs.each(path, value, is_port_name(value))
-    else:
-        errs.invalid(path, value, "must be an integer or a port name")
-
-
-_PROTOCOLS = ("SCTP", "TCP", "UDP")
-
-
-def _int_or_percent(errs: Errors, value: Any, path: str) -> int | None:
-    """maxSurge/maxUnavailable: a non-negative int or "N%". Returns the number
-    (percent or count) for the cross-field checks, or None if invalid."""
-    if _is_int(value):
-        if value < 0:
-            errs.invalid(path, value, "must be greater than or equal to 0")
-            return None
-        return value
-    if isinstance(value, str):
-        msgs = is_percent(value)
-        errs.each(path, value, msgs)
-        return None if msgs else int(value[:-1])
-    errs.invalid(path, value, "must be an integer or percentage (e.g '5%')")
-    return None
-
-
-def _not_over_100_percent(errs: Errors, value: Any, path: str) -> None:
-    if isinstance(value, str) and not is_percent(value) and int(value[:-1]) > 100:
-        errs.invalid(path, value, "must not be greater than 100%")
-
+from knet.api.validation.fields import (
+    _HTTP_HEADER_FMT,
+    _HTTP_HEADER_RE,
+    _MAX_INT32,
+    _PROTOCOLS,
+    Errors,
+    _arr,
+    _bool,
+    _enum,
+    _in_range,
+    _int,
+    _is_int,
+    _label_selector,
+    _labels,
+    _list,
+    _meta,
+    _name_check,
+    _nonnegative,
+    _obj,
+    _port_num_or_name,
+    _selector_requirement,
+    _special_ip_errors,
+    _str,
+    _strings,
+    is_cidr,
+    is_dns1123_label,
+    is_env_var_name,
+    is_ip,
+    is_port_name,
+    is_port_num,
+    parse_cidr,
+    parse_ip,
+)
 
 # =============================================================================
 # Pod spec
@@ -826,11 +478,11 @@ def _affinity(errs: Errors, affinity: Any, path: str) -> None:
 # =============================================================================
 
 
-def _validate_pod(errs: Errors, obj: dict) -> None:
+def validate_pod(errs: Errors, obj: dict) -> None:
     _pod_spec(errs, obj.get("spec"), "spec", in_pod=True)
 
 
-def _validate_namespace(errs: Errors, obj: dict) -> None:
+def validate_namespace(errs: Errors, obj: dict) -> None:
     spec = _obj(errs, obj.get("spec"), "spec")
     for i, f in enumerate(_strings(errs, spec.get("finalizers"), "spec.finalizers")):
         errs.each(f"spec.finalizers[{i}]", f, is_qualified_name(f))
@@ -846,7 +498,7 @@ def node_pod_cidrs(spec: dict) -> list[str]:
     return [spec["podCIDR"]] if isinstance(spec.get("podCIDR"), str) and spec["podCIDR"] else []
 
 
-def _validate_node(errs: Errors, obj: dict) -> None:
+def validate_node(errs: Errors, obj: dict) -> None:
     spec = _obj(errs, obj.get("spec"), "spec")
     if spec.get("podCIDRs") is None:
         _name_check(errs, spec.get("podCIDR") or None, "spec.podCIDR", is_cidr)
@@ -906,7 +558,7 @@ def _externally_accessible(spec: dict, svc_type: str) -> bool:
     return svc_type in ("LoadBalancer", "NodePort") or (svc_type == "ClusterIP" and bool(spec.get("externalIPs")))
 
 
-def _validate_service(errs: Errors, obj: dict) -> None:
+def validate_service(errs: Errors, obj: dict) -> None:
     spec = _obj(errs, obj.get("spec"), "spec")
     _enum(errs, spec.get("type"), "spec.type", _SERVICE_TYPES)
     svc_type = spec.get("type") or "ClusterIP"
@@ -1098,321 +750,7 @@ def _traffic_policies(errs: Errors, spec: dict, svc_type: str) -> None:
             errs.each("spec.healthCheckNodePort", health, is_port_num(health))
 
 
-# -- workloads --------------------------------------------------------------------
-
-# The noun each workload's empty-selector message uses (ReplicaSet's says
-# "deployment" in Kubernetes too).
-_EMPTY_SELECTOR_NOUN = {"Deployment": "deployment", "ReplicaSet": "deployment",
-                        "DaemonSet": "daemonset", "StatefulSet": "statefulset"}
-
-
-def _workload_selector_and_template(errs: Errors, kind: str, spec: dict) -> None:
-    selector = spec.get("selector")
-    if selector is None:
-        errs.required("spec.selector")
-    else:
-        _label_selector(errs, selector, "spec.selector")
-        if isinstance(selector, dict) and not selector.get("matchLabels") and not selector.get("matchExpressions"):
-            errs.invalid("spec.selector", selector, f"empty selector is invalid for {_EMPTY_SELECTOR_NOUN[kind]}")
-    template = _obj(errs, spec.get("template"), "spec.template")
-    tmeta = _obj(errs, template.get("metadata"), "spec.template.metadata")
-    if selector is not None:
-        try:
-            sel = selector_from_label_selector(selector)
-        except ApiError:
-            sel = None  # already reported with field paths above
-        labels = tmeta.get("labels") or {}
-        if sel is not None and not sel.empty and isinstance(labels, dict) and not sel.matches(labels):
-            errs.invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
-    # Kubernetes validates template labels at spec.template.labels (sic).
-    _labels(errs, tmeta.get("labels"), "spec.template.labels")
-    _annotations(errs, tmeta.get("annotations"), "spec.template.annotations")
-    _pod_spec(errs, template.get("spec"), "spec.template.spec", in_pod=False)
-    tspec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
-    restart = tspec.get("restartPolicy")
-    if restart not in (None, "Always"):
-        errs.unsupported("spec.template.spec.restartPolicy", restart, ["Always"])
-    if tspec.get("activeDeadlineSeconds") is not None:
-        errs.forbidden("spec.template.spec.activeDeadlineSeconds", f"activeDeadlineSeconds in {kind} is not Supported")
-
-
-def _workload_counts(errs: Errors, spec: dict, keys: Iterable[str]) -> None:
-    for key in keys:
-        _nonnegative(errs, spec.get(key), f"spec.{key}")
-
-
-def _validate_deployment(errs: Errors, obj: dict) -> None:
-    spec = _obj(errs, obj.get("spec"), "spec")
-    _workload_counts(errs, spec, ("replicas", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds"))
-    _workload_selector_and_template(errs, "Deployment", spec)
-    _deployment_strategy(errs, spec.get("strategy"))
-    deadline, min_ready = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds") or 0
-    if _is_int(deadline) and _is_int(min_ready) and deadline <= min_ready:
-        errs.invalid("spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds")
-
-
-def _deployment_strategy(errs: Errors, strategy: Any) -> None:
-    strategy = _obj(errs, strategy, "spec.strategy")
-    kind = strategy.get("type") or "RollingUpdate"
-    rolling = strategy.get("rollingUpdate")
-    if kind == "Recreate":
-        if rolling is not None:
-            errs.forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'")
-    elif kind == "RollingUpdate":
-        if rolling is not None:
-            _rolling_update_deployment(errs, _obj(errs, rolling, "spec.strategy.rollingUpdate"))
-    else:
-        errs.unsupported("spec.strategy", strategy, ["Recreate", "RollingUpdate"])
-
-
-def _rolling_update_deployment(errs: Errors, rolling: dict) -> None:
-    path = "spec.strategy.rollingUpdate"
-    unavailable = rolling.get("maxUnavailable", "25%")
-    surge = rolling.get("maxSurge", "25%")
-    u = _int_or_percent(errs, unavailable, f"{path}.maxUnavailable")
-    s = _int_or_percent(errs, surge, f"{path}.maxSurge")
-    if u == 0 and s == 0:
-        errs.invalid(f"{path}.maxUnavailable", unavailable, "may not be 0 when `maxSurge` is 0")
-    _not_over_100_percent(errs, unavailable, f"{path}.maxUnavailable")
-
-
-def _validate_replicaset(errs: Errors, obj: dict) -> None:
-    spec = _obj(errs, obj.get("spec"), "spec")
-    _workload_counts(errs, spec, ("replicas", "minReadySeconds"))
-    _workload_selector_and_template(errs, "ReplicaSet", spec)
-
-
-def _validate_daemonset(errs: Errors, obj: dict) -> None:
-    spec = _obj(errs, obj.get("spec"), "spec")
-    _workload_counts(errs, spec, ("minReadySeconds", "revisionHistoryLimit"))
-    _workload_selector_and_template(errs, "DaemonSet", spec)
-    strategy = _obj(errs, spec.get("updateStrategy"), "spec.updateStrategy")
-    kind = strategy.get("type") or "RollingUpdate"
-    if kind == "RollingUpdate" and strategy.get("rollingUpdate") is not None:
-        _rolling_update_daemonset(errs, _obj(errs, strategy["rollingUpdate"], "spec.updateStrategy.rollingUpdate"))
-    elif kind not in ("RollingUpdate", "OnDelete"):
-        errs.unsupported("spec.updateStrategy", strategy, ["RollingUpdate", "OnDelete"])
-
-
-def _rolling_update_daemonset(errs: Errors, rolling: dict) -> None:
-    """A DaemonSet rolls by surging or by taking nodes down, never both."""
-    path = "spec.updateStrategy.rollingUpdate"
-    unavailable, surge = rolling.get("maxUnavailable", 1), rolling.get("maxSurge", 0)
-    u = _int_or_percent(errs, unavailable, f"{path}.maxUnavailable")
-    s = _int_or_percent(errs, surge, f"{path}.maxSurge")
-    _not_over_100_percent(errs, unavailable, f"{path}.maxUnavailable")
-    _not_over_100_percent(errs, surge, f"{path}.maxSurge")
-    if u is None or s is None:
-        return
-    if u and s:
-        errs.invalid(f"{path}.maxSurge", surge, "may not be set when maxUnavailable is non-zero")
-    elif not u and not s:
-        errs.required(f"{path}.maxUnavailable", "cannot be 0 when maxSurge is 0")
-
-
-def _validate_statefulset(errs: Errors, obj: dict) -> None:
-    spec = _obj(errs, obj.get("spec"), "spec")
-    _workload_counts(errs, spec, ("replicas", "minReadySeconds", "revisionHistoryLimit"))
-    policy = spec.get("podManagementPolicy")
-    if policy == "":
-        errs.required("spec.podManagementPolicy")
-    elif policy is not None and policy not in ("OrderedReady", "Parallel"):
-        errs.invalid("spec.podManagementPolicy", policy, "must be 'OrderedReady' or 'Parallel'")
-    _statefulset_strategy(errs, spec.get("updateStrategy"))
-    # Pods get DNS names <pod>.<serviceName>, so the governing service must be a label.
-    if spec.get("serviceName"):
-        _name_check(errs, spec["serviceName"], "spec.serviceName", is_dns1123_label)
-    retention = _obj(errs, spec.get("persistentVolumeClaimRetentionPolicy"),
-                     "spec.persistentVolumeClaimRetentionPolicy")
-    for key in ("whenDeleted", "whenScaled"):
-        if retention.get(key) is not None and retention[key] not in ("Retain", "Delete"):
-            errs.unsupported(f"spec.persistentVolumeClaimRetentionPolicy.{key}", retention[key], ["Retain", "Delete"])
-    _workload_selector_and_template(errs, "StatefulSet", spec)
-
-
-def _statefulset_strategy(errs: Errors, strategy: Any) -> None:
-    strategy = _obj(errs, strategy, "spec.updateStrategy")
-    kind = strategy.get("type")
-    rolling = strategy.get("rollingUpdate")
-    if kind == "":
-        errs.required("spec.updateStrategy")
-    elif kind == "OnDelete":
-        if rolling is not None:
-            errs.invalid("spec.updateStrategy.rollingUpdate", rolling, "only allowed for updateStrategy 'RollingUpdate'")
-    elif kind in (None, "RollingUpdate"):
-        if rolling is not None:
-            rolling = _obj(errs, rolling, "spec.updateStrategy.rollingUpdate")
-            _nonnegative(errs, rolling.get("partition"), "spec.updateStrategy.rollingUpdate.partition")
-            if rolling.get("maxUnavailable") is not None:
-                path = "spec.updateStrategy.rollingUpdate.maxUnavailable"
-                if _int_or_percent(errs, rolling["maxUnavailable"], path) == 0:
-                    errs.invalid(path, rolling["maxUnavailable"], "cannot be 0")
-                _not_over_100_percent(errs, rolling["maxUnavailable"], path)
-    else:
-        errs.invalid("spec.updateStrategy", strategy, "must be 'RollingUpdate' or 'OnDelete'")
-
-
-# -- EndpointSlice, NetworkPolicy, Event --------------------------------------------
-
-
-def _is_fqdn(value: str) -> list[str]:
-    name = value.removesuffix(".")
-    msgs = is_dns1123_subdomain(name)
-    if msgs:
-        return [",".join(msgs)]
-    if len(name.split(".")) < 2:
-        return ["should be a domain with at least two segments separated by dots"]
-    return []
-
-
-def _ip_of_family(version: int) -> Callable[[str], list[str]]:
-    """An endpoint address check: an IP of that family that is not special."""
-    def check(address: str) -> list[str]:
-        ip = parse_ip(address)
-        if ip is None or ip.version != version:
-            return [f"must be a valid IPv{version} address"]
-        return _special_ip_errors(address)
-    return check
-
-
-_ADDRESS_CHECKS: dict[str, Callable[[str], list[str]]] = {
-    "IPv4": _ip_of_family(4), "IPv6": _ip_of_family(6), "FQDN": _is_fqdn}
-
-
-def _validate_endpointslice(errs: Errors, obj: dict) -> None:
-    address_type = _str(errs, obj.get("addressType"), "addressType")
-    if not address_type:
-        if obj.get("addressType") in (None, ""):
-            errs.required("addressType")
-    elif address_type not in _ADDRESS_CHECKS:
-        errs.unsupported("addressType", address_type, sorted(_ADDRESS_CHECKS))
-    endpoints = _arr(errs, obj.get("endpoints"), "endpoints")
-    if len(endpoints) > 1000:
-        errs.too_many("endpoints", len(endpoints), 1000)
-        endpoints = []
-    check = _ADDRESS_CHECKS.get(address_type or "")
-    for i, ep in enumerate(endpoints):
-        _endpoint(errs, _obj(errs, ep, f"endpoints[{i}]"), f"endpoints[{i}]", check)
-    _endpoint_ports(errs, obj.get("ports"))
-
-
-def _endpoint(errs: Errors, ep: dict, path: str, check: Callable[[str], list[str]] | None) -> None:
-    addresses = _strings(errs, ep.get("addresses"), f"{path}.addresses")
-    if not addresses:
-        errs.required(f"{path}.addresses", "must contain at least 1 address")
-    elif len(addresses) > 100:
-        errs.too_many(f"{path}.addresses", len(addresses), 100)
-    for j, address in enumerate(addresses if check else []):
-        errs.each(f"{path}.addresses[{j}]", address, check(address))
-    conditions = _obj(errs, ep.get("conditions"), f"{path}.conditions")
-    for key in ("ready", "serving", "terminating"):
-        _bool(errs, conditions.get(key), f"{path}.conditions.{key}")
-    if ep.get("hostname") is not None:
-        _name_check(errs, ep["hostname"], f"{path}.hostname", is_dns1123_label)
-    if ep.get("nodeName") is not None:
-        _name_check(errs, ep["nodeName"], f"{path}.nodeName", is_dns1123_subdomain)
-
-
-def _endpoint_ports(errs: Errors, ports: Any) -> None:
-    ports = _arr(errs, ports, "ports")
-    if len(ports) > 100:
-        errs.too_many("ports", len(ports), 100)
-        return
-    names: set[str] = set()
-    for i, port in enumerate(ports):
-        path = f"ports[{i}]"
-        port = _obj(errs, port, path)
-        name = _str(errs, port.get("name"), f"{path}.name") or ""
-        if name:
-            errs.each(f"{path}.name", name, is_dns1123_label(name))
-        if name in names:
-            errs.duplicate(f"{path}.name", name)
-        names.add(name)
-        _enum(errs, port.get("protocol"), f"{path}.protocol", _PROTOCOLS)
-        if port.get("port") is not None:
-            _in_range(errs, port["port"], f"{path}.port", 1, 65535)
-        if port.get("appProtocol") is not None:
-            _name_check(errs, port["appProtocol"], f"{path}.appProtocol", is_qualified_name)
-
-
-def _validate_networkpolicy(errs: Errors, obj: dict) -> None:
-    spec = _obj(errs, obj.get("spec"), "spec")
-    if spec.get("podSelector") is None:
-        errs.required("spec.podSelector")  # defaulting fills {} (all pods)
-    else:
-        _label_selector(errs, spec["podSelector"], "spec.podSelector")
-    for direction, peers_key in (("ingress", "from"), ("egress", "to")):
-        for i, rule in enumerate(_arr(errs, spec.get(direction), f"spec.{direction}")):
-            path = f"spec.{direction}[{i}]"
-            rule = _obj(errs, rule, path)
-            for j, port in enumerate(_arr(errs, rule.get("ports"), f"{path}.ports")):
-                _policy_port(errs, _obj(errs, port, f"{path}.ports[{j}]"), f"{path}.ports[{j}]")
-            for j, peer in enumerate(_arr(errs, rule.get(peers_key), f"{path}.{peers_key}")):
-                _policy_peer(errs, _obj(errs, peer, f"{path}.{peers_key}[{j}]"), f"{path}.{peers_key}[{j}]")
-    types = _strings(errs, spec.get("policyTypes"), "spec.policyTypes")
-    if len(types) > 2:
-        errs.invalid("spec.policyTypes", types, "may not specify more than two policyTypes")
-        return
-    for i, kind in enumerate(types):
-        if kind not in ("Ingress", "Egress"):
-            errs.unsupported(f"spec.policyTypes[{i}]", kind, ["Ingress", "Egress"])
-
-
-def _policy_port(errs: Errors, port: dict, path: str) -> None:
-    protocol = port.get("protocol")
-    if protocol is not None and protocol not in ("TCP", "UDP", "SCTP"):
-        errs.unsupported(f"{path}.protocol", protocol, ["TCP", "UDP", "SCTP"])
-    number, end = port.get("port"), port.get("endPort")
-    end = _int(errs, end, f"{path}.endPort")
-    if number is None:
-        if end is not None:
-            errs.invalid(f"{path}.endPort", end, "may not be specified when `port` is not specified")
-    elif _is_int(number):
-        errs.each(f"{path}.port", number, is_port_num(number))
-        if end is not None:
-            if end < number:
-                errs.invalid(f"{path}.endPort", end, "must be greater than or equal to `port`")
-            errs.each(f"{path}.endPort", end, is_port_num(end))
-    else:
-        if end is not None:
-            errs.invalid(f"{path}.endPort", end, "may not be specified when `port` is non-numeric")
-        _port_num_or_name(errs, number, f"{path}.port")
-
-
-def _policy_peer(errs: Errors, peer: dict, path: str) -> None:
-    present = [k for k in ("podSelector", "namespaceSelector", "ipBlock") if peer.get(k) is not None]
-    for key in present:
-        if key == "ipBlock":
-            _ip_block(errs, _obj(errs, peer[key], f"{path}.ipBlock"), f"{path}.ipBlock")
-        else:
-            _label_selector(errs, peer[key], f"{path}.{key}")
-    if not present:
-        errs.required(path, "must specify a peer")
-    elif len(present) > 1 and "ipBlock" in present:
-        errs.forbidden(path, "may not specify both ipBlock and another peer")
-
-
-def _ip_block(errs: Errors, block: dict, path: str) -> None:
-    cidr = block.get("cidr")
-    if not cidr:
-        errs.required(f"{path}.cidr")
-        return
-    errs.each(f"{path}.cidr", cidr, is_cidr(cidr))
-    outer = parse_cidr(cidr)
-    if outer is None:
-        return
-    for i, text in enumerate(_strings(errs, block.get("except"), f"{path}.except")):
-        msgs = is_cidr(text)
-        errs.each(f"{path}.except[{i}]", text, msgs)
-        inner = parse_cidr(text)
-        if inner is None:
-            continue
-        if inner.version != outer.version or inner.network_address not in outer \
-                or outer.prefixlen >= inner.prefixlen:
-            errs.invalid(f"{path}.except[{i}]", text, "must be a strict subset of `cidr`")
-
-
-def _validate_event(errs: Errors, obj: dict) -> None:
+def validate_event(errs: Errors, obj: dict) -> None:
     """Light, as core/v1 Events are: the involved object's namespace must be the event's."""
     involved = _obj(errs, obj.get("involvedObject"), "involvedObject")
     namespace = _meta(obj).get("namespace")
@@ -1421,102 +759,6 @@ def _validate_event(errs: Errors, obj: dict) -> None:
     theirs = involved.get("namespace") or ""
     if (not theirs and namespace not in ("", "default")) or (theirs and theirs != namespace):
         errs.invalid("involvedObject.namespace", theirs, "does not match event.namespace")
-
-
-_KINDS: dict[str, tuple[NameCheck, Callable[[Errors, dict], None]]] = {
-    "Namespace": (is_dns1123_label, _validate_namespace),
-    "Node": (is_dns1123_subdomain, _validate_node),
-    "Pod": (is_dns1123_subdomain, _validate_pod),
-    "Service": (is_dns1035_label, _validate_service),
-    "Event": (is_dns1123_subdomain, _validate_event),
-    "Deployment": (is_dns1123_subdomain, _validate_deployment),
-    "ReplicaSet": (is_dns1123_subdomain, _validate_replicaset),
-    "DaemonSet": (is_dns1123_subdomain, _validate_daemonset),
-    "StatefulSet": (is_dns1123_label, _validate_statefulset),
-    "EndpointSlice": (is_dns1123_subdomain, _validate_endpointslice),
-    "NetworkPolicy": (is_dns1123_subdomain, _validate_networkpolicy),
-}
-
-
-# =============================================================================
-# Entry points
-# =============================================================================
-
-
-def _meta(obj: Any) -> dict:
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
-    return meta if isinstance(meta, dict) else {}
-
-
-def _spec(obj: Any) -> dict:
-    spec = obj.get("spec") if isinstance(obj, dict) else None
-    return spec if isinstance(spec, dict) else {}
-
-
-def _kind_and_name(obj: Any) -> tuple[str, str]:
-    if not isinstance(obj, dict):
-        return "Object", ""
-    meta = _meta(obj)
-    return str(obj.get("kind") or "Object"), str(meta.get("name") or meta.get("generateName") or "")
-
-
-def validation_errors(obj: dict) -> list[FieldError]:
-    """Every field error of `obj`, in Kubernetes' order and wording ([] if valid)."""
-    errs = Errors()
-    if not isinstance(obj, dict):
-        errs.invalid("", obj, "must be of type object")
-        return errs
-    kind = obj.get("kind")
-    if not kind:
-        errs.required("kind")
-        return errs
-    if kind not in _KINDS:
-        errs.unsupported("kind", kind, sorted(_KINDS))
-        return errs
-    resource = by_kind(kind)
-    api_version = obj.get("apiVersion")
-    if not api_version:
-        errs.required("apiVersion")
-    elif api_version != resource.api_version:
-        errs.unsupported("apiVersion", api_version, [resource.api_version])
-    name_check, check_kind = _KINDS[kind]
-    _object_meta(errs, _obj(errs, obj.get("metadata"), "metadata"), name_check, resource.namespaced)
-    check_kind(errs, obj)
-    return errs
-
-
-def validate(obj: dict) -> None:
-    """Raise Invalid (422) listing every field error of `obj`; unknown
-    top-level fields are ignored, as a non-strict API server does."""
-    errs = validation_errors(obj)
-    if errs:
-        kind, name = _kind_and_name(obj)
-        raise Invalid(kind, name, errs)
-
-
-def update_errors(new: dict, old: dict) -> list[FieldError]:
-    """The errors only an update can have: changes to immutable fields. Run
-    `validation_errors(new)` as well for the object's own validity."""
-    errs = Errors()
-    new_meta, old_meta = _meta(new), _meta(old)
-    for key in ("name", "namespace", "uid", "creationTimestamp"):
-        # An absent new value means "unchanged": the server copies it from the stored object.
-        if new_meta.get(key) and old_meta.get(key) and new_meta[key] != old_meta[key]:
-            errs.invalid(f"metadata.{key}", new_meta[key], "field is immutable")
-    check = _UPDATE_RULES.get(new.get("kind", "") if isinstance(new, dict) else "")
-    if check:
-        check(errs, _spec(new), _spec(old), new, old)
-    return errs
-
-
-def validate_update(new: dict, old: dict) -> None:
-    """Raise Invalid if `new` changes what may not change after creation.
-
-    The registry calls `validate(new)` first; this only adds the update rules."""
-    errs = update_errors(new, old)
-    if errs:
-        kind, name = _kind_and_name(new)
-        raise Invalid(kind, name, errs)
 
 
 def _diff(old: Any, new: Any, path: str) -> list[str]:
@@ -1536,7 +778,7 @@ def _same_toleration(old: Any, new: Any) -> bool:
     return strip == {k: v for k, v in new.items() if k != "tolerationSeconds"}
 
 
-def _pod_update(errs: Errors, new: dict, old: dict, *_: dict) -> None:
+def validate_pod_update(errs: Errors, new: dict, old: dict, *_: dict) -> None:
     """ValidatePodUpdate: only images, activeDeadlineSeconds (down), added
     tolerations and a negative grace period raised to 1 may change."""
     for key in ("containers", "initContainers"):
@@ -1574,27 +816,7 @@ def _pod_update(errs: Errors, new: dict, old: dict, *_: dict) -> None:
                        + ",".join(_UPDATABLE_POD_FIELDS) + "\n" + detail)
 
 
-def _selector_update(errs: Errors, new: dict, old: dict, *_: dict) -> None:
-    if new.get("selector") != old.get("selector"):
-        errs.invalid("spec.selector", new.get("selector"), "field is immutable")
-
-
-_STATEFULSET_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy",
-                        "persistentVolumeClaimRetentionPolicy", "minReadySeconds")
-
-
-def _statefulset_update(errs: Errors, new: dict, old: dict, *_: dict) -> None:
-    """Everything but a few fields (selector, serviceName, podManagementPolicy,
-    volumeClaimTemplates...) is fixed for a StatefulSet's life."""
-    def frozen(spec: dict) -> dict:
-        return {k: v for k, v in spec.items() if k not in _STATEFULSET_MUTABLE}
-    if frozen(new) != frozen(old):
-        errs.forbidden("spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
-                       "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
-                       "'minReadySeconds' are forbidden")
-
-
-def _service_update(errs: Errors, new: dict, old: dict, *_: dict) -> None:
+def validate_service_update(errs: Errors, new: dict, old: dict, *_: dict) -> None:
     """Cluster IPs never change once allocated. A new object without any keeps
     the old ones (the allocator copies them), as Kubernetes does on PUT."""
     if "ExternalName" in (new.get("type"), old.get("type")):
@@ -1610,26 +832,9 @@ def _service_update(errs: Errors, new: dict, old: dict, *_: dict) -> None:
         errs.invalid("spec.ipFamilies[0]", new_families, "may not change once set")
 
 
-def _node_update(errs: Errors, new: dict, old: dict, *_: dict) -> None:
+def validate_node_update(errs: Errors, new: dict, old: dict, *_: dict) -> None:
     old_cidrs = node_pod_cidrs(old)
     if old_cidrs and old_cidrs != node_pod_cidrs(new):
         errs.forbidden("spec.podCIDRs", 'node updates may not change podCIDR except from "" to valid')
     if old.get("providerID") and old.get("providerID") != new.get("providerID"):
         errs.forbidden("spec.providerID", 'node updates may not change providerID except from "" to valid')
-
-
-def _endpointslice_update(errs: Errors, _new_spec: dict, _old_spec: dict, new: dict, old: dict) -> None:
-    if new.get("addressType") != old.get("addressType"):
-        errs.invalid("addressType", new.get("addressType"), "field is immutable")
-
-
-_UPDATE_RULES: dict[str, Callable[[Errors, dict, dict, dict, dict], None]] = {
-    "Pod": _pod_update,
-    "Deployment": _selector_update,
-    "ReplicaSet": _selector_update,
-    "DaemonSet": _selector_update,
-    "StatefulSet": _statefulset_update,
-    "Service": _service_update,
-    "Node": _node_update,
-    "EndpointSlice": _endpointslice_update,
-}

@@ -1,0 +1,79 @@
+"""API discovery: what /api, /apis and /apis/GROUP/VERSION serve, built from
+the kinds' records so that each group lists the versions it really has
+(AdminNetworkPolicy's policy.networking.k8s.io is served at v1alpha1, not v1).
+
+Pure functions of the records, so a test can serve records the cluster does not have.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from knet.api.resources import Resource
+
+VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple:
+    """A sort key putting the version a client should prefer first, as
+    apimachinery's CompareKubeAwareVersionStrings orders them: GA before beta
+    before alpha, higher numbers first; versions not of that form last, by name."""
+    m = _KUBE_VERSION.match(version)
+    if m is None:
+        return (3, 0, 0, version)
+    major, level, minor = m.groups()
+    rank = {None: 0, "beta": 1, "alpha": 2}[level]
+    return (rank, -int(major), -int(minor or 0), version)
+
+
+def group_versions(records: Iterable[Resource]) -> dict[str, list[str]]:
+    """Each group's versions, preferred first ("" is the core group)."""
+    found: dict[str, set[str]] = {}
+    for r in records:
+        found.setdefault(r.group, set()).add(r.version)
+    return {g: sorted(vs, key=version_priority) for g, vs in found.items()}
+
+
+def api_versions(records: Iterable[Resource]) -> dict:
+    """/api: the core group's versions."""
+    return {"kind": "APIVersions", "versions": group_versions(records).get("", [])}
+
+
+def api_groups(records: Iterable[Resource]) -> dict:
+    """/apis: every named group with its versions; the preferred one first."""
+    groups = []
+    for group, versions in sorted(group_versions(records).items()):
+        if not group:
+            continue
+        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        groups.append({"name": group, "versions": entries, "preferredVersion": entries[0]})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def api_resources(records: Iterable[Resource], group_version: str) -> dict | None:
+    """/api/v1 or /apis/GROUP/VERSION: the kinds served there; None if nothing is."""
+    found = [r for r in records if r.api_version == group_version]
+    if not found:
+        return None
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": [
+        {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
+         "shortNames": list(r.short_names), "verbs": list(VERBS)}
+        for r in found]}
+
+
+def document(path: str, records: Iterable[Resource]) -> dict | None:
+    """The discovery document at `path`, or None if `path` is not one."""
+    records = tuple(records)
+    if path == "/api":
+        return api_versions(records)
+    if path == "/apis":
+        return api_groups(records)
+    parts = [p for p in path.split("/") if p]
+    if len(parts) == 2 and parts[0] == "api":
+        return api_resources(records, parts[1])
+    if len(parts) == 3 and parts[0] == "apis":
+        return api_resources(records, f"{parts[1]}/{parts[2]}")
+    return None
