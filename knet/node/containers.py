@@ -3,9 +3,9 @@ built-in server.
 
 A container with a command runs that command from the host's filesystem in
 the pod's network and UTS namespaces and in a mount namespace of its own whose
-/etc/resolv.conf, /etc/hosts and /etc/hostname are the pod's (as `ip netns
-exec` does for resolv.conf), with the user, group and no-new-privileges its
-securityContext asks for.
+/etc/resolv.conf, /etc/hosts and /etc/hostname are the pod's, with the user,
+group and no-new-privileges its securityContext asks for: it enters the pod
+through knet.node.enter, the code `knet exec` enters it through.
 
 A container without one runs the built-in server, which answers on every
 containerPort with `<namespace>/<pod>`, like the agnhost image upstream
@@ -17,13 +17,12 @@ runtime's loop, so a pod costs no process and outlives the agent.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 
 import trio
 
-from knet.net import ns
-from knet.node.podspec import expand, security
+from knet.node.enter import entering
+from knet.node.podspec import expand
 from knet.node.sandbox import Sandbox
 
 log = logging.getLogger("knet.node")
@@ -31,47 +30,21 @@ log = logging.getLogger("knet.node")
 
 async def spawn(sb: Sandbox, pod: dict, container: dict, env: dict[str, str],
                 argv: list[str] | None = None, capture: bool = False) -> trio.Process:
-    """Start the container's command (or argv, for exec probes and `knet exec`)
-    inside the pod; stdout and stderr go to its log unless captured."""
+    """Start the container's command (or argv, for exec probes) inside the pod,
+    entered as `knet exec` enters it; stdout and stderr go to its log unless
+    captured."""
     if argv is None:
         argv = [expand(a, env) for a in (container.get("command") or [])] + \
                [expand(a, env) for a in (container.get("args") or [])]
-    uid, gid, groups, no_new_privs = security(pod, container)
-    workdir = container.get("workingDir") or "/"
-    binds = [(sb.resolv_conf, "/etc/resolv.conf"), (sb.hosts, "/etc/hosts"), (sb.hostname_file, "/etc/hostname")]
-    net_fd = os.open(sb.netns_path, os.O_RDONLY | os.O_CLOEXEC)
-    uts_fd = os.open(sb.uts_path, os.O_RDONLY | os.O_CLOEXEC)
-    logf = subprocess.PIPE if capture else open(sb.log_path(container["name"]), "ab")
-
-    def preexec() -> None:  # runs in the child between fork and exec
-        ns.setns(net_fd, ns.CLONE_NEWNET)
-        ns.setns(uts_fd, ns.CLONE_NEWUTS)
-        ns.unshare(ns.CLONE_NEWNS)
-        ns.private_mounts_for_netns()
-        for src, dst in binds:
-            if os.path.exists(dst):
-                ns.mount(src, dst, None, ns.MS_BIND)
-        if no_new_privs:
-            ns.no_new_privs()
-        if gid is not None or uid is not None:
-            os.setgroups(groups)
-        if gid is not None:
-            os.setgid(gid)
-        elif uid is not None:
-            os.setgid(0)
-        if uid is not None:
-            os.setuid(uid)
-        os.chdir(workdir)
-
-    try:
-        return await trio.lowlevel.open_process(
-            argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT if capture else logf, env=env, preexec_fn=preexec,
-            start_new_session=True, close_fds=True)
-    finally:
-        os.close(net_fd)
-        os.close(uts_fd)
-        if not capture:
-            logf.close()
+    with entering(sb, pod, container) as enter:
+        logf = subprocess.PIPE if capture else open(sb.log_path(container["name"]), "ab")
+        try:
+            return await trio.lowlevel.open_process(
+                argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT if capture else logf, env=env,
+                preexec_fn=enter, start_new_session=True, close_fds=True)
+        finally:
+            if not capture:
+                logf.close()
 
 
 async def spawn_exec(sb: Sandbox, pod: dict, container: dict, env: dict[str, str],

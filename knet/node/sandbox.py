@@ -47,8 +47,18 @@ class Sandbox:
     def log_path(self, container: str) -> str:
         return os.path.join(self.dir, "logs", f"{container}.log")
 
+    def files(self) -> list[tuple[str, str]]:
+        """The pod's files, each with the path a process in the pod sees it at
+        (knet.node.enter binds them there)."""
+        return [(self.resolv_conf, "/etc/resolv.conf"), (self.hosts, "/etc/hosts"),
+                (self.hostname_file, "/etc/hostname")]
+
     def exists(self) -> bool:
         return os.path.exists(self.netns_path) and os.path.exists(self.uts_path)
+
+    def complete(self) -> bool:
+        """Its namespaces and its files are all there: a process can enter it."""
+        return self.exists() and all(os.path.exists(src) for src, _ in self.files())
 
 
 def pods_dir(cfg: ClusterConfig, node: str) -> str:
@@ -106,7 +116,7 @@ def create(cfg: ClusterConfig, node: str, pod: dict) -> Sandbox:
     """Make the sandbox, or reuse the one an earlier agent made for this pod (its
     namespaces, and its files: their pod IP stays in /etc/hosts)."""
     sb = sandbox_for(cfg, node, pod["metadata"]["uid"])
-    reused = sb.exists() and all(os.path.exists(p) for p in (sb.resolv_conf, sb.hosts, sb.hostname_file))
+    reused = sb.complete()
     os.makedirs(os.path.join(sb.dir, "logs"), exist_ok=True)
     meta = {"namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"], "netns": sb.netns}
     with open(os.path.join(sb.dir, "pod.json"), "w") as f:

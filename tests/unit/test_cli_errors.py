@@ -17,7 +17,7 @@ import pytest
 from knet.api.client import Client, ProtocolError, Unreachable, for_cluster, warning_text
 from knet.api.errors import ApiError
 from knet.api.resources import by_kind
-from knet.cli import error_line
+from knet.cli.main import error_line
 
 ROOT = Path(__file__).resolve().parents[2]
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
@@ -320,8 +320,8 @@ def test_a_cluster_file_is_bounded_and_refused_in_one_line(tmp_path):
 
 
 def test_server_warnings_are_printed_once_each(capsys):
-    from knet import cli
+    from knet.cli.common import print_warning
 
     for text in ("unknown field \"spec.x\"", "another", "unknown field \"spec.x\""):
-        cli._print_warning(text)
+        print_warning(text)
     assert capsys.readouterr().err == 'Warning: unknown field "spec.x"\nWarning: another\n'

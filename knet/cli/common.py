@@ -1,0 +1,103 @@
+"""What every command module shares: its one error type, the cluster it acts
+on, the API client it talks through, and kubectl's ways of naming objects.
+
+Standard library only at the top: this is on the start-up path of every call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from knet.api.client import Client
+    from knet.api.resources import Resource
+
+# How a command gets its API client: called only once the command needs the
+# server, so that a bad file or flag is reported before an absent cluster is.
+# main() connects by the cluster's name; tests hand in a client of their own.
+Connect = Callable[[], "Client"]
+
+
+class CliError(Exception):
+    """A refusal the command words itself: main() prints `error: <text>`, exit 1."""
+
+
+def cluster_name(args: argparse.Namespace) -> str:
+    return getattr(args, "cluster", None) or os.environ.get("KNET_CLUSTER") or "knet"
+
+
+def connect(args: argparse.Namespace) -> Client:
+    from knet.api.client import NotRunning, for_cluster
+
+    try:
+        client = for_cluster(cluster_name(args))
+    except NotRunning as e:
+        raise CliError(str(e)) from None
+    return prepare(client)
+
+
+def prepare(client: Client) -> Client:
+    """Set a client up as kubectl talks to a server: strict field validation
+    (an unknown or duplicate field is an error) and warnings printed."""
+    client.field_validation = "Strict"
+    client.on_warning = print_warning
+    return client
+
+
+_warned: set[str] = set()
+
+
+def print_warning(text: str) -> None:
+    """The server's `Warning:` headers, on stderr, each once per command (as kubectl's warning writer)."""
+    if text not in _warned:
+        _warned.add(text)
+        print(f"Warning: {text}", file=sys.stderr)
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise CliError("knet needs root (network namespaces, mounts): run it with sudo")
+
+
+def resource_for(obj: dict, source: str | None = None) -> Resource:
+    from knet.api.resources import by_kind
+
+    res = by_kind(obj.get("kind", ""))
+    if res is None or obj.get("apiVersion") != res.api_version:
+        raise CliError((f'unable to recognize "{source}": ' if source else "")
+                       + f'no matches for kind "{obj.get("kind")}" in version "{obj.get("apiVersion")}"')
+    return res
+
+
+def namespace_for(res: Resource, obj: dict, args: argparse.Namespace) -> str | None:
+    if not res.namespaced:
+        return None
+    body = obj.get("metadata", {}).get("namespace")
+    if body and args.namespace and body != args.namespace:
+        raise CliError(f"the namespace from the provided object \"{body}\" does not match the namespace "
+                       f"\"{args.namespace}\". You must pass '--namespace={body}' to perform this operation.")
+    return body or args.namespace or "default"
+
+
+def label(res: Resource, name: str) -> str:
+    """kubectl's name for an object in messages: deployment.apps/web, pod/web-0."""
+    return f"{res.singular}{'.' + res.group if res.group else ''}/{name}"
+
+
+def kind_name(text: str, default_kind: str | None = None) -> tuple[Resource, str]:
+    from knet.api.resources import lookup
+
+    kind, _, name = text.partition("/")
+    if not name:
+        if default_kind is None:
+            raise CliError(f"expected KIND/NAME, got {text!r}")
+        kind, name = default_kind, text
+    res = lookup(kind)
+    if res is None:
+        raise CliError(f'the server doesn\'t have a resource type "{kind}"')
+    return res, name

@@ -1,0 +1,295 @@
+"""The `knet` command: kind's bring-up, kubectl's verbs, Mininet's reach into
+every namespace. This module assembles the parser, runs the one command asked
+for, and turns whatever goes wrong into one line and an exit code.
+
+Each command lives in a module of this package by group (cluster, apply, get,
+exec, workloads, nodes), as a function `cmd_X(args, connect)`: `connect()`
+gives it the API client when it needs one, so a test can run it against an
+in-process API server. Start-up time matters (every call is a new process):
+the parser names each command's module and function as strings, main()
+imports only the module that runs, and every module imports only the
+standard library at the top; YAML, netlink and trio are imported by the
+commands that need them.
+"""
+
+from __future__ import annotations
+
+import gettext
+import importlib
+import os
+import sys
+from typing import TYPE_CHECKING
+
+# argparse looks up a translation of every help string as the parser is built
+# (8 ms a call here, stat()ing locale files); knet's messages are English only.
+gettext.gettext = lambda message: message  # noqa: E731
+gettext.ngettext = lambda singular, plural, n: singular if n == 1 else plural  # noqa: E731
+import argparse  # noqa: E402
+
+from knet.api.errors import ApiError  # noqa: E402
+from knet.cli.common import CliError, Connect, connect  # noqa: E402
+
+if TYPE_CHECKING:
+    from knet.api.client import Client
+
+EPILOG = """examples:
+  knet up                          # three+one cluster: control-plane + 3 workers
+  knet apply -f app.yaml --wait    # create or update objects, wait for the nodes to act
+  knet get pods -o wide            # kubectl-style tables
+  knet exec web-0 -- ip addr       # run a command inside a pod's namespaces
+  knet exec node/worker-1 -- ss -lnt
+  knet down                        # remove everything the cluster made
+"""
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cluster", metavar="NAME", default=argparse.SUPPRESS,
+                        help="cluster name (default: knet, or $KNET_CLUSTER)")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="on an unexpected error, print its traceback (also KNET_DEBUG=1)")
+    nsopt = argparse.ArgumentParser(add_help=False)
+    nsopt.add_argument("-n", "--namespace", metavar="NS", help="namespace (default: default)")
+
+    p = argparse.ArgumentParser(prog="knet", parents=[common], epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="knet: a Kubernetes networking data plane made of real namespaces, "
+                                            "veth, VXLAN and nftables, driven by ordinary manifests.")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    s = sub.add_parser("up", parents=[common], help="create a cluster and wait until every node is Ready",
+                       description="Create a cluster: a LAN of node namespaces, the control plane and one agent "
+                                   "per node, kept running by the cluster's supervisor. Without -f: one "
+                                   "control-plane node and three workers. On a stopped cluster with the same "
+                                   "config: start it again, with its state.")
+    s.add_argument("-f", "--file", metavar="CLUSTER.yaml", help="kind-style cluster file (kind: Cluster)")
+    s.add_argument("--timeout", type=float, default=30, help="seconds to wait for nodes Ready (default 30)")
+    s.set_defaults(run=("cluster", "cmd_up"))
+
+    s = sub.add_parser("down", parents=[common], help="delete a cluster and everything it made",
+                       description="Kill every process of the cluster and remove its namespaces, links, mounts "
+                                   "and files. Works on a half-made or crashed cluster, and when there is none.")
+    s.add_argument("--all", action="store_true", help="delete every knet cluster on this machine")
+    s.set_defaults(run=("cluster", "cmd_down"))
+
+    s = sub.add_parser("stop", parents=[common], help="stop a cluster's processes, keeping its state",
+                       description="Stop the supervisor, the control plane, the node agents and every process in "
+                                   "the cluster's pods (SIGTERM, then SIGKILL after the grace period). Namespaces, "
+                                   "the store and the state directory stay: knet start brings it back.")
+    s.add_argument("--grace-period", type=float, default=5.0, help="seconds before SIGKILL (default 5)")
+    s.set_defaults(run=("cluster", "cmd_stop"))
+
+    s = sub.add_parser("start", parents=[common], help="start a stopped cluster again, with its state",
+                       description="Start the supervisor of a stopped (or partly running) cluster; it adopts "
+                                   "the components still running and starts the rest, and the agents adopt "
+                                   "their pods. Waits until every node is Ready.")
+    s.add_argument("--timeout", type=float, default=30, help="seconds to wait for nodes Ready (default 30)")
+    s.set_defaults(run=("cluster", "cmd_start"))
+
+    s = sub.add_parser("status", parents=[common], help="show the cluster's components and sync state")
+    s.set_defaults(run=("cluster", "cmd_status"))
+
+    s = sub.add_parser("apply", parents=[common, nsopt], help="create or update objects from manifests",
+                       description="Create or update objects from YAML/JSON manifests. Every object is first "
+                                   "checked by the API server (dry run): if one is invalid, nothing is applied.")
+    s.add_argument("-f", "--filename", action="append", required=True, metavar="FILE|DIR|-")
+    s.add_argument("--wait", action="store_true", help="return when every node agent has acted on the change")
+    s.add_argument("--timeout", type=float, default=60, help="seconds for --wait (default 60)")
+    s.set_defaults(run=("apply", "cmd_apply"))
+
+    s = sub.add_parser("create", parents=[common, nsopt], help="create objects from manifests (never update)",
+                       description="Create each object of YAML/JSON manifests, as kubectl create -f: one that "
+                                   "exists is an AlreadyExists error and left as it is; the others are still "
+                                   "created. Exits non-zero if any failed.")
+    s.add_argument("-f", "--filename", action="append", required=True, metavar="FILE|DIR|-")
+    s.add_argument("--wait", action="store_true", help="return when every node agent has acted on the change")
+    s.add_argument("--timeout", type=float, default=60, help="seconds for --wait (default 60)")
+    s.set_defaults(run=("apply", "cmd_create"))
+
+    s = sub.add_parser("delete", parents=[common, nsopt], help="delete objects",
+                       description="Delete objects by file, by KIND NAME..., KIND/NAME..., or KIND --all.")
+    s.add_argument("names", nargs="*", metavar="KIND [NAME...]")
+    s.add_argument("-f", "--filename", action="append", metavar="FILE|DIR|-")
+    s.add_argument("--all", action="store_true", help="delete every object of the kind in the namespace")
+    s.add_argument("-l", "--selector", help="label selector (with --all)")
+    s.add_argument("--grace-period", type=int, default=None, help="seconds before SIGKILL (pods)")
+    s.add_argument("--force", action="store_true", help="delete at once (grace period 0)")
+    s.add_argument("--ignore-not-found", action="store_true")
+    s.add_argument("--wait", action="store_true", help="return when the objects are gone and every node agent has acted on it")
+    s.add_argument("--timeout", type=float, default=60)
+    s.set_defaults(run=("apply", "cmd_delete"))
+
+    s = sub.add_parser("get", parents=[common, nsopt], help="list objects in kubectl-style tables",
+                       description="Show objects. KIND is a kind, plural or short name (po, svc, deploy, rs, ds, "
+                                   "sts, no, ns, netpol, endpointslices), or several joined by commas.")
+    s.add_argument("kind", metavar="KIND[,KIND]")
+    s.add_argument("name", nargs="*", metavar="NAME")
+    s.add_argument("-A", "--all-namespaces", action="store_true")
+    s.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
+    s.add_argument("--field-selector", help="field selector, e.g. spec.nodeName=worker-1")
+    s.add_argument("-o", "--output", help="wide, yaml, json or name")
+    s.add_argument("--no-headers", action="store_true", help="leave out the header row")
+    s.set_defaults(run=("get", "cmd_get"))
+
+    s = sub.add_parser("describe", parents=[common, nsopt], help="show one object in detail, with its events")
+    s.add_argument("kind")
+    s.add_argument("name", nargs="*")
+    s.add_argument("-l", "--selector")
+    s.set_defaults(run=("get", "cmd_describe"))
+
+    s = sub.add_parser("exec", parents=[common, nsopt], help="run a command in a pod, node or the ext host",
+                       description="Run a command inside a pod's namespaces (network, UTS, its resolv.conf), "
+                                   "as the container's user. TARGET is POD, node/NAME or ext.")
+    s.add_argument("target", metavar="POD|node/NAME|ext")
+    s.add_argument("-c", "--container", help="container name (default: the first)")
+    s.add_argument("-i", "--stdin", action="store_true", help="accepted for kubectl compatibility")
+    s.add_argument("-t", "--tty", action="store_true", help="accepted for kubectl compatibility")
+    s.add_argument("command", nargs="*", metavar="-- CMD...")
+    s.set_defaults(run=("exec", "cmd_exec"))
+
+    s = sub.add_parser("logs", parents=[common, nsopt], help="print a container's or a component's log",
+                       description="Print the log of a pod's container, of node/NAME's agent, or of the "
+                                   "control-plane.")
+    s.add_argument("target", metavar="POD|node/NAME|control-plane")
+    s.add_argument("-c", "--container")
+    s.add_argument("-f", "--follow", action="store_true")
+    s.add_argument("--tail", type=int, default=None, metavar="N")
+    s.set_defaults(run=("exec", "cmd_logs"))
+
+    s = sub.add_parser("scale", parents=[common, nsopt], help="set the replicas of a Deployment, ReplicaSet or "
+                                                             "StatefulSet")
+    s.add_argument("target", metavar="KIND/NAME", help="e.g. deploy/web")
+    s.add_argument("--replicas", type=int, required=True)
+    s.add_argument("--wait", action="store_true", help="return when every node agent has acted on it")
+    s.add_argument("--timeout", type=float, default=60)
+    s.set_defaults(run=("workloads", "cmd_scale"))
+
+    s = sub.add_parser("rollout", parents=[common, nsopt], help="watch a rollout: knet rollout status deploy/NAME")
+    rsub = s.add_subparsers(dest="rollout_cmd", metavar="status", required=True)
+    r = rsub.add_parser("status", parents=[common, nsopt], help="wait for a Deployment, DaemonSet or "
+                                                               "StatefulSet rollout to finish")
+    r.add_argument("target", metavar="KIND/NAME")
+    r.add_argument("-w", "--watch", action=argparse.BooleanOptionalAction, default=True)
+    r.add_argument("--timeout", type=float, default=300)
+    r.set_defaults(run=("workloads", "cmd_rollout"))
+
+    s = sub.add_parser("cordon", parents=[common], help="mark nodes unschedulable")
+    s.add_argument("nodes", nargs="+", metavar="NODE")
+    s.set_defaults(run=("nodes", "cmd_cordon"))
+    s = sub.add_parser("uncordon", parents=[common], help="mark nodes schedulable again")
+    s.add_argument("nodes", nargs="+", metavar="NODE")
+    s.set_defaults(run=("nodes", "cmd_uncordon"))
+    s = sub.add_parser("taint", parents=[common], help="add or remove node taints (kubectl's syntax)",
+                       description="knet taint NODE key=value:NoSchedule ... ; key:NoSchedule- removes one.")
+    s.add_argument("node", metavar="NODE")
+    s.add_argument("taints", nargs="+", metavar="TAINT")
+    s.set_defaults(run=("nodes", "cmd_taint"))
+    s = sub.add_parser("drain", parents=[common], help="cordon a node and evict its pods (not DaemonSet pods)",
+                       description="Cordon NODE, evict every pod on it except DaemonSet pods, and wait until "
+                                   "they are gone; their controllers place them on other nodes.")
+    s.add_argument("node", metavar="NODE")
+    s.add_argument("--force", action="store_true", help="also evict pods no controller manages")
+    s.add_argument("--grace-period", type=int, default=None)
+    s.add_argument("--timeout", type=float, default=120)
+    s.set_defaults(run=("nodes", "cmd_drain"))
+
+    s = sub.add_parser("version", parents=[common], help="print the client and server versions")
+    s.set_defaults(run=("cluster", "cmd_version"))
+    return p
+
+
+def main(argv: list[str] | None = None, client: Client | None = None) -> int:
+    """Run one command; its exit code. `client`, if given, is the API client
+    the command uses instead of connecting to the cluster by name (tests)."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = None
+    if "--" in argv and "exec" in argv[:argv.index("--")]:
+        # Everything after `--` belongs to the command, flags included (kubectl's rule).
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1:]
+    args = parser.parse_args(argv)
+    if command is not None:
+        args.command = (args.command or []) + command
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        module, function = args.run
+        run = getattr(importlib.import_module(f"knet.cli.{module}"), function)
+        code = run(args, _connector(args, client)) or 0
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ApiError as e:
+        print(f"Error from server ({e.reason}): {e.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError as e:
+        if _stdout_broken():  # `knet get pods | head -1`: quiet, as a Go program dies of SIGPIPE
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return 141
+        return _unexpected(e, args)
+    except Exception as e:  # the backstop: one line, never a traceback unless asked for
+        return _unexpected(e, args)
+
+
+def _connector(args: argparse.Namespace, client: Client | None) -> Connect:
+    """The command's `connect`: the given client, or one to the cluster named
+    by --cluster / $KNET_CLUSTER, made on first use and kept for the command."""
+    made: list[Client] = [client] if client is not None else []
+
+    def connected() -> Client:
+        if not made:
+            made.append(connect(args))
+        return made[0]
+    return connected
+
+
+def _stdout_broken() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll says POLLERR)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def error_line(e: BaseException) -> str:
+    """One line for an error no command turned into a message of its own."""
+    from knet.api.client import ProtocolError
+
+    if isinstance(e, (ConnectionError, ProtocolError)) and e.args and isinstance(e.args[0], str) and len(e.args) == 1:
+        return f"error: {e}"  # the client's own wording (Unreachable, ProtocolError)
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"error: {e.strerror.lower()}{where}"
+    if isinstance(e, MemoryError):
+        return "error: out of memory"
+    text = " ".join(str(e).split())
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"error: unexpected {type(e).__name__}{': ' + text if text else ''} (a bug in knet: run again with " \
+           "-v or KNET_DEBUG=1 for the traceback)"
+
+
+def _unexpected(e: BaseException, args) -> int:
+    if getattr(args, "verbose", False) or os.environ.get("KNET_DEBUG", "") not in ("", "0"):
+        import traceback
+
+        traceback.print_exception(e)
+    try:
+        print(error_line(e), file=sys.stderr)
+    except Exception:
+        pass
+    return 1
+
