@@ -2,9 +2,11 @@
 
 People who use knet already read kubectl's output fluently, so every table and
 description here is laid out the way kubectl lays it out: the same columns, the
-same placeholders (`<none>`, `<pending>`, `<unset>`, `<unknown>`), the same pod
-status derivation (kubernetes/pkg/printers/internalversion/printers.go) and the
-same describe sections (kubectl/pkg/describe/describe.go).
+same placeholders (`<none>`, `<pending>`, `<unset>`, `<unknown>`) and the same
+describe sections (kubectl/pkg/describe/describe.go). A table's columns and
+the cells of its rows are the API's (each kind's record in
+knet/api/resources.py names them; the row functions are in knet/api/tables.py);
+this module lays them out.
 
 Alignment is not approximated: kubectl pipes its text through Go's
 text/tabwriter, whose column blocks span only consecutive lines that share a
@@ -23,93 +25,32 @@ from datetime import UTC, datetime
 from typing import Any
 
 from knet.api.resources import by_kind, lookup
+from knet.api.tables import (
+    Obj,
+    containers_of,
+    default_row,
+    dig,
+    format_labels,
+    format_selector,
+    human_age,
+    name_of,
+    node_roles,
+    parse_timestamp,
+    replicas_of,
+    selector_string,
+    service_type,
+    since,
+    to_int,
+)
 
-__all__ = ["describe", "human_age", "parse_timestamp", "table"]
-
-Obj = dict[str, Any]
+__all__ = ["describe", "table"]
 
 # --------------------------------------------------------------------------
 # time
 
 
-def human_age(seconds: float) -> str:
-    """An age as kubectl prints it (apimachinery duration.HumanDuration).
-
-    Precision shrinks as the age grows so a column stays two or three
-    characters wide; a clock skew of up to a second reads as "0s", anything
-    more negative as "<invalid>".
-    """
-    s = int(seconds)  # Go's int(d.Seconds()) truncates toward zero
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 60 * 2:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        rest = s % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
-    if minutes < 60 * 3:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        rest = (hours // 24) % 365
-        years = hours // 24 // 365
-        return f"{years}y" if rest == 0 else f"{years}y{rest}d"
-    return f"{hours // 24 // 365}y"
-
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:?\d\d)?"
-)
-
-
-def parse_timestamp(value: object) -> float | None:
-    """Seconds since the epoch for an RFC 3339 timestamp, None when unset.
-
-    Go's zero time (0001-01-01T00:00:00Z) also counts as unset, because that is
-    what a Go client serialises for a time it never filled in.
-    """
-    if not isinstance(value, str) or not value:
-        return None
-    m = _RFC3339.fullmatch(value.strip())
-    if not m:
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    if (year, month, day, hour, minute, second) == (1, 1, 1, 0, 0, 0):
-        return None
-    try:
-        stamp = datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
-    if m.group(7):
-        stamp += float(m.group(7))
-    zone = m.group(8)
-    if zone and zone not in ("Z", "z"):
-        digits = zone[1:].replace(":", "")
-        offset = int(digits[:2]) * 3600 + int(digits[2:]) * 60
-        stamp -= offset if zone[0] == "+" else -offset
-    return stamp
-
-
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
-
-
-def _since(value: object, now: float) -> str:
-    stamp = parse_timestamp(value)
-    return "<unknown>" if stamp is None else human_age(now - stamp)
 
 
 def _until(value: object, now: float) -> str:
@@ -220,77 +161,12 @@ class _Writer:
 # small helpers shared by tables and descriptions
 
 
-def _d(obj: object, *path: str) -> Any:
-    """Walk nested dicts; any missing or non-dict step yields None."""
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def _int(value: object, default: int = 0) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return default
-    return default
-
-
-def _name(obj: Obj) -> str:
-    return _d(obj, "metadata", "name") or ""
-
-
 def _namespace(obj: Obj) -> str:
-    return _d(obj, "metadata", "namespace") or ""
-
-
-def _format_labels(labels: object) -> str:
-    """labels.FormatLabels: sorted k=v pairs, `<none>` when empty."""
-    if not isinstance(labels, dict) or not labels:
-        return "<none>"
-    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
-
-
-def _selector_string(selector: object) -> str:
-    """metav1.LabelSelectorAsSelector(...).String(): requirements sorted by key."""
-    if not isinstance(selector, dict):
-        return ""
-    reqs: list[tuple[str, str]] = []
-    for key, value in (selector.get("matchLabels") or {}).items():
-        reqs.append((key, f"{key}={value}"))
-    for expr in selector.get("matchExpressions") or []:
-        key = expr.get("key", "")
-        op = expr.get("operator", "")
-        values = ",".join(sorted(set(expr.get("values") or [])))
-        if op == "In":
-            reqs.append((key, f"{key} in ({values})"))
-        elif op == "NotIn":
-            reqs.append((key, f"{key} notin ({values})"))
-        elif op == "Exists":
-            reqs.append((key, key))
-        elif op == "DoesNotExist":
-            reqs.append((key, f"!{key}"))
-        else:
-            return "<error>"
-    reqs.sort(key=lambda r: r[0])
-    return ",".join(text for _, text in reqs)
-
-
-def _format_selector(selector: object) -> str:
-    """metav1.FormatLabelSelector: `<none>` for a missing or empty selector."""
-    return _selector_string(selector) or "<none>"
+    return dig(obj, "metadata", "namespace") or ""
 
 
 def _controller_of(obj: Obj) -> Obj | None:
-    for ref in _d(obj, "metadata", "ownerReferences") or []:
+    for ref in dig(obj, "metadata", "ownerReferences") or []:
         if isinstance(ref, dict) and ref.get("controller"):
             return ref
     return None
@@ -300,22 +176,10 @@ def _controlled_by(child: Obj, owner: Obj) -> bool:
     ref = _controller_of(child)
     if ref is None:
         return False
-    owner_uid = _d(owner, "metadata", "uid")
+    owner_uid = dig(owner, "metadata", "uid")
     if owner_uid and ref.get("uid"):
         return ref.get("uid") == owner_uid
-    return ref.get("kind") == owner.get("kind") and ref.get("name") == _name(owner)
-
-
-def _containers(spec: object) -> list[Obj]:
-    return [c for c in (_d(spec, "containers") or []) if isinstance(c, dict)]
-
-
-def _layout_containers(template_spec: object) -> tuple[str, str]:
-    containers = _containers(template_spec)
-    return (
-        ",".join(c.get("name", "") for c in containers),
-        ",".join(c.get("image", "") for c in containers),
-    )
+    return ref.get("kind") == owner.get("kind") and ref.get("name") == name_of(owner)
 
 
 def _intstr(value: object) -> str:
@@ -326,407 +190,6 @@ def _intstr(value: object) -> str:
 
 # --------------------------------------------------------------------------
 # tables
-
-
-def pod_row(pod: Obj, wide: bool, now: float) -> list[str]:
-    """printPod, line for line: the STATUS column is a derived reason, not the phase."""
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    meta = pod.get("metadata") or {}
-    restarts = 0
-    restartable_restarts = 0
-    total = len(_containers(spec))
-    ready = 0
-    last_restart: float | None = None
-    last_restartable_restart: float | None = None
-
-    phase = status.get("phase") or ""
-    reason = status.get("reason") or phase
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
-
-    init_list = [c for c in spec.get("initContainers") or [] if isinstance(c, dict)]
-    init_specs = {c.get("name"): c for c in init_list}
-
-    def restartable(name: object) -> bool:
-        c = init_specs.get(name)
-        return bool(c) and c.get("restartPolicy") == "Always"
-
-    for c in init_list:
-        if c.get("restartPolicy") == "Always":
-            total += 1
-
-    def later(current: float | None, cstatus: Obj) -> float | None:
-        finished = parse_timestamp(_d(cstatus, "lastState", "terminated", "finishedAt"))
-        if finished is not None and (current is None or current < finished):
-            return finished
-        return current
-
-    init_statuses = [c for c in status.get("initContainerStatuses") or [] if isinstance(c, dict)]
-    initializing = False
-    for i, cs in enumerate(init_statuses):
-        restarts += _int(cs.get("restartCount"))
-        last_restart = later(last_restart, cs)
-        if restartable(cs.get("name")):
-            restartable_restarts += _int(cs.get("restartCount"))
-            last_restartable_restart = later(last_restartable_restart, cs)
-        terminated = _d(cs, "state", "terminated")
-        waiting = _d(cs, "state", "waiting")
-        if isinstance(terminated, dict) and _int(terminated.get("exitCode")) == 0:
-            continue
-        if restartable(cs.get("name")) and cs.get("started"):
-            if cs.get("ready"):
-                ready += 1
-            continue
-        if isinstance(terminated, dict):
-            if not terminated.get("reason"):
-                if _int(terminated.get("signal")):
-                    reason = f"Init:Signal:{_int(terminated.get('signal'))}"
-                else:
-                    reason = f"Init:ExitCode:{_int(terminated.get('exitCode'))}"
-            else:
-                reason = "Init:" + terminated["reason"]
-        elif isinstance(waiting, dict) and waiting.get("reason") and waiting["reason"] != "PodInitializing":
-            reason = "Init:" + waiting["reason"]
-        else:
-            reason = f"Init:{i}/{len(init_list)}"
-        initializing = True
-        break
-
-    initialized = any(
-        c.get("type") == "Initialized" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    if not initializing or initialized:
-        restarts = restartable_restarts
-        last_restart = last_restartable_restart
-        has_running = False
-        for cs in reversed([c for c in status.get("containerStatuses") or [] if isinstance(c, dict)]):
-            restarts += _int(cs.get("restartCount"))
-            last_restart = later(last_restart, cs)
-            state = cs.get("state") or {}
-            waiting = state.get("waiting")
-            terminated = state.get("terminated")
-            if isinstance(waiting, dict) and waiting.get("reason"):
-                reason = waiting["reason"]
-            elif isinstance(terminated, dict) and terminated.get("reason"):
-                reason = terminated["reason"]
-            elif isinstance(terminated, dict):
-                if _int(terminated.get("signal")):
-                    reason = f"Signal:{_int(terminated.get('signal'))}"
-                else:
-                    reason = f"ExitCode:{_int(terminated.get('exitCode'))}"
-            elif cs.get("ready") and isinstance(state.get("running"), dict):
-                has_running = True
-                ready += 1
-        if reason == "Completed" and has_running:
-            pod_ready = any(
-                c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or []
-            )
-            reason = "Running" if pod_ready else "NotReady"
-
-    if meta.get("deletionTimestamp") and status.get("reason") == "NodeLost":
-        reason = "Unknown"
-    elif meta.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
-        reason = "Terminating"
-
-    restarts_text = str(restarts)
-    if restarts and last_restart is not None:
-        restarts_text = f"{restarts} ({human_age(now - last_restart)} ago)"
-
-    row = [_name(pod), f"{ready}/{total}", reason, restarts_text, _since(meta.get("creationTimestamp"), now)]
-    if wide:
-        ips = status.get("podIPs") or []
-        ip = (ips[0].get("ip") if ips and isinstance(ips[0], dict) else None) or status.get("podIP")
-        gates = spec.get("readinessGates") or []
-        gates_text = "<none>"
-        if gates:
-            true = 0
-            for gate in gates:
-                for cond in status.get("conditions") or []:
-                    if cond.get("type") == gate.get("conditionType"):
-                        true += cond.get("status") == "True"
-                        break
-            gates_text = f"{true}/{len(gates)}"
-        row += [
-            ip or "<none>",
-            spec.get("nodeName") or "<none>",
-            status.get("nominatedNodeName") or "<none>",
-            gates_text,
-        ]
-    return row
-
-
-def _node_roles(node: Obj) -> list[str]:
-    roles = set()
-    for key, value in (_d(node, "metadata", "labels") or {}).items():
-        if key.startswith("node-role.kubernetes.io/"):
-            role = key[len("node-role.kubernetes.io/"):]
-            if role:
-                roles.add(role)
-        elif key == "kubernetes.io/role" and value:
-            roles.add(value)
-    return sorted(roles)
-
-
-def _node_address(node: Obj, kind: str) -> str:
-    for addr in _d(node, "status", "addresses") or []:
-        if addr.get("type") == kind:
-            return addr.get("address", "")
-    return "<none>"
-
-
-def node_row(node: Obj, wide: bool, now: float) -> list[str]:
-    states = []
-    for cond in _d(node, "status", "conditions") or []:
-        if cond.get("type") == "Ready":
-            states = ["Ready" if cond.get("status") == "True" else "NotReady"]
-    if not states:
-        states = ["Unknown"]
-    if _d(node, "spec", "unschedulable"):
-        states.append("SchedulingDisabled")
-    info = _d(node, "status", "nodeInfo") or {}
-    row = [
-        _name(node),
-        ",".join(states),
-        ",".join(_node_roles(node)) or "<none>",
-        _since(_d(node, "metadata", "creationTimestamp"), now),
-        info.get("kubeletVersion", ""),
-    ]
-    if wide:
-        row += [
-            _node_address(node, "InternalIP"),
-            _node_address(node, "ExternalIP"),
-            info.get("osImage") or "<unknown>",
-            info.get("kernelVersion") or "<unknown>",
-            info.get("containerRuntimeVersion") or "<unknown>",
-        ]
-    return row
-
-
-def _service_type(svc: Obj) -> str:
-    return _d(svc, "spec", "type") or "ClusterIP"
-
-
-def _service_external_ip(svc: Obj, wide: bool) -> str:
-    spec = svc.get("spec") or {}
-    external = [ip for ip in spec.get("externalIPs") or [] if ip]
-    kind = _service_type(svc)
-    if kind in ("ClusterIP", "NodePort"):
-        return ",".join(external) if external else "<none>"
-    if kind == "LoadBalancer":
-        found = set()
-        for ing in _d(svc, "status", "loadBalancer", "ingress") or []:
-            if ing.get("ip"):
-                found.add(ing["ip"])
-            elif ing.get("hostname"):
-                found.add(ing["hostname"])
-        lb = ",".join(sorted(found))
-        if not wide and len(lb) > 16:
-            lb = lb[:13] + "..."
-        if external:
-            return ",".join(([*lb.split(",")] if lb else []) + external)
-        return lb or "<pending>"
-    if kind == "ExternalName":
-        return spec.get("externalName", "")
-    return "<unknown>"
-
-
-def _service_ports(svc: Obj) -> str:
-    pieces = []
-    for port in _d(svc, "spec", "ports") or []:
-        proto = port.get("protocol") or "TCP"
-        if _int(port.get("nodePort")) > 0:
-            pieces.append(f"{_int(port.get('port'))}:{_int(port.get('nodePort'))}/{proto}")
-        else:
-            pieces.append(f"{_int(port.get('port'))}/{proto}")
-    return ",".join(pieces) or "<none>"
-
-
-def service_row(svc: Obj, wide: bool, now: float) -> list[str]:
-    spec = svc.get("spec") or {}
-    ips = spec.get("clusterIPs") or []
-    cluster_ip = ips[0] if ips else (spec.get("clusterIP") or "<none>")
-    row = [
-        _name(svc),
-        _service_type(svc),
-        cluster_ip,
-        _service_external_ip(svc, wide),
-        _service_ports(svc),
-        _since(_d(svc, "metadata", "creationTimestamp"), now),
-    ]
-    if wide:
-        row.append(_format_labels(spec.get("selector")))
-    return row
-
-
-def namespace_row(ns: Obj, wide: bool, now: float) -> list[str]:
-    return [_name(ns), _d(ns, "status", "phase") or "", _since(_d(ns, "metadata", "creationTimestamp"), now)]
-
-
-def _replicas(obj: Obj) -> int:
-    # The API server defaults spec.replicas to 1; mirror that for objects that omit it.
-    value = _d(obj, "spec", "replicas")
-    return 1 if value is None else _int(value)
-
-
-def deployment_row(d: Obj, wide: bool, now: float) -> list[str]:
-    st = d.get("status") or {}
-    row = [
-        _name(d),
-        f"{_int(st.get('readyReplicas'))}/{_replicas(d)}",
-        str(_int(st.get("updatedReplicas"))),
-        str(_int(st.get("availableReplicas"))),
-        _since(_d(d, "metadata", "creationTimestamp"), now),
-    ]
-    if wide:
-        names, images = _layout_containers(_d(d, "spec", "template", "spec"))
-        row += [names, images, _selector_string(_d(d, "spec", "selector"))]
-    return row
-
-
-def replicaset_row(rs: Obj, wide: bool, now: float) -> list[str]:
-    st = rs.get("status") or {}
-    row = [
-        _name(rs),
-        str(_replicas(rs)),
-        str(_int(st.get("replicas"))),
-        str(_int(st.get("readyReplicas"))),
-        _since(_d(rs, "metadata", "creationTimestamp"), now),
-    ]
-    if wide:
-        names, images = _layout_containers(_d(rs, "spec", "template", "spec"))
-        row += [names, images, _format_selector(_d(rs, "spec", "selector"))]
-    return row
-
-
-def daemonset_row(ds: Obj, wide: bool, now: float) -> list[str]:
-    st = ds.get("status") or {}
-    row = [
-        _name(ds),
-        str(_int(st.get("desiredNumberScheduled"))),
-        str(_int(st.get("currentNumberScheduled"))),
-        str(_int(st.get("numberReady"))),
-        str(_int(st.get("updatedNumberScheduled"))),
-        str(_int(st.get("numberAvailable"))),
-        _format_labels(_d(ds, "spec", "template", "spec", "nodeSelector")),
-        _since(_d(ds, "metadata", "creationTimestamp"), now),
-    ]
-    if wide:
-        names, images = _layout_containers(_d(ds, "spec", "template", "spec"))
-        row += [names, images, _format_selector(_d(ds, "spec", "selector"))]
-    return row
-
-
-def statefulset_row(sts: Obj, wide: bool, now: float) -> list[str]:
-    row = [
-        _name(sts),
-        f"{_int(_d(sts, 'status', 'readyReplicas'))}/{_replicas(sts)}",
-        _since(_d(sts, "metadata", "creationTimestamp"), now),
-    ]
-    if wide:
-        row += list(_layout_containers(_d(sts, "spec", "template", "spec")))
-    return row
-
-
-def _list_with_more(items: list[str], more: bool, count: int, limit: int) -> str:
-    text = ",".join(items)
-    if more:
-        return f"{text} + {count - limit} more..."
-    return text or "<unset>"
-
-
-def endpointslice_row(eps: Obj, wide: bool, now: float) -> list[str]:
-    limit = 3
-    ports: list[str] = []
-    more = False
-    count = 0
-    for port in eps.get("ports") or []:
-        if len(ports) < limit:
-            if port.get("port") is not None:
-                ports.append(str(_int(port.get("port"))))
-            elif port.get("name") is not None:
-                ports.append(port["name"])
-            else:
-                ports.append("*")
-        elif len(ports) == limit:
-            more = True
-        count += 1
-    port_text = _list_with_more(ports, more, count, limit)
-
-    addrs: list[str] = []
-    more = False
-    count = 0
-    for endpoint in eps.get("endpoints") or []:
-        for address in endpoint.get("addresses") or []:
-            if len(addrs) < limit:
-                addrs.append(address)
-            elif len(addrs) == limit:
-                more = True
-            count += 1
-    return [
-        _name(eps),
-        eps.get("addressType", ""),
-        port_text,
-        _list_with_more(addrs, more, count, limit),
-        _since(_d(eps, "metadata", "creationTimestamp"), now),
-    ]
-
-
-def networkpolicy_row(np: Obj, wide: bool, now: float) -> list[str]:
-    return [
-        _name(np),
-        _format_selector(_d(np, "spec", "podSelector")),
-        _since(_d(np, "metadata", "creationTimestamp"), now),
-    ]
-
-
-def _event_source(ev: Obj) -> str:
-    component = _d(ev, "source", "component") or ev.get("reportingController") or ""
-    host = _d(ev, "source", "host") or ev.get("reportingInstance") or ""
-    return f"{component}, {host}" if host else component
-
-
-def event_row(ev: Obj, wide: bool, now: float) -> list[str]:
-    if parse_timestamp(ev.get("firstTimestamp")) is not None:
-        first = _since(ev.get("firstTimestamp"), now)
-    else:
-        first = _since(ev.get("eventTime"), now)
-    last = _since(ev.get("lastTimestamp"), now)
-    if parse_timestamp(ev.get("lastTimestamp")) is None:
-        last = first
-    count = _int(ev.get("count"))
-    series = ev.get("series")
-    if isinstance(series, dict):
-        last = _since(series.get("lastObservedTime"), now)
-        count = _int(series.get("count"))
-    elif count == 0:
-        count = 1
-    involved = ev.get("involvedObject") or {}
-    target = (involved.get("kind") or "").lower()
-    if involved.get("name"):
-        target = f"{target}/{involved['name']}"
-    message = (ev.get("message") or "").strip()
-    if wide:
-        return [
-            last,
-            ev.get("type", ""),
-            ev.get("reason", ""),
-            target,
-            involved.get("fieldPath", ""),
-            _event_source(ev),
-            message,
-            first,
-            str(count),
-            _name(ev),
-        ]
-    return [last, ev.get("type", ""), ev.get("reason", ""), target, message]
-
-
-def _default_row(obj: Obj, wide: bool, now: float) -> list[str]:
-    return [_name(obj), _since(_d(obj, "metadata", "creationTimestamp"), now)]
 
 
 _Row = Callable[[Obj, bool, float], list[str]]
@@ -759,7 +222,7 @@ def table(
         row_fn: _Row = printer
     else:
         headers = ["NAME", "AGE"]
-        row_fn = _default_row
+        row_fn = default_row
 
     if resource is not None:
         namespaced = resource.namespaced
@@ -840,7 +303,7 @@ def _tolerations_multiline(w: _Writer, title: str, tolerations: object) -> None:
         if tol.get("operator") == "Exists" and not tol.get("value"):
             text += " op=Exists" if tol.get("key") or tol.get("effect") else "op=Exists"
         if tol.get("tolerationSeconds") is not None:
-            text += f" for {_int(tol['tolerationSeconds'])}s"
+            text += f" for {to_int(tol['tolerationSeconds'])}s"
         w.write(0, text + "\n")
 
 
@@ -862,18 +325,18 @@ def _describe_events(w: _Writer, events: list[Obj] | None, now: float) -> None:
     w.write(1, "----\t------\t----\t----\t-------\n")
     for ev in sorted(items, key=when):
         if parse_timestamp(ev.get("eventTime")) is not None:
-            first = _since(ev.get("eventTime"), now)
+            first = since(ev.get("eventTime"), now)
         else:
-            first = _since(ev.get("firstTimestamp"), now)
+            first = since(ev.get("firstTimestamp"), now)
         series = ev.get("series")
-        count = _int(ev.get("count"))
+        count = to_int(ev.get("count"))
         if isinstance(series, dict):
-            interval = f"{_since(series.get('lastObservedTime'), now)} (x{_int(series.get('count'))} over {first})"
+            interval = f"{since(series.get('lastObservedTime'), now)} (x{to_int(series.get('count'))} over {first})"
         elif count > 1:
-            interval = f"{_since(ev.get('lastTimestamp'), now)} (x{count} over {first})"
+            interval = f"{since(ev.get('lastTimestamp'), now)} (x{count} over {first})"
         else:
             interval = first
-        source = _d(ev, "source", "component") or ev.get("reportingController") or ""
+        source = dig(ev, "source", "component") or ev.get("reportingController") or ""
         w.write(
             1,
             f"{ev.get('type', '')}\t{ev.get('reason', '')}\t{interval}\t{source}\t"
@@ -898,11 +361,11 @@ def _describe_conditions(w: _Writer, conditions: object) -> None:
 def _probe(probe: Obj) -> str:
     # Absent fields read as the API server's defaults, which a real cluster would show.
     attrs = (
-        f"delay={_int(probe.get('initialDelaySeconds'))}s "
-        f"timeout={_int(probe.get('timeoutSeconds'), 1) or 1}s "
-        f"period={_int(probe.get('periodSeconds'), 10) or 10}s "
-        f"#success={_int(probe.get('successThreshold'), 1) or 1} "
-        f"#failure={_int(probe.get('failureThreshold'), 3) or 3}"
+        f"delay={to_int(probe.get('initialDelaySeconds'))}s "
+        f"timeout={to_int(probe.get('timeoutSeconds'), 1) or 1}s "
+        f"period={to_int(probe.get('periodSeconds'), 10) or 10}s "
+        f"#success={to_int(probe.get('successThreshold'), 1) or 1} "
+        f"#failure={to_int(probe.get('failureThreshold'), 3) or 3}"
     )
     if isinstance(probe.get("exec"), dict):
         return f"exec [{' '.join(str(c) for c in probe['exec'].get('command') or [])}] {attrs}"
@@ -922,7 +385,7 @@ def _probe(probe: Obj) -> str:
         return f"tcp-socket {sock.get('host') or ''}:{_intstr(sock.get('port'))} {attrs}"
     if isinstance(probe.get("grpc"), dict):
         grpc = probe["grpc"]
-        return f"grpc <pod>:{_int(grpc.get('port'))} {grpc.get('service') or ''} {attrs}"
+        return f"grpc <pod>:{to_int(grpc.get('port'))} {grpc.get('service') or ''} {attrs}"
     return f"unknown {attrs}"
 
 
@@ -930,13 +393,13 @@ def _pod_field(pod: Obj, path: str) -> str:
     """fieldpath.ExtractFieldPathAsString for the paths the downward API allows."""
     m = re.fullmatch(r"metadata\.(labels|annotations)\['(.*)'\]", path)
     if m:
-        return str((_d(pod, "metadata", m.group(1)) or {}).get(m.group(2), ""))
+        return str((dig(pod, "metadata", m.group(1)) or {}).get(m.group(2), ""))
     if path in ("metadata.labels", "metadata.annotations"):
-        values = _d(pod, *path.split(".")) or {}
+        values = dig(pod, *path.split(".")) or {}
         return "\n".join(f'{k}="{values[k]}"' for k in sorted(values))
     if path in ("status.podIPs", "status.hostIPs"):
-        return ",".join(i.get("ip", "") for i in _d(pod, *path.split(".")) or [])
-    value = _d(pod, *path.split("."))
+        return ",".join(i.get("ip", "") for i in dig(pod, *path.split(".")) or [])
+    value = dig(pod, *path.split("."))
     return "" if value is None or isinstance(value, dict | list) else str(value)
 
 
@@ -944,9 +407,9 @@ def _resource_value(container: Obj, ref: Obj) -> str:
     """ExtractContainerResourceValue: the env var a resourceFieldRef would produce."""
     resource = ref.get("resource") or ""
     section, _, name = resource.partition(".")
-    raw = _d(container, "resources", section, name)
+    raw = dig(container, "resources", section, name)
     if raw is None and section == "requests":
-        raw = _d(container, "resources", "limits", name)
+        raw = dig(container, "resources", "limits", name)
     quantity = _quantity(raw) if raw is not None else 0
     divisor = _quantity(ref.get("divisor")) if ref.get("divisor") else 1
     if not divisor:
@@ -975,8 +438,8 @@ def _describe_containers(
         if status is not None:
             w.write(2, f"Image ID:\t{status.get('imageID', '')}\n")
         ports = c.get("ports") or []
-        port_text = ", ".join(f"{_int(p.get('containerPort'))}/{p.get('protocol') or 'TCP'}" for p in ports)
-        host_text = ", ".join(f"{_int(p.get('hostPort'))}/{p.get('protocol') or 'TCP'}" for p in ports)
+        port_text = ", ".join(f"{to_int(p.get('containerPort'))}/{p.get('protocol') or 'TCP'}" for p in ports)
+        host_text = ", ".join(f"{to_int(p.get('hostPort'))}/{p.get('protocol') or 'TCP'}" for p in ports)
         if "," in port_text:
             w.write(2, f"Ports:\t{port_text}\n")
         else:
@@ -985,7 +448,7 @@ def _describe_containers(
             w.write(2, f"Host Ports:\t{host_text}\n")
         else:
             w.write(2, f"Host Port:\t{host_text or '<none>'}\n")
-        seccomp = _d(c, "securityContext", "seccompProfile")
+        seccomp = dig(c, "securityContext", "seccompProfile")
         if isinstance(seccomp, dict):
             w.write(2, f"SeccompProfile:\t{seccomp.get('type', '')}\n")
             if seccomp.get("type") == "Localhost":
@@ -998,12 +461,12 @@ def _describe_containers(
                         w.write(3, piece + "\n")
         if status is not None:
             _describe_state(w, "State", status.get("state"))
-            if isinstance(_d(status, "lastState", "terminated"), dict):
+            if isinstance(dig(status, "lastState", "terminated"), dict):
                 _describe_state(w, "Last State", status.get("lastState"))
             w.write(2, f"Ready:\t{'True' if status.get('ready') else 'False'}\n")
-            w.write(2, f"Restart Count:\t{_int(status.get('restartCount'))}\n")
+            w.write(2, f"Restart Count:\t{to_int(status.get('restartCount'))}\n")
         for title, key in (("Limits", "limits"), ("Requests", "requests")):
-            values = _d(c, "resources", key) or {}
+            values = dig(c, "resources", key) or {}
             if values:
                 w.write(2, f"{title}:\n")
                 for name in sorted(values):
@@ -1073,9 +536,9 @@ def _describe_state(w: _Writer, title: str, state: object) -> None:
             w.write(3, f"Reason:\t{t['reason']}\n")
         if t.get("message"):
             w.write(3, f"Message:\t{t['message']}\n")
-        w.write(3, f"Exit Code:\t{_int(t.get('exitCode'))}\n")
-        if _int(t.get("signal")) > 0:
-            w.write(3, f"Signal:\t{_int(t.get('signal'))}\n")
+        w.write(3, f"Exit Code:\t{to_int(t.get('exitCode'))}\n")
+        if to_int(t.get("signal")) > 0:
+            w.write(3, f"Signal:\t{to_int(t.get('signal'))}\n")
         w.write(3, f"Started:\t{_rfc1123z(t.get('startedAt'))}\n")
         w.write(3, f"Finished:\t{_rfc1123z(t.get('finishedAt'))}\n")
     else:
@@ -1130,7 +593,7 @@ def _describe_volumes(w: _Writer, volumes: object, space: str) -> None:
                     w.write(2, f"ConfigMapName:\t{src['configMap'].get('name', '')}\n"
                             f"    Optional:\t{'true' if src['configMap'].get('optional') else 'false'}\n")
                 elif isinstance(src.get("serviceAccountToken"), dict):
-                    w.write(2, f"TokenExpirationSeconds:\t{_int(src['serviceAccountToken'].get('expirationSeconds'), 3607)}\n")
+                    w.write(2, f"TokenExpirationSeconds:\t{to_int(src['serviceAccountToken'].get('expirationSeconds'), 3607)}\n")
         else:
             w.write(1, "<unknown>\n")
 
@@ -1143,9 +606,9 @@ def _describe_topology(w: _Writer, constraints: object, space: str) -> None:
     for i, tsc in enumerate(sorted(items, key=lambda c: c.get("topologyKey") or "")):
         if i:
             w.write(0, space + "\t")
-        text = f"{tsc.get('topologyKey', '')}:{tsc.get('whenUnsatisfiable', '')} when max skew {_int(tsc.get('maxSkew'))} is exceeded"
+        text = f"{tsc.get('topologyKey', '')}:{tsc.get('whenUnsatisfiable', '')} when max skew {to_int(tsc.get('maxSkew'))} is exceeded"
         if isinstance(tsc.get("labelSelector"), dict):
-            text += f" for selector {_format_selector(tsc['labelSelector'])}"
+            text += f" for selector {format_selector(tsc['labelSelector'])}"
         w.write(0, text + "\n")
 
 
@@ -1163,7 +626,7 @@ def _describe_pod_template(w: _Writer, template: object) -> None:
         w.write(1, f"Service Account:\t{spec['serviceAccountName']}\n")
     if spec.get("initContainers"):
         _describe_containers(w, "Init Containers", spec["initContainers"], None, None, "  ")
-    _describe_containers(w, "Containers", _containers(spec), None, None, "  ")
+    _describe_containers(w, "Containers", containers_of(spec), None, None, "  ")
     _describe_volumes(w, spec.get("volumes"), "  ")
     _describe_topology(w, spec.get("topologySpreadConstraints"), "  ")
     if spec.get("priorityClassName"):
@@ -1179,7 +642,7 @@ def _pods_status(w: _Writer, owner: Obj, pods: list[Obj] | None) -> None:
     counts = {"Running": 0, "Pending": 0, "Succeeded": 0, "Failed": 0}
     for pod in pods:
         if isinstance(pod, dict) and _controlled_by(pod, owner):
-            phase = _d(pod, "status", "phase")
+            phase = dig(pod, "status", "phase")
             if phase in counts:
                 counts[phase] += 1
     w.write(
@@ -1219,16 +682,16 @@ def _quantity(value: object) -> Any:
 
 def _qos_class(pod: Obj) -> str:
     """GetPodQOS, with requests defaulted from limits as the API server would."""
-    if _d(pod, "status", "qosClass"):
+    if dig(pod, "status", "qosClass"):
         return pod["status"]["qosClass"]
     requests: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     guaranteed = True
     spec = pod.get("spec") or {}
-    for c in _containers(spec) + [c for c in spec.get("initContainers") or [] if isinstance(c, dict)]:
-        c_limits = _d(c, "resources", "limits") or {}
+    for c in containers_of(spec) + [c for c in spec.get("initContainers") or [] if isinstance(c, dict)]:
+        c_limits = dig(c, "resources", "limits") or {}
         c_requests = dict(c_limits)
-        c_requests.update(_d(c, "resources", "requests") or {})
+        c_requests.update(dig(c, "resources", "requests") or {})
         for name, raw in c_requests.items():
             q = _quantity(raw)
             if name in ("cpu", "memory") and q > 0:
@@ -1259,7 +722,7 @@ def _describe_pod(w: _Writer, pod: Obj, events: list[Obj] | None, now: float, **
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
     w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
     if spec.get("priority") is not None:
-        w.write(0, f"Priority:\t{_int(spec['priority'])}\n")
+        w.write(0, f"Priority:\t{to_int(spec['priority'])}\n")
     if spec.get("priorityClassName"):
         w.write(0, f"Priority Class Name:\t{spec['priorityClassName']}\n")
     if spec.get("runtimeClassName"):
@@ -1278,14 +741,14 @@ def _describe_pod(w: _Writer, pod: Obj, events: list[Obj] | None, now: float, **
     if meta.get("deletionTimestamp") and phase not in ("Failed", "Succeeded"):
         w.write(0, f"Status:\tTerminating (lasts {_until(meta['deletionTimestamp'], now)})\n")
         if meta.get("deletionGracePeriodSeconds") is not None:
-            w.write(0, f"Termination Grace Period:\t{_int(meta['deletionGracePeriodSeconds'])}s\n")
+            w.write(0, f"Termination Grace Period:\t{to_int(meta['deletionGracePeriodSeconds'])}s\n")
     else:
         w.write(0, f"Status:\t{phase}\n")
     if st.get("reason"):
         w.write(0, f"Reason:\t{st['reason']}\n")
     if st.get("message"):
         w.write(0, f"Message:\t{st['message']}\n")
-    seccomp = _d(spec, "securityContext", "seccompProfile")
+    seccomp = dig(spec, "securityContext", "seccompProfile")
     if isinstance(seccomp, dict):
         w.write(0, f"SeccompProfile:\t{seccomp.get('type', '')}\n")
         if seccomp.get("type") == "Localhost":
@@ -1305,7 +768,7 @@ def _describe_pod(w: _Writer, pod: Obj, events: list[Obj] | None, now: float, **
         w.write(0, f"NominatedNodeName:\t{st['nominatedNodeName']}\n")
     if spec.get("initContainers"):
         _describe_containers(w, "Init Containers", spec["initContainers"], st.get("initContainerStatuses"), pod, "")
-    _describe_containers(w, "Containers", _containers(spec), st.get("containerStatuses"), pod, "")
+    _describe_containers(w, "Containers", containers_of(spec), st.get("containerStatuses"), pod, "")
     conditions = [c for c in st.get("conditions") or [] if isinstance(c, dict)]
     gates = spec.get("readinessGates") or []
     if gates:
@@ -1333,7 +796,7 @@ def _describe_node(w: _Writer, node: Obj, events: list[Obj] | None, now: float, 
     spec = node.get("spec") or {}
     st = node.get("status") or {}
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
-    w.write(0, f"Roles:\t{','.join(_node_roles(node)) or '<none>'}\n")
+    w.write(0, f"Roles:\t{','.join(node_roles(node)) or '<none>'}\n")
     _labels_multiline(w, "Labels", meta.get("labels"))
     _annotations_multiline(w, "Annotations", meta.get("annotations"))
     w.write(0, f"CreationTimestamp:\t{_rfc1123z(meta.get('creationTimestamp'))}\n")
@@ -1399,13 +862,13 @@ def _format_endpoint_slices(slices: list[Obj] | None, port_name: str) -> str:
         endpoints = [e for e in eps.get("endpoints") or [] if isinstance(e, dict) and e.get("addresses")]
         ports = eps.get("ports") or []
         targets: list[str | None] = [None] if not ports else [
-            str(_int(p.get("port"))) for p in ports if (p.get("name") or "") == port_name
+            str(to_int(p.get("port"))) for p in ports if (p.get("name") or "") == port_name
         ]
         for port in targets:
             for endpoint in endpoints:
                 if len(found) == limit:
                     more = True
-                if _d(endpoint, "conditions", "ready") is False:
+                if dig(endpoint, "conditions", "ready") is False:
                     continue
                 if not more:
                     addr = endpoint["addresses"][0]
@@ -1427,8 +890,8 @@ def _describe_service(
     w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
     _labels_multiline(w, "Labels", meta.get("labels"))
     _annotations_multiline(w, "Annotations", meta.get("annotations"))
-    w.write(0, f"Selector:\t{_format_labels(spec.get('selector'))}\n")
-    w.write(0, f"Type:\t{_service_type(svc)}\n")
+    w.write(0, f"Selector:\t{format_labels(spec.get('selector'))}\n")
+    w.write(0, f"Type:\t{service_type(svc)}\n")
     if spec.get("ipFamilyPolicy"):
         w.write(0, f"IP Family Policy:\t{spec['ipFamilyPolicy']}\n")
     w.write(0, f"IP Families:\t{','.join(spec.get('ipFamilies') or []) or '<none>'}\n")
@@ -1440,7 +903,7 @@ def _describe_service(
         w.write(0, f"Desired LoadBalancer IP:\t{spec['loadBalancerIP']}\n")
     if spec.get("externalName"):
         w.write(0, f"External Name:\t{spec['externalName']}\n")
-    ingress = [i for i in _d(svc, "status", "loadBalancer", "ingress") or [] if isinstance(i, dict)]
+    ingress = [i for i in dig(svc, "status", "loadBalancer", "ingress") or [] if isinstance(i, dict)]
     if ingress:
         parts = []
         for ing in ingress:
@@ -1452,20 +915,20 @@ def _describe_service(
     for port in spec.get("ports") or []:
         name = port.get("name") or "<unset>"
         proto = port.get("protocol") or "TCP"
-        w.write(0, f"Port:\t{name}\t{_int(port.get('port'))}/{proto}\n")
+        w.write(0, f"Port:\t{name}\t{to_int(port.get('port'))}/{proto}\n")
         target = port.get("targetPort")
         target = port.get("port") if target is None else target
         w.write(0, f"TargetPort:\t{target}/{proto}\n")
-        if _int(port.get("nodePort")):
-            w.write(0, f"NodePort:\t{name}\t{_int(port['nodePort'])}/{proto}\n")
+        if to_int(port.get("nodePort")):
+            w.write(0, f"NodePort:\t{name}\t{to_int(port['nodePort'])}/{proto}\n")
         w.write(0, f"Endpoints:\t{_format_endpoint_slices(endpoint_slices, port.get('name') or '')}\n")
     w.write(0, f"Session Affinity:\t{spec.get('sessionAffinity') or 'None'}\n")
     if spec.get("externalTrafficPolicy"):
         w.write(0, f"External Traffic Policy:\t{spec['externalTrafficPolicy']}\n")
     if spec.get("internalTrafficPolicy"):
         w.write(0, f"Internal Traffic Policy:\t{spec['internalTrafficPolicy']}\n")
-    if _int(spec.get("healthCheckNodePort")):
-        w.write(0, f"HealthCheck NodePort:\t{_int(spec['healthCheckNodePort'])}\n")
+    if to_int(spec.get("healthCheckNodePort")):
+        w.write(0, f"HealthCheck NodePort:\t{to_int(spec['healthCheckNodePort'])}\n")
     if spec.get("loadBalancerSourceRanges"):
         w.write(0, f"LoadBalancer Source Ranges:\t{','.join(spec['loadBalancerSourceRanges'])}\n")
     if spec.get("trafficDistribution"):
@@ -1479,8 +942,8 @@ def _describe_namespace(w: _Writer, ns: Obj, events: list[Obj] | None, now: floa
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
     _labels_multiline(w, "Labels", meta.get("labels"))
     _annotations_multiline(w, "Annotations", meta.get("annotations"))
-    w.write(0, f"Status:\t{_d(ns, 'status', 'phase') or ''}\n")
-    conditions = _d(ns, "status", "conditions") or []
+    w.write(0, f"Status:\t{dig(ns, 'status', 'phase') or ''}\n")
+    conditions = dig(ns, "status", "conditions") or []
     if conditions:
         w.write(0, "Conditions:\n")
         w.write(1, "Type\tStatus\tLastTransitionTime\tReason\tMessage\n")
@@ -1496,7 +959,7 @@ def _template_equal(a: object, b: object) -> bool:
 
     def strip(template: object) -> object:
         template = copy.deepcopy(template) or {}
-        labels = _d(template, "metadata", "labels")
+        labels = dig(template, "metadata", "labels")
         if isinstance(labels, dict):
             labels.pop("pod-template-hash", None)
         return template
@@ -1506,7 +969,7 @@ def _template_equal(a: object, b: object) -> bool:
 
 def _rs_summary(sets: list[Obj]) -> str:
     return ", ".join(
-        f"{_name(rs)} ({_int(_d(rs, 'status', 'replicas'))}/{_replicas(rs)} replicas created)" for rs in sets
+        f"{name_of(rs)} ({to_int(dig(rs, 'status', 'replicas'))}/{replicas_of(rs)} replicas created)" for rs in sets
     ) or "<none>"
 
 
@@ -1522,17 +985,17 @@ def _describe_deployment(
     w.write(0, f"CreationTimestamp:\t{_rfc1123z(meta.get('creationTimestamp'))}\n")
     _labels_multiline(w, "Labels", meta.get("labels"))
     _annotations_multiline(w, "Annotations", meta.get("annotations"))
-    w.write(0, f"Selector:\t{_selector_string(spec.get('selector'))}\n")
+    w.write(0, f"Selector:\t{selector_string(spec.get('selector'))}\n")
     w.write(
         0,
-        f"Replicas:\t{_replicas(d)} desired | {_int(st.get('updatedReplicas'))} updated | "
-        f"{_int(st.get('replicas'))} total | {_int(st.get('availableReplicas'))} available | "
-        f"{_int(st.get('unavailableReplicas'))} unavailable\n",
+        f"Replicas:\t{replicas_of(d)} desired | {to_int(st.get('updatedReplicas'))} updated | "
+        f"{to_int(st.get('replicas'))} total | {to_int(st.get('availableReplicas'))} available | "
+        f"{to_int(st.get('unavailableReplicas'))} unavailable\n",
     )
     strategy = spec.get("strategy") or {}
     kind = strategy.get("type") or "RollingUpdate"
     w.write(0, f"StrategyType:\t{kind}\n")
-    w.write(0, f"MinReadySeconds:\t{_int(spec.get('minReadySeconds'))}\n")
+    w.write(0, f"MinReadySeconds:\t{to_int(spec.get('minReadySeconds'))}\n")
     if kind == "RollingUpdate":
         ru = strategy.get("rollingUpdate") or {}
         unavailable = ru.get("maxUnavailable", "25%")
@@ -1543,9 +1006,9 @@ def _describe_deployment(
     if replica_sets is not None:
         owned = sorted(
             (rs for rs in replica_sets if isinstance(rs, dict) and _controlled_by(rs, d)),
-            key=lambda rs: (parse_timestamp(_d(rs, "metadata", "creationTimestamp")) or 0, _name(rs)),
+            key=lambda rs: (parse_timestamp(dig(rs, "metadata", "creationTimestamp")) or 0, name_of(rs)),
         )
-        new = next((rs for rs in owned if _template_equal(_d(rs, "spec", "template"), spec.get("template"))), None)
+        new = next((rs for rs in owned if _template_equal(dig(rs, "spec", "template"), spec.get("template"))), None)
         old = [rs for rs in owned if rs is not new]
         if owned:
             w.write(0, f"OldReplicaSets:\t{_rs_summary(old)}\n")
@@ -1561,16 +1024,16 @@ def _describe_replicaset(
     spec = rs.get("spec") or {}
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
     w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    w.write(0, f"Selector:\t{_format_selector(spec.get('selector'))}\n")
+    w.write(0, f"Selector:\t{format_selector(spec.get('selector'))}\n")
     _labels_multiline(w, "Labels", meta.get("labels"))
     _annotations_multiline(w, "Annotations", meta.get("annotations"))
     ref = _controller_of(rs)
     if ref:
         w.write(0, f"Controlled By:\t{ref.get('kind', '')}/{ref.get('name', '')}\n")
-    w.write(0, f"Replicas:\t{_int(_d(rs, 'status', 'replicas'))} current / {_replicas(rs)} desired\n")
+    w.write(0, f"Replicas:\t{to_int(dig(rs, 'status', 'replicas'))} current / {replicas_of(rs)} desired\n")
     _pods_status(w, rs, pods)
     _describe_pod_template(w, spec.get("template"))
-    _describe_conditions(w, _d(rs, "status", "conditions"))
+    _describe_conditions(w, dig(rs, "status", "conditions"))
     _describe_events(w, events, now)
 
 
@@ -1583,15 +1046,15 @@ def _describe_daemonset(
     st = ds.get("status") or {}
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
     w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    w.write(0, f"Selector:\t{_selector_string(spec.get('selector'))}\n")
-    w.write(0, f"Node-Selector:\t{_format_labels(_d(spec, 'template', 'spec', 'nodeSelector'))}\n")
+    w.write(0, f"Selector:\t{selector_string(spec.get('selector'))}\n")
+    w.write(0, f"Node-Selector:\t{format_labels(dig(spec, 'template', 'spec', 'nodeSelector'))}\n")
     _labels_multiline(w, "Labels", meta.get("labels"))
     _annotations_multiline(w, "Annotations", meta.get("annotations"))
-    w.write(0, f"Desired Number of Nodes Scheduled: {_int(st.get('desiredNumberScheduled'))}\n")
-    w.write(0, f"Current Number of Nodes Scheduled: {_int(st.get('currentNumberScheduled'))}\n")
-    w.write(0, f"Number of Nodes Scheduled with Up-to-date Pods: {_int(st.get('updatedNumberScheduled'))}\n")
-    w.write(0, f"Number of Nodes Scheduled with Available Pods: {_int(st.get('numberAvailable'))}\n")
-    w.write(0, f"Number of Nodes Misscheduled: {_int(st.get('numberMisscheduled'))}\n")
+    w.write(0, f"Desired Number of Nodes Scheduled: {to_int(st.get('desiredNumberScheduled'))}\n")
+    w.write(0, f"Current Number of Nodes Scheduled: {to_int(st.get('currentNumberScheduled'))}\n")
+    w.write(0, f"Number of Nodes Scheduled with Up-to-date Pods: {to_int(st.get('updatedNumberScheduled'))}\n")
+    w.write(0, f"Number of Nodes Scheduled with Available Pods: {to_int(st.get('numberAvailable'))}\n")
+    w.write(0, f"Number of Nodes Misscheduled: {to_int(st.get('numberMisscheduled'))}\n")
     _pods_status(w, ds, pods)
     _describe_pod_template(w, spec.get("template"))
     _describe_events(w, events, now)
@@ -1606,15 +1069,15 @@ def _describe_statefulset(
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
     w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
     w.write(0, f"CreationTimestamp:\t{_rfc1123z(meta.get('creationTimestamp'))}\n")
-    w.write(0, f"Selector:\t{_selector_string(spec.get('selector'))}\n")
+    w.write(0, f"Selector:\t{selector_string(spec.get('selector'))}\n")
     _labels_multiline(w, "Labels", meta.get("labels"))
     _annotations_multiline(w, "Annotations", meta.get("annotations"))
-    w.write(0, f"Replicas:\t{_replicas(sts)} desired | {_int(_d(sts, 'status', 'replicas'))} total\n")
+    w.write(0, f"Replicas:\t{replicas_of(sts)} desired | {to_int(dig(sts, 'status', 'replicas'))} total\n")
     strategy = spec.get("updateStrategy") or {}
     w.write(0, f"Update Strategy:\t{strategy.get('type') or 'RollingUpdate'}\n")
     ru = strategy.get("rollingUpdate") or {}
     if ru.get("partition") is not None:
-        w.write(1, f"Partition:\t{_int(ru['partition'])}\n")
+        w.write(1, f"Partition:\t{to_int(ru['partition'])}\n")
         if ru.get("maxUnavailable") is not None:
             w.write(1, f"MaxUnavailable:\t{ru['maxUnavailable']}\n")
     _pods_status(w, sts, pods)
@@ -1625,13 +1088,13 @@ def _describe_statefulset(
     else:
         w.write(0, "Volume Claims:\n")
         for pvc in claims:
-            w.write(1, f"Name:\t{_name(pvc)}\n")
-            w.write(1, f"StorageClass:\t{_d(pvc, 'spec', 'storageClassName') or ''}\n")
-            _labels_multiline(w, "Labels", _d(pvc, "metadata", "labels"), indent="  ")
-            _labels_multiline(w, "Annotations", _d(pvc, "metadata", "annotations"), indent="  ")
-            capacity = _d(pvc, "spec", "resources", "requests", "storage")
+            w.write(1, f"Name:\t{name_of(pvc)}\n")
+            w.write(1, f"StorageClass:\t{dig(pvc, 'spec', 'storageClassName') or ''}\n")
+            _labels_multiline(w, "Labels", dig(pvc, "metadata", "labels"), indent="  ")
+            _labels_multiline(w, "Annotations", dig(pvc, "metadata", "annotations"), indent="  ")
+            capacity = dig(pvc, "spec", "resources", "requests", "storage")
             w.write(1, f"Capacity:\t{capacity or '<default>'}\n")
-            w.write(1, f"Access Modes:\t[{' '.join(_d(pvc, 'spec', 'accessModes') or [])}]\n")
+            w.write(1, f"Access Modes:\t[{' '.join(dig(pvc, 'spec', 'accessModes') or [])}]\n")
     _describe_events(w, events, now)
 
 
@@ -1650,7 +1113,7 @@ def _describe_endpointslice(w: _Writer, eps: Obj, events: list[Obj] | None, now:
         w.write(1, "Name\tPort\tProtocol\n")
         w.write(1, "----\t----\t--------\n")
         for p in ports:
-            number = "<unset>" if p.get("port") is None else str(_int(p["port"]))
+            number = "<unset>" if p.get("port") is None else str(to_int(p["port"]))
             w.write(1, f"{p.get('name') or '<unset>'}\t{number}\t{p.get('protocol') or 'TCP'}\n")
     endpoints = [e for e in eps.get("endpoints") or [] if isinstance(e, dict)]
     if not endpoints:
@@ -1660,7 +1123,7 @@ def _describe_endpointslice(w: _Writer, eps: Obj, events: list[Obj] | None, now:
         for e in endpoints:
             w.write(1, f"- Addresses:\t{', '.join(e.get('addresses') or []) or '<none>'}\n")
             w.write(2, "Conditions:\n")
-            ready = _d(e, "conditions", "ready")
+            ready = dig(e, "conditions", "ready")
             w.write(3, f"Ready:\t{'<unset>' if ready is None else str(bool(ready)).lower()}\n")
             w.write(2, f"Hostname:\t{e['hostname'] if e.get('hostname') is not None else '<unset>'}\n")
             if isinstance(e.get("targetRef"), dict):
@@ -1686,7 +1149,7 @@ def _describe_peers(w: _Writer, rules: list[Obj], peers_key: str, direction: str
             if port.get("endPort") is None:
                 w.write(0, f"{indent}To Port: {_intstr(port.get('port'))}/{proto}\n")
             else:
-                w.write(0, f"{indent}To Port Range: {_intstr(port.get('port'))}-{_int(port['endPort'])}/{proto}\n")
+                w.write(0, f"{indent}To Port Range: {_intstr(port.get('port'))}-{to_int(port['endPort'])}/{proto}\n")
         peers = rule.get(peers_key) or []
         if not peers:
             what = "source" if direction == "From" else "destination"
@@ -1695,12 +1158,12 @@ def _describe_peers(w: _Writer, rules: list[Obj], peers_key: str, direction: str
             w.write(0, f"{indent}{direction}:\n")
             pod_sel, ns_sel, block = peer.get("podSelector"), peer.get("namespaceSelector"), peer.get("ipBlock")
             if pod_sel is not None and ns_sel is not None:
-                w.write(1, f"{indent}NamespaceSelector: {_format_selector(ns_sel)}\n")
-                w.write(1, f"{indent}PodSelector: {_format_selector(pod_sel)}\n")
+                w.write(1, f"{indent}NamespaceSelector: {format_selector(ns_sel)}\n")
+                w.write(1, f"{indent}PodSelector: {format_selector(pod_sel)}\n")
             elif pod_sel is not None:
-                w.write(1, f"{indent}PodSelector: {_format_selector(pod_sel)}\n")
+                w.write(1, f"{indent}PodSelector: {format_selector(pod_sel)}\n")
             elif ns_sel is not None:
-                w.write(1, f"{indent}NamespaceSelector: {_format_selector(ns_sel)}\n")
+                w.write(1, f"{indent}NamespaceSelector: {format_selector(ns_sel)}\n")
             elif isinstance(block, dict):
                 w.write(1, f"{indent}IPBlock:\n")
                 w.write(2, f"{indent}CIDR: {block.get('cidr', '')}\n")
@@ -1724,7 +1187,7 @@ def _describe_networkpolicy(w: _Writer, np: Obj, events: list[Obj] | None, now: 
     if not selector.get("matchLabels") and not selector.get("matchExpressions"):
         w.write(2, "<none> (Allowing the specific traffic to all pods in this namespace)\n")
     else:
-        w.write(2, f"{_format_selector(selector)}\n")
+        w.write(2, f"{format_selector(selector)}\n")
     types = spec.get("policyTypes")
     if types is None:  # the API server's default when a manifest leaves it out
         types = ["Ingress"] + (["Egress"] if spec.get("egress") else [])

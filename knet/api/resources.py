@@ -53,7 +53,8 @@ class Resource(_Fields):
         may not change.
     prepare_update: (new, old) before admission of an update of the main resource
         (a Service drops the fields of the type it left).
-    columns: the `knet get` columns; printer: (obj, wide, now) -> the row's cells.
+    columns: the table's columns (`knet get`, later the server's as=Table);
+    printer: (obj, wide, now) -> a row's cells under them (knet/api/tables.py).
     """
 
     __slots__ = ()
@@ -108,7 +109,7 @@ RESOURCES: tuple[Resource, ...] = (
         defaults=_DEFAULTS + "default_namespace",
         validate=_CORE + "validate_namespace",
         columns=_columns("NAME,STATUS,AGE"),
-        printer="knet.printers:namespace_row",
+        printer="knet.api.tables:namespace_row",
     ),
     Resource(
         "Node", "nodes", "", "v1", False, ("no",),
@@ -118,7 +119,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate_update=_CORE + "validate_node_update",
         columns=_columns("NAME,STATUS,ROLES,AGE,VERSION",
                          "INTERNAL-IP,EXTERNAL-IP,OS-IMAGE,KERNEL-VERSION,CONTAINER-RUNTIME"),
-        printer="knet.printers:node_row",
+        printer="knet.api.tables:node_row",
     ),
     Resource(
         "Pod", "pods", "", "v1", True, ("po",),
@@ -127,7 +128,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate=_CORE + "validate_pod",
         validate_update=_CORE + "validate_pod_update",
         columns=_columns("NAME,READY,STATUS,RESTARTS,AGE", "IP,NODE,NOMINATED NODE,READINESS GATES"),
-        printer="knet.printers:pod_row",
+        printer="knet.api.tables:pod_row",
     ),
     Resource(
         "Service", "services", "", "v1", True, ("svc",),
@@ -137,7 +138,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate_update=_CORE + "validate_service_update",
         prepare_update="knet.api.allocators:drop_type_dependent_fields",
         columns=_columns("NAME,TYPE,CLUSTER-IP,EXTERNAL-IP,PORT(S),AGE", "SELECTOR"),
-        printer="knet.printers:service_row",
+        printer="knet.api.tables:service_row",
     ),
     Resource(
         "Event", "events", "", "v1", True, ("ev",),
@@ -146,7 +147,7 @@ RESOURCES: tuple[Resource, ...] = (
         # The wide columns sit in the middle, kubectl's order.
         columns=(("LAST SEEN", 0), ("TYPE", 0), ("REASON", 0), ("OBJECT", 0), ("SUBOBJECT", 1),
                  ("SOURCE", 1), ("MESSAGE", 0), ("FIRST SEEN", 1), ("COUNT", 1), ("NAME", 1)),
-        printer="knet.printers:event_row",
+        printer="knet.api.tables:event_row",
     ),
     Resource(
         "Deployment", "deployments", "apps", "v1", True, ("deploy",),
@@ -155,7 +156,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate=_APPS + "validate_deployment",
         validate_update=_APPS + "validate_selector_update",
         columns=_columns("NAME,READY,UP-TO-DATE,AVAILABLE,AGE", _WORKLOAD_WIDE),
-        printer="knet.printers:deployment_row",
+        printer="knet.api.tables:deployment_row",
     ),
     Resource(
         "ReplicaSet", "replicasets", "apps", "v1", True, ("rs",),
@@ -164,7 +165,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate=_APPS + "validate_replicaset",
         validate_update=_APPS + "validate_selector_update",
         columns=_columns("NAME,DESIRED,CURRENT,READY,AGE", _WORKLOAD_WIDE),
-        printer="knet.printers:replicaset_row",
+        printer="knet.api.tables:replicaset_row",
     ),
     Resource(
         "DaemonSet", "daemonsets", "apps", "v1", True, ("ds",),
@@ -174,7 +175,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate_update=_APPS + "validate_selector_update",
         columns=_columns("NAME,DESIRED,CURRENT,READY,UP-TO-DATE,AVAILABLE,NODE SELECTOR,AGE",
                          _WORKLOAD_WIDE),
-        printer="knet.printers:daemonset_row",
+        printer="knet.api.tables:daemonset_row",
     ),
     Resource(
         "StatefulSet", "statefulsets", "apps", "v1", True, ("sts",),
@@ -183,7 +184,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate=_APPS + "validate_statefulset",
         validate_update=_APPS + "validate_statefulset_update",
         columns=_columns("NAME,READY,AGE", "CONTAINERS,IMAGES"),
-        printer="knet.printers:statefulset_row",
+        printer="knet.api.tables:statefulset_row",
     ),
     Resource(
         "EndpointSlice", "endpointslices", "discovery.k8s.io", "v1", True, (),
@@ -192,7 +193,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate="knet.api.validation.discovery:validate_endpointslice",
         validate_update="knet.api.validation.discovery:validate_endpointslice_update",
         columns=_columns("NAME,ADDRESSTYPE,PORTS,ENDPOINTS,AGE"),
-        printer="knet.printers:endpointslice_row",
+        printer="knet.api.tables:endpointslice_row",
     ),
     Resource(
         "NetworkPolicy", "networkpolicies", "networking.k8s.io", "v1", True, ("netpol",),
@@ -200,7 +201,7 @@ RESOURCES: tuple[Resource, ...] = (
         defaults=_DEFAULTS + "default_networkpolicy",
         validate="knet.api.validation.networking:validate_networkpolicy",
         columns=_columns("NAME,POD-SELECTOR,AGE"),
-        printer="knet.printers:networkpolicy_row",
+        printer="knet.api.tables:networkpolicy_row",
     ),
 )
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from knet.printers import describe, human_age, parse_timestamp, table
+from knet.api.tables import human_age, parse_timestamp
+from knet.printers import describe, table
 
 T0 = "2026-12-01T10:00:00Z"
 NOW = parse_timestamp("2026-12-01T10:05:00Z")
