@@ -12,7 +12,7 @@ import trio
 from knet.api.client import Client
 from knet.api.errors import ApiError
 from knet.api.registry import Registry
-from knet.api.resources import by_kind
+from knet.api.resources import RESOURCES, by_kind
 from knet.api.server import ApiServer
 from knet.store.sqlite import SqliteStore
 
@@ -195,3 +195,8 @@ def test_discovery(client):
     core = client.request("GET", "/api/v1")
     pods = next(r for r in core["resources"] if r["name"] == "pods")
     assert pods["namespaced"] and pods["shortNames"] == ["po"]
+    assert client.request("GET", "/api") == {"kind": "APIVersions", "versions": ["v1"]}
+    groups = client.request("GET", "/apis")["groups"]
+    # Each group at the versions its kinds' records give (all v1 today).
+    assert {(g["name"], g["preferredVersion"]["groupVersion"]) for g in groups} == {
+        (r.group, r.api_version) for r in RESOURCES if r.group}
