@@ -325,11 +325,14 @@ class Agent:
         log.info("node %s registered (%s)", self.node, self.node_ip)
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
+            # Heartbeats first, as kubelet's node status loop runs apart from its pod work: a restarted
+            # agent still setting up its network and adopting pods must not look dead to the node
+            # lifecycle controller (which would mark every pod here Ready=False after the grace period).
+            nursery.start_soon(self.heartbeat)
             await nursery.start(self.network.serve)
             nursery.start_soon(self.watch_nodes)
             with trio.move_on_after(5):
                 await self._wait_network_or_cidr()
-            nursery.start_soon(self.heartbeat)
             nursery.start_soon(self.send_events)
             nursery.start_soon(self.report_progress)
             await nursery.start(self.cri.monitor)  # before the pods: their built-in servers are adopted from it

@@ -152,9 +152,9 @@ class PodWorker:
 
     async def run(self) -> None:
         async with trio.open_nursery() as outer:
-            outer.start_soon(self.status_loop)
+            self.reused = sandboxes.sandbox_for(self.agent.cfg, self.agent.node, self.uid).exists()
+            outer.start_soon(self.status_loop)  # after `reused` is known: an adopted pod's first post waits
             try:
-                self.reused = sandboxes.sandbox_for(self.agent.cfg, self.agent.node, self.uid).exists()
                 self.sb = sandboxes.create(self.agent.cfg, self.agent.node, self.pod)
             except OSError as e:
                 self.sandbox_error = f"failed to create pod sandbox: {e}"
@@ -547,8 +547,14 @@ class PodWorker:
         return status
 
     async def status_loop(self) -> None:
-        """Push the status whenever it changes (coalesced; transition times kept)."""
+        """Push the status whenever it changes (coalesced; transition times kept).
+
+        A pod adopted from an earlier agent posts nothing until its first pass is
+        done: until its containers are adopted they look not ready, and posting
+        that would take a serving pod out of its Services for a moment."""
         previous_ready: dict[str, str] = {}
+        if self.reused:
+            await self.synced.wait()
         while True:
             await self.status_dirty.wait()
             self.status_dirty = trio.Event()
