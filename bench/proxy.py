@@ -38,9 +38,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import emit, knet, require_root  # noqa: E402
 
 from knet.harness.cluster import unique_name  # noqa: E402
-from knet.net import nft, ns  # noqa: E402
-from knet.node.proxy import apply_table  # noqa: E402
-from knet.proxy.rules import Endpoint, ServicePort, Table, per_service  # noqa: E402
+from knet.net import ns  # noqa: E402
+from knet.net.nft import Nft  # noqa: E402
+from knet.proxy.model import Endpoint, ServicePort  # noqa: E402
+from knet.proxy.rules import Table, per_service  # noqa: E402
+from knet.proxy.sync import write_table  # noqa: E402
 
 SERVER_IP, CLIENT_IP = "10.99.0.2", "10.99.0.1"
 POD_SUBNET = "10.99.0.0/16"
@@ -67,14 +69,10 @@ def linear_chain(ports: list[ServicePort]) -> str:
     return "\n".join(lines + ["\t}", "}"]) + "\n"
 
 
-def drop_table(name: str) -> None:
-    nft.run(f"add table ip {name}\ndelete table ip {name}\n")
-
-
-def full_sync(ports: list[ServicePort]) -> Table:
+def full_sync(nft: Nft, ports: list[ServicePort]) -> Table:
     """What the agent does on its first sync: compute every Service's objects, read the table, write it whole."""
     table = Table(per_service(ports, POD_SUBNET))
-    apply_table(table)
+    write_table(nft, table)
     return table
 
 
@@ -156,11 +154,10 @@ def bench_datapath(sizes: list[int], sync_services: int, rounds: int) -> dict:
             ports = service_ports(n)
             targets[(kind, n)] = (ns.netns_path(cli), ports[-1].cluster_ip)
             with ns.entered(net=ns.netns_path(cli)):
-                nft._nft = None
+                nft = Nft()  # a context talks to the namespace it was made in
                 t0 = time.perf_counter()
-                full_sync(ports) if kind == "knet" else nft.run(linear_chain(ports))
+                full_sync(nft, ports) if kind == "knet" else nft.run(linear_chain(ports))
                 print(f"  {kind:>6} table, {n:>6} Services: loaded in {time.perf_counter() - t0:.2f} s", flush=True)
-        nft._nft = None
         # Each shape among its own kind: a linear chain's 30,000 rules would flush the caches for the next connect.
         medians = {}
         for kind in ("knet", "linear"):
@@ -177,10 +174,10 @@ def bench_datapath(sizes: list[int], sync_services: int, rounds: int) -> dict:
         ns.create_netns(sync_ns)
         made.append(sync_ns)
         with ns.entered(net=ns.netns_path(sync_ns)):
-            nft._nft = None
+            nft = Nft()
             ports = service_ports(sync_services, real_last=False)
             t0 = time.perf_counter()
-            table = full_sync(ports)
+            table = full_sync(nft, ports)
             out["full_sync_10k_s"] = time.perf_counter() - t0
             new = ServicePort("bench", "new", "", "tcp", "10.101.0.1", 80, None, (), (Endpoint(SERVER_IP, 8080),))
             t0 = time.perf_counter()
@@ -195,7 +192,6 @@ def bench_datapath(sizes: list[int], sync_services: int, rounds: int) -> dict:
             out["no_change_ops"] = len(table.update(per_service([moved], POD_SUBNET)))
     finally:
         stop.set()
-        nft._nft = None
         for name in made:
             ns.delete_netns(name)
     return out

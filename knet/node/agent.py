@@ -26,18 +26,19 @@ import trio
 from knet import __version__
 from knet.api.aclient import AsyncClient
 from knet.api.errors import ApiError
-from knet.api.objects import is_true, now_rfc3339
-from knet.api.reflector import reflect
+from knet.api.informer import NAMESPACE, EventHandler, Informers
+from knet.api.objects import now_rfc3339
 from knet.api.resources import by_kind
 from knet.config import ClusterConfig, load_saved
 from knet.controllers.events import make_event
+from knet.net.nft import Nft
 from knet.node import sandbox as sandboxes
 from knet.node.cri import RuntimeClient, RuntimeRefused, RuntimeUnavailable
 from knet.node.network import VTEP_ANNOTATION, NodeNetwork
 from knet.node.podspec import service_env
 from knet.node.podworker import PodWorker
-from knet.node.proxy import Proxy
 from knet.node.runtime import socket_path
+from knet.proxy.sync import Proxy
 
 log = logging.getLogger("knet.node")
 
@@ -59,8 +60,23 @@ class Agent:
         self._progress = trio.Event()
         self._events_send, self._events_recv = trio.open_memory_channel(math.inf)
         self.nursery: trio.Nursery | None = None
-        self.network = NodeNetwork(cfg, node)
-        self.proxy = Proxy(self.api, cfg.pod_subnet, self.progress_changed, node, cfg.proxy_resync_seconds)
+        # One list+watch per kind, shared by every engine here (the proxy, the Service variables, ...).
+        self.informers = Informers(self.api)
+        self.nodes = self.informers.for_kind("Node")
+        self.pods = self.informers.for_kind("Pod", fieldSelector=f"spec.nodeName={node}")
+        self.services = self.informers.for_kind("Service")
+        self.nodes.add_handler(EventHandler(on_add=self._node_changed, on_update=self._node_changed,
+                                            on_delete=self._node_changed, on_revision=self._nodes_revision))
+        self.pods.add_handler(EventHandler(on_add=lambda p: self.on_pod("ADDED", p), on_update=self._pod_updated,
+                                           on_delete=lambda p: self.on_pod("DELETED", p),
+                                           on_revision=self._pods_revision))
+        self._nodes_dirty = False
+        self._cleaned_listing = 0
+        self.nft = Nft()  # this node's nftables: the agent runs in the node's network namespace
+        self.network = NodeNetwork(cfg, node, self.nft)
+        self.proxy = Proxy(self.services, self.informers.for_kind("EndpointSlice"), self.nft, cfg.pod_subnet,
+                           nodes=self.nodes, node=node, on_synced=self.progress_changed,
+                           resync=cfg.proxy_resync_seconds)
         # The node runtime serves the built-in servers; the cluster's supervisor keeps it running.
         self.cri = RuntimeClient(socket_path(cfg.state_dir, node))
 
@@ -81,11 +97,11 @@ class Agent:
         enableServiceLinks) and always default/kubernetes, as kubelet does."""
         ns = pod["metadata"]["namespace"]
         links = pod["spec"].get("enableServiceLinks", True)
-        if self.proxy.listed("Service"):  # the proxy's watch already holds every Service: no round trip per pod
-            known = self.proxy.objects["Service"]
-            services = [s for (sns, _), s in known.items() if sns == ns] if links else []
-            if ("default", "kubernetes") in known and not (links and ns == "default"):
-                services.append(known[("default", "kubernetes")])
+        if self.services.has_synced():  # the shared informer holds every Service: no round trip per pod
+            services = self.services.by_index(NAMESPACE, ns) if links else []
+            kubernetes = self.services.get("default", "kubernetes")
+            if kubernetes and not (links and ns == "default"):
+                services.append(kubernetes)
             return service_env(services)
         services = []
         try:
@@ -188,7 +204,7 @@ class Agent:
                 continue
             try:
                 # The error lets `apply --wait` say why this node is behind instead of timing out silently.
-                proxy = {"servicePorts": sum(len(v) for v in self.proxy.ports.values()), "syncs": self.proxy.syncs,
+                proxy = {"servicePorts": self.proxy.service_port_count(), "syncs": self.proxy.syncs,
                          "fullSyncs": self.proxy.full_syncs, "lastOps": self.proxy.last_ops}
                 await self.api.request("POST", "/knet/v1/progress", {"component": f"node/{self.node}",
                                                                       "observed": acted, "error": error, "proxy": proxy})
@@ -254,29 +270,16 @@ class Agent:
             except Exception as e:
                 log.warning("CNI GC failed: %s", e)
 
-    async def watch_nodes(self) -> None:
-        """Our podCIDR (to set the network up) and the peers (for routes)."""
-        nodes: dict[str, dict] = {}
+    def _node_changed(self, *_objs: dict) -> None:
+        self._nodes_dirty = True
 
-        async def on_list(items: list[dict], _rv: int) -> None:
-            nodes.clear()
-            nodes.update({n["metadata"]["name"]: n for n in items})
-            await self.on_nodes(items)
-
-        async def on_event(etype: str, obj: dict, _rv: int) -> None:
-            if etype == "DELETED":
-                nodes.pop(obj["metadata"]["name"], None)
-            elif etype in ("ADDED", "MODIFIED"):
-                nodes[obj["metadata"]["name"]] = obj
-            else:
-                return
-            await self.on_nodes(list(nodes.values()))
-
-        await reflect(self.api, self.NODES, on_list, on_event)
+    async def _nodes_revision(self, _rv: int) -> None:
+        """Our podCIDR (to set the network up) and the peers (for routes), once per listing or event."""
+        if self._nodes_dirty:
+            self._nodes_dirty = False
+            await self.on_nodes(self.nodes.list())
 
     async def on_nodes(self, nodes: list[dict]) -> None:
-        self.proxy.set_ready_nodes([n["metadata"]["name"] for n in nodes
-                                    if is_true(n, "Ready") and not n.get("spec", {}).get("unschedulable")])
         me = next((n for n in nodes if n["metadata"]["name"] == self.node), None)
         net = self.network
         if me is not None and not net.ready.is_set() and me.get("spec", {}).get("podCIDR"):
@@ -291,27 +294,21 @@ class Agent:
         if net.ready.is_set():
             await trio.to_thread.run_sync(net.sync_peers, nodes)
 
-    async def watch_pods(self) -> None:
-        """The pods bound to this node, each handed to its worker."""
+    def _pod_updated(self, old: dict, new: dict) -> None:
+        if old["metadata"]["uid"] != new["metadata"]["uid"]:  # deleted and made again while a relist was due
+            self.on_pod("DELETED", old)
+            self.on_pod("ADDED", new)
+        else:
+            self.on_pod("MODIFIED", new)
 
-        async def on_list(items: list[dict], rv: int) -> None:
-            live = {p["metadata"]["uid"] for p in items}
-            for uid in list(self.workers):
-                if uid not in live:
-                    self.on_pod("DELETED", self.workers[uid].pod)
-            await self.cleanup_orphans(live | set(self.workers))
-            for pod in items:
-                self.on_pod("MODIFIED" if pod["metadata"]["uid"] in self.workers else "ADDED", pod)
-            self.observed = rv
-            self.progress_changed()
-
-        async def on_event(etype: str, obj: dict, rv: int) -> None:
-            if etype in ("ADDED", "MODIFIED", "DELETED"):
-                self.on_pod(etype, obj)
-            self.observed = rv
-            self.progress_changed()
-
-        await reflect(self.api, self.PODS, on_list, on_event, fieldSelector=f"spec.nodeName={self.node}")
+    async def _pods_revision(self, rv: int) -> None:
+        """The pods bound to this node are each handed to their worker; after
+        a listing, what earlier agents left for pods that are gone is removed."""
+        if self.pods.listings != self._cleaned_listing:
+            self._cleaned_listing = self.pods.listings
+            await self.cleanup_orphans({p["metadata"]["uid"] for p in self.pods.list()} | set(self.workers))
+        self.observed = rv
+        self.progress_changed()
 
     async def run(self) -> None:
         while True:
@@ -330,13 +327,13 @@ class Agent:
             # lifecycle controller (which would mark every pod here Ready=False after the grace period).
             nursery.start_soon(self.heartbeat)
             await nursery.start(self.network.serve)
-            nursery.start_soon(self.watch_nodes)
+            self.nodes.start(nursery)
             with trio.move_on_after(5):
                 await self._wait_network_or_cidr()
             nursery.start_soon(self.send_events)
             nursery.start_soon(self.report_progress)
             await nursery.start(self.cri.monitor)  # before the pods: their built-in servers are adopted from it
-            nursery.start_soon(self.watch_pods)
+            self.informers.start(nursery)  # the pods, Services and EndpointSlices
             nursery.start_soon(self.proxy.run)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:

@@ -22,6 +22,7 @@ import trio
 from knet.cni.runtime import Runtime
 from knet.cni.server import install_shim, serve
 from knet.config import ClusterConfig
+from knet.net.nft import Interface
 
 log = logging.getLogger("knet.network")
 VXLAN_DEV = "knet.1"
@@ -32,8 +33,9 @@ NAT_TABLE = "knet-nat"
 
 
 class NodeNetwork:
-    def __init__(self, cfg: ClusterConfig, node: str):
+    def __init__(self, cfg: ClusterConfig, node: str, nft: Interface):
         self.cfg = cfg
+        self.nft = nft
         self.node = node
         self.node_ip = cfg.node(node).ip
         self.dir = os.path.join(cfg.state_dir, "nodes", node, "cni")
@@ -83,7 +85,7 @@ class NodeNetwork:
         self.pod_cidr = pod_cidr
         if self.cfg.backend == "vxlan":
             self.vtep_mac = ensure_vxlan(self.node_ip, pod_cidr, self.mtu)
-        program_masquerade(self.cfg.pod_subnet)
+        program_masquerade(self.nft, self.cfg.pod_subnet)
         route_service_subnet(self.cfg.service_subnet)
 
     def sync_peers(self, nodes: list[dict]) -> None:
@@ -171,16 +173,14 @@ def route_service_subnet(service_subnet: str) -> None:
         ipr.route("replace", dst=service_subnet, oif=_idx(ipr, "eth0"), scope=253)  # scope link
 
 
-def program_masquerade(pod_subnet: str) -> None:
+def program_masquerade(nft: Interface, pod_subnet: str) -> None:
     """Traffic from pods to outside the pod network leaves with the node's
     address. And the overlay's own UDP packets skip conntrack: nothing NATs
     them, and tracking each encapsulated packet on both nodes (the inner one
     is tracked anyway) cost about a tenth of the cross-node throughput."""
-    from knet.net.nft import apply
-
     udp_vxlan = {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}},
                            "right": VXLAN_PORT}}
-    apply([
+    nft.run([
         {"add": {"table": {"family": "ip", "name": NAT_TABLE}}},
         {"flush": {"table": {"family": "ip", "name": NAT_TABLE}}},
         *[c for name, hook in (("raw-prerouting", "prerouting"), ("raw-output", "output")) for c in (

@@ -1,5 +1,5 @@
-"""Services to nftables, the pure part: (Services, EndpointSlices) -> the
-objects of one table, in nft's own syntax, shaped like kube-proxy's
+"""Services to nftables, the pure part: service ports (knet.proxy.model) ->
+the objects of one table, in nft's own syntax, shaped like kube-proxy's
 nftables mode (and, like its knftables, rendered as text for `nft -f`:
 libnftables parses text about 2.4x faster than JSON at 10,000 Services).
 
@@ -23,106 +23,12 @@ is kept only where sessionAffinity needs one.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+
+from knet.proxy.model import Endpoint, ServicePort, chain_hash
 
 TABLE = "knet-proxy"
 MASQ_MARK = 0x4000
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    ip: str
-    port: int
-    node: str = ""
-
-
-@dataclass(frozen=True)
-class ServicePort:
-    namespace: str
-    name: str
-    port_name: str
-    protocol: str  # tcp, udp, sctp
-    cluster_ip: str | None
-    port: int
-    node_port: int | None
-    external_ips: tuple[str, ...]
-    endpoints: tuple[Endpoint, ...]
-    lb_ips: tuple[str, ...] = ()
-    etp_local: bool = False  # externalTrafficPolicy: Local
-    itp_local: bool = False  # internalTrafficPolicy: Local
-    health_check_node_port: int | None = None
-    source_ranges: tuple[str, ...] = ()  # loadBalancerSourceRanges
-    affinity_seconds: int = 0  # sessionAffinity: ClientIP timeout, 0 = none
-
-    @property
-    def chain(self) -> str:
-        return "svc-" + _hash(f"{self.namespace}/{self.name}:{self.port_name}/{self.protocol}")
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def service_ports(services: list[dict], slices: list[dict], node: str | None = None) -> list[ServicePort]:
-    """Flatten Services and their slices into one entry per service port,
-    with the ready endpoints (serving-terminating ones only if none is ready)."""
-    by_service: dict[tuple[str, str], list[dict]] = {}
-    for s in slices:
-        svc_name = (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
-        if svc_name:
-            by_service.setdefault((s["metadata"]["namespace"], svc_name), []).append(s)
-    out = []
-    for svc in services:
-        spec = svc.get("spec", {})
-        ip = spec.get("clusterIP")
-        if not ip or ip == "None" or spec.get("type") == "ExternalName":
-            continue
-        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
-        for sp in spec.get("ports") or []:
-            proto = sp.get("protocol", "TCP")
-            ready, serving = [], []
-            for sl in by_service.get((ns, name), []):
-                port = next((p["port"] for p in sl.get("ports") or []
-                             if p.get("name", "") == sp.get("name", "") and p.get("protocol", "TCP") == proto), None)
-                if port is None:
-                    continue
-                for e in sl.get("endpoints") or []:
-                    cond = e.get("conditions") or {}
-                    ep = Endpoint(e["addresses"][0], int(port), e.get("nodeName", ""))
-                    if cond.get("ready", True):
-                        ready.append(ep)
-                    elif cond.get("serving") and cond.get("terminating"):
-                        serving.append(ep)
-            eps = tuple(sorted(set(ready or serving), key=lambda e: (e.ip, e.port, e.node)))
-            lb = tuple(i["ip"] for i in (svc.get("status", {}).get("loadBalancer") or {}).get("ingress") or []
-                       if i.get("ip")) if spec.get("type") == "LoadBalancer" else ()
-            external = spec.get("type") in ("NodePort", "LoadBalancer") or spec.get("externalIPs")
-            out.append(ServicePort(ns, name, sp.get("name", ""), proto.lower(), ip, int(sp["port"]),
-                                   sp.get("nodePort"), tuple(spec.get("externalIPs") or []), eps, lb,
-                                   etp_local=bool(external) and spec.get("externalTrafficPolicy") == "Local",
-                                   itp_local=spec.get("internalTrafficPolicy") == "Local",
-                                   health_check_node_port=spec.get("healthCheckNodePort"),
-                                   source_ranges=tuple(spec.get("loadBalancerSourceRanges") or []),
-                                   affinity_seconds=int(((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
-                                                        .get("timeoutSeconds", 10800))
-                                   if spec.get("sessionAffinity") == "ClientIP" else 0))
-    return out
-
-
-def lb_announcer(svc_key: str, ready_nodes: list[str]) -> str | None:
-    """Which node answers ARP for a LoadBalancer IP (MetalLB's layer-2 mode
-    elects one): the same on every node, moving only when that node goes."""
-    if not ready_nodes:
-        return None
-    nodes = sorted(ready_nodes)
-    return nodes[int(hashlib.sha256(svc_key.encode()).hexdigest(), 16) % len(nodes)]
-
-
-def announced_ips(ports: list[ServicePort], me: str, ready_nodes: list[str]) -> set[str]:
-    """The LB IPs this node must answer for."""
-    return {ip for sp in ports for ip in sp.lb_ips
-            if sp.endpoints and lb_announcer(f"{sp.namespace}/{sp.name}", ready_nodes) == me}
 
 
 # The objects of the table. A rule is nft syntax, as knftables writes it.
@@ -167,32 +73,32 @@ SHARED = frozenset({"hairpin-endpoints"})
 LADDER_MAX = 16
 
 
-def _add(obj: Obj) -> str:
+def _add(obj: Obj, table: str) -> str:
     if isinstance(obj, Rule):
-        return f"add rule ip {TABLE} {obj.chain} {obj.text}"
+        return f"add rule ip {table} {obj.chain} {obj.text}"
     if isinstance(obj, Element):
-        return f"add element ip {TABLE} {obj.map} {{ {_elem(obj)} }}"
+        return f"add element ip {table} {obj.map} {{ {_elem(obj)} }}"
     if isinstance(obj, Chain):
-        return f"add chain ip {TABLE} {obj.name}" + (f" {{ {obj.hook} }}" if obj.hook else "")
-    return f"add {obj.kind} ip {TABLE} {obj.name} {{ {obj.spec} }}"
+        return f"add chain ip {table} {obj.name}" + (f" {{ {obj.hook} }}" if obj.hook else "")
+    return f"add {obj.kind} ip {table} {obj.name} {{ {obj.spec} }}"
 
 
 def _elem(e: Element) -> str:
     return f"{e.key} : {e.value}" if e.value else e.key
 
 
-def _delete(obj: Obj) -> str:
+def _delete(obj: Obj, table: str) -> str:
     if isinstance(obj, Element):
-        return f"delete element ip {TABLE} {obj.map} {{ {obj.key} }}"
+        return f"delete element ip {table} {obj.map} {{ {obj.key} }}"
     kind = "chain" if isinstance(obj, Chain) else obj.kind
-    return f"delete {kind} ip {TABLE} {obj.name}"
+    return f"delete {kind} ip {table} {obj.name}"
 
 
 def _empty() -> dict[str, set[str]]:
     return {"chain": set(), "set": set(), "map": set()}
 
 
-def full(objs: list[Obj], existing: dict[str, set[str]] | None = None) -> str:
+def full(objs: list[Obj], existing: dict[str, set[str]] | None = None, table: str = TABLE) -> str:
     """The script that makes the table exactly `objs`, as one transaction:
     every chain and map is rewritten; chains and sets no longer wanted go;
     affinity sets that exist keep their entries (a client stays pinned
@@ -217,27 +123,27 @@ def full(objs: list[Obj], existing: dict[str, set[str]] | None = None) -> str:
             wanted[o.kind].add(o.name)
             if not (o.kind == "set" and o.name in existing["set"]):
                 decls.append(f"\t{o.kind} {o.name} {{ {o.spec} }}")
-    lines = [f"add table ip {TABLE}", f"flush table ip {TABLE}"]
+    lines = [f"add table ip {table}", f"flush table ip {table}"]
     # Maps are refilled below; of the sets, only the shared ones (affinity sets keep their clients).
-    lines += [f"flush map ip {TABLE} {name}" for name in sorted(existing["map"])]
-    lines += [f"flush set ip {TABLE} {name}" for name in sorted(existing["set"] & SHARED)]
-    lines.append(f"table ip {TABLE} {{")
+    lines += [f"flush map ip {table} {name}" for name in sorted(existing["map"])]
+    lines += [f"flush set ip {table} {name}" for name in sorted(existing["set"] & SHARED)]
+    lines.append(f"table ip {table} {{")
     lines += decls
     for name, body in chains.items():
         lines.append(f"\tchain {name} {{")
         lines += ["\t\t" + r for r in body]
         lines.append("\t}")
     lines.append("}")
-    lines += [f"add element ip {TABLE} {m} {{ " + ", ".join(elems) + " }" for m, elems in elements.items()]
-    lines += [f"delete {kind} ip {TABLE} {name}" for kind in ("chain", "set", "map")
+    lines += [f"add element ip {table} {m} {{ " + ", ".join(elems) + " }" for m, elems in elements.items()]
+    lines += [f"delete {kind} ip {table} {name}" for kind in ("chain", "set", "map")
               for name in sorted(existing[kind] - wanted[kind])]
     return "\n".join(lines) + "\n"
 
 
 def ruleset(ports: list[ServicePort], pod_subnet: str, node: str = "",
-            existing: dict[str, set[str]] | None = None) -> str:
+            existing: dict[str, set[str]] | None = None, table: str = TABLE) -> str:
     """The whole table as one script (see `full`)."""
-    return full(desired(ports, pod_subnet, node), existing)
+    return full(desired(ports, pod_subnet, node), existing, table)
 
 
 def desired(ports: list[ServicePort], pod_subnet: str, node: str = "") -> list[Obj]:
@@ -256,9 +162,10 @@ def per_service(ports: list[ServicePort], pod_subnet: str, node: str = "") -> di
 class Table:
     """What knet's table holds, per service port (keyed by its chain name),
     so that a change to a few Services becomes a transaction touching only
-    them (kube-proxy's partial sync)."""
+    them (kube-proxy's partial sync). `name` is the nftables table's."""
 
-    def __init__(self, entries: dict[str, list[Obj]] | None = None):
+    def __init__(self, entries: dict[str, list[Obj]] | None = None, name: str = TABLE):
+        self.name = name
         self.entries: dict[str, list[Obj]] = {}
         self.holders: dict[Element, int] = {}
         for key, objs in (entries or {}).items():
@@ -291,13 +198,13 @@ class Table:
             kept = set(before) & set(after)
             for o in before:
                 if isinstance(o, Chain):  # chains that go must be empty before they can be deleted
-                    flush.append(f"flush chain ip {TABLE} {o.name}")
+                    flush.append(f"flush chain ip {self.name} {o.name}")
                 elif isinstance(o, Element):
                     if o.map in SHARED:
                         shared_before.setdefault(o, self.holders.get(o, 0))
                         self.holders[o] -= 1
                     elif o not in kept:
-                        drop_elems.append(_delete(o))
+                        drop_elems.append(_delete(o, self.name))
             for o in after:
                 if isinstance(o, Element) and o.map in SHARED:
                     shared_before.setdefault(o, self.holders.get(o, 0))
@@ -305,8 +212,8 @@ class Table:
                 elif isinstance(o, (Chain, Map)) and o.name in had:
                     continue  # it exists (flushed above, or a set whose entries must live on)
                 elif not (isinstance(o, Element) and o in kept):
-                    adds.append(_add(o))
-            deletes += [_delete(o) for o in before if isinstance(o, (Chain, Map)) and o.name not in has]
+                    adds.append(_add(o, self.name))
+            deletes += [_delete(o, self.name) for o in before if isinstance(o, (Chain, Map)) and o.name not in has]
             if changes[key] is None:
                 del self.entries[key]
             else:
@@ -314,18 +221,18 @@ class Table:
         for e, was in shared_before.items():
             now = self.holders.get(e, 0)
             if was and not now:
-                drop_elems.append(_delete(e))
+                drop_elems.append(_delete(e, self.name))
             elif now and not was:
-                adds.append(_add(e))
+                adds.append(_add(e, self.name))
             if not now:
                 self.holders.pop(e, None)
         return flush + drop_elems + adds + deletes
 
 
-def partial(old: dict[str, list[Obj]], new: dict[str, list[Obj]]) -> list[str]:
+def partial(old: dict[str, list[Obj]], new: dict[str, list[Obj]], table: str = TABLE) -> list[str]:
     """The commands that turn the service ports `old` into `new` (see Table.update)."""
     changes: dict[str, list[Obj] | None] = {k: new.get(k) for k in set(old) | set(new) if old.get(k) != new.get(k)}
-    return Table(old).update(changes)
+    return Table(old, table).update(changes)
 
 
 NAT_HOOKS = (("nat-prerouting", "prerouting", -100, "nat"), ("nat-output", "output", -100, "nat"),
@@ -417,7 +324,7 @@ def _dnat(sp: ServicePort, ep: Endpoint) -> str:
 
 
 def _ep_chain(sp: ServicePort, ep: Endpoint) -> str:
-    return "sep-" + _hash(f"{sp.chain}/{ep.ip}:{ep.port}")
+    return "sep-" + chain_hash(f"{sp.chain}/{ep.ip}:{ep.port}")
 
 
 def _affinity_set(sp: ServicePort, ep: Endpoint) -> str:

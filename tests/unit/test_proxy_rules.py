@@ -1,19 +1,21 @@
 """The proxy's ruleset function, traced packet by packet (as kube-proxy's
-nftables tests do), and loaded into a real nftables in namespaces of the
-test's own."""
+nftables tests do) over what the nftables fake received, and loaded into a
+real nftables in namespaces of the test's own."""
 
 import ipaddress
 import re
 from fractions import Fraction
 
+import pytest
+
+from knet.net.nftfake import FakeNft, FakeTable
+from knet.proxy.model import Endpoint, ServicePort, service_ports
 from knet.proxy.rules import (
     LADDER_MAX,
     TABLE,
     Chain,
     Element,
-    Endpoint,
     Rule,
-    ServicePort,
     Table,
     base,
     desired,
@@ -21,7 +23,6 @@ from knet.proxy.rules import (
     partial,
     per_service,
     ruleset,
-    service_ports,
 )
 
 SUBNET = "10.244.0.0/16"
@@ -42,22 +43,26 @@ READY = {"ready": True, "serving": True, "terminating": False}
 TERMINATING = {"ready": False, "serving": True, "terminating": True}
 
 
+def loaded(objs) -> FakeTable:
+    """The table as nftables would hold it after a full sync of `objs`: rendered as text and sent to the fake."""
+    fake = FakeNft()
+    fake.run(full(objs))
+    return fake.table("ip", TABLE)
+
+
 def trace(objs, saddr, daddr, dport, proto="tcp", local=(), known=()):
+    """`trace_table` over the table a full sync of `objs` makes."""
+    return trace_table(loaded(objs), saddr, daddr, dport, proto, local, known)
+
+
+def trace_table(table: FakeTable, saddr, daddr, dport, proto="tcp", local=(), known=()):
     """Follow a new connection through the table's nat and filter hooks, as
     the kernel would; every branch numgen can take is followed with its
     probability. Returns {outcome: probability}, outcome one of
     ("dnat", "ip:port", masqueraded), ("drop",), ("reject",), ("accept",).
     `local` are this node's addresses; `known` affinity sets holding saddr."""
-    chains: dict[str, list[str]] = {}
-    for o in objs:
-        if isinstance(o, Chain):
-            chains.setdefault(o.name, [])
-        elif isinstance(o, Rule):
-            chains.setdefault(o.chain, []).append(o.text)
-    maps: dict[str, dict[str, str]] = {}
-    for o in objs:
-        if isinstance(o, Element):
-            maps.setdefault(o.map, {})[o.key] = o.value
+    chains = {name: c.rules for name, c in table.chains.items()}
+    maps = {name: s.elements for name, s in table.sets.items()}
     src = ipaddress.ip_address(saddr)
     out: dict[tuple, Fraction] = {}
 
@@ -243,10 +248,12 @@ def test_partial_sync_counts_and_shared_hairpin_entries():
     assert "delete element ip knet-proxy hairpin-endpoints { 10.244.2.1 . 10.244.2.1 }" in ops
 
 
+@pytest.mark.root
 def test_local_policies_load_into_the_kernel():
     """The generated table is accepted by nftables (a namespace of the test's own)."""
     from knet.harness.cluster import unique_name
-    from knet.net import nft, ns
+    from knet.net import ns
+    from knet.net.nft import Nft
 
     sp = ServicePort("default", "web", "", "tcp", "10.96.0.2", 80, 30080, (),
                      (Endpoint("10.244.1.2", 80, "w1"), Endpoint("10.244.2.2", 80, "w2")), ("192.168.56.200",),
@@ -259,17 +266,16 @@ def test_local_policies_load_into_the_kernel():
     ns.create_netns(name)
     try:
         with ns.entered(net=ns.netns_path(name)):
-            nft._nft = None
+            nft = Nft()
             nft.run(ruleset([sp], SUBNET, "w1"))
-            nft.run(ruleset([sp], SUBNET, "w3", nft.table_objects("ip", TABLE)))  # no local endpoint: drop rules
-            nft.run(ruleset([sp, sticky, many], SUBNET, "w1", nft.table_objects("ip", TABLE)))
-            assert len([s for s in nft.table_objects("ip", TABLE)["set"] if s.startswith("affinity-")]) == 2
-            nft.run(ruleset([], SUBNET, "w1", nft.table_objects("ip", TABLE)))  # and everything goes again
-            left = nft.table_objects("ip", TABLE)
+            nft.run(ruleset([sp], SUBNET, "w3", nft.list_table("ip", TABLE)))  # no local endpoint: drop rules
+            nft.run(ruleset([sp, sticky, many], SUBNET, "w1", nft.list_table("ip", TABLE)))
+            assert len([s for s in nft.list_table("ip", TABLE)["set"] if s.startswith("affinity-")]) == 2
+            nft.run(ruleset([], SUBNET, "w1", nft.list_table("ip", TABLE)))  # and everything goes again
+            left = nft.list_table("ip", TABLE)
             assert left["chain"] == {o.name for o in base() if isinstance(o, Chain)}
             assert left["set"] == {"hairpin-endpoints"}
     finally:
-        nft._nft = None
         ns.delete_netns(name)
 
 
@@ -287,9 +293,11 @@ def _table_lines(name: str) -> set[str]:
     return {x for x in lines if x}
 
 
+@pytest.mark.root
 def test_partial_sync_matches_a_full_sync_in_the_kernel():
     from knet.harness.cluster import unique_name
-    from knet.net import nft, ns
+    from knet.net import ns
+    from knet.net.nft import Nft
 
     svcs = [svc(f"s{i}", f"10.96.1.{i}", [{"port": 80}]) for i in range(1, 50)]
     slices = [eps(f"s{i}", 8080, (f"10.244.2.{i}", READY)) for i in range(1, 50)]
@@ -302,8 +310,8 @@ def test_partial_sync_matches_a_full_sync_in_the_kernel():
     sticky = per_service(service_ports(  # s2 turns on ClientIP affinity
         [svc("s2", "10.96.1.2", [{"port": 80}], sessionAffinity="ClientIP")] + svcs[2:], slices[1:]), SUBNET)
 
-    def load(entries):
-        return full(Table(entries).objects(), nft.table_objects("ip", TABLE))
+    def load(nft, entries):
+        return full(Table(entries).objects(), nft.list_table("ip", TABLE))
 
     a, b = unique_name("kp"), unique_name("kp")
     ns.create_netns(a)
@@ -311,51 +319,24 @@ def test_partial_sync_matches_a_full_sync_in_the_kernel():
     try:
         for step in (added, moved, emptied, gone, sticky):
             with ns.entered(net=ns.netns_path(a)):
-                nft._nft = None
-                nft.run(load(before))
+                nft = Nft()
+                nft.run(load(nft, before))
                 nft.run("\n".join(partial(before, step)) + "\n")
             with ns.entered(net=ns.netns_path(b)):
-                nft._nft = None
-                nft.run(load(step))
+                nft = Nft()
+                nft.run(load(nft, step))
             assert _table_lines(a) == _table_lines(b)
     finally:
-        nft._nft = None
         ns.delete_netns(a)
         ns.delete_netns(b)
 
 
-def test_the_agent_recomputes_only_the_services_events_name():
-    """The node proxy's bookkeeping: a slice event marks its Service dirty, a
-    Service's deletion removes its ports, and nothing else is recomputed."""
-    import trio
-
-    from knet.node.proxy import Proxy
-
-    async def main():
-        p = Proxy(api=None, pod_subnet=SUBNET, on_synced=lambda: None, node="w1")
-        for i in (1, 2):
-            p._remember("Service", ("default", f"s{i}"), svc(f"s{i}", f"10.96.1.{i}", [{"port": 80}]))
-            p._remember("EndpointSlice", ("default", f"s{i}-x"), eps(f"s{i}", 8080, (f"10.244.2.{i}", READY)))
-        first = p._recompute()
-        assert len(first) == 2 and all(first.values())
-        assert p._recompute() == {}  # no event, nothing recomputed
-        moved = eps("s2", 8080, ("10.244.9.9", READY))
-        p._remember("EndpointSlice", ("default", "s2-x"), moved)
-        changes = p._recompute()
-        assert list(changes) == list(per_service(service_ports([svc("s2", "10.96.1.2", [{"port": 80}])], [moved]),
-                                                 SUBNET))
-        p._forget("Service", ("default", "s1"))
-        gone = p._recompute()
-        assert list(gone.values()) == [None] and ("default", "s1") not in p.ports
-        assert [sp.name for sp in p.all_ports()] == ["s2"]
-
-    trio.run(main)
-
-
+@pytest.mark.root
 def test_sctp_services_load_into_the_kernel():
     """SCTP rules are built and accepted by nftables (the kernel here opens no SCTP socket, so no packet test)."""
     from knet.harness.cluster import unique_name
-    from knet.net import nft, ns
+    from knet.net import ns
+    from knet.net.nft import Nft
 
     sp = ServicePort("default", "sig", "", "sctp", "10.96.0.9", 3868, 30868, (), (Endpoint("10.244.1.2", 3868),))
     objs = desired([sp], SUBNET)
@@ -364,9 +345,8 @@ def test_sctp_services_load_into_the_kernel():
     ns.create_netns(name)
     try:
         with ns.entered(net=ns.netns_path(name)):
-            nft._nft = None
+            nft = Nft()
             nft.run(full(objs))
-            assert sp.chain in nft.table_objects("ip", TABLE)["chain"]
+            assert sp.chain in nft.list_table("ip", TABLE)["chain"]
     finally:
-        nft._nft = None
         ns.delete_netns(name)
