@@ -7,7 +7,7 @@ import pytest
 from knet.api import discovery
 from knet.api.registry import Registry
 from knet.api.resources import RESOURCES, Resource, by_kind
-from knet.api.server import ApiServer
+from knet.api.server import ApiServer, parse_path
 from knet.api.validation import validation_errors
 from knet.printers import table
 from knet.store.sqlite import SqliteStore
@@ -47,6 +47,7 @@ def test_a_group_at_an_alpha_version_is_discovered_at_that_version():
     assert [(r["kind"], r["namespaced"], r["shortNames"]) for r in listed["resources"]] == [
         ("AdminNetworkPolicy", False, ["anp"])]
     assert discovery.document("/apis/policy.networking.k8s.io/v1", records) is None
+    assert ANP.path(name="x") == "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies/x"
     assert "policy.networking.k8s.io" not in {g["name"] for g in discovery.document("/apis", RESOURCES)["groups"]}
 
 
@@ -76,6 +77,13 @@ def test_the_server_serves_the_records_discovery(tmp_path):
         (r.group, r.version) for r in RESOURCES if r.group}
     code, body = server.handle(_get("/apis/discovery.k8s.io/v1"))
     assert [r["kind"] for r in body["resources"]] == ["EndpointSlice"]
+
+
+def test_routing_is_by_the_records_group_and_version():
+    route = parse_path("/apis/apps/v1/namespaces/d/deployments/web/status")
+    assert (route.res, route.namespace, route.name, route.subresource) == (by_kind("Deployment"), "d", "web", "status")
+    assert parse_path("/apis/apps/v1beta1/namespaces/d/deployments") is None
+    assert parse_path("/api/v1/deployments") is None
 
 
 def _get(path):

@@ -2,7 +2,9 @@
 (util/validation), the error collector with field.*'s constructors, type
 checks that report a wrong JSON type at its path, and ObjectMeta, labels,
 selectors and ports. Each group's module (core, apps, discovery, networking)
-builds on these, as upstream's per-group validation builds on apimachinery."""
+builds on these, as upstream's per-group validation builds on apimachinery.
+The underscored helpers are this package's own: the group modules import
+them; nothing outside knet/api/validation/ should."""
 
 from __future__ import annotations
 
