@@ -207,7 +207,7 @@ spec:
     metadata: {labels: {app: backend}}
     spec:
       containers:
-      - {name: web, ports: [{containerPort: 8080}]}
+      - {name: web, image: agnhost, ports: [{containerPort: 8080}]}
 ---
 apiVersion: v1
 kind: Pod

@@ -121,9 +121,6 @@ class Informer:
     def by_index(self, index: str, value: str) -> list[dict]:
         return [self._items[k] for k in sorted(self._indexes[index].get(value, ()))]
 
-    def keys(self) -> list[str]:
-        return list(self._items)
-
     # -- fed by the reflector -----------------------------------------------------
 
     def started(self) -> bool:
@@ -163,8 +160,8 @@ class Informer:
         calls: list[tuple[str, tuple]] = []
         key = key_of(obj) if etype in ("ADDED", "MODIFIED", "DELETED") else ""
         if etype == "DELETED":
-            old = self._pop(key)
-            calls.append(("on_delete", (old or obj,)))
+            self._pop(key)
+            calls.append(("on_delete", (obj,)))  # its final state
         elif etype in ("ADDED", "MODIFIED"):
             old = self._items.get(key)
             self._put(key, obj)
