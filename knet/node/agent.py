@@ -5,6 +5,11 @@ the LAN like a kubelet: registers its Node, heartbeats, watches the pods bound
 to it and runs each in a PodWorker. It reports the revision it has acted on,
 so `knet apply --wait` can return once the data plane has converged.
 
+It composes the node's engines and holds none: one shared informer per kind
+(knet.api.informer) feeds its own pod and node handling, the Service
+variables and the proxy (knet.proxy), which it hands this node's nftables
+(knet.net.nft) as it hands the pod network (knet.node.network) its own.
+
 What runs in the pods does not depend on it: built-in servers live in the
 node runtime (knet.node.runtime, driven through knet.node.cri), command
 containers in sessions of their own. A new agent after a kill -9 adopts

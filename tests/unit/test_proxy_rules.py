@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import pytest
 
+from knet.net.nft import NftError
 from knet.net.nftfake import FakeNft, FakeTable
 from knet.proxy.model import Endpoint, ServicePort, service_ports
 from knet.proxy.rules import (
@@ -350,3 +351,50 @@ def test_sctp_services_load_into_the_kernel():
             assert sp.chain in nft.list_table("ip", TABLE)["chain"]
     finally:
         ns.delete_netns(name)
+
+
+def _model(table: FakeTable) -> tuple:
+    """A table's content, order-free where nftables' is (map elements), ordered where it is not (rules)."""
+    return ({name: (c.hook, tuple(c.rules)) for name, c in table.chains.items()},
+            {name: (s.kind, s.spec, s.elements) for name, s in table.sets.items()})
+
+
+def test_partial_sync_matches_a_full_sync_in_the_fake():
+    """Without root: each partial transaction, applied by the fake on top of
+    a full sync, leaves what a full sync of the new state leaves."""
+    svcs = [svc(f"s{i}", f"10.96.1.{i}", [{"port": 80}]) for i in range(1, 20)]
+    slices = [eps(f"s{i}", 8080, (f"10.244.2.{i}", READY)) for i in range(1, 20)]
+    before = per_service(service_ports(svcs, slices), SUBNET)
+    steps = [
+        per_service(service_ports(svcs + [svc("new", "10.96.2.1", [{"port": 80}])],
+                                  slices + [eps("new", 8080, ("10.244.3.1", READY))]), SUBNET),
+        per_service(service_ports(svcs, [eps("s1", 8080, ("10.244.9.9", READY))] + slices[1:]), SUBNET),
+        per_service(service_ports(svcs, slices[1:]), SUBNET),
+        per_service(service_ports(svcs[1:], slices[1:]), SUBNET),
+        per_service(service_ports([svc("s2", "10.96.1.2", [{"port": 80}], sessionAffinity="ClientIP")] + svcs[2:],
+                                  slices[1:]), SUBNET),
+    ]
+    for step in steps:
+        a, b = FakeNft(), FakeNft()
+        a.run(full(Table(before).objects()))
+        a.run("\n".join(partial(before, step)) + "\n")
+        b.run(full(Table(step).objects()))
+        assert _model(a.table("ip", TABLE)) == _model(b.table("ip", TABLE))
+
+
+def test_the_fake_refuses_as_the_kernel_does_and_changes_nothing():
+    fake = FakeNft()
+    fake.run(full(desired(service_ports([svc("a", "10.96.0.5", [{"port": 80}])],
+                                        [eps("a", 8080, ("10.244.1.2", READY))]), SUBNET)))
+    before = _model(fake.table("ip", TABLE))
+    chain = next(c for c in fake.table("ip", TABLE).chains if c.startswith("svc-"))
+    for bad in (f"add rule ip {TABLE} services jump nowhere\n",  # a jump to a chain that does not exist
+                f"delete element ip {TABLE} service-ips {{ 10.9.9.9 . tcp . 1 }}\n",  # not there
+                f"flush chain ip {TABLE} services\ndelete chain ip {TABLE} {chain}\n"):  # still referenced
+        try:
+            fake.run(bad)
+            raise AssertionError(f"the fake took: {bad}")
+        except NftError:
+            pass
+        assert _model(fake.table("ip", TABLE)) == before  # all or nothing
+    assert len(fake.transactions) == 4
