@@ -7,11 +7,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from knet.api.errors import ApiError
 from knet.cli.common import CliError, Connect, label, namespace_for, resource_for
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from knet.api.client import Client
     from knet.api.resources import Resource

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+# typing.TYPE_CHECKING without importing typing: names for annotations only, at no start-up cost.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
@@ -45,18 +46,20 @@ def prepare(client: Client) -> Client:
     """Set a client up as kubectl talks to a server: strict field validation
     (an unknown or duplicate field is an error) and warnings printed."""
     client.field_validation = "Strict"
-    client.on_warning = print_warning
+    client.on_warning = warning_printer()
     return client
 
 
-_warned: set[str] = set()
+def warning_printer() -> Callable[[str], None]:
+    """Prints the server's `Warning:` headers on stderr, each once per command
+    (as kubectl's warning writer does)."""
+    printed: set[str] = set()
 
-
-def print_warning(text: str) -> None:
-    """The server's `Warning:` headers, on stderr, each once per command (as kubectl's warning writer)."""
-    if text not in _warned:
-        _warned.add(text)
-        print(f"Warning: {text}", file=sys.stderr)
+    def warn(text: str) -> None:
+        if text not in printed:
+            printed.add(text)
+            print(f"Warning: {text}", file=sys.stderr)
+    return warn
 
 
 def require_root() -> None:

@@ -11,11 +11,11 @@ import argparse
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from knet.api.errors import ApiError
 from knet.cli.common import CliError, Connect, cluster_name, require_root
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from knet.api.client import Client
     from knet.config import ClusterConfig

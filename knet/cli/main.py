@@ -15,10 +15,8 @@ commands that need them.
 from __future__ import annotations
 
 import gettext
-import importlib
 import os
 import sys
-from typing import TYPE_CHECKING
 
 # argparse looks up a translation of every help string as the parser is built
 # (8 ms a call here, stat()ing locale files); knet's messages are English only.
@@ -29,6 +27,7 @@ import argparse  # noqa: E402
 from knet.api.errors import ApiError  # noqa: E402
 from knet.cli.common import CliError, Connect, connect  # noqa: E402
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from knet.api.client import Client
 
@@ -219,7 +218,7 @@ def main(argv: list[str] | None = None, client: Client | None = None) -> int:
         return 2
     try:
         module, function = args.run
-        run = getattr(importlib.import_module(f"knet.cli.{module}"), function)
+        run = getattr(__import__(f"knet.cli.{module}", fromlist=[function]), function)
         code = run(args, _connector(args, client)) or 0
         sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
         return code

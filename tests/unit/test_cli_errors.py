@@ -320,8 +320,9 @@ def test_a_cluster_file_is_bounded_and_refused_in_one_line(tmp_path):
 
 
 def test_server_warnings_are_printed_once_each(capsys):
-    from knet.cli.common import print_warning
+    from knet.cli.common import warning_printer
 
+    warn = warning_printer()
     for text in ("unknown field \"spec.x\"", "another", "unknown field \"spec.x\""):
-        print_warning(text)
+        warn(text)
     assert capsys.readouterr().err == 'Warning: unknown field "spec.x"\nWarning: another\n'
