@@ -488,7 +488,21 @@ def start(cluster: str, say: Say = print, timeout: float = 30.0) -> float:
     else:
         proc = _spawn_supervisor(cfg)
     _wait_ready(cfg, say, timeout, proc, since=since)
+    if proc is not None:
+        _wait_supervisor(cfg.name, proc, t0 + timeout)
     return time.monotonic() - t0
+
+
+def _wait_supervisor(cluster: str, proc: subprocess.Popen, deadline: float) -> None:
+    """Until the supervisor we started has recorded itself. Nodes can be Ready
+    before it has (its components may all be adopted, still running), and a
+    cluster is not up until something restarts what exits."""
+    while supervisor_pid(cluster) is None:
+        if proc.poll() is not None:
+            raise ClusterError(f"the supervisor exited during start-up (see {state_dir(cluster)}/logs)")
+        if time.monotonic() > deadline:
+            raise ClusterError("the supervisor did not start")
+        time.sleep(0.01)
 
 
 # -- down -----------------------------------------------------------------------------------
