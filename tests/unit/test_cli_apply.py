@@ -9,13 +9,8 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from knet.api.errors import ApiError
 from knet.api.resources import by_kind
-from knet.cli.common import prepare
-from knet.cli.main import main
-from knet.harness.apiserver import LocalApiServer
 
 PODS, SERVICES, DEPLOYMENTS, NAMESPACES = by_kind("Pod"), by_kind("Service"), by_kind("Deployment"), by_kind("Namespace")
 EVENTS, NODES = by_kind("Event"), by_kind("Node")
@@ -47,24 +42,6 @@ kind: Pod
 metadata: {name: %s, labels: {app: %s}}
 spec: {containers: [{name: c, image: agnhost}]}
 """
-
-
-@pytest.fixture
-def server(tmp_path):
-    with LocalApiServer(tmp_path) as s:
-        yield s
-
-
-@pytest.fixture
-def knet(server, capsys):
-    """Run `knet ARGS...` against the server: (exit code, stdout, stderr)."""
-    client = prepare(server.client())
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv), client=client)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    return run
 
 
 def write(tmp_path, name: str, text: str) -> str:

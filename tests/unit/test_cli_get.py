@@ -11,29 +11,8 @@ import pytest
 import yaml
 
 from knet.api.resources import by_kind
-from knet.cli.common import prepare
-from knet.cli.main import main
-from knet.harness.apiserver import LocalApiServer
 
 PODS, NODES, EVENTS = by_kind("Pod"), by_kind("Node"), by_kind("Event")
-
-
-@pytest.fixture
-def server(tmp_path):
-    with LocalApiServer(tmp_path) as s:
-        yield s
-
-
-@pytest.fixture
-def knet(server, capsys):
-    """Run `knet ARGS...` against the server: (exit code, stdout, stderr)."""
-    client = prepare(server.client())
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv), client=client)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    return run
 
 
 def pod(name: str, namespace: str = "default", node: str | None = None, **labels: str) -> dict:

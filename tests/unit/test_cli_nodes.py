@@ -7,29 +7,8 @@ from __future__ import annotations
 import pytest
 
 from knet.api.resources import by_kind
-from knet.cli.common import prepare
-from knet.cli.main import main
-from knet.harness.apiserver import LocalApiServer
 
 PODS, NODES, DEPLOYMENTS = by_kind("Pod"), by_kind("Node"), by_kind("Deployment")
-
-
-@pytest.fixture
-def server(tmp_path):
-    with LocalApiServer(tmp_path) as s:
-        yield s
-
-
-@pytest.fixture
-def knet(server, capsys):
-    """Run `knet ARGS...` against the server: (exit code, stdout, stderr)."""
-    client = prepare(server.client())
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv), client=client)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    return run
 
 
 @pytest.fixture
