@@ -30,18 +30,21 @@ TOKEN = "local-test-token"
 class LocalApiServer:
     """Started as the control plane starts its API server: the system
     namespaces, Service addresses allocated from a default cluster's subnet,
-    and default/kubernetes already there."""
+    and default/kubernetes already there. `services=False` leaves out the
+    Service allocator and default/kubernetes, for tests of the bare API
+    machinery; `store_args` go to the SqliteStore (its history window)."""
 
-    def __init__(self, directory: str | os.PathLike, name: str = "local"):
+    def __init__(self, directory: str | os.PathLike, name: str = "local", *, services: bool = True,
+                 **store_args: int):
         self.cfg = default_config(name)
         self.socket = os.path.join(directory, "api.sock")
-        self.store = SqliteStore(os.path.join(directory, "store.db"))
-        self.registry = Registry(self.store,
-                                 allocators={"Service": ServiceAllocator(self.cfg.service_subnet,
-                                                                         self.cfg.node_port_range)},
+        self.store = SqliteStore(os.path.join(directory, "store.db"), **store_args)
+        allocators = {"Service": ServiceAllocator(self.cfg.service_subnet, self.cfg.node_port_range)}
+        self.registry = Registry(self.store, allocators=allocators if services else None,
                                  pod_netns=self.cfg.pod_netns)
         self.registry.bootstrap()
-        bootstrap_kubernetes_service(self.registry, self.cfg)
+        if services:
+            bootstrap_kubernetes_service(self.registry, self.cfg)
         self.api = ApiServer(self.registry, TOKEN)
         self._started = threading.Event()
         self._thread = threading.Thread(target=trio.run, args=(self._serve,), daemon=True)

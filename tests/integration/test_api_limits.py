@@ -19,60 +19,31 @@ from knet.api.aclient import AsyncClient
 from knet.api.client import Client
 from knet.api.errors import ApiError
 from knet.api.reflector import reflect
-from knet.api.registry import Registry
 from knet.api.resources import by_kind
-from knet.api.server import MAX_BODY, ApiServer
-from knet.store.sqlite import MAX_VALUE_BYTES, SqliteStore
+from knet.api.server import MAX_BODY
+from knet.harness.apiserver import TOKEN, LocalApiServer
+from knet.store.sqlite import MAX_VALUE_BYTES
 
 PODS, SVC, NODES = by_kind("Pod"), by_kind("Service"), by_kind("Node")
-TOKEN = "limits-token"
-
-
-class Server:
-    def __init__(self, tmp_path, **store_args):
-        self.sock = str(tmp_path / "api.sock")
-        self.store = SqliteStore(str(tmp_path / "store.db"), **store_args)
-        self.registry = Registry(self.store)
-        self.registry.bootstrap()
-        self.api = ApiServer(self.registry, TOKEN)
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
-
-    async def _main(self):
-        self._token = trio.lowlevel.current_trio_token()
-        async with trio.open_nursery() as n:
-            self._cancel = n.cancel_scope
-            await n.start(self.api.serve_unix, self.sock)
-            self._started.set()
-
-    def start(self):
-        self._thread.start()
-        assert self._started.wait(5)
-        return self
-
-    def stop(self):
-        trio.from_thread.run_sync(self._cancel.cancel, trio_token=self._token)
-        self._thread.join(5)
-        self.store.close()
 
 
 @pytest.fixture
 def server(tmp_path):
-    s = Server(tmp_path).start()
+    s = LocalApiServer(tmp_path, services=False).start()
     yield s
     s.stop()
 
 
 @pytest.fixture
 def client(server):
-    return Client(TOKEN, unix_path=server.sock)
+    return Client(TOKEN, unix_path=server.socket)
 
 
-def raw(server: Server, request: bytes, timeout: float = 30) -> tuple[int, dict]:
+def raw(server: LocalApiServer, request: bytes, timeout: float = 30) -> tuple[int, dict]:
     """Send bytes as they are; return the status code and the JSON body."""
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(timeout)
-        s.connect(server.sock)
+        s.connect(server.socket)
         s.sendall(request)
         data = b""
         while chunk := s.recv(65536):
@@ -195,13 +166,13 @@ def test_a_stalled_watcher_is_closed_while_a_reading_one_gets_every_event(server
     rv = node["metadata"]["resourceVersion"]
     stalled = socket.socket(socket.AF_UNIX)
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.connect(server.sock)
+    stalled.connect(server.socket)
     stalled.sendall(f"GET /api/v1/nodes?watch=true&resourceVersion={rv} HTTP/1.1\r\nHost: x\r\n"
                     f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
     seen: list[int] = []
 
     def follow():
-        for ev in Client(TOKEN, unix_path=server.sock).watch(NODES, None, resource_version=rv, timeout=120):
+        for ev in Client(TOKEN, unix_path=server.socket).watch(NODES, None, resource_version=rv, timeout=120):
             if ev["type"] == "MODIFIED":
                 seen.append(int(ev["object"]["metadata"]["annotations"]["i"]))
                 if len(seen) == 1000:
@@ -231,10 +202,10 @@ def test_knet_reflector_carries_on_after_the_server_closes_its_watch(tmp_path):
     happen; knet's reflector watches again from its revision, gets 410 (the
     store kept 30 revisions), lists again, and ends with every object's last
     version."""
-    s = Server(tmp_path, history=30).start()
+    s = LocalApiServer(tmp_path, services=False, history=30).start()
     s.api.watch_max_events = 3
     try:
-        c = Client(TOKEN, unix_path=s.sock)
+        c = Client(TOKEN, unix_path=s.socket)
         for i in range(5):
             c.create(NODES, None, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"n{i}"}})
         view: dict[str, str] = {}
@@ -255,7 +226,7 @@ def test_knet_reflector_carries_on_after_the_server_closes_its_watch(tmp_path):
         written = threading.Event()
 
         async def main():
-            api = AsyncClient("", 0, TOKEN, unix_path=s.sock)
+            api = AsyncClient("", 0, TOKEN, unix_path=s.socket)
             async with trio.open_nursery() as n:
                 n.start_soon(reflect, api, NODES, on_list, on_event)
                 with trio.move_on_after(60):
@@ -298,7 +269,7 @@ def test_a_watch_from_the_next_revision_waits_for_it(server, client):
     got = []
 
     def watch():
-        for ev in Client(TOKEN, unix_path=server.sock).watch(NODES, None, resource_version=str(nxt), timeout=30):
+        for ev in Client(TOKEN, unix_path=server.socket).watch(NODES, None, resource_version=str(nxt), timeout=30):
             if ev["type"] != "BOOKMARK":
                 got.append((ev["type"], ev["object"]["metadata"].get("name")))
                 return

@@ -4,62 +4,26 @@ and auth. No namespaces needed, so these run fast."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-import trio
 
 from knet.api.client import Client
 from knet.api.errors import ApiError
-from knet.api.registry import Registry
 from knet.api.resources import RESOURCES, by_kind
-from knet.api.server import ApiServer
-from knet.store.sqlite import SqliteStore
+from knet.harness.apiserver import TOKEN, LocalApiServer
 
 PODS, NS, SVC, NODES = by_kind("Pod"), by_kind("Namespace"), by_kind("Service"), by_kind("Node")
-TOKEN = "test-token-123"
-
-
-class Server:
-    def __init__(self, tmp_path, history: int = 20000):
-        self.sock = str(tmp_path / "api.sock")
-        self.store = SqliteStore(str(tmp_path / "store.db"), history=history)
-        self.registry = Registry(self.store)
-        self.registry.bootstrap()
-        self.api = ApiServer(self.registry, TOKEN)
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
-        self._cancel = None
-        self._token = None
-
-    async def _main(self):
-        self._token = trio.lowlevel.current_trio_token()
-        async with trio.open_nursery() as n:
-            self._cancel = n.cancel_scope
-            await n.start(self.api.serve_unix, self.sock)
-            self._started.set()
-
-    def start(self):
-        self._thread.start()
-        assert self._started.wait(5)
-        return self
-
-    def stop(self):
-        trio.from_thread.run_sync(self._cancel.cancel, trio_token=self._token)
-        self._thread.join(5)
-        self.store.close()
 
 
 @pytest.fixture
 def server(tmp_path):
-    s = Server(tmp_path).start()
+    s = LocalApiServer(tmp_path, services=False).start()
     yield s
     s.stop()
 
 
 @pytest.fixture
 def client(server):
-    return Client(TOKEN, unix_path=server.sock)
+    return Client(TOKEN, unix_path=server.socket)
 
 
 def pod(name, **spec):
@@ -70,7 +34,7 @@ def pod(name, **spec):
 def test_unauthorized_without_or_with_wrong_token(server):
     for token in ("", "wrong"):
         with pytest.raises(ApiError) as e:
-            Client(token, unix_path=server.sock).list(PODS, "default")
+            Client(token, unix_path=server.socket).list(PODS, "default")
         assert e.value.code == 401 and e.value.reason == "Unauthorized"
 
 
@@ -156,9 +120,9 @@ def test_watch_from_revision_and_filtered_transitions(client):
 
 
 def test_watch_too_old_is_410_gone(tmp_path):
-    s = Server(tmp_path, history=10).start()
+    s = LocalApiServer(tmp_path, services=False, history=10).start()
     try:
-        c = Client(TOKEN, unix_path=s.sock)
+        c = Client(TOKEN, unix_path=s.socket)
         for i in range(1100):
             c.create(NODES, None, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"n{i}"}})
         with pytest.raises(ApiError) as e:
