@@ -109,6 +109,7 @@ class PodWorker:
         self.terminating = trio.Event()
         self.status_dirty = trio.Event()
         self.sent_status: dict | None = None
+        self.sent_revision = 0  # the resourceVersion our last status write produced
         self.reconcile = False  # the API's status differs from what we sent: post it again
         self._reconciled_at = -1.0
         self.start_time = pod.get("status", {}).get("startTime") or now_rfc3339()
@@ -134,7 +135,10 @@ class PodWorker:
         self.handling_revision = int(pod["metadata"]["resourceVersion"])
         if pod["metadata"].get("deletionTimestamp"):
             self.terminating.set()
-        if self.sent_status is not None and _disagrees(pod.get("status") or {}, self.sent_status):
+        # Only a write after ours can be someone else's: an older event is the watch catching up
+        # with a status we have since replaced, and answering it would double our writes.
+        if (self.sent_status is not None and self.handling_revision > self.sent_revision
+                and _disagrees(pod.get("status") or {}, self.sent_status)):
             # Someone else wrote the status (the node lifecycle controller marks the pods of a NotReady
             # node Ready=False): post ours again, as kubelet's status manager reconciles.
             self.reconcile = True
@@ -575,6 +579,7 @@ class PodWorker:
                 pod = await self.agent.api.patch(self.agent.PODS, self.namespace, self.name, {"status": status},
                                                  "status")
                 self.sent_status = status
+                self.sent_revision = int(pod["metadata"]["resourceVersion"])
                 if not self.terminating.is_set():
                     self.pod = pod
             except ApiError as e:
