@@ -189,6 +189,7 @@ class Progress:
     at: float = field(default_factory=time.time)
     error: str = ""  # why the component is behind, when it knows (a failing proxy sync)
     proxy: dict = field(default_factory=dict)  # a node's proxy figures, for `knet status`
+    policy: dict = field(default_factory=dict)  # a node's policy engine figures, for `knet status`
 
 
 class ApiServer:
@@ -455,12 +456,15 @@ class ApiServer:
                 p.error = str(body.get("error") or "")
                 if isinstance(body.get("proxy"), dict):
                     p.proxy = body["proxy"]
+                if isinstance(body.get("policy"), dict):
+                    p.policy = body["policy"]
                 p.at = time.time()
                 return 200, {"status": "ok"}
             if req.method == "GET":
                 store = self.registry.store
                 return 200, {"revision": store.revision(), "components": {
-                    k: {"observed": v.observed, "written": v.written, "at": v.at, "error": v.error, "proxy": v.proxy}
+                    k: {"observed": v.observed, "written": v.written, "at": v.at, "error": v.error, "proxy": v.proxy,
+                        "policy": v.policy}
                     for k, v in self.progress.items()},
                     "store": store.stats() if hasattr(store, "stats") else {},
                     "watches": dict(self.watch_stats)}

@@ -145,6 +145,9 @@ def cmd_status(args: argparse.Namespace, connect: Connect) -> int:
         if px := report.get("proxy"):
             print(f"       proxy: {px.get('servicePorts', 0)} service ports, {px.get('syncs', 0)} syncs "
                   f"({px.get('fullSyncs', 0)} full), the last {px.get('lastOps', 0)} nftables operations")
+        if pol := report.get("policy"):
+            print(f"       policy: {pol.get('policies', 0)} policies, {pol.get('syncs', 0)} syncs "
+                  f"({pol.get('fullSyncs', 0)} full), the last {pol.get('lastOps', 0)} nftables operations")
         if report.get("error"):
             print(f"       {report['error']}")
     return 0
