@@ -42,6 +42,7 @@ class ClusterConfig:
     lan_subnet: str = "192.168.56.0/24"
     ext_ip: str = "192.168.56.1"
     dns_domain: str = "cluster.local"
+    dns_upstreams: list[str] = field(default_factory=list)  # where the cluster DNS forwards other names
     node_port_range: str = "30000-32767"
     api_port: int = 6443
     lb_pool: str = ""  # first-last LAN addresses for LoadBalancer Services (default .200-.250)
@@ -87,6 +88,12 @@ class ClusterConfig:
         from knet.net.ns import NetnsOwner
 
         return NetnsOwner(self.owner_marker, os.path.join(self.state_dir, "netns"))
+
+    @property
+    def dns_service_ip(self) -> str:
+        """kube-dns's ClusterIP: the serviceSubnet's tenth address, as kubeadm
+        picks it (10.96.0.10); every ClusterFirst pod's nameserver."""
+        return str(ipaddress.ip_network(self.service_subnet)[10])
 
     @property
     def control_plane(self) -> NodeConfig:
@@ -156,7 +163,9 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
                 raise ConfigError(f"networking.{key}: Invalid value: {net[key]!r}: {e}") from None
             setattr(cfg, attr, value)
     if "dnsDomain" in net:
-        cfg.dns_domain = str(net["dnsDomain"])
+        cfg.dns_domain = _dns_domain(net["dnsDomain"])
+    if "dnsUpstreams" in net:
+        cfg.dns_upstreams = _dns_upstreams(net["dnsUpstreams"])
     if "nodePortRange" in net:
         m = re.match(r"^(\d+)-(\d+)$", str(net["nodePortRange"]))
         if not m or not (1 <= int(m[1]) <= int(m[2]) <= 65535):
@@ -234,6 +243,44 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
     if len(cps) != 1:
         raise ConfigError(f"nodes: Invalid value: exactly one control-plane node is required, found {len(cps)}")
     return cfg
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _dns_domain(value: object) -> str:
+    """A lowercase DNS-1123 subdomain (a trailing dot tolerated), as kubelet's
+    --cluster-domain: it becomes every pod's search path and the zone the cluster
+    DNS is authoritative for."""
+    text = str(value).rstrip(".") if isinstance(value, str) else ""
+    if not text or len(text) > 253 or not all(_DNS_LABEL.match(label) for label in text.split(".")):
+        raise ConfigError(f"networking.dnsDomain: Invalid value: {value!r}: must be a lowercase DNS subdomain "
+                          "(labels of 'a-z', '0-9' and '-', e.g. 'cluster.local')")
+    return text
+
+
+def _dns_upstreams(value: object) -> list[str]:
+    """IP addresses only (CoreDNS's `forward` takes addresses, and a name would
+    need a resolver to find the resolver); at most 15, forward's own limit."""
+    if not isinstance(value, list):
+        raise ConfigError(f"networking.dnsUpstreams: Invalid value: {value!r}: must be a list of IP addresses")
+    if len(value) > 15:
+        raise ConfigError(f"networking.dnsUpstreams: Too many: {len(value)}: must have at most 15 items")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        try:
+            ip = ipaddress.ip_address(str(item)) if isinstance(item, str) else None
+        except ValueError:
+            ip = None
+        if ip is None:
+            raise ConfigError(f"networking.dnsUpstreams[{i}]: Invalid value: {item!r}: must be a valid IP address")
+        if ip.is_unspecified or ip.is_multicast:
+            raise ConfigError(f"networking.dnsUpstreams[{i}]: Invalid value: {item!r}: "
+                              "must be a unicast address")
+        if str(ip) in out:
+            raise ConfigError(f"networking.dnsUpstreams[{i}]: Duplicate value: {item!r}")
+        out.append(str(ip))
+    return out
 
 
 def _int(value: object, field_name: str, lo: int, hi: int) -> int:

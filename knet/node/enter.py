@@ -3,8 +3,9 @@
 A container's command (started by the pod worker), an exec probe and `knet
 exec` all enter the pod here, so they cannot drift apart: the same network
 and UTS namespaces, a mount namespace of their own in which the pod's
-resolv.conf, hosts and hostname lie over /etc's (as `ip netns exec` does for
-resolv.conf) and /sys shows the pod's interfaces, and the user, groups,
+resolv.conf, hosts, hostname and nsswitch.conf lie over /etc's (as `ip netns
+exec` does for resolv.conf; the nsswitch.conf so glibc asks files, then the
+pod's nameservers, whatever the host's says) and /sys shows the pod's interfaces, and the user, groups,
 no-new-privileges and working directory the container's securityContext and
 spec ask for. Light (no trio, no netlink): `knet exec` imports it.
 """

@@ -2,7 +2,8 @@
 
 A pod is a named network namespace (`ip netns list` shows it), a UTS namespace
 with the pod's hostname, and the files kubelet would mount into it
-(resolv.conf, hosts, hostname), all kept under the pod's own directory so
+(resolv.conf, hosts, hostname) and the nsswitch.conf that makes glibc read
+them (files, then DNS), all kept under the pod's own directory so
 removal is one walk. No process is needed to keep it alive, which is what
 makes a pod cost almost nothing.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from knet.config import ClusterConfig
 from knet.net import ns, procs
+from knet.node import podspec
 
 
 @dataclass
@@ -44,6 +46,10 @@ class Sandbox:
     def hostname_file(self) -> str:
         return os.path.join(self.dir, "hostname")
 
+    @property
+    def nsswitch(self) -> str:
+        return os.path.join(self.dir, "nsswitch.conf")
+
     def log_path(self, container: str) -> str:
         return os.path.join(self.dir, "logs", f"{container}.log")
 
@@ -51,7 +57,7 @@ class Sandbox:
         """The pod's files, each with the path a process in the pod sees it at
         (knet.node.enter binds them there)."""
         return [(self.resolv_conf, "/etc/resolv.conf"), (self.hosts, "/etc/hosts"),
-                (self.hostname_file, "/etc/hostname")]
+                (self.hostname_file, "/etc/hostname"), (self.nsswitch, "/etc/nsswitch.conf")]
 
     def exists(self) -> bool:
         return os.path.exists(self.netns_path) and os.path.exists(self.uts_path)
@@ -69,47 +75,20 @@ def sandbox_for(cfg: ClusterConfig, node: str, uid: str) -> Sandbox:
     return Sandbox(uid, cfg.pod_netns(uid), os.path.join(pods_dir(cfg, node), uid))
 
 
-def resolv_conf_text(cfg: ClusterConfig, pod: dict) -> str:
-    """What kubelet writes for the pod's dnsPolicy (ClusterFirst by default)."""
-    import ipaddress
-    spec = pod.get("spec", {})
-    policy = spec.get("dnsPolicy", "ClusterFirst")
-    dns_config = spec.get("dnsConfig") or {}
-    if policy == "Default":
-        try:
-            with open("/etc/resolv.conf") as f:
-                return f.read()
-        except OSError:
-            return ""
-    nameservers, searches, options = [], [], []
-    if policy != "None":
-        nameservers = [str(ipaddress.ip_network(cfg.service_subnet)[10])]
-        ns_name = pod["metadata"].get("namespace", "default")
-        d = cfg.dns_domain
-        searches = [f"{ns_name}.svc.{d}", f"svc.{d}", d]
-        options = ["ndots:5"]
-    nameservers += dns_config.get("nameservers") or []
-    searches += dns_config.get("searches") or []
-    for opt in dns_config.get("options") or []:
-        options.append(f"{opt['name']}:{opt['value']}" if opt.get("value") else opt["name"])
-    lines = []
-    if searches:
-        lines.append("search " + " ".join(searches))
-    lines += [f"nameserver {n}" for n in nameservers[:3]]
-    if options:
-        lines.append("options " + " ".join(options))
-    return "\n".join(lines) + "\n"
+def resolv_conf_text(cfg: ClusterConfig, pod: dict, warnings: list[str] | None = None) -> str:
+    """What kubelet writes for the pod's dnsPolicy (ClusterFirst by default):
+    see knet.node.podspec.pod_dns. `warnings` collects what kubelet would say in
+    a DNSConfigForming event (limits exceeded)."""
+    dns = podspec.pod_dns(pod, cluster_dns=cfg.dns_service_ip, domain=cfg.dns_domain,
+                          node=podspec.node_dns(cfg.dns_upstreams), warnings=warnings)
+    return podspec.resolv_conf(dns)
 
 
-def hosts_text(pod: dict, pod_ip: str | None = None) -> str:
-    hostname = pod["spec"].get("hostname") or pod["metadata"]["name"]
-    lines = ["# Kubernetes-managed hosts file (knet).", "127.0.0.1\tlocalhost",
-             "::1\tlocalhost ip6-localhost ip6-loopback"]
-    if pod_ip:
-        lines.append(f"{pod_ip}\t{hostname}")
-    for alias in pod["spec"].get("hostAliases") or []:
-        lines.append(f"{alias.get('ip')}\t" + "\t".join(alias.get("hostnames") or []))
-    return "\n".join(lines) + "\n"
+def hosts_text(cfg: ClusterConfig, pod: dict, pod_ip: str | None = None) -> str:
+    """The pod's /etc/hosts (knet.node.podspec.hosts_file); a knet node has no
+    hosts file of its own, so a hostNetwork pod gets the pod's (its network is
+    its own namespace in knet)."""
+    return podspec.hosts_file(pod, [pod_ip] if pod_ip else [], cfg.dns_domain)
 
 
 def create(cfg: ClusterConfig, node: str, pod: dict) -> Sandbox:
@@ -124,17 +103,16 @@ def create(cfg: ClusterConfig, node: str, pod: dict) -> Sandbox:
     if not os.path.exists(sb.netns_path):
         ns.create_netns(sb.netns, owner=cfg.netns_owner)
     if not os.path.exists(sb.uts_path):
-        hostname = pod["spec"].get("hostname") or pod["metadata"]["name"]
-        ns.create_uts(sb.uts_path, hostname[:63])
+        ns.create_uts(sb.uts_path, podspec.pod_hostname(pod))
     if not reused:
         write_files(cfg, sb, pod)
     return sb
 
 
 def write_files(cfg: ClusterConfig, sb: Sandbox, pod: dict, pod_ip: str | None = None) -> None:
-    hostname = pod["spec"].get("hostname") or pod["metadata"]["name"]
-    for path, text in ((sb.resolv_conf, resolv_conf_text(cfg, pod)), (sb.hosts, hosts_text(pod, pod_ip)),
-                       (sb.hostname_file, hostname + "\n")):
+    hostname = podspec.pod_hostname(pod)
+    for path, text in ((sb.resolv_conf, resolv_conf_text(cfg, pod)), (sb.hosts, hosts_text(cfg, pod, pod_ip)),
+                       (sb.hostname_file, hostname + "\n"), (sb.nsswitch, podspec.NSSWITCH_CONF)):
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)

@@ -33,6 +33,12 @@ def test_kind_style_file():
     ({"networking": {"serviceSubnet": "10.96.0.1/12"}}, "networking.serviceSubnet"),
     ({"networking": {"nodePortRange": "40000-30000"}}, "networking.nodePortRange"),
     ({"knet": {"heartbeatSeconds": -1}}, "knet.heartbeatSeconds"),
+    ({"networking": {"dnsDomain": "Cluster_Local"}}, "networking.dnsDomain"),
+    ({"networking": {"dnsDomain": ""}}, "networking.dnsDomain"),
+    ({"networking": {"dnsUpstreams": "192.168.56.1"}}, "networking.dnsUpstreams"),
+    ({"networking": {"dnsUpstreams": ["192.168.56.1", "dns.google"]}}, "networking.dnsUpstreams[1]"),
+    ({"networking": {"dnsUpstreams": ["0.0.0.0"]}}, "networking.dnsUpstreams[0]"),
+    ({"networking": {"dnsUpstreams": ["1.1.1.1", "1.1.1.1"]}}, "networking.dnsUpstreams[1]"),
 ])
 def test_bad_cluster_files_name_the_field(doc, field):
     with pytest.raises(ConfigError) as e:
@@ -45,3 +51,13 @@ def test_cluster_name_rules():
         default_config("Has_Caps")
     with pytest.raises(ConfigError, match="^name:"):
         default_config("x" * 21)
+
+
+def test_dns_settings():
+    cfg = default_config()
+    assert (cfg.dns_domain, cfg.dns_upstreams, cfg.dns_service_ip) == ("cluster.local", [], "10.96.0.10")
+    cfg = parse_cluster({"networking": {"dnsDomain": "lab.test.", "dnsUpstreams": ["192.168.56.1", "2001:db8::53"],
+                                        "serviceSubnet": "10.100.0.0/16"}})
+    assert (cfg.dns_domain, cfg.dns_upstreams, cfg.dns_service_ip) == (
+        "lab.test", ["192.168.56.1", "2001:db8::53"], "10.100.0.10")
+    assert type(cfg).from_json(cfg.to_json()).dns_upstreams == cfg.dns_upstreams

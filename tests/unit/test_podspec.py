@@ -47,7 +47,7 @@ def test_resolv_conf_for_dns_policies():
 
 
 def test_hosts_file():
-    text = hosts_text(POD, "10.244.1.5")
+    text = hosts_text(default_config(), POD, "10.244.1.5")
     assert "127.0.0.1\tlocalhost" in text and "10.244.1.5\tweb-0" in text
 
 
