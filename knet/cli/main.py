@@ -195,6 +195,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=120)
     s.set_defaults(run=("nodes", "cmd_drain"))
 
+    s = sub.add_parser("probe", parents=[common], help="the reachability matrix: connect from every pod to every pod",
+                       description="From every selected pod (rows) to every selected pod (columns), at once, a real "
+                                   "connection from inside the client pod's network namespace to the server pod's "
+                                   "IP (or a ClusterIP selecting it): `.` connected, `X` blocked, as upstream's "
+                                   "e2e prints it; then the totals. TCP counts when the handshake completes, UDP "
+                                   "when the server pod answers.")
+    s.add_argument("-n", "--namespace", metavar="NS[,NS]", help="namespaces to take pods from (default: default)")
+    s.add_argument("-A", "--all-namespaces", action="store_true")
+    s.add_argument("-l", "--selector", help="label selector for the pods, e.g. pod in (a,b)")
+    s.add_argument("--port", metavar="P[,P]", help="destination port(s) (default 80)")
+    s.add_argument("--protocol", metavar="TCP|UDP", help="TCP, UDP or TCP,UDP (default TCP)")
+    s.add_argument("--to-service", action="store_true",
+                   help="dial the ClusterIP of a Service selecting the server pod instead of its IP")
+    s.add_argument("-o", "--output", choices=["json"], help="json: one record per pair")
+    s.add_argument("--expect", metavar="FILE", help="compare with an expected matrix (the text this prints); "
+                                                    "exit 1 on a difference")
+    s.add_argument("--timeout", type=float, default=1.0, metavar="S", help="seconds per probe (default 1)")
+    s.set_defaults(run=("probe", "cmd_probe"))
+
     s = sub.add_parser("version", parents=[common], help="print the client and server versions")
     s.set_defaults(run=("cluster", "cmd_version"))
     return p

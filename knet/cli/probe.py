@@ -1,0 +1,559 @@
+"""knet probe: the reachability matrix, measured with real connections.
+
+From every selected pod (rows: clients) to every selected pod (columns:
+servers) one connection attempt is made from inside the client pod's network
+namespace, as upstream's e2e prober runs `agnhost connect` in the client pod,
+and the result is printed as upstream prints its truth table: `.` connected,
+`X` blocked. TCP counts as connected when the handshake completes; UDP when a
+datagram is answered (knet's built-in server answers `<namespace>/<pod>`: an
+answer naming another pod means the probe reached someone else, and is not
+counted).
+
+Why sockets and not `knet exec ... nc`: a process per pair costs ~30 ms of
+start-up each and 81 of them would not fit in 3 s; a socket created in a
+network namespace stays in it, so this process opens every client's sockets
+after a setns() in a helper thread (the main thread never changes namespace)
+and then drives all of them at once from one selector: blocked pairs time out
+together, not one after another.
+
+The parts are split so that tests without root reach all but the kernel:
+select() and plan() are pure, run() is the kernel seam (it works without root
+when no namespace is named), report() and the matrix text are pure again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from knet.cli.common import CliError, Connect, cluster_name, require_root
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from knet.api.client import Client
+    from knet.policy.matrix import Matrix
+
+DEFAULT_TIMEOUT = 1.0    # agnhost connect's --timeout in upstream's prober
+UDP_RESEND = 0.25        # a lost datagram is sent again at this interval until the timeout
+PAYLOAD = b"probe\n"     # any line but `hostname`/`clientip`: the built-in server answers its identity
+PROTOCOLS = ("TCP", "UDP")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A selected pod: `name` is "<namespace>/<pod>", `netns` the path of its
+    network namespace (None: the calling thread's, for tests without root)."""
+
+    name: str
+    ip: str
+    netns: str | None
+    pod: dict = field(compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Probe:
+    client: str
+    server: str
+    netns: str | None      # where the client's socket is made
+    address: str           # the server pod's IP, or a ClusterIP selecting it
+    port: int
+    protocol: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    probe: Probe
+    connected: bool
+    detail: str            # connected, timeout, refused, answered by x/c, ...
+
+
+# -- selection (pure) -----------------------------------------------------------------------
+
+
+def pod_name(pod: dict) -> str:
+    return f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata']['name']}"
+
+
+def select(pods: Sequence[dict], netns_of: Callable[[dict], str | None]) -> tuple[list[Target], list[tuple[str, str]]]:
+    """The pods that can take part, sorted by name, and the others with the
+    reason they are left out. netns_of(pod) is its namespace's path, or None
+    when it has none on this machine (a probe needs to enter it)."""
+    chosen, skipped = [], []
+    for pod in sorted(pods, key=pod_name):
+        name = pod_name(pod)
+        status = pod.get("status") or {}
+        phase = status.get("phase") or "Pending"
+        if pod["metadata"].get("deletionTimestamp"):
+            skipped.append((name, "terminating"))
+        elif not (pod.get("spec") or {}).get("nodeName"):
+            skipped.append((name, "not scheduled to a node"))
+        elif phase != "Running":
+            skipped.append((name, f"phase {phase}"))
+        elif not status.get("podIP"):
+            skipped.append((name, "no IP yet"))
+        else:
+            netns = netns_of(pod)
+            if netns is None:
+                skipped.append((name, "its network namespace is not there"))
+            else:
+                chosen.append(Target(name, status["podIP"], netns or None, pod))
+    return chosen, skipped
+
+
+def _parse_ports(text: str | None) -> list[int]:
+    ports = []
+    for part in (text or "80").split(","):
+        try:
+            port = int(part)
+        except ValueError:
+            port = 0
+        if not 1 <= port <= 65535:
+            raise CliError(f"--port: invalid port {part!r}: must be a number between 1 and 65535")
+        ports.append(port)
+    return list(dict.fromkeys(ports))
+
+
+def _parse_protocols(text: str | None) -> list[str]:
+    protocols = []
+    for part in (text or "TCP").split(","):
+        proto = part.strip().upper()
+        if proto not in PROTOCOLS:
+            raise CliError(f"--protocol: unsupported value {part!r}: TCP or UDP (this kernel opens no SCTP sockets)")
+        protocols.append(proto)
+    return list(dict.fromkeys(protocols))
+
+
+def service_for(server: Target, port: int, protocol: str, services: Sequence[dict],
+                pods: Sequence[dict]) -> tuple[str, str] | None:
+    """(ClusterIP, Service name) of a Service in the server's namespace that
+    selects it and has `port`/`protocol`; of several, the one selecting the
+    fewest pods (the likeliest to land on this pod), then by name."""
+    from knet.api.selectors import selector_from_map
+
+    namespace = server.pod["metadata"].get("namespace", "default")
+    labels = server.pod["metadata"].get("labels") or {}
+    found = []
+    for svc in services:
+        spec = svc.get("spec") or {}
+        ip = spec.get("clusterIP")
+        if svc["metadata"].get("namespace") != namespace or not ip or ip == "None":
+            continue
+        if not any(p.get("port") == port and (p.get("protocol") or "TCP") == protocol for p in spec.get("ports") or []):
+            continue
+        sel = selector_from_map(spec.get("selector"))
+        if not sel.matches(labels):
+            continue
+        selected = sum(1 for p in pods if p["metadata"].get("namespace") == namespace
+                       and sel.matches(p["metadata"].get("labels")))
+        found.append((selected, svc["metadata"]["name"], ip))
+    if not found:
+        return None
+    _, name, ip = min(found)
+    return ip, name
+
+
+def plan(clients: Sequence[Target], servers: Sequence[Target], ports: Sequence[int], protocols: Sequence[str],
+         services: Sequence[dict] | None = None,
+         pods: Sequence[dict] = ()) -> tuple[list[Probe], list[str]]:
+    """Every (client, server) pair for every port and protocol. With services
+    (--to-service) a pair dials the ClusterIP of a Service selecting the
+    server; a server no Service selects on that port is not probed, and the
+    notes say so."""
+    probes, notes = [], []
+    for protocol in protocols:
+        for port in ports:
+            for server in servers:
+                address = server.ip
+                if services is not None:
+                    found = service_for(server, port, protocol, services, pods)
+                    if found is None:
+                        notes.append(f"no Service selects {server.name} on port {port}/{protocol}: "
+                                     "its column is not probed")
+                        continue
+                    address = found[0]
+                for client in clients:
+                    probes.append(Probe(client.name, server.name, client.netns, address, port, protocol))
+    return probes, notes
+
+
+# -- the kernel part: every probe at once ----------------------------------------------------
+
+
+def run(probes: Sequence[Probe], timeout: float = DEFAULT_TIMEOUT) -> list[Outcome]:
+    """Make every probe's connection attempt at once; outcomes in probe order.
+    More probes than this process may open sockets go in waves."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = len(probes) + 64
+    if soft < want and (hard == resource.RLIM_INFINITY or soft < hard):
+        soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    wave = max(1, soft - 64)
+    out: list[Outcome] = []
+    for start in range(0, len(probes), wave):
+        out.extend(_run_wave(probes[start:start + wave], timeout))
+    return out
+
+
+def _open_sockets(probes: Sequence[Probe]) -> list:
+    """One non-blocking socket per probe, each made in its client's network
+    namespace (or the exception that prevented it), by a helper thread: the
+    calling thread never changes namespace, and a socket keeps the namespace
+    it was made in whoever uses it later."""
+    import socket
+    import threading
+
+    out: list = [None] * len(probes)
+    by_netns: dict[str | None, list[int]] = {}
+    for i, p in enumerate(probes):
+        by_netns.setdefault(p.netns, []).append(i)
+
+    def make(i: int) -> None:
+        p = probes[i]
+        family = socket.AF_INET6 if ":" in p.address else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_DGRAM if p.protocol == "UDP" else socket.SOCK_STREAM)
+        s.setblocking(False)
+        out[i] = s
+
+    def work() -> None:
+        from knet.net import ns
+
+        for netns, indexes in by_netns.items():
+            try:
+                if netns is None:
+                    for i in indexes:
+                        make(i)
+                    continue
+                with ns.entered(net=netns):
+                    for i in indexes:
+                        make(i)
+            except OSError as e:
+                for i in indexes:
+                    if out[i] is None:
+                        out[i] = e
+
+    t = threading.Thread(target=work, name="knet-probe-sockets")
+    t.start()
+    t.join()
+    return out
+
+
+def _errno_text(code: int) -> str:
+    import errno
+    import os
+
+    return {errno.ECONNREFUSED: "refused", errno.ETIMEDOUT: "timeout"}.get(code) or os.strerror(code).lower()
+
+
+def _run_wave(probes: Sequence[Probe], timeout: float) -> list[Outcome]:
+    import errno
+    import selectors
+    import socket
+
+    results: list[Outcome | None] = [None] * len(probes)
+    socks = _open_sockets(probes)
+    sel = selectors.DefaultSelector()
+    resend: dict[int, float] = {}   # UDP probe -> when to send its datagram again
+    now = time.monotonic()
+    deadline = now + timeout
+
+    def finish(i: int, connected: bool, detail: str) -> None:
+        results[i] = Outcome(probes[i], connected, detail)
+        s = socks[i]
+        try:
+            sel.unregister(s)
+        except (KeyError, ValueError):
+            pass
+        resend.pop(i, None)
+        s.close()
+
+    try:
+        for i, (p, s) in enumerate(zip(probes, socks, strict=True)):
+            if isinstance(s, BaseException):
+                results[i] = Outcome(p, False, f"cannot enter the client's network namespace: {s}")
+                socks[i] = None
+                continue
+            try:
+                if p.protocol == "TCP":
+                    code = s.connect_ex((p.address, p.port))
+                    if code == 0:
+                        finish(i, True, "connected")
+                    elif code in (errno.EINPROGRESS, errno.EAGAIN):
+                        sel.register(s, selectors.EVENT_WRITE, i)
+                    else:
+                        finish(i, False, _errno_text(code))
+                else:
+                    s.connect((p.address, p.port))  # a connected UDP socket also hears ICMP errors
+                    s.send(PAYLOAD)
+                    sel.register(s, selectors.EVENT_READ, i)
+                    resend[i] = now + UDP_RESEND
+            except OSError as e:
+                finish(i, False, _errno_text(e.errno) if e.errno else str(e))
+        while sel.get_map():
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            wake = min([deadline, *resend.values()])
+            for key, _events in sel.select(max(0.0, wake - now)):
+                i = key.data
+                p, s = probes[i], socks[i]
+                if p.protocol == "TCP":
+                    code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    finish(i, code == 0, "connected" if code == 0 else _errno_text(code))
+                    continue
+                try:
+                    data = s.recv(65535)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as e:
+                    finish(i, False, _errno_text(e.errno) if e.errno else str(e))
+                    continue
+                finish(i, *_judge_answer(data, p.server))
+            now = time.monotonic()
+            for i, when in list(resend.items()):
+                if when <= now:
+                    try:
+                        socks[i].send(PAYLOAD)
+                    except OSError:
+                        pass  # an ICMP error queued for us: the next recv reports it
+                    resend[i] = now + UDP_RESEND
+        for i, r in enumerate(results):
+            if r is None:
+                finish(i, False, "timeout")
+    finally:
+        for s in socks:
+            if s is not None and not isinstance(s, BaseException):
+                s.close()
+        sel.close()
+    return [r for r in results if r is not None]
+
+
+def _judge_answer(data: bytes, expected: str) -> tuple[bool, str]:
+    """A UDP answer: the expected pod's identity is a connection; another
+    pod's identity (`<namespace>/<name>`, one word) means the datagram reached
+    someone else; anything else is some other server on that address and port,
+    which answered, so the path is open."""
+    text = data.decode(errors="replace").strip()
+    if text == expected:
+        return True, "connected"
+    if text.count("/") == 1 and len(text.split()) == 1 and "\n" not in text:
+        return False, f"answered by {text}"
+    return True, "connected (answer not from knet's built-in server)"
+
+
+# -- the report (pure) ------------------------------------------------------------------------
+
+
+def records(outcomes: Sequence[Outcome]) -> list[dict]:
+    return [{"from": o.probe.client, "to": o.probe.server, "port": o.probe.port, "protocol": o.probe.protocol,
+             "connected": o.connected} for o in outcomes]
+
+
+def _json(outcomes: Sequence[Outcome]) -> str:
+    """A JSON array with one record per line: one document for a program, one
+    line per pair for grep."""
+    lines = [json.dumps(r) for r in records(outcomes)]
+    return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+
+
+def matrices(outcomes: Sequence[Outcome], names: Sequence[str], ports: Sequence[int],
+             protocols: Sequence[str]) -> list[tuple[int, str, Matrix]]:
+    """(port, protocol, observed matrix) in the order asked; a pair not
+    probed (no Service with --to-service) stays unknown."""
+    from knet.policy.matrix import Matrix
+
+    out = []
+    for protocol in protocols:
+        for port in ports:
+            m = Matrix(names, names, None)
+            for o in outcomes:
+                if o.probe.port == port and o.probe.protocol == protocol:
+                    m.expect(o.probe.client, o.probe.server, o.connected)
+            out.append((port, protocol, m))
+    return out
+
+
+def totals(port: int, protocol: str, m: Matrix) -> str:
+    connected, blocked, unknown = m.counts()
+    return (f"{protocol}/{port}: {connected + blocked} probed, {connected} connected, {blocked} blocked"
+            + (f", {unknown} not probed" if unknown else ""))
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def cmd_probe(args: argparse.Namespace, connect: Connect) -> int:
+    return probe(args, connect(), prober=run, netns_of=None)
+
+
+def probe(args: argparse.Namespace, client: Client, *, prober: Callable[[Sequence[Probe], float], list[Outcome]],
+          netns_of: Callable[[dict], str | None] | None) -> int:
+    """The command with its kernel seams as arguments: the prober, and how a
+    pod's network namespace is found (None: from the running cluster's state,
+    which needs root)."""
+    from knet.api.resources import by_kind
+
+    ports = _parse_ports(args.port)
+    protocols = _parse_protocols(args.protocol)
+    if args.timeout <= 0:
+        raise CliError(f"--timeout: invalid value {args.timeout}: must be more than 0 seconds")
+    if args.all_namespaces and args.namespace:
+        raise CliError("-n and -A are exclusive: name namespaces or take them all")
+    expected = _read_expect(args.expect) if args.expect else None
+
+    pods_res = by_kind("Pod")
+    if args.all_namespaces:
+        namespaces = None
+        pods = client.list(pods_res, None, args.selector)["items"]
+    else:
+        namespaces = [n.strip() for n in (args.namespace or "default").split(",") if n.strip()]
+        if not namespaces:
+            raise CliError("-n: name at least one namespace")
+        for n in namespaces:
+            client.get(by_kind("Namespace"), None, n)  # NotFound: namespaces "q" not found
+        pods = [p for n in namespaces for p in client.list(pods_res, n, args.selector)["items"]]
+    services = None
+    if args.to_service:
+        scope = None if namespaces is None or len(namespaces) > 1 else namespaces[0]
+        services = client.list(by_kind("Service"), scope)["items"]
+    if netns_of is None:
+        require_root()
+        netns_of = _cluster_netns(cluster_name(args))
+    targets, skipped = select(pods, netns_of)
+    for name, reason in skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    if not targets:
+        where = "any namespace" if namespaces is None else ", ".join(namespaces)
+        raise CliError(f"no pod to probe in {where}" + (f" matching {args.selector!r}" if args.selector else "")
+                       + (f" ({len(skipped)} skipped)" if skipped else ""))
+    probes, notes = plan(targets, targets, ports, protocols, services, pods)
+    for note in notes:
+        print(note, file=sys.stderr)
+    started = time.monotonic()
+    outcomes = prober(probes, args.timeout)
+    elapsed = time.monotonic() - started
+    names = [t.name for t in targets]
+    tables = matrices(outcomes, names, ports, protocols)
+    if args.output == "json":
+        print(_json(outcomes))
+    else:
+        for n, (port, protocol, m) in enumerate(tables):
+            if n:
+                print()
+            print(f"{protocol}/{port}" + (" through ClusterIPs" if args.to_service else ""))
+            print(m.format())
+        print()
+        for port, protocol, m in tables:
+            print(totals(port, protocol, m))
+        print(f"{len(outcomes)} probes in {elapsed:.2f}s" + (f", {len(skipped)} pods skipped" if skipped else ""))
+    if expected is None:
+        return 0
+    diffs = differences(expected, tables)
+    for line in diffs:
+        print(line, file=sys.stderr)
+    if diffs:
+        print(f"{len(diffs)} differences from {args.expect}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cluster_netns(cluster: str) -> Callable[[dict], str | None]:
+    import os
+
+    from knet.config import load_saved
+    from knet.node.sandbox import sandbox_for
+
+    try:
+        cfg = load_saved(cluster)
+    except OSError:
+        raise CliError(f'cluster "{cluster}" is not running') from None
+
+    def netns_of(pod: dict) -> str | None:
+        path = sandbox_for(cfg, pod["spec"]["nodeName"], pod["metadata"]["uid"]).netns_path
+        return path if os.path.exists(path) else None
+    return netns_of
+
+
+# -- --expect -------------------------------------------------------------------------------
+
+
+def _read_expect(path: str) -> dict:
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise CliError(f"--expect: {path}: {(e.strerror or str(e)).lower()}") from None
+    try:
+        return parse_expected(text)
+    except ValueError as e:
+        raise CliError(f"--expect: {path}: {e}") from None
+
+
+def parse_expected(text: str) -> dict[tuple[int, str] | None, Matrix]:
+    """The matrices of an --expect file, by (port, protocol): the text `knet
+    probe` prints, where a `PROTOCOL/PORT` line titles the matrix after it. A
+    file with one untitled matrix (as upstream logs it) expects it of every
+    port and protocol probed."""
+    from knet.policy.matrix import Matrix
+
+    out: dict[tuple[int, str] | None, Matrix] = {}
+    sections: list[tuple[tuple[int, str] | None, int, list[str]]] = [(None, 0, [])]  # title, line before, lines
+    for lineno, line in enumerate(text.splitlines(), 1):
+        words = line.split()
+        head = words[0].split("/") if words else []
+        if len(head) == 2 and head[0].upper() in PROTOCOLS and head[1].isdigit():
+            sections.append(((int(head[1]), head[0].upper()), lineno, []))
+        else:
+            sections[-1][2].append(line)
+    for title, before, lines in sections:
+        if not any(line.split()[:1] == ["-"] for line in lines):
+            continue  # prose: the totals, a title with no matrix
+        if title in out:
+            raise ValueError(f"line {before}: a second matrix for {_title(title)}")
+        try:  # blank lines in front keep Matrix.parse's line numbers the file's
+            out[title] = Matrix.parse("\n" * before + "\n".join(lines))
+        except ValueError as e:
+            raise ValueError(f"the matrix for {_title(title)}: {e}") from None
+    if not out:
+        raise ValueError("no matrix found: expected a header line starting with '-' followed by the "
+                         "servers, such as '-\tx/a\tx/b'")
+    return out
+
+
+def _title(key: tuple[int, str] | None) -> str:
+    return "every port" if key is None else f"{key[1]}/{key[0]}"
+
+
+def differences(expected: dict[tuple[int, str] | None, Matrix], tables: Sequence[tuple[int, str, Matrix]]) -> list[str]:
+    """One line per pair whose probe differs from the expectation. A pod to
+    itself is not judged (upstream's ignoreLoopback), nor a pair expected `?`;
+    a pair expected but not probed (a pod skipped, no Service) is a difference."""
+    from knet.policy.matrix import Matrix
+
+    lines = []
+    for port, protocol, observed in tables:
+        want = expected.get((port, protocol), expected.get(None))
+        where = f"{protocol}/{port}"
+        if want is None:
+            lines.append(f"{where}: no expected matrix for it in the file")
+            continue
+        pods = [p for p in dict.fromkeys(want.froms + want.tos) if p not in observed.froms]
+        for pod in pods:
+            lines.append(f"{where} {pod}: expected, not probed")
+        extra = [p for p in observed.froms if p not in want.froms and p not in want.tos]
+        for pod in extra:
+            lines.append(f"{where} {pod}: probed, not in the expected matrix")
+        common = Matrix(want.froms, want.tos, None)
+        for key in common.values:
+            if key[0] in observed.froms and key[1] in observed.tos:
+                common.values[key] = observed.values[key]
+        for d in want.differences(common):
+            if d.expected is None or d.src in pods or d.dst in pods:
+                continue
+            lines.append(f"{where} {d}" + (" (not probed)" if d.observed is None else ""))
+    return lines
