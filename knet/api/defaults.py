@@ -269,18 +269,51 @@ def default_statefulset(obj: dict) -> None:
 
 
 def default_networkpolicy(obj: dict) -> None:
-    """No policyTypes means Ingress, plus Egress if there are egress rules (an
-    empty `egress: []` adds nothing, as in Kubernetes)."""
+    """SetDefaults_NetworkPolicy: no policyTypes means Ingress, plus Egress if
+    there are egress rules (an empty `egress: []` adds nothing); a port without
+    a protocol is TCP (the field is a pointer in Go, so only an absent one is
+    filled: `protocol: ""` stays for validation to refuse).
+
+    Empty lists are dropped, as the Go types' `omitempty` drops them on the way
+    out of a real API server: `ingress: []` reads back as no `ingress`, which
+    is what it means (with Ingress in policyTypes: deny all)."""
     spec = _child(obj, "spec")
     if spec is None:
         return
     _child(spec, "podSelector")  # Go's zero struct: {} selects every pod
     if not spec.get("policyTypes"):
         spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction, peers in (("ingress", "from"), ("egress", "to")):
+        for rule in _dicts(spec.get(direction)):
+            for port in _dicts(rule.get("ports")):
+                if port.get("protocol") is None:
+                    port["protocol"] = "TCP"
+            for peer in _dicts(rule.get(peers)):
+                if isinstance(peer.get("ipBlock"), dict):
+                    _drop_empty(peer["ipBlock"], "except")
+            _drop_empty(rule, "ports", peers)
+        _drop_empty(spec, direction)
+
+
+def _drop_empty(d: dict, *keys: str) -> None:
+    for key in keys:
+        if d.get(key) == []:
+            del d[key]
+
+
+def default_adminnetworkpolicy(obj: dict) -> None:
+    """The CRDs' `default: TCP` on portNumber and portRange protocols
+    (AdminNetworkPolicy and BaselineAdminNetworkPolicy share the port type).
+    As CRD defaulting does, only an absent field is filled."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
     for direction in ("ingress", "egress"):
         for rule in _dicts(spec.get(direction)):
             for port in _dicts(rule.get("ports")):
-                _default(port, "protocol", "TCP")
+                for key in ("portNumber", "portRange"):
+                    if isinstance(port.get(key), dict) and port[key].get("protocol") is None:
+                        port[key]["protocol"] = "TCP"
 
 
 def default_endpointslice(obj: dict) -> None:

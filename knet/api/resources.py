@@ -98,6 +98,7 @@ class Resource(_Fields):
 _CORE = "knet.api.validation.core:"
 _APPS = "knet.api.validation.apps:"
 _DEFAULTS = "knet.api.defaults:"
+_POLICY = "knet.api.validation.policy:"
 _LABEL = "knet.api.validation.fields:is_dns1123_label"
 _SUBDOMAIN = "knet.api.selectors:is_dns1123_subdomain"
 _WORKLOAD_WIDE = "CONTAINERS,IMAGES,SELECTOR"
@@ -202,6 +203,24 @@ RESOURCES: tuple[Resource, ...] = (
         validate="knet.api.validation.networking:validate_networkpolicy",
         columns=_columns("NAME,POD-SELECTOR,AGE"),
         printer="knet.api.tables:networkpolicy_row",
+    ),
+    # network-policy-api's CRDs, served as built-in kinds at their alpha version.
+    Resource(
+        "AdminNetworkPolicy", "adminnetworkpolicies", "policy.networking.k8s.io", "v1alpha1", False, ("anp",),
+        status=True, names=_SUBDOMAIN,
+        defaults=_DEFAULTS + "default_adminnetworkpolicy",
+        validate=_POLICY + "validate_adminnetworkpolicy",
+        columns=_columns("NAME,PRIORITY,AGE"),
+        printer="knet.api.tables:adminnetworkpolicy_row",
+    ),
+    Resource(
+        "BaselineAdminNetworkPolicy", "baselineadminnetworkpolicies", "policy.networking.k8s.io", "v1alpha1",
+        False, ("banp",),
+        status=True, names=_POLICY + "baseline_name",
+        defaults=_DEFAULTS + "default_adminnetworkpolicy",
+        validate=_POLICY + "validate_baselineadminnetworkpolicy",
+        columns=_columns("NAME,AGE"),
+        printer="knet.api.tables:default_row",
     ),
 )
 

@@ -13,8 +13,9 @@ A type expression is one of:
   []T  map[string]T                    slices and maps
   Name                                 a struct in STRUCTS, a named string in
                                        NAMED_STRINGS, or an alias in ALIASES
-Go's error messages name types as `v1.Name` (every package here is a "v1":
-core, apps, discovery, networking and meta), so the table keeps Go's names.
+Go's error messages name types as `v1.Name` (core, apps, discovery, networking
+and meta are all packages called "v1"; network-policy-api's are `v1alpha1.Name`,
+listed in V1ALPHA1), so the table keeps Go's names.
 Volume sources and the few fields knet never reads and nobody hand-writes
 (PersistentVolumeClaim templates, Node config sources) are `any`: accepted as
 they come, never reported as unknown.
@@ -40,6 +41,7 @@ NAMED_STRINGS = frozenset({
     "PersistentVolumeClaimRetentionPolicyType", "AddressType", "PolicyType", "FinalizerName",
     "NamespacePhase", "NamespaceConditionType", "NodePhase", "NodeConditionType", "NodeAddressType",
     "UniqueVolumeName", "LoadBalancerIPMode", "ManagedFieldsOperationType", "UID", "Signal",
+    "AdminNetworkPolicyRuleAction", "BaselineAdminNetworkPolicyRuleAction", "CIDR", "DomainName",
 })
 
 # Named non-struct types: Go's name in errors, and what they decode as.
@@ -363,7 +365,51 @@ STRUCTS: dict[str, dict[str, str]] = {
     "NetworkPolicyPeer": {"podSelector": "LabelSelector", "namespaceSelector": "LabelSelector",
                           "ipBlock": "IPBlock"},
     "IPBlock": {"cidr": S, "except": "[]string"},
+
+    # -- policy.networking.k8s.io/v1alpha1 (kubernetes-sigs/network-policy-api) -------------
+    # CRDs upstream, but typed here like the built-in kinds: the Go types in
+    # apis/v1alpha1 decide what decodes, and Go names them `v1alpha1.X` (V1ALPHA1).
+    "AdminNetworkPolicy": {**_OBJECT, "spec": "AdminNetworkPolicySpec", "status": "AdminNetworkPolicyStatus"},
+    "AdminNetworkPolicyStatus": {"conditions": "[]Condition"},
+    "AdminNetworkPolicySpec": {"priority": I32, "subject": "AdminNetworkPolicySubject",
+                               "ingress": "[]AdminNetworkPolicyIngressRule",
+                               "egress": "[]AdminNetworkPolicyEgressRule"},
+    "AdminNetworkPolicySubject": {"namespaces": "LabelSelector", "pods": "NamespacedPod"},
+    "NamespacedPod": {"namespaceSelector": "LabelSelector", "podSelector": "LabelSelector"},
+    "AdminNetworkPolicyIngressRule": {"name": S, "action": "AdminNetworkPolicyRuleAction",
+                                      "from": "[]AdminNetworkPolicyIngressPeer", "ports": "[]AdminNetworkPolicyPort"},
+    "AdminNetworkPolicyEgressRule": {"name": S, "action": "AdminNetworkPolicyRuleAction",
+                                     "to": "[]AdminNetworkPolicyEgressPeer", "ports": "[]AdminNetworkPolicyPort"},
+    "AdminNetworkPolicyIngressPeer": {"namespaces": "LabelSelector", "pods": "NamespacedPod"},
+    "AdminNetworkPolicyEgressPeer": {"namespaces": "LabelSelector", "pods": "NamespacedPod",
+                                     "nodes": "LabelSelector", "networks": "[]CIDR",
+                                     "domainNames": "[]DomainName"},
+    "AdminNetworkPolicyPort": {"portNumber": "Port", "namedPort": S, "portRange": "PortRange"},
+    "Port": {"protocol": "Protocol", "port": I32},
+    "PortRange": {"protocol": "Protocol", "start": I32, "end": I32},
+    "BaselineAdminNetworkPolicy": {**_OBJECT, "spec": "BaselineAdminNetworkPolicySpec",
+                                   "status": "BaselineAdminNetworkPolicyStatus"},
+    "BaselineAdminNetworkPolicyStatus": {"conditions": "[]Condition"},
+    "BaselineAdminNetworkPolicySpec": {"subject": "AdminNetworkPolicySubject",
+                                       "ingress": "[]BaselineAdminNetworkPolicyIngressRule",
+                                       "egress": "[]BaselineAdminNetworkPolicyEgressRule"},
+    "BaselineAdminNetworkPolicyIngressRule": {"name": S, "action": "BaselineAdminNetworkPolicyRuleAction",
+                                              "from": "[]AdminNetworkPolicyIngressPeer",
+                                              "ports": "[]AdminNetworkPolicyPort"},
+    "BaselineAdminNetworkPolicyEgressRule": {"name": S, "action": "BaselineAdminNetworkPolicyRuleAction",
+                                             "to": "[]BaselineAdminNetworkPolicyEgressPeer",
+                                             "ports": "[]AdminNetworkPolicyPort"},
+    "BaselineAdminNetworkPolicyEgressPeer": {"namespaces": "LabelSelector", "pods": "NamespacedPod",
+                                             "nodes": "LabelSelector", "networks": "[]CIDR"},
 }
+
+# The types of package v1alpha1 (network-policy-api); every other struct and
+# named string lives in a package Go calls "v1".
+V1ALPHA1 = frozenset({
+    *(k for k in STRUCTS if "AdminNetworkPolicy" in k),
+    "NamespacedPod", "Port", "PortRange",
+    "AdminNetworkPolicyRuleAction", "BaselineAdminNetworkPolicyRuleAction", "CIDR", "DomainName",
+})
 
 SCALARS = frozenset({"string", "int32", "int64", "bool", "float64", "IntOrString", "Quantity", "Time",
                      "MicroTime", "any"})
@@ -375,6 +421,8 @@ def go_name(t: str) -> str:
         return "[]" + go_name(t[2:])
     if t.startswith("map[string]"):
         return "map[string]" + go_name(t[11:])
+    if t in V1ALPHA1:
+        return "v1alpha1." + t
     if t in STRUCTS or t in NAMED_STRINGS or t in ALIASES:
         return "v1." + t
     if t == "IntOrString":

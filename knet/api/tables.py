@@ -529,6 +529,16 @@ def networkpolicy_row(np: Obj, wide: bool, now: float) -> list[str]:
     ]
 
 
+def adminnetworkpolicy_row(anp: Obj, wide: bool, now: float) -> list[str]:
+    """The CRD's additionalPrinterColumns: Priority (.spec.priority, type string) and Age."""
+    priority = dig(anp, "spec", "priority")
+    return [
+        name_of(anp),
+        "<none>" if priority is None else str(priority),
+        since(dig(anp, "metadata", "creationTimestamp"), now),
+    ]
+
+
 def _event_source(ev: Obj) -> str:
     component = dig(ev, "source", "component") or ev.get("reportingController") or ""
     host = dig(ev, "source", "host") or ev.get("reportingInstance") or ""

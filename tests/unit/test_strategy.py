@@ -14,9 +14,9 @@ from knet.store.sqlite import SqliteStore
 
 HOOKS = ("names", "defaults", "validate", "validate_update", "prepare_update", "printer")
 
-# A record the cluster does not serve: AdminNetworkPolicy's group is alpha.
-ANP = Resource("AdminNetworkPolicy", "adminnetworkpolicies", "policy.networking.k8s.io", "v1alpha1",
-               False, ("anp",))
+# A record the cluster does not serve, in a group served only at an alpha version.
+ANP = Resource("ExampleNetworkPolicy", "examplenetworkpolicies", "example.networking.k8s.io", "v1alpha1",
+               False, ("enp",))
 
 
 @pytest.mark.parametrize("res", RESOURCES, ids=lambda r: r.kind)
@@ -39,16 +39,29 @@ def test_records_are_unique_by_kind_path_and_short_name():
 def test_a_group_at_an_alpha_version_is_discovered_at_that_version():
     records = (*RESOURCES, ANP)
     groups = {g["name"]: g for g in discovery.document("/apis", records)["groups"]}
-    anp = groups["policy.networking.k8s.io"]
-    assert anp["versions"] == [{"groupVersion": "policy.networking.k8s.io/v1alpha1", "version": "v1alpha1"}]
-    assert anp["preferredVersion"]["version"] == "v1alpha1"
+    example = groups["example.networking.k8s.io"]
+    assert example["versions"] == [{"groupVersion": "example.networking.k8s.io/v1alpha1", "version": "v1alpha1"}]
+    assert example["preferredVersion"]["version"] == "v1alpha1"
     assert groups["apps"]["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
-    listed = discovery.document("/apis/policy.networking.k8s.io/v1alpha1", records)
+    listed = discovery.document("/apis/example.networking.k8s.io/v1alpha1", records)
     assert [(r["kind"], r["namespaced"], r["shortNames"]) for r in listed["resources"]] == [
-        ("AdminNetworkPolicy", False, ["anp"])]
-    assert discovery.document("/apis/policy.networking.k8s.io/v1", records) is None
-    assert ANP.path(name="x") == "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies/x"
-    assert "policy.networking.k8s.io" not in {g["name"] for g in discovery.document("/apis", RESOURCES)["groups"]}
+        ("ExampleNetworkPolicy", False, ["enp"])]
+    assert discovery.document("/apis/example.networking.k8s.io/v1", records) is None
+    assert ANP.path(name="x") == "/apis/example.networking.k8s.io/v1alpha1/examplenetworkpolicies/x"
+    assert "example.networking.k8s.io" not in {g["name"] for g in discovery.document("/apis", RESOURCES)["groups"]}
+
+
+def test_admin_network_policies_are_served_at_policy_networking_v1alpha1():
+    groups = {g["name"]: g for g in discovery.document("/apis", RESOURCES)["groups"]}
+    assert groups["policy.networking.k8s.io"]["versions"] == [
+        {"groupVersion": "policy.networking.k8s.io/v1alpha1", "version": "v1alpha1"}]
+    listed = discovery.document("/apis/policy.networking.k8s.io/v1alpha1", RESOURCES)
+    assert [(r["name"], r["kind"], r["namespaced"], r["shortNames"]) for r in listed["resources"]] == [
+        ("adminnetworkpolicies", "AdminNetworkPolicy", False, ["anp"]),
+        ("baselineadminnetworkpolicies", "BaselineAdminNetworkPolicy", False, ["banp"])]
+    assert discovery.document("/apis/policy.networking.k8s.io/v1", RESOURCES) is None
+    assert by_kind("AdminNetworkPolicy").path(name="x") == (
+        "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies/x")
 
 
 def test_a_group_with_several_versions_prefers_ga_then_beta_then_alpha():
