@@ -238,7 +238,10 @@ class Responder:
         sub.id = q.id
         limit = _size_limit(q, tcp)
 
+        cname = list(r.answer)
+
         def finish(upstream: bytes | None) -> bytes:
+            r.answer = list(cname)
             if upstream is not None:
                 try:
                     up = dns.message.from_wire(upstream)
