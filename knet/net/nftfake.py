@@ -41,6 +41,7 @@ class FakeTable:
 
 
 _TARGET = re.compile(r"\b(?:jump|goto) ([\w-]+)")
+_SET_REF = re.compile(r"@([\w-]+)")
 
 
 class FakeNft:
@@ -133,7 +134,7 @@ class _Script:
         _fail("syntax error: table block not closed")
 
     def _command(self, line: str) -> None:
-        m = re.fullmatch(r"(add|flush|delete) (table|chain|rule|set|map|element) (\w+) ([\w-]+)(?: (.*))?", line)
+        m = re.fullmatch(r"(add|insert|flush|delete) (table|chain|rule|set|map|element) (\w+) ([\w-]+)(?: (.*))?", line)
         if not m:
             _fail(f"syntax error: {line}")
         verb, what, family, name, rest = m[1], m[2], m[3], m[4], m[5] or ""
@@ -152,7 +153,12 @@ class _Script:
         if what == "rule":
             if obj not in t.chains:
                 _fail(f"No such file or directory: chain {obj}")
-            t.chains[obj].rules.append(body)
+            if verb == "insert":  # at the head of the chain, as `nft insert rule` without a position
+                t.chains[obj].rules.insert(0, body)
+            else:
+                t.chains[obj].rules.append(body)
+        elif verb == "insert":
+            _fail(f"syntax error: {line}")
         elif what == "chain":
             self._chain(t, verb, obj, body)
         elif what in ("set", "map"):
@@ -203,13 +209,17 @@ class _Script:
 
 
 def _check_references(tables: dict[tuple[str, str], FakeTable]) -> None:
-    """A rule that jumps to a chain that does not exist is refused, as the kernel refuses it."""
+    """A rule that jumps to a chain or names a set that does not exist is
+    refused, as the kernel refuses it (so is deleting a set a rule uses)."""
     for t in tables.values():
         for chain in t.chains.values():
             for rule in chain.rules:
                 for target in _TARGET.findall(rule):
                     if target not in t.chains:
                         _fail(f"No such file or directory: jump to chain {target}")
+                for name in _SET_REF.findall(rule.split(' comment "')[0]):
+                    if name not in t.sets:
+                        _fail(f"No such file or directory: set {name}")
         for s in t.sets.values():
             for value in s.elements.values():
                 for target in _TARGET.findall(value):
