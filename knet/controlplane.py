@@ -113,6 +113,85 @@ def bootstrap_kubernetes_service(reg: Registry, cfg: ClusterConfig) -> None:
             "ports": [{"name": "https", "port": cfg.api_port, "protocol": "TCP"}]})
 
 
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"
+DNS_LABELS = {"k8s-app": "kube-dns"}
+
+
+def coredns_deployment(cfg: ClusterConfig, python: str = sys.executable) -> dict:
+    """kube-system/coredns as kubeadm writes it (2 replicas, k8s-app: kube-dns,
+    prefer different nodes, tolerate the control plane, dnsPolicy Default, the
+    health and ready probes), but its container runs knet's server
+    (knet.dns.server) with the cluster's domain and upstreams; the image is
+    recorded, not pulled. It reaches the API with the cluster's token file
+    until issue 15 gives pods ServiceAccount tokens."""
+    args = ["--domain", cfg.dns_domain, "--service-subnet", cfg.service_subnet, "--pod-subnet", cfg.pod_subnet]
+    for upstream in cfg.dns_upstreams:
+        args += ["--upstream", upstream]
+    for node in cfg.nodes:  # hostNetwork pods and the nodes may be forwarded for; the ext host may not
+        args += ["--forward-from", f"{node.ip}/32"]
+    args += ["--token-file", os.path.join(cfg.state_dir, "token")]
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "coredns", "labels": dict(DNS_LABELS)},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": dict(DNS_LABELS)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": dict(DNS_LABELS)},
+                "spec": {
+                    "priorityClassName": "system-cluster-critical",
+                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+                        "weight": 100, "podAffinityTerm": {
+                            "labelSelector": {"matchExpressions": [
+                                {"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}]},
+                            "topologyKey": "kubernetes.io/hostname"}}]}},
+                    "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"},
+                                    {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                    "dnsPolicy": "Default",
+                    "containers": [{
+                        "name": "coredns", "image": COREDNS_IMAGE, "imagePullPolicy": "IfNotPresent",
+                        "command": [python, "-m", "knet.dns"], "args": args,
+                        "ports": [{"containerPort": 53, "name": "dns", "protocol": "UDP"},
+                                  {"containerPort": 53, "name": "dns-tcp", "protocol": "TCP"},
+                                  {"containerPort": 9153, "name": "metrics", "protocol": "TCP"}],
+                        "livenessProbe": {"httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"},
+                                          "initialDelaySeconds": 60, "timeoutSeconds": 5,
+                                          "successThreshold": 1, "failureThreshold": 5},
+                        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"},
+                                           "periodSeconds": 1},
+                    }],
+                },
+            },
+        },
+    }
+
+
+def kube_dns_service(cfg: ClusterConfig) -> dict:
+    """kube-system/kube-dns at the serviceSubnet's tenth address, UDP and TCP 53 and metrics."""
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kube-dns", "labels": {**DNS_LABELS, "kubernetes.io/name": "CoreDNS"},
+                     "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}},
+        "spec": {"selector": dict(DNS_LABELS), "clusterIP": cfg.dns_service_ip,
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                           {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                           {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}}
+
+
+def bootstrap_cluster_dns(reg: Registry, cfg: ClusterConfig) -> None:
+    """The cluster DNS, as kubeadm's CoreDNS addon: created once, then the
+    cluster's like any workload (a user may scale or edit it)."""
+    from knet.api.resources import by_kind
+
+    deployments, services = by_kind("Deployment"), by_kind("Service")
+    if reg.find(services, "kube-system", "kube-dns") is None:
+        reg.create(services, "kube-system", kube_dns_service(cfg))
+    if reg.find(deployments, "kube-system", "coredns") is None:
+        reg.create(deployments, "kube-system", coredns_deployment(cfg))
+
+
 async def run_node_lifecycle(reg: Registry, grace: float) -> None:
     while True:
         await trio.sleep(min(1.0, grace / 4))
@@ -134,6 +213,10 @@ async def main_async(cluster: str) -> None:
     reg = Registry(store, allocators={"Service": allocator}, pod_netns=cfg.pod_netns)
     reg.bootstrap()
     bootstrap_kubernetes_service(reg, cfg)
+    try:
+        bootstrap_cluster_dns(reg, cfg)
+    except Exception:  # the cluster still comes up without DNS; the log says why
+        log.exception("creating the cluster DNS (kube-system/coredns, kube-dns) failed")
     server = ApiServer(reg, token)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve_unix, os.path.join(state, "api.sock"))
