@@ -217,9 +217,9 @@ def admin_rule(name: str, action: str, peers: list[dict], *, direction: str,
 
 @dataclass
 class Change:
-    """One change between steps. op: "apply" (create or replace `obj`), "delete" (`obj`, only
-    kind/namespace/name matter), "label" (merge `labels` into the Pod "x/b" or Namespace "y"
-    named by `target`; a value None removes the label)."""
+    """One change between steps. op: "apply" (create or replace `obj`: a policy, a Pod or a
+    Namespace), "delete" (`obj`, only kind/namespace/name matter), "label" (merge `labels` into
+    the Pod "x/b" or Namespace "y" named by `target`; a value None removes the label)."""
 
     op: str
     obj: dict | None = None
@@ -261,13 +261,14 @@ def apply_changes(namespaces: list[dict], pods: list[dict], policies: list[dict]
         md = o["metadata"]
         return (o["kind"], md.get("namespace", ""), md["name"])
 
+    lists = {"Pod": pods, "Namespace": namespaces}
     for c in changes:
-        if c.op == "apply":
+        if c.op in ("apply", "delete"):
             assert c.obj is not None
-            policies[:] = [p for p in policies if key(p) != key(c.obj)] + [copy.deepcopy(c.obj)]
-        elif c.op == "delete":
-            assert c.obj is not None
-            policies[:] = [p for p in policies if key(p) != key(c.obj)]
+            objs = lists.get(c.obj["kind"], policies)
+            objs[:] = [o for o in objs if key(o) != key(c.obj)]
+            if c.op == "apply":
+                objs.append(copy.deepcopy(c.obj))
         elif c.op == "label":
             if "/" in c.target:
                 ns, _, name = c.target.partition("/")
@@ -668,6 +669,74 @@ def _extra_cases() -> list[Case]:
     return cases
 
 
+CYCLONUS_CONFLICT = "mattfenwick/cyclonus pkg/generator/conflictcases.go"
+
+
+def _conflict_cases() -> list[Case]:
+    """cyclonus's allow/deny conflicts (source x/b, destination y/c): deny-all layered with an
+    allow-all written as `[{}]`, as a namespaceSelector {} peer, as ipBlock 0.0.0.0/0, and the
+    'deny-all' written as a peer that matches nothing (0.0.0.0/31, an unused namespace label)."""
+    src, dst = labels(pod="b"), labels(pod="c")
+    allow_all = [{}]
+    by_pod = [{"to": [{"namespaceSelector": {}}]}]
+    by_ip = [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]
+    deny_by_ip = [{"to": [{"ipBlock": {"cidr": "0.0.0.0/31"}}]}]
+    deny_by_pod = [{"to": [{"namespaceSelector": labels(**{"this-will-never-happen": "qrs123"})}]}]
+
+    def ing(rules: list[dict]) -> list[dict]:
+        return [{"from": r["to"]} if "to" in r else r for r in rules]
+
+    def eg(name: str, rules: list[dict]) -> dict:
+        return netpol(name, "x", src, egress=rules)
+
+    def ig(name: str, rules: list[dict], ns: str = "x", sel: dict = src) -> dict:
+        return netpol(name, ns, sel, ingress=ing(rules))
+
+    no_out, no_in = M().expect_all_egress("x/b", False), M().expect_all_ingress("x/b", False)
+    table = [
+        ([eg("deny-all-egress", []), ig("allow-all-ingress", allow_all, "y", dst)], no_out),
+        ([eg("allow-all-egress", allow_all), ig("deny-all-ingress", [], "y", dst)],
+         M().expect_all_ingress("y/c", False)),
+        ([eg("deny-all-egress", []), eg("allow-all-egress", allow_all)], M()),
+        ([ig("deny-all-ingress", [], "y", dst), ig("allow-all-ingress", allow_all, "y", dst)], M()),
+        ([eg("deny-all-egress", []), eg("allow-all-egress-by-pod", by_pod)], M()),
+        ([eg("deny-all-egress", []), eg("allow-all-egress-by-ip", by_ip)], M()),
+        ([eg("deny-all-egress-by-ip", deny_by_ip), eg("allow-all-egress-by-pod", by_pod)], M()),
+        ([eg("deny-all-egress-by-pod", deny_by_pod), eg("allow-all-egress-by-ip", by_ip)], M()),
+        ([ig("deny-all-ingress", []), ig("allow-all-ingress-by-pod", by_pod)], M()),
+        ([ig("deny-all-ingress", []), ig("allow-all-ingress-by-ip", by_ip)], M()),
+        ([ig("deny-all-ingress-by-ip", deny_by_ip), ig("allow-all-ingress-by-pod", by_pod)], M()),
+        ([ig("deny-all-ingress-by-pod", deny_by_pod), ig("allow-all-ingress-by-ip", by_ip)], M()),
+        ([eg("deny-all-egress-by-ip", deny_by_ip)], no_out),
+        ([eg("deny-all-egress-by-ip", deny_by_pod)], no_out),
+        ([ig("deny-all-ingress-by-ip", deny_by_ip)], no_in),
+        ([ig("deny-all-ingress-by-ip", deny_by_pod)], no_in),
+    ]
+    return [Case(f"conflict-{i}", pols, list(PROBES), every(m), source=CYCLONUS_CONFLICT,
+                 note="expectation written by hand from the policies")
+            for i, (pols, m) in enumerate(table, 1)]
+
+
+def _moved_pod_case() -> Case:
+    """A peer pod deleted and made again with another IP on the other node (a Deployment's pod
+    replaced): selections, named-port sets and the node it is judged on all follow it."""
+    moved = pod("x", "b", ip="10.244.1.99", node=NODES[0])
+    ns = {"namespaceSelector": labels(ns="x"), "podSelector": labels(pod="b")}
+    pols = [netpol("from-b", "x", labels(pod="a"), ingress=[{"from": [{"podSelector": labels(pod="b")}]}]),
+            netpol("to-x-b", "z", labels(pod="c"), egress=[{"to": [ns], "ports": [port("serve-80-tcp"),
+                                                                                  port("serve-81-udp", "UDP")]}])]
+
+    def want(p: Probe) -> Matrix:
+        m = M().expect_all_ingress("x/a", False).expect("x/b", "x/a", True).expect_all_egress("z/c", False)
+        return m.expect("z/c", "x/b", True) if p in (TCP80, UDP81) else m
+    expected = {p: want(p) for p in PROBES}
+    return Case("peer-pod-recreated-with-new-ip", pols, list(PROBES), expected,
+                [Step("delete x/b and create it again with another IP on the other node",
+                      [Change("delete", moved), Change("apply", moved)], {p: want(p) for p in PROBES})],
+                source="mattfenwick/cyclonus pkg/generator/actioncases.go (create/delete pod)",
+                note="expectation written by hand from the policies")
+
+
 def _ip_np_cases(ips: Mapping[str, str]) -> list[Case]:
     cases: list[Case] = []
 
@@ -841,7 +910,7 @@ def _ip_admin_cases(ips: Mapping[str, str]) -> list[Case]:
                         "cluster-internal IPs too)")]
 
 
-CASES: list[Case] = _np_cases() + _extra_cases() + _admin_cases()
+CASES: list[Case] = _np_cases() + _extra_cases() + _conflict_cases() + [_moved_pod_case()] + _admin_cases()
 
 
 def ip_cases(ips: Mapping[str, str]) -> list[Case]:
