@@ -420,6 +420,8 @@ class Compiler:
         labels = self._labels(info.ns)
         peers = self.peer_index.lookup(info, labels) if info.ip else set()
         old_ip = old.ip if old is not None else ""
+        if not old_ip and st.peers:  # a namespace changed: the pod is as it was
+            old_ip = info.ip
         for s in st.peers - peers:
             self.peer_index.entries[s].members.discard(info.key)
             if old_ip:

@@ -8,7 +8,14 @@ walk it. Other tests import it as `import policy_tracer`.
     explain(...)  -> (verdict, comment of the rule that decided, or "" when the packet fell through)
 
 One table is one node's: to judge pod A -> pod B across nodes, trace the
-packet through A's node's table and B's node's table (both must accept).
+packet through A's node's table and B's node's table (both must accept);
+`connect` does that for a cluster of node tables:
+
+    connect({"w1": t1, "w2": t2}, ("10.244.1.5", "w1"), ("10.244.2.7", "w2"), 80, "tcp",
+            node_ips={"w1": ("192.168.56.11",), "w2": ("192.168.56.12",)})  -> "accept" | "drop"
+
+an end's node is None for an address outside the cluster; a node's own
+address is given as that node's (ip, node).
 The hook follows the node's addresses: from one of `local_node_ips`, the
 node's own traffic (`output`: no chain here, accepted); to one of them,
 `input`; otherwise `forward`. Base chains of the hook run in priority
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping, Sequence
 
 from knet.net.nftfake import FakeTable
 
@@ -64,6 +72,20 @@ def explain(table: FakeTable, src_ip: str, dst_ip: str, dport: int, proto: str =
         if verdict == "drop":
             return "drop", comment
     return "accept", why
+
+
+def connect(tables: Mapping[str, FakeTable], src: tuple[str, str | None], dst: tuple[str, str | None],
+            dport: int, proto: str = "tcp", *, node_ips: Mapping[str, Sequence[str]] | None = None,
+            established: bool = False) -> str:
+    """A packet from src (ip, node or None) to dst through every node table
+    it crosses: the source's node, then the destination's if it is another."""
+    node_ips = node_ips or {}
+    nodes = [n for n in dict.fromkeys((src[1], dst[1])) if n is not None]
+    for n in nodes:
+        if trace(tables[n], src[0], dst[0], dport, proto, local_node_ips=tuple(node_ips.get(n, ())),
+                 established=established) == "drop":
+            return "drop"
+    return "accept"
 
 
 class _Packet:
