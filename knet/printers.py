@@ -43,7 +43,7 @@ from knet.api.tables import (
     to_int,
 )
 
-__all__ = ["describe", "table"]
+__all__ = ["describe", "isolated_cell", "policies_cell", "table"]
 
 # --------------------------------------------------------------------------
 # time
@@ -202,6 +202,7 @@ def table(
     all_namespaces: bool = False,
     show_kind: bool = False,
     now: float | None = None,
+    extra: Iterable[tuple[str, Callable[[Obj], str]]] = (),
 ) -> str:
     """The `knet get` table for objects of one kind, ending in a newline.
 
@@ -209,7 +210,11 @@ def table(
     found" line instead. `show_kind` prefixes the first cell with the kind as
     kubectl does when several kinds are listed at once (`deployment.apps/web`).
     A NAMESPACE column is only added for namespaced kinds, as kubectl does.
+    `extra` adds knet's own columns after kubectl's, as (header, cell of an
+    object): facts the caller computed from other objects (which policies
+    isolate a pod), which this module cannot look up itself.
     """
+    extra = list(extra)
     if not objects:
         return ""
     now = _now(now)
@@ -238,9 +243,9 @@ def table(
         prefix += "/"
 
     lines = []
-    lines.append((["NAMESPACE"] if with_namespace else []) + headers)
+    lines.append((["NAMESPACE"] if with_namespace else []) + headers + [h for h, _ in extra])
     for obj in objects:
-        cells = row_fn(obj, wide, now)
+        cells = row_fn(obj, wide, now) + [cell(obj) for _, cell in extra]
         cells[0] = prefix + cells[0]
         if with_namespace:
             cells.insert(0, _namespace(obj))
@@ -715,7 +720,8 @@ def _qos_class(pod: Obj) -> str:
 # describe: per kind
 
 
-def _describe_pod(w: _Writer, pod: Obj, events: list[Obj] | None, now: float, **_: Any) -> None:
+def _describe_pod(w: _Writer, pod: Obj, events: list[Obj] | None, now: float, *,
+                  isolation: Obj | None = None, **_: Any) -> None:
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     st = pod.get("status") or {}
@@ -789,6 +795,68 @@ def _describe_pod(w: _Writer, pod: Obj, events: list[Obj] | None, now: float, **
     _tolerations_multiline(w, "Tolerations", spec.get("tolerations"))
     _describe_topology(w, spec.get("topologySpreadConstraints"), "")
     _describe_events(w, events, now)
+    if isolation is not None:  # knet's addition, after kubectl's text so that stays byte-identical
+        _describe_isolation(w, isolation)
+
+
+# -- knet's additions: which policies isolate and select a pod ---------------------
+# `isolation` is knet.policy.isolation.isolation()'s answer for one pod:
+# {"Ingress": ["ns/name"...], "Egress": [...], "AdminNetworkPolicy": [names],
+#  "BaselineAdminNetworkPolicy": [name]}. The CLI computes it (printers may not
+# import knet.policy); these only lay it out.
+
+
+def _short(key: str) -> str:
+    """A NetworkPolicy named in its pod's own namespace needs no namespace."""
+    return key.partition("/")[2] or key
+
+
+def isolated_cell(isolation: Obj | None) -> str:
+    """`knet get pods -o wide`'s ISOLATED column: the directions some
+    NetworkPolicy isolates the pod in."""
+    iso = isolation or {}
+    directions = [d for d in ("Ingress", "Egress") if iso.get(d)]
+    return ",".join(directions) or "<none>"
+
+
+def policies_cell(isolation: Obj | None) -> str:
+    """`knet get pods -o wide`'s POLICIES column: NetworkPolicies selecting the
+    pod, then admin policies as anp/NAME and banp/NAME, in evaluation order."""
+    iso = isolation or {}
+    names: list[str] = []
+    for key in (*iso.get("Ingress", ()), *iso.get("Egress", ())):
+        if _short(key) not in names:
+            names.append(_short(key))
+    names += [f"anp/{n}" for n in iso.get("AdminNetworkPolicy", ())]
+    names += [f"banp/{n}" for n in iso.get("BaselineAdminNetworkPolicy", ())]
+    return ",".join(names) or "<none>"
+
+
+def _describe_isolation(w: _Writer, iso: Obj) -> None:
+    w.flush()
+    w.write(0, "Network Policies:\n")
+    for direction in ("Ingress", "Egress"):
+        keys = iso.get(direction) or []
+        text = ", ".join(_short(k) for k in keys) if keys else "<none> (not isolated: all traffic allowed)"
+        w.write(1, f"Isolated for {direction}:\t{text}\n")
+    anps = iso.get("AdminNetworkPolicy") or []
+    w.write(1, f"AdminNetworkPolicies:\t{', '.join(anps) or '<none>'}\n")
+    banps = iso.get("BaselineAdminNetworkPolicy") or []
+    w.write(1, f"BaselineAdminNetworkPolicy:\t{', '.join(banps) or '<none>'}\n")
+
+
+def _describe_selected_pods(w: _Writer, pods: list[Obj] | None, with_namespace: bool) -> None:
+    """knet's addition to a policy's description: the pods it selects now."""
+    if pods is None:
+        return
+    if not pods:
+        w.write(0, "Selected Pods:\t<none>\n")
+        return
+    w.write(0, "Selected Pods:\n")
+    for pod in sorted(pods, key=lambda p: (_namespace(p), name_of(p))):
+        name = f"{_namespace(pod)}/{name_of(pod)}" if with_namespace else name_of(pod)
+        ip = dig(pod, "status", "podIP") or "<none>"
+        w.write(1, f"{name}\t{ip}\n")
 
 
 def _describe_node(w: _Writer, node: Obj, events: list[Obj] | None, now: float, **_: Any) -> None:
@@ -1172,8 +1240,10 @@ def _describe_peers(w: _Writer, rules: list[Obj], peers_key: str, direction: str
             w.write(0, f"{indent}----------\n")
 
 
-def _describe_networkpolicy(w: _Writer, np: Obj, events: list[Obj] | None, now: float, **_: Any) -> None:
-    # kubectl's NetworkPolicy describer shows no events.
+def _describe_networkpolicy(w: _Writer, np: Obj, events: list[Obj] | None, now: float, *,
+                            pods: list[Obj] | None = None, **_: Any) -> None:
+    # kubectl's NetworkPolicy describer shows no events. `pods`, when given,
+    # are the pods the policy selects (knet's addition, after kubectl's lines).
     meta = np.get("metadata") or {}
     spec = np.get("spec") or {}
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
@@ -1202,6 +1272,95 @@ def _describe_networkpolicy(w: _Writer, np: Obj, events: list[Obj] | None, now: 
     else:
         w.write(1, "Not affecting egress traffic\n")
     w.write(1, f"Policy Types: {', '.join(types) or '<none>'}\n")
+    _describe_selected_pods(w, pods, with_namespace=False)
+
+
+def _everything_or(sel: object, everything: str) -> str:
+    """An ANP selector: empty selects everything, so say so instead of <none>."""
+    if isinstance(sel, dict) and (sel.get("matchLabels") or sel.get("matchExpressions")):
+        return format_selector(sel)
+    return everything
+
+
+def _describe_admin_pods(w: _Writer, level: int, pods: object) -> None:
+    pods = pods if isinstance(pods, dict) else {}
+    w.write(level, "Pods:\n")
+    w.write(level + 1, f"NamespaceSelector:\t{_everything_or(pods.get('namespaceSelector'), '<all namespaces>')}\n")
+    w.write(level + 1, f"PodSelector:\t{_everything_or(pods.get('podSelector'), '<all pods>')}\n")
+
+
+def _admin_port(port: Obj) -> str:
+    if isinstance(port.get("portNumber"), dict):
+        number = port["portNumber"]
+        return f"{_intstr(number.get('port'))}/{number.get('protocol') or 'TCP'}"
+    if isinstance(port.get("portRange"), dict):
+        rng = port["portRange"]
+        return f"{_intstr(rng.get('start'))}-{_intstr(rng.get('end'))}/{rng.get('protocol') or 'TCP'}"
+    if port.get("namedPort") is not None:
+        return f"{port['namedPort']} (named port)"
+    return "<unknown>"
+
+
+def _describe_admin_peer(w: _Writer, level: int, peer: Obj) -> None:
+    if peer.get("namespaces") is not None:
+        w.write(level, f"Namespaces:\t{_everything_or(peer['namespaces'], '<all namespaces>')}\n")
+    elif peer.get("pods") is not None:
+        _describe_admin_pods(w, level, peer["pods"])
+    elif peer.get("nodes") is not None:
+        w.write(level, f"Nodes:\t{_everything_or(peer['nodes'], '<all nodes>')}\n")
+    elif peer.get("networks") is not None:
+        w.write(level, f"Networks:\t{', '.join(str(n) for n in peer['networks'])}\n")
+    elif peer.get("domainNames") is not None:
+        w.write(level, f"Domain Names:\t{', '.join(str(n) for n in peer['domainNames'])}\n")
+    else:  # fails closed, as the API says of a peer this version does not know
+        w.write(level, "<unknown peer> (matches nothing for Allow, everything for Deny and Pass)\n")
+
+
+def _describe_admin_rules(w: _Writer, rules: object, direction: str) -> None:
+    rules = [r for r in rules or [] if isinstance(r, dict)] if isinstance(rules, list) else []
+    title = f"{direction.capitalize()} Rules"
+    if not rules:
+        w.write(1, f"{title}:\t<none> (not affecting {direction} traffic)\n")
+        return
+    w.write(1, f"{title} (first match wins):\n")
+    peers_key, peers_title = ("from", "From") if direction == "ingress" else ("to", "To")
+    for i, rule in enumerate(rules):
+        w.write(2, f"{rule.get('name') or f'rule {i}'}:\t{rule.get('action', '')}\n")
+        ports = [p for p in rule.get("ports") or [] if isinstance(p, dict)]
+        w.write(3, f"Ports:\t{', '.join(_admin_port(p) for p in ports) if ports else '<any>'}\n")
+        for peer in rule.get(peers_key) or []:
+            w.write(3, f"{peers_title}:\n")
+            _describe_admin_peer(w, 4, peer if isinstance(peer, dict) else {})
+        if i != len(rules) - 1:
+            w.write(2, "----------\n")
+
+
+def _describe_adminnetworkpolicy(w: _Writer, anp: Obj, events: list[Obj] | None, now: float, *,
+                                 pods: list[Obj] | None = None, **_: Any) -> None:
+    """AdminNetworkPolicy and BaselineAdminNetworkPolicy (knet's own layout, in
+    the NetworkPolicy describer's style; kubectl has only its generic one for
+    CRDs). `pods` are the pods the subject selects, when given."""
+    meta = anp.get("metadata") or {}
+    spec = anp.get("spec") or {}
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Created on:\t{_go_time_string(meta.get('creationTimestamp'))}\n")
+    _labels_multiline(w, "Labels", meta.get("labels"))
+    _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    w.write(0, "Spec:\n")
+    if anp.get("kind") == "AdminNetworkPolicy":
+        w.write(1, f"Priority:\t{_intstr(spec.get('priority'))} (lower numbers are evaluated first)\n")
+    subject = spec.get("subject") if isinstance(spec.get("subject"), dict) else {}
+    w.write(1, "Subject:\n")
+    if subject.get("namespaces") is not None:
+        w.write(2, f"Namespaces:\t{_everything_or(subject['namespaces'], '<all namespaces>')}\n")
+    elif subject.get("pods") is not None:
+        _describe_admin_pods(w, 2, subject["pods"])
+    else:
+        w.write(2, "<none>\n")
+    _describe_admin_rules(w, spec.get("ingress"), "ingress")
+    _describe_admin_rules(w, spec.get("egress"), "egress")
+    _describe_selected_pods(w, pods, with_namespace=True)
+    _describe_events(w, events, now)
 
 
 # --------------------------------------------------------------------------
@@ -1328,6 +1487,8 @@ _DESCRIBERS: dict[str, Callable[..., None]] = {
     "StatefulSet": _describe_statefulset,
     "EndpointSlice": _describe_endpointslice,
     "NetworkPolicy": _describe_networkpolicy,
+    "AdminNetworkPolicy": _describe_adminnetworkpolicy,
+    "BaselineAdminNetworkPolicy": _describe_adminnetworkpolicy,
 }
 
 
@@ -1339,6 +1500,7 @@ def describe(
     pods: Iterable[dict] | None = None,
     endpoint_slices: Iterable[dict] | None = None,
     replica_sets: Iterable[dict] | None = None,
+    isolation: dict | None = None,
 ) -> str:
     """The `knet describe` text for one object, ending in a newline.
 
@@ -1349,6 +1511,11 @@ def describe(
     `endpoint_slices` of a Service (for its Endpoints lines) and `replica_sets`
     (for a Deployment's Old/NewReplicaSet lines). Lines whose source was not
     passed are left out rather than printed with made-up numbers.
+
+    knet's additions: for a NetworkPolicy, AdminNetworkPolicy or
+    BaselineAdminNetworkPolicy, `pods` are the pods it selects (Selected Pods);
+    for a Pod, `isolation` is knet.policy.isolation.isolation()'s answer
+    (a Network Policies section saying what isolates and selects it).
     """
     w = _Writer()
     describer = _DESCRIBERS.get(obj.get("kind") or "", _describe_generic)
@@ -1360,5 +1527,6 @@ def describe(
         pods=list(pods) if pods is not None else None,
         endpoint_slices=list(endpoint_slices) if endpoint_slices is not None else None,
         replica_sets=list(replica_sets) if replica_sets is not None else None,
+        isolation=isolation,
     )
     return w.render()

@@ -71,9 +71,11 @@ def test_get_selects_by_label_field_namespace_and_name(knet, stored):
 def test_get_wide_and_several_kinds(knet, stored):
     code, out, _ = knet("get", "pods", "-o", "wide", "-l", "app=web")
     assert code == 0
-    assert rows(out) == [["NAME", "READY", "STATUS", "RESTARTS", "IP", "NODE", "NOMINATED", "NODE", "READINESS", "GATES"],
-                         ["web-0", "0/1", "Pending", "0", "<none>", "worker-1", "<none>", "<none>"],
-                         ["web-1", "0/1", "Pending", "0", "<none>", "<none>", "<none>", "<none>"]]
+    # kubectl's columns, then knet's ISOLATED and POLICIES (tests/unit/test_policy_api.py)
+    assert rows(out) == [["NAME", "READY", "STATUS", "RESTARTS", "IP", "NODE", "NOMINATED", "NODE", "READINESS", "GATES",
+                          "ISOLATED", "POLICIES"],
+                         ["web-0", "0/1", "Pending", "0", "<none>", "worker-1", "<none>", "<none>", "<none>", "<none>"],
+                         ["web-1", "0/1", "Pending", "0", "<none>", "<none>", "<none>", "<none>", "<none>", "<none>"]]
     code, out, _ = knet("get", "po,svc", "-l", "app=db")  # kinds with nothing to show are left out
     assert code == 0 and rows(out) == [["NAME", "READY", "STATUS", "RESTARTS"], ["pod/db-0", "0/1", "Pending", "0"]]
     pods, services = knet("get", "po,svc")[1].split("\n\n")
@@ -127,6 +129,10 @@ def test_describe_shows_the_object_and_its_events(knet, stored):
     code, out, _ = knet("describe", "pods", "-l", "app=web")
     first, second = out.split("\n\n\n")
     assert code == 0 and first.startswith("Name:         web-0\n") and second.startswith("Name:         web-1\n")
-    assert second.splitlines()[-1] == "Events:           <none>"
+    assert "\nEvents:           <none>\n" in second
+    # knet's addition follows kubectl's text: what isolates the pod (nothing here)
+    assert second.endswith("Network Policies:\n  Isolated for Ingress:        <none> (not isolated: all traffic allowed)\n"
+                           "  Isolated for Egress:         <none> (not isolated: all traffic allowed)\n"
+                           "  AdminNetworkPolicies:        <none>\n  BaselineAdminNetworkPolicy:  <none>\n")
     assert knet("describe", "pod", "nope") == (1, "", 'Error from server (NotFound): pods "nope" not found\n')
     assert knet("describe", "gadget", "x") == (1, "", 'error: the server doesn\'t have a resource type "gadget"\n')
