@@ -160,3 +160,41 @@ def test_hostname_truncated_as_kubelet(name, expected):
 def test_nsswitch_consults_files_then_dns():
     hosts = [line.split() for line in NSSWITCH_CONF.splitlines() if line.startswith("hosts:")]
     assert hosts == [["hosts:", "files", "dns"]]
+
+
+# -- what the API refuses (validatePodDNSConfig, validateHostAliases) -------------------------
+
+def api_errors(**spec):
+    from knet.api.defaults import apply_defaults
+    from knet.api.validation import validation_errors
+
+    spec.setdefault("containers", [{"name": "c", "image": "agnhost"}])
+    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": spec}
+    return [str(e) for e in validation_errors(apply_defaults(obj))]
+
+
+def test_valid_dns_settings_pass():
+    assert api_errors(dnsPolicy="None", dnsConfig={"nameservers": ["1.1.1.1"], "searches": ["a.example."],
+                                                   "options": [{"name": "ndots", "value": "2"}]},
+                      hostAliases=[{"ip": "10.1.2.3", "hostnames": ["foo.local"]}]) == []
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ({"dnsPolicy": "None"}, "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"),
+    ({"dnsPolicy": "None", "dnsConfig": {"searches": ["a"]}},
+     "spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"),
+    ({"dnsConfig": {"nameservers": ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"]}},
+     "spec.dnsConfig.nameservers: Invalid value: "),
+    ({"dnsConfig": {"nameservers": ["1.2.3.c"]}}, "spec.dnsConfig.nameservers[0]: Invalid value: \"1.2.3.c\""),
+    ({"dnsConfig": {"searches": [f"s{i}" for i in range(33)]}}, "spec.dnsConfig.searches: Invalid value: "),
+    ({"dnsConfig": {"searches": ["a" * 60 + f".x{i}" for i in range(32)]}},
+     "spec.dnsConfig.searches: Invalid value: "),
+    ({"dnsConfig": {"searches": ["Bad_Domain"]}}, "spec.dnsConfig.searches[0]: Invalid value: \"Bad_Domain\""),
+    ({"dnsConfig": {"options": [{"value": "2"}]}}, "spec.dnsConfig.options[0]: Required value: must not be empty"),
+    ({"hostAliases": [{"ip": "nope", "hostnames": ["a"]}]}, "spec.hostAliases[0].ip: Invalid value: \"nope\""),
+    ({"hostAliases": [{"ip": "1.2.3.4", "hostnames": ["ok", "NOT OK"]}]},
+     "spec.hostAliases[0].hostnames[1]: Invalid value: \"NOT OK\""),
+])
+def test_bad_dns_settings_name_the_field(spec, expected):
+    errors = api_errors(**spec)
+    assert len(errors) == 1 and errors[0].startswith(expected), errors

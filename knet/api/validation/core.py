@@ -113,6 +113,8 @@ def _pod_spec(errs: Errors, spec: Any, path: str, *, in_pod: bool) -> None:
 
     _enum(errs, spec.get("restartPolicy"), f"{path}.restartPolicy", _RESTART_POLICIES)
     _enum(errs, spec.get("dnsPolicy"), f"{path}.dnsPolicy", _DNS_POLICIES)
+    _dns_config(errs, spec.get("dnsConfig"), spec.get("dnsPolicy"), f"{path}.dnsConfig")
+    _host_aliases(errs, spec.get("hostAliases"), f"{path}.hostAliases")
     # Never refused when negative: defaulting stores a Pod's as 1 (kubernetes#115606),
     # and refusing would break workloads whose templates already carry one.
     _int(errs, spec.get("terminationGracePeriodSeconds"), f"{path}.terminationGracePeriodSeconds")
@@ -126,6 +128,49 @@ def _pod_spec(errs: Errors, spec: Any, path: str, *, in_pod: bool) -> None:
     _pod_security_context(errs, spec.get("securityContext"), f"{path}.securityContext")
     _tolerations(errs, spec.get("tolerations"), f"{path}.tolerations")
     _affinity(errs, spec.get("affinity"), f"{path}.affinity")
+
+
+def _dns_config(errs: Errors, config: Any, policy: Any, path: str) -> None:
+    """validatePodDNSConfig, with the limits kubelet applies (ExpandedDNSConfig:
+    32 search paths, 2048 characters)."""
+    if policy == "None":
+        if config is None:
+            errs.required(path, "must provide `dnsConfig` when `dnsPolicy` is None")
+            return
+        if isinstance(config, dict) and not config.get("nameservers"):
+            errs.required(f"{path}.nameservers", "must provide at least one DNS nameserver when `dnsPolicy` is None")
+            return
+    if config is None:
+        return
+    config = _obj(errs, config, path)
+    nameservers = _strings(errs, config.get("nameservers"), f"{path}.nameservers")
+    if len(nameservers) > 3:
+        errs.invalid(f"{path}.nameservers", nameservers, "must not have more than 3 nameservers")
+    for i, ns in enumerate(nameservers):
+        errs.each(f"{path}.nameservers[{i}]", ns, is_ip(ns))
+    searches = _strings(errs, config.get("searches"), f"{path}.searches")
+    if len(searches) > 32:
+        errs.invalid(f"{path}.searches", searches, "must not have more than 32 search paths")
+    if len(" ".join(searches)) > 2048:
+        errs.invalid(f"{path}.searches", searches,
+                     "must not have more than 2048 characters (including spaces) in the search list")
+    for i, search in enumerate(searches):
+        trimmed = search[:-1] if search.endswith(".") else search  # a trailing dot is fine
+        errs.each(f"{path}.searches[{i}]", trimmed, is_dns1123_subdomain(trimmed))
+    for i, option in enumerate(_arr(errs, config.get("options"), f"{path}.options")):
+        option = _obj(errs, option, f"{path}.options[{i}]")
+        if not option.get("name"):
+            errs.required(f"{path}.options[{i}]", "must not be empty")
+
+
+def _host_aliases(errs: Errors, aliases: Any, path: str) -> None:
+    """validateHostAliases: each ip an IP address, each hostname a DNS subdomain."""
+    for i, alias in enumerate(_arr(errs, aliases, path)):
+        alias = _obj(errs, alias, f"{path}[{i}]")
+        ip = _str(errs, alias.get("ip"), f"{path}[{i}].ip")
+        errs.each(f"{path}[{i}].ip", ip, is_ip(ip or ""))
+        for j, host in enumerate(_strings(errs, alias.get("hostnames"), f"{path}[{i}].hostnames")):
+            errs.each(f"{path}[{i}].hostnames[{j}]", host, is_dns1123_subdomain(host))
 
 
 def _container(errs: Errors, c: Any, path: str, ctx: _PodContext, *, init: bool) -> None:
