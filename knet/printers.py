@@ -796,7 +796,7 @@ def _describe_pod(w: _Writer, pod: Obj, events: list[Obj] | None, now: float, *,
     _describe_topology(w, spec.get("topologySpreadConstraints"), "")
     _describe_events(w, events, now)
     if isolation is not None:  # knet's addition, after kubectl's text so that stays byte-identical
-        _describe_isolation(w, isolation)
+        _describe_isolation(w, isolation, bool(spec.get("hostNetwork")))
 
 
 # -- knet's additions: which policies isolate and select a pod ---------------------
@@ -832,12 +832,17 @@ def policies_cell(isolation: Obj | None) -> str:
     return ",".join(names) or "<none>"
 
 
-def _describe_isolation(w: _Writer, iso: Obj) -> None:
+def _describe_isolation(w: _Writer, iso: Obj, host_network: bool) -> None:
     w.flush()
     w.write(0, "Network Policies:\n")
     for direction in ("Ingress", "Egress"):
         keys = iso.get(direction) or []
-        text = ", ".join(_short(k) for k in keys) if keys else "<none> (not isolated: all traffic allowed)"
+        if keys:
+            text = ", ".join(_short(k) for k in keys)
+        elif host_network:
+            text = "<none> (hostNetwork pods are never selected: their traffic is the node's)"
+        else:
+            text = "<none> (not isolated)"
         w.write(1, f"Isolated for {direction}:\t{text}\n")
     anps = iso.get("AdminNetworkPolicy") or []
     w.write(1, f"AdminNetworkPolicies:\t{', '.join(anps) or '<none>'}\n")

@@ -131,8 +131,8 @@ def test_describe_shows_the_object_and_its_events(knet, stored):
     assert code == 0 and first.startswith("Name:         web-0\n") and second.startswith("Name:         web-1\n")
     assert "\nEvents:           <none>\n" in second
     # knet's addition follows kubectl's text: what isolates the pod (nothing here)
-    assert second.endswith("Network Policies:\n  Isolated for Ingress:        <none> (not isolated: all traffic allowed)\n"
-                           "  Isolated for Egress:         <none> (not isolated: all traffic allowed)\n"
+    assert second.endswith("Network Policies:\n  Isolated for Ingress:        <none> (not isolated)\n"
+                           "  Isolated for Egress:         <none> (not isolated)\n"
                            "  AdminNetworkPolicies:        <none>\n  BaselineAdminNetworkPolicy:  <none>\n")
     assert knet("describe", "pod", "nope") == (1, "", 'Error from server (NotFound): pods "nope" not found\n')
     assert knet("describe", "gadget", "x") == (1, "", 'error: the server doesn\'t have a resource type "gadget"\n')

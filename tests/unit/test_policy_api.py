@@ -386,3 +386,22 @@ def test_get_and_describe_say_which_policies_isolate_and_select(knet, cluster):
         ["NAME", "PRIORITY"], ["blue", "20"], ["everyone", "10"]]
     code, out, _ = knet("get", "anp", "-o", "json")
     assert json.loads(out)["kind"] == "AdminNetworkPolicyList"
+
+
+def test_describe_pod_says_host_network_pods_are_never_selected():
+    from knet.policy.isolation import isolation
+    host = {"kind": "Pod", "metadata": {"name": "h", "namespace": "x"},
+            "spec": {"hostNetwork": True, "containers": [{"name": "c", "image": "i"}]}}
+    everything = netpol("deny", "x", policyTypes=["Ingress", "Egress"])
+    text = describe(host, [], now=NOW, isolation=isolation(host, None, [everything], [anp()]))
+    assert text.endswith("Network Policies:\n"
+                         "  Isolated for Ingress:        <none> (hostNetwork pods are never selected: "
+                         "their traffic is the node's)\n"
+                         "  Isolated for Egress:         <none> (hostNetwork pods are never selected: "
+                         "their traffic is the node's)\n"
+                         "  AdminNetworkPolicies:        <none>\n"
+                         "  BaselineAdminNetworkPolicy:  <none>\n")
+    # the same pod without hostNetwork is isolated both ways and selected by the ANP
+    host["spec"]["hostNetwork"] = False
+    text = describe(host, [], now=NOW, isolation=isolation(host, None, [everything], [anp()]))
+    assert "  Isolated for Ingress:        deny\n" in text and "  AdminNetworkPolicies:        a\n" in text
