@@ -7,8 +7,10 @@ so `knet apply --wait` can return once the data plane has converged.
 
 It composes the node's engines and holds none: one shared informer per kind
 (knet.api.informer) feeds its own pod and node handling, the Service
-variables and the proxy (knet.proxy), which it hands this node's nftables
-(knet.net.nft) as it hands the pod network (knet.node.network) its own.
+variables, the proxy (knet.proxy) and the policy engine (knet.policy), which
+it hands this node's nftables (knet.net.nft) as it hands the pod network
+(knet.node.network) its own. The policy engine needs every pod, not only
+this node's: it reads a second, cluster-wide Pod informer.
 
 What runs in the pods does not depend on it: built-in servers live in the
 node runtime (knet.node.runtime, driven through knet.node.cri), command
@@ -43,6 +45,8 @@ from knet.node.network import VTEP_ANNOTATION, NodeNetwork
 from knet.node.podspec import service_env
 from knet.node.podworker import PodWorker
 from knet.node.runtime import socket_path
+from knet.policy.sync import KINDS as POLICY_KINDS
+from knet.policy.sync import PolicyEngine
 from knet.proxy.sync import Proxy
 
 log = logging.getLogger("knet.node")
@@ -82,6 +86,13 @@ class Agent:
         self.proxy = Proxy(self.services, self.informers.for_kind("EndpointSlice"), self.nft, cfg.pod_subnet,
                            nodes=self.nodes, node=node, on_synced=self.progress_changed,
                            resync=cfg.proxy_resync_seconds)
+        # Every pod of the cluster (peers are selected anywhere), namespaces, nodes and the policy kinds
+        # this API serves; its own libnftables context, as the proxy's runs in another thread.
+        policy_informers = {"Pod": self.informers.for_kind("Pod"), "Node": self.nodes}
+        policy_informers.update({k: self.informers.for_kind(k) for k in POLICY_KINDS
+                                 if k not in policy_informers and by_kind(k) is not None})
+        self.policy = PolicyEngine(policy_informers, Nft(), node, on_synced=self.progress_changed,
+                                   resync=cfg.proxy_resync_seconds)
         # The node runtime serves the built-in servers; the cluster's supervisor keeps it running.
         self.cri = RuntimeClient(socket_path(cfg.state_dir, node))
 
@@ -203,8 +214,9 @@ class Agent:
             self._progress = trio.Event()
             await trio.sleep(0)
             busy = [w.handling_revision for w in self.workers.values() if w.handled_revision < w.handling_revision]
-            acted = min([self.observed, self.proxy.synced, *[r - 1 for r in busy]])
-            error = f"proxy sync failing: {self.proxy.last_error}" if self.proxy.last_error else ""
+            acted = min([self.observed, self.proxy.synced, self.policy.synced, *[r - 1 for r in busy]])
+            error = "; ".join(f"{what} sync failing: {e}" for what, e in (
+                ("proxy", self.proxy.last_error), ("policy", self.policy.last_error)) if e)
             if acted <= sent and error == sent_error:
                 continue
             try:
@@ -212,7 +224,8 @@ class Agent:
                 proxy = {"servicePorts": self.proxy.service_port_count(), "syncs": self.proxy.syncs,
                          "fullSyncs": self.proxy.full_syncs, "lastOps": self.proxy.last_ops}
                 await self.api.request("POST", "/knet/v1/progress", {"component": f"node/{self.node}",
-                                                                      "observed": acted, "error": error, "proxy": proxy})
+                                                                      "observed": acted, "error": error, "proxy": proxy,
+                                                                      "policy": self.policy.status()})
                 sent, sent_error = acted, error
             except (OSError, ApiError) as e:
                 log.debug("progress report failed: %s", e)
@@ -338,8 +351,9 @@ class Agent:
             nursery.start_soon(self.send_events)
             nursery.start_soon(self.report_progress)
             await nursery.start(self.cri.monitor)  # before the pods: their built-in servers are adopted from it
-            self.informers.start(nursery)  # the pods, Services and EndpointSlices
+            self.informers.start(nursery)  # the pods, Services, EndpointSlices and what policy reads
             nursery.start_soon(self.proxy.run)
+            nursery.start_soon(self.policy.run)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     # Like kubelet: stopping the agent leaves pods running; `knet down` removes them.
