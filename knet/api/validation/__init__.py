@@ -9,8 +9,10 @@ defaulted objects. On undefaulted input, a field that defaulting would fill
 absent and checked when present, so callers get the genuinely missing fields
 (containers, ports, names) without noise.
 
-The rules live by API group, as upstream's do: core.py, apps.py, discovery.py
-and networking.py, over the shared checks of fields.py. Which rules a kind has
+The rules live by API group, as upstream's do: core.py, apps.py, discovery.py,
+networking.py and policy.py (policy.networking.k8s.io, whose upstream is a
+CRD: its errors are worded as apiextensions words schema and CEL failures),
+over the shared checks of fields.py. Which rules a kind has
 is its record's `names`, `validate` and `validate_update` (knet/api/resources.py);
 this module only runs them in Kubernetes' order.
 """
