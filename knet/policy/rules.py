@@ -51,7 +51,7 @@ module's benchmark note at the end of this docstring.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from knet.policy.model import (
     DIRECTIONS,
@@ -279,6 +279,7 @@ class Compiler:
         self.named: dict[str, dict[tuple[str, str], set[tuple[str, str]]]] = {}  # name -> pod -> {(proto, element)}
         self._own_sets: dict[tuple[str, str, str], set[str]] = {}  # a policy's own sets (networks, ports)
         self.banp: tuple[str, str, str] | None = None
+        self.ip_owner: dict[str, tuple[str, str]] = {}
         self._base()
 
     # -- the seam -------------------------------------------------------------------------
@@ -374,6 +375,16 @@ class Compiler:
         if st is not None and info is not None and st.info == info:
             return
         old = st.info if st is not None else None
+        if old is not None and old.ip and self.ip_owner.get(old.ip) == key and (info is None or info.ip != old.ip):
+            del self.ip_owner[old.ip]
+        if info is not None and info.ip:
+            # An address belongs to one pod. If another still holds it (its deletion not seen yet,
+            # the address already given again), that one has lost it: it must not take it out
+            # of the sets the new holder is in when its deletion comes.
+            other = self.ip_owner.get(info.ip)
+            if other is not None and other != key and other in self.pods:
+                self._pod(replace(self.pods[other].info, ip=""))
+            self.ip_owner[info.ip] = key
         if st is None:
             st = self.pods[key] = _PodState(info)
             self.by_ns.setdefault(key[0], set()).add(key)

@@ -397,6 +397,17 @@ def test_comments_name_the_policy_and_rule():
 # -- partial syncs: cost and correctness ----------------------------------------------------------------
 
 
+def test_an_address_given_again_belongs_to_the_new_pod():
+    """x/b's deletion arrives after its address went to x/n: x/n keeps its place in the peer set."""
+    w = world(np("web", selector={"matchLabels": {"app": "web"}},
+                 ingress=[{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}]}]))
+    w.upsert(pod("x", "n", "10.244.1.3", "worker", {"app": "client"})).sync()
+    w.delete(X[1]).sync()
+    assert w.verdict("x/n", "x/a") == "accept"
+    w.upsert(pod("x", "n", "10.244.1.3", "worker", {"app": "other"})).sync()
+    assert w.verdict("x/n", "x/a") == "drop"
+
+
 def test_changes_are_proportional_and_empty_when_nothing_changed():
     w = world(np("web", selector={"matchLabels": {"app": "web"}},
                  ingress=[{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}]}]))
@@ -435,7 +446,7 @@ def _policy(i: int, n_ns: int = 20) -> dict:
 def _counts(c: Compiler, n_ns: int = 20) -> dict[str, int]:
     c.full()
     out = {"none": c.ops(c.changes())}
-    c.upsert("NetworkPolicy", _policy(100001, n_ns) | {"metadata": {"namespace": "ns3", "name": "new"}})
+    c.upsert("NetworkPolicy", _policy(100000, n_ns) | {"metadata": {"namespace": "ns0", "name": "new"}})
     out["new policy"] = c.ops(c.changes())
     c.upsert("Pod", pod("ns5", "p5", "10.244.1.3", "w2", {"app": "a9", "role": "r0"}, (("http", 8005, "TCP"),)))
     out["pod label"] = c.ops(c.changes())
