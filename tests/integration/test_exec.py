@@ -62,7 +62,7 @@ def test_exec_sees_the_pod_as_its_container_does(c):
     assert lines[1] == "box" and lines[3] == "box"
     assert "search default.svc.cluster.local svc.cluster.local cluster.local example.test" in lines
     assert "options ndots:5 edns0" in lines
-    assert f"{pod['status']['podIP']}\tbox" in lines and "10.1.2.3\tdb.example\tdb" in lines
+    assert f"{pod['status']['podIP']}\tbox.lab.default.svc.cluster.local\tbox" in lines and "10.1.2.3\tdb.example\tdb" in lines
     sb = sandbox_for(c.cfg, pod["spec"]["nodeName"], pod["metadata"]["uid"])
     net, uts = lines[lines.index("# namespaces") + 1:lines.index("# identity")]
     assert net == f"net:[{os.stat(sb.netns_path).st_ino}]" and uts == f"uts:[{os.stat(sb.uts_path).st_ino}]"

@@ -68,7 +68,7 @@ def test_down_of_a_prefix_named_cluster_leaves_the_other_working():
             assert snapshot(lab) == before
         finally:
             gone = other.down()
-        assert gone["namespaces"] == 5  # fabric, ext, its 2 nodes and its pod
+        assert gone["namespaces"] == 7  # fabric, ext, its 2 nodes, its pod and its 2 coredns pods
         assert owned_netns(other.name) == [] and not os.path.exists(state_dir(other.name))
         # <u> is whole: same namespaces, same component processes, its pod still answers, its API works.
         assert snapshot(lab) == before
@@ -176,5 +176,5 @@ def test_a_cluster_made_before_markers_is_still_removed_exactly():
         assert sorted(owned_netns(c.name)) == sorted(names)
     finally:
         out = c.down()
-    assert out["namespaces"] == len(names) == 5  # fabric, ext, 2 nodes, the pod
+    assert out["namespaces"] == len(names) == 7  # fabric, ext, 2 nodes, the pod, 2 coredns pods
     assert owned_netns(c.name) == []

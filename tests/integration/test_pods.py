@@ -31,7 +31,11 @@ def test_scheduler_spreads_and_avoids_the_control_plane(c):
     c.apply("".join(f"---\n{pod_yaml(f'spread-{i}', '  containers: [{name: c, image: agnhost}]')}\n" for i in range(6)))
     nodes = [c.get("Pod", "default", f"spread-{i}")["spec"]["nodeName"] for i in range(6)]
     assert "control-plane" not in nodes
-    assert sorted(nodes.count(w) for w in ("worker-1", "worker-2", "worker-3")) == [2, 2, 2]
+    # Fewest pods first, counting every pod on the node (the cluster DNS's too): the six
+    # fill the workers up to one another, so no worker has two pods more than another.
+    on = [p["spec"].get("nodeName") for p in c.list("Pod")]  # every namespace
+    totals = [on.count(w) for w in ("worker-1", "worker-2", "worker-3")]
+    assert max(totals) - min(totals) <= 1, totals
     events = c.knet("describe", "pod", "spread-0").stdout
     assert "Scheduled" in events and "Successfully assigned default/spread-0 to" in events
     c.knet("delete", "pod", "--all", "-l", "app!=nothing", "--wait")
