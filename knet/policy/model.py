@@ -157,12 +157,22 @@ class NamedPort:
         return f"port-{self.proto or 'any'}-{self.name}"
 
 
+@dataclass(frozen=True, order=True)
+class Block:
+    """An ipBlock (or one of an AdminNetworkPolicy's networks): its cidr less
+    its excepts. Kept as written, not cut into the prefixes it leaves: the
+    compiler matches it inline (`ip saddr CIDR ip saddr != EXCEPT ...`), see
+    knet.policy.rules' benchmark note for why never an interval set."""
+    cidr: str
+    excepts: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Peers:
     any: bool = False  # no `from`/`to`: every address
     sigs: tuple[Sig, ...] = ()
     nodes: tuple[NodeSel, ...] = ()
-    nets: tuple[str, ...] = ()  # IPv4 CIDRs, excepts already cut out, no overlaps
+    blocks: tuple[Block, ...] = ()  # ipBlocks and networks: IPv4 only, each except inside its cidr
 
 
 @dataclass(frozen=True)
@@ -267,7 +277,7 @@ def _np_rule(index: int, ns: str, peers: list[dict], ports: list[dict]) -> RuleM
         else:
             start = int(port)
             ranges.append(PortRange(proto, start, int(p.get("endPort") or start)))
-    return RuleModel(index, "Allow", Peers(not peers, tuple(sorted(set(sigs))), (), nets(blocks)),
+    return RuleModel(index, "Allow", Peers(not peers, tuple(sorted(set(sigs))), (), ip_blocks(blocks)),
                      not ports, merge_ranges(ranges), tuple(sorted(set(named))))
 
 
@@ -324,36 +334,37 @@ def _admin_rule(index: int, r: dict, peers_name: str) -> RuleModel:
                                     int(pr["end"])))
         elif p.get("namedPort"):
             named.append(NamedPort(p["namedPort"], ""))
-    peers = Peers(False, tuple(sorted(set(sigs))), tuple(sorted(set(nodes), key=lambda n: n.sel)), nets(blocks))
+    peers = Peers(False, tuple(sorted(set(sigs))), tuple(sorted(set(nodes), key=lambda n: n.sel)),
+                  ip_blocks(blocks))
     if unknown and action != "Allow":
         action, peers = "Deny", Peers(True)
     return RuleModel(index, action, peers, not r.get("ports"), merge_ranges(ranges), tuple(sorted(set(named))),
                      str(r.get("name") or ""))
 
 
-def nets(blocks: Iterable[tuple[str, list[str]]]) -> tuple[str, ...]:
-    """The IPv4 addresses inside some cidr and outside its own excepts (an
-    except only narrows its own block), as non-overlapping prefixes. IPv6
-    blocks match nothing here: every pod and node address is IPv4."""
-    out: list[ipaddress.IPv4Network] = []
+def ip_blocks(blocks: Iterable[tuple[str, list[str]]]) -> tuple[Block, ...]:
+    """The IPv4 blocks, normalised: an except only narrows its own block, so
+    excepts outside the cidr are dropped, one inside another is redundant,
+    and a block its own except covers matches nothing and goes. IPv6 blocks
+    match nothing here: every pod and node address is IPv4."""
+    out: set[Block] = set()
     for cidr, excepts in blocks:
         net = ipaddress.ip_network(cidr, strict=False)
         if net.version != 4:
             continue
-        parts = [net]
+        cuts: list[ipaddress.IPv4Network] = []
         for e in excepts:
             ex = ipaddress.ip_network(e, strict=False)
-            if ex.version != 4:
-                continue
-            nxt = []
-            for p in parts:
-                if ex.subnet_of(p):
-                    nxt += list(p.address_exclude(ex))
-                elif not p.subnet_of(ex):
-                    nxt.append(p)
-            parts = nxt
-        out += parts
-    return tuple(str(n) for n in ipaddress.collapse_addresses(out))
+            if ex.version == 4 and ex.overlaps(net):
+                cuts.append(ex)
+        if any(net.subnet_of(ex) for ex in cuts):
+            continue
+        cuts = [ex for ex in ipaddress.collapse_addresses(cuts)]
+        out.add(Block(str(net), tuple(str(ex) for ex in cuts)))
+    # A block with no excepts inside another with none says nothing more.
+    whole = [ipaddress.ip_network(b.cidr) for b in out if not b.excepts]
+    return tuple(sorted(b for b in out if b.excepts or not any(
+        ipaddress.ip_network(b.cidr) != w and ipaddress.ip_network(b.cidr).subnet_of(w) for w in whole)))
 
 
 def merge_ranges(ranges: Iterable[PortRange]) -> tuple[PortRange, ...]:

@@ -23,7 +23,7 @@ order; an `accept` ends only its own base chain, a `drop` ends the packet.
 `established=True` traces a reply or a later packet of a connection.
 
 It understands exactly the nft the compiler writes (matches on ip
-saddr/daddr against a prefix or a set, concatenations of ip daddr / meta
+saddr/daddr against a prefix or a set, `ip saddr != PREFIX`, concatenations of ip daddr / meta
 l4proto / th dport against a set, `meta l4proto P`, `P dport N[-M]`,
 verdict maps, jump/goto/return/accept/drop, comments) and raises on
 anything else, and on an interval element in a set without `flags
@@ -166,13 +166,20 @@ class _Packet:
                 if hit is None:
                     return None
                 return hit
+            negate = toks[i] == "!="
+            if negate:
+                if len(fields) != 1 or not fields[0].startswith("ip "):
+                    raise TraceError(f"the tracer does not know: {' '.join(toks)}")
+                i += 1
             other = toks[i]
             i += 1
             if other.startswith("@"):
+                if negate:
+                    raise TraceError(f"the tracer does not know: {' '.join(toks)}")
                 if not self._in_set(self._set(other), fields, value):
                     return None
             elif len(fields) == 1:
-                if not _component(fields[0], other, value[0], interval=True):
+                if _component(fields[0], other, value[0], interval=True) == negate:
                     return None
             else:
                 raise TraceError(f"the tracer does not know: {' '.join(toks)}")
