@@ -62,6 +62,7 @@ class Probe:
     address: str           # the server pod's IP, or a ClusterIP selecting it
     port: int
     protocol: str
+    source_port: int | None = None  # bound before connecting (see source_ports); None: the kernel picks
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,85 @@ def plan(clients: Sequence[Target], servers: Sequence[Target], ports: Sequence[i
     return probes, notes
 
 
+# -- UDP source ports -------------------------------------------------------------------------
+#
+# A UDP probe that happens to reuse the 5-tuple of a flow conntrack still remembers (30 s after its
+# last packet on this kernel) is that flow to the kernel: `ct state established` lets it through
+# whatever policy now says, so a probe right after a deny could report a pair connected. The kernel
+# picks UDP source ports at random out of ~28,000: with dozens of probes per pair in half a minute
+# (the e2e suite) a collision comes every run or two (seen). UDP probes therefore take their ports from
+# a per-cluster counter that moves on with every run: a port comes back only after the whole range
+# has been used. TCP needs none of this: a SYN matching a closed flow starts a new one.
+
+PORT_RANGE = (32768, 61000)   # Linux's default ip_local_port_range, 32768-60999
+
+
+def source_ports(probes: Sequence[Probe], first: int) -> list[Probe]:
+    """The probes with UDP source ports first, first+1, ... per client (the
+    tuples differ by server and port, so clients share the numbers)."""
+    import dataclasses
+
+    used: dict[str, int] = {}
+    out = []
+    for p in probes:
+        if p.protocol == "UDP":
+            n = used.get(p.client, 0)
+            used[p.client] = n + 1
+            p = dataclasses.replace(p, source_port=first + n)
+        out.append(p)
+    return out
+
+
+def ports_needed(probes: Sequence[Probe]) -> int:
+    """How many source ports source_ports() hands out: the most UDP probes of one client."""
+    used: dict[str, int] = {}
+    for p in probes:
+        if p.protocol == "UDP":
+            used[p.client] = used.get(p.client, 0) + 1
+    return max(used.values(), default=0)
+
+
+def next_ports(state: str | None, count: int, span: tuple[int, int] = PORT_RANGE) -> int | None:
+    """The first of `count` consecutive ports not handed out lately: the
+    counter in the file `state` moves on by `count` (under a lock: probes may
+    run side by side) and wraps to the start of `span`. Without a file the
+    start is a random port of the range; None when `count` does not fit."""
+    import fcntl
+    import os
+    import random
+
+    low, high = span
+    if count <= 0 or count > high - low:
+        return None
+    fd = os.open(state, os.O_RDWR | os.O_CREAT, 0o600) if state else None
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            text = os.read(fd, 32).decode(errors="replace").strip()
+        else:
+            text = ""
+        first = int(text) if text.isdigit() else random.randrange(low, high - count + 1)
+        if not low <= first <= high - count:
+            first = low
+        if fd is not None:
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+            os.write(fd, str(first + count).encode())
+        return first
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _cluster_ports(cluster: str, count: int) -> int | None:
+    import os
+
+    from knet.paths import state_dir
+
+    directory = state_dir(cluster)
+    return next_ports(os.path.join(directory, "probe-udp-ports") if os.path.isdir(directory) else None, count)
+
+
 # -- the kernel part: every probe at once ----------------------------------------------------
 
 
@@ -218,6 +298,11 @@ def _open_sockets(probes: Sequence[Probe]) -> list:
         family = socket.AF_INET6 if ":" in p.address else socket.AF_INET
         s = socket.socket(family, socket.SOCK_DGRAM if p.protocol == "UDP" else socket.SOCK_STREAM)
         s.setblocking(False)
+        if p.source_port:
+            try:
+                s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", p.source_port))
+            except OSError:
+                pass  # taken in this pod: the kernel picks one at connect
         out[i] = s
 
     def work() -> None:
@@ -421,7 +506,8 @@ def probe(args: argparse.Namespace, client: Client, *, prober: Callable[[Sequenc
     if args.to_service:
         scope = None if namespaces is None or len(namespaces) > 1 else namespaces[0]
         services = client.list(by_kind("Service"), scope)["items"]
-    if netns_of is None:
+    on_cluster = netns_of is None
+    if on_cluster:
         require_root()
         netns_of = _cluster_netns(cluster_name(args))
     targets, skipped = select(pods, netns_of)
@@ -434,6 +520,10 @@ def probe(args: argparse.Namespace, client: Client, *, prober: Callable[[Sequenc
     probes, notes = plan(targets, targets, ports, protocols, services, pods)
     for note in notes:
         print(note, file=sys.stderr)
+    if on_cluster:
+        first = _cluster_ports(cluster_name(args), ports_needed(probes))
+        if first is not None:
+            probes = source_ports(probes, first)
     started = time.monotonic()
     outcomes = prober(probes, args.timeout)
     elapsed = time.monotonic() - started

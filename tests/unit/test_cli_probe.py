@@ -58,9 +58,10 @@ def blocked_into_y_on_80(p: probe.Probe) -> bool:
 
 
 @pytest.fixture
-def dialled(monkeypatch):
+def dialled(monkeypatch, tmp_path):
     """Replace the kernel seam: `run` answers from a table and records what it
-    was asked; every pod's namespace is "there" (root is not needed)."""
+    was asked; every pod's namespace is "there" (root is not needed); the UDP
+    source-port counter is a file of the test's."""
     asked: list[probe.Probe] = []
     table = {"connects": blocked_into_y_on_80}
 
@@ -71,6 +72,7 @@ def dialled(monkeypatch):
     monkeypatch.setattr(probe, "run", fake_run)
     monkeypatch.setattr(probe, "require_root", lambda: None)
     monkeypatch.setattr(probe, "_cluster_netns", lambda cluster: lambda p: f"/run/netns/{p['metadata']['uid']}")
+    monkeypatch.setattr(probe, "_cluster_ports", lambda cluster, count: probe.next_ports(str(tmp_path / "ports"), count))
     return asked, table
 
 
@@ -162,6 +164,41 @@ def test_probe_takes_namespaces_selectors_ports_and_protocols(knet, model, diall
     code, out, err = knet("probe", "-A", "-l", "pod=c")
     assert code == 0
     assert {p.client for p in asked} == {"x/c", "y/c", "z/c"}
+
+
+def test_udp_probes_of_successive_runs_never_share_a_source_port(knet, model, dialled):
+    """A UDP probe reusing a recent flow's 5-tuple would be let through by
+    conntrack whatever the policy says now: each run takes fresh ports."""
+    asked, _ = dialled
+    runs = []
+    for _ in range(3):
+        asked.clear()
+        assert knet("probe", "-n", "x,y,z", "--port", "80,81", "--protocol", "TCP,UDP")[0] == 0
+        runs.append(list(asked))
+    for probes in runs:
+        assert all(p.source_port is None for p in probes if p.protocol == "TCP")
+        udp = [p for p in probes if p.protocol == "UDP"]
+        assert len(udp) == 2 * 81 and all(probe.PORT_RANGE[0] <= p.source_port < probe.PORT_RANGE[1] for p in udp)
+        by_client = {}
+        for p in udp:
+            by_client.setdefault(p.client, []).append(p.source_port)
+        assert all(len(set(ports)) == 18 for ports in by_client.values())  # 9 servers x 2 ports each
+    ports = [{p.source_port for p in probes if p.protocol == "UDP"} for probes in runs]
+    assert not ports[0] & ports[1] and not ports[1] & ports[2] and not ports[0] & ports[2]
+
+
+def test_the_port_counter_moves_on_wraps_and_starts_anywhere(tmp_path):
+    state = str(tmp_path / "ports")
+    first = probe.next_ports(state, 10, (1000, 1050))
+    assert 1000 <= first <= 1040
+    assert probe.next_ports(state, 10, (1000, 1050)) == (first + 10 if first + 20 <= 1050 else 1000)
+    with open(state, "w") as f:
+        f.write("1045")
+    assert probe.next_ports(state, 10, (1000, 1050)) == 1000   # 1045..1054 would leave the range
+    assert probe.next_ports(state, 10, (1000, 1050)) == 1010
+    assert probe.next_ports(state, 51, (1000, 1050)) is None    # more than the range holds: the kernel picks
+    assert probe.next_ports(state, 0, (1000, 1050)) is None
+    assert 1000 <= probe.next_ports(None, 10, (1000, 1050)) <= 1040
 
 
 def test_probe_json_is_one_record_per_pair(knet, model, dialled):
@@ -320,6 +357,39 @@ def test_run_makes_real_connections_and_judges_udp_answers():
     finally:
         for s in (listener, closed, right, wrong, other, silent):
             s.close()
+
+
+def test_run_sends_from_the_source_port_asked_for_or_any_when_it_is_taken():
+    seen: list[int] = []
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("0.0.0.0", 0))
+    free = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    free.bind(("0.0.0.0", 0))
+    wanted = free.getsockname()[1]
+    free.close()
+
+    def serve() -> None:
+        while server.fileno() != -1:
+            try:
+                data, peer = server.recvfrom(100)
+            except (TimeoutError, OSError):
+                continue
+            seen.append(peer[1])
+            server.sendto(b"x/b\n", peer)
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        port = server.getsockname()[1]
+        probes = [probe.Probe("x/a", "x/b", None, "127.0.0.1", port, "UDP", source_port=wanted),
+                  probe.Probe("x/a", "x/b", None, "127.0.0.1", port, "UDP", source_port=taken.getsockname()[1])]
+        outcomes = probe.run(probes, timeout=0.6)
+        assert [o.connected for o in outcomes] == [True, True]
+        assert wanted in seen and taken.getsockname()[1] not in seen
+    finally:
+        server.close()
+        taken.close()
 
 
 def test_run_reports_a_namespace_it_cannot_enter_per_probe():
