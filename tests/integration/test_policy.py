@@ -324,10 +324,13 @@ def test_an_established_connection_survives_policy_changes(clean, probe):
     accepted: list[socket.socket] = []
 
     def serve():
-        conn, _ = listener.accept()
-        accepted.append(conn)
-        while data := conn.recv(100):
-            conn.sendall(data.upper())
+        try:
+            conn, _ = listener.accept()
+            accepted.append(conn)
+            while data := conn.recv(100):
+                conn.sendall(data.upper())
+        except OSError:  # the test closed the sockets under us (it ended, or failed)
+            return
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
@@ -351,6 +354,7 @@ def test_an_established_connection_survives_policy_changes(clean, probe):
         assert exchange(b"four") == b"FOUR"
     finally:
         client.close()
+        t.join(timeout=3)  # the server sees the close and ends before its socket goes
         listener.close()
         for conn in accepted:
             conn.close()
