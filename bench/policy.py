@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import socket
 import statistics
 import subprocess
@@ -264,9 +263,11 @@ def bench_datapath(sizes: list[int], rounds: int) -> dict:
 # -- sync cost --------------------------------------------------------------------------------
 
 
-def bench_sync(sizes: list[int]) -> dict:
-    """Operation counts and apply times for one change with n policies present, in a namespace
-    of the benchmark's own holding the n-policy table."""
+def bench_sync(sizes: list[int], repeats: int = 11) -> dict:
+    """Operation counts and apply times (median of `repeats`, each change undone between) for
+    one change with n policies present, in a namespace of the benchmark's own holding the
+    n-policy table: a new policy selecting a pod of this node, a new policy selecting only a
+    pod elsewhere (its chains live on that pod's node), a pod label change, and no change."""
     name = unique_name("kq") + "-sync"
     out: dict = {}
     ns.create_netns(name)
@@ -276,30 +277,58 @@ def bench_sync(sizes: list[int]) -> dict:
             for n in sizes:
                 c = compiler_with(n)
                 nft.run(c.full())
-                new = policy(n + 7)
-                new["metadata"]["name"] = "new-policy"
-                for key, kind, obj in (("new_policy", "NetworkPolicy", new), ("label_change", "Pod", relabelled()),
-                                       ("no_change", "Pod", relabelled())):
-                    c.upsert(kind, obj)
-                    text = c.changes()
-                    t0 = time.perf_counter()
-                    if text:
-                        nft.run(text)
-                    out[f"{key}_ops_{n}"] = c.ops(text) if text else 0
-                    out[f"{key}_apply_ms_{n}"] = (time.perf_counter() - t0) * 1000
+                here, elsewhere = new_policy(n, local=True), new_policy(n, local=False)
+                changes = {  # (verb, kind, object) to make the change, and to undo it
+                    "new_policy": (("upsert", "NetworkPolicy", here), ("delete", "NetworkPolicy", here)),
+                    "new_policy_elsewhere": (("upsert", "NetworkPolicy", elsewhere),
+                                             ("delete", "NetworkPolicy", elsewhere)),
+                    "label_change": (("upsert", "Pod", relabelled()), ("upsert", "Pod", relabelled(False))),
+                    "no_change": (("upsert", "Pod", relabelled(False)), None),
+                }
+                for key, (do, undo) in changes.items():
+                    times = []
+                    for _ in range(repeats):
+                        getattr(c, do[0])(do[1], do[2])
+                        text = c.changes()
+                        t0 = time.perf_counter()
+                        if text:
+                            nft.run(text)
+                        times.append((time.perf_counter() - t0) * 1000)
+                        out[f"{key}_ops_{n}"] = c.ops(text) if text else 0
+                        if undo is not None:
+                            getattr(c, undo[0])(undo[1], undo[2])
+                            if text := c.changes():
+                                nft.run(text)
+                    out[f"{key}_apply_ms_{n}"] = statistics.median(times)
                 print(f"  {n:>5} policies: new policy {out[f'new_policy_ops_{n}']} ops "
-                      f"({out[f'new_policy_apply_ms_{n}']:.2f} ms), pod label change "
-                      f"{out[f'label_change_ops_{n}']} ops ({out[f'label_change_apply_ms_{n}']:.2f} ms), "
-                      f"no change {out[f'no_change_ops_{n}']} ops", flush=True)
+                      f"({out[f'new_policy_apply_ms_{n}']:.2f} ms), one selecting a pod elsewhere "
+                      f"{out[f'new_policy_elsewhere_ops_{n}']} ops ({out[f'new_policy_elsewhere_apply_ms_{n}']:.2f} ms), "
+                      f"pod label change {out[f'label_change_ops_{n}']} ops "
+                      f"({out[f'label_change_apply_ms_{n}']:.2f} ms), no change {out[f'no_change_ops_{n}']} ops",
+                      flush=True)
     finally:
         ns.delete_netns(name)
     return out
 
 
-def relabelled() -> dict:
-    """ns3/p4 (on this node) taking another app label: it leaves and joins selector sets."""
+def new_policy(n: int, local: bool) -> dict:
+    """The background's next policy (after the n present) whose selected pod is on this node, or is not."""
+    on_node = {(p["metadata"]["namespace"], p["metadata"]["labels"]["app"]) for p in pods()
+               if p["spec"]["nodeName"] == NODE}
+    m = n + 7
+    while True:
+        p = policy(m)
+        if ((p["metadata"]["namespace"], p["spec"]["podSelector"]["matchLabels"]["app"]) in on_node) == local:
+            p["metadata"]["name"] = "new-policy"
+            return p
+        m += 1
+
+
+def relabelled(changed: bool = True) -> dict:
+    """ns3/p4 (on this node), taking another app label: it leaves and joins selector sets."""
     p = next(p for p in pods() if p["metadata"]["namespace"] == "ns3" and p["metadata"]["name"] == "p4")
-    p["metadata"]["labels"] = {"app": "app5", "tier": "tier1"}
+    if changed:
+        p["metadata"]["labels"] = {"app": "app5", "tier": "tier1"}
     return p
 
 
@@ -431,12 +460,23 @@ def pct(xs: list[float], q: float) -> float | None:
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
+def knet_command() -> list[str]:
+    """This tree's `knet`, started as the installed command starts it (scripts/knet-launch:
+    `python -I -S`, sys.path recorded by setup), so `knet apply` is timed as a user runs it,
+    of the code under test (the `knet` on PATH may belong to another checkout)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    launcher = os.path.join(root, "scripts", "knet-launch")
+    if os.path.exists(os.path.join(root, ".venv", "knet-sys-path")) and os.path.exists(launcher):
+        return [sys.executable, "-I", "-S", launcher]
+    return [sys.executable, "-m", "knet.cli"]
+
+
 def bench_cluster(runs: int, n_pods: int, n_policies: int) -> dict:
     from knet.api.client import for_cluster
     from knet.api.resources import by_kind
 
     name = unique_name("kq")
-    cli = [shutil.which("knet")] if shutil.which("knet") else [sys.executable, "-m", "knet.cli"]
+    cli = knet_command()
     out: dict = {}
     knet("up", "--cluster", name)
     try:

@@ -39,40 +39,56 @@ benchmark note below.
 
 Changes are element adds and deletes in those sets, and the chains of what
 changed: a pod label change moves the pod's address in or out of the sets
-of the selections it enters or leaves; a new policy adds its chains and the
-selections nobody had yet; a pod newly selected gets one `insert rule` into
-its own chain (the order of NetworkPolicies in it does not matter). The
-Compiler keeps the table it wants and the table it last rendered, and
-renders only the names an event dirtied. Selections are indexed by one of
+of the selections it enters or leaves; a new policy adds the selections
+nobody had yet and, on a node where it selects a pod, its chains (a
+policy's chains live only on the nodes of the pods it selects: they come
+with the first such pod and go with the last); a pod newly selected gets
+one `insert rule` into its own chain (the order of NetworkPolicies in it
+does not matter). The Compiler keeps the table it wants and the table it
+last rendered, and renders only the names an event dirtied. Selections are indexed by one of
 their label equalities (model.SelectorIndex), so a pod event looks only
 at selections that could hold it. The operation counts do not grow with
 the policies present (tests/unit/test_policy_rules.py checks 100 against
 1,000); what the kernel makes of them is the benchmark note below.
 
-Benchmark note (bench/policy.py's table: 200 pods in 20 namespaces, each
-policy with a pod and a namespace peer, a port by number and by name, an
-ipBlock with an except, a port range, every fourth an egress rule with
-UDP and TCP 53; nft 1.0.6, Linux 6.18, 2 shared cores). libnftables, on
-any transaction holding an `add element`/`delete element`, first reads
-every element of every non-concatenated interval set in the table, named
-or anonymous (NFT_CACHE_SETELEM_MAYBE; concatenated ones are spared). With
-one interval set per ipBlock (the first shape) the cost of a one-element
-change grew with the number of policies, not with the change. Median of
-20 applies of one change, in one namespace, first shape -> this one:
+Benchmark note (bench/policy.py's table: 200 pods in 20 namespaces, a
+third of them on the measured node, each policy selecting one pod, with a
+pod and a namespace peer, a port by number and by name, an ipBlock with an
+except, a port range, every fourth an egress rule with UDP and TCP 53;
+nft 1.0.6, Linux 6.18, 2 shared cores). libnftables, on any transaction
+holding an `add element`/`delete element`, first reads every element of
+every non-concatenated interval set in the table, named or anonymous
+(NFT_CACHE_SETELEM_MAYBE; concatenated ones are spared), and for `add
+element` or `add rule` every chain and set of the table (not the rules).
+With one interval set per ipBlock (the first shape) the cost of a
+one-element change grew with the number of policies, not with the change.
+Median apply time of one change in ms (bench/policy.py's sync part, and
+the same with 20 samples), for three shapes in turn:
 
-    policies                     10            100            1,000
-    pod label change (1-2 ops)   0.88 -> 0.25   7.7 -> 0.50   78 -> 1.8-2.2 ms
-    new policy (6-19 ops)        1.7  -> 0.54   8.8 -> 0.82   83 -> 3.0-3.2 ms
-    interval sets in the table   10   -> 0      123 -> 0      1,248 -> 0
+    policies present                      10        100       1,000
+    pod label change (1-2 ops)
+      an interval set per ipBlock       0.5-0.9   4.0-7.7   78-83
+      blocks inline                     0.25      0.50      1.8-2.2
+      and chains only where selected    0.25      0.36      1.0
+    new policy selecting a pod here (7-19 ops)
+      an interval set per ipBlock       0.9-1.7   4.7-8.8   83-85
+      blocks inline                     0.54      0.82      3.0-3.2
+      and chains only where selected    0.67      0.67      1.7
+    interval sets / chains in the table
+      an interval set per ipBlock       10/26     123/177   1,248/1,345
+      blocks inline                     0/26      0/177     0/1,345
+      and chains only where selected    0/20      0/96      0/521
 
 (under the load of other test runs the first shape's 1,000-policy figures
-were 450-770 ms: the live `knet apply` to enforcement target is 100 ms).
-What still grows, ~2 ms at 1,000, is nft listing the table's sets and
-chains for its cache; inline port ranges (over a concatenated set each)
-took ~1 ms more off it at 1,000. The price is per packet: a rule with k
-ipBlocks and p port ranges is k*p nft rules, walked only by packets of the
-pods that policy selects; the connect time with 1,000 policies stays within
-a few percent of a node with none (bench/policy.py's connect_ratio).
+were 450-770 ms, against the live `knet apply` to enforcement target of
+100 ms). What still grows is nft reading the table's chains and sets into
+its cache: ~1.4 ms per 1,000 chains (measured on empty chains), hence a
+policy's chains only on the nodes where it selects a pod. Inline port
+ranges, over a concatenated set each, took ~1 ms more off at 1,000. The
+price is per packet and local: a rule with k ipBlocks and p port ranges is
+k*p nft rules, walked only by packets of the pods that policy selects; TCP
+connect time with 1,000 policies stays within a few percent of the same
+table with none (bench/policy.py's connect_ratio_1000_vs_none).
 """
 
 from __future__ import annotations
@@ -394,7 +410,9 @@ class Compiler:
             return
         self.ns_labels[name] = labels
         for key in sorted(self.by_ns.get(name, ())):
-            self._pod_memberships(self.pods[key])
+            st = self.pods[key]
+            self._pod_memberships(st)
+            self._render_pod(st, st.info.ip)  # an admin policy's subject may take or leave it
 
     def _pod(self, info: PodInfo | None, key: tuple[str, str] | None = None) -> None:
         key = info.key if info is not None else key
@@ -473,13 +491,19 @@ class Compiler:
         local = info.ip and info.node == self.node
         subjects = self.subject_index.lookup(info, labels) if local else set()
         for s in st.subjects - subjects:
-            self.subject_index.entries[s].members.discard(info.key)
+            members = self.subject_index.entries[s].members
+            members.discard(info.key)
             for pk in self.subject_users.get(s, ()):
                 self._selected(st, self.policies[pk], False)
+                if not members:  # its last pod here: the policy's chains go
+                    self._render_policy(self.policies[pk], self.policies[pk])
         for s in subjects - st.subjects:
-            self.subject_index.entries[s].members.add(info.key)
+            members = self.subject_index.entries[s].members
+            members.add(info.key)
             for pk in sorted(self.subject_users.get(s, ())):
                 self._selected(st, self.policies[pk], True)
+                if len(members) == 1:  # its first pod here: the policy's chains come
+                    self._render_policy(self.policies[pk], self.policies[pk])
         st.subjects = subjects
 
     def _selected(self, st: _PodState, p: PolicyModel, yes: bool) -> None:
@@ -577,7 +601,6 @@ class Compiler:
                 self._use_port(n, key)
         if key[0] == "BaselineAdminNetworkPolicy":
             self.banp = key if new is not None else None
-        self._render_policy(new, old)
         # The pods it selected and the pods it selects now.
         before: set[tuple[str, str]] = set()
         if old is not None:
@@ -589,6 +612,7 @@ class Compiler:
             for pk in self.subject_index.entries[old.subject].members:
                 self.pods[pk].subjects.discard(old.subject)
             self.subject_index.remove(old.subject)
+        self._render_policy(new, old)
         if new is None:
             del self.policies[key]
         for pk in sorted(before | now):
@@ -666,10 +690,14 @@ class Compiler:
             self.t.drop_set(set_name)
 
     def _render_policy(self, new: PolicyModel | None, old: PolicyModel | None) -> None:
-        """The policy's own chains and sets (per rule: networks, several ports)."""
+        """The policy's own chains and sets (per rule: several ports), on a node
+        where it selects a pod (the baseline's always: its chains are fixed).
+        A node where it selects none has nothing of it but the peer sets it
+        shares: fewer chains is less for nft to read before each change (the
+        benchmark note)."""
         want: dict[str, list[str]] = {}
         sets: dict[str, tuple[str, list[str]]] = {}
-        if new is not None:
+        if new is not None and (new.kind == "BaselineAdminNetworkPolicy" or self._selects_here(new)):
             prefix = {"NetworkPolicy": "np", "AdminNetworkPolicy": "anp"}.get(new.kind)
             for d in DIRECTIONS:
                 rules = new.rules(d)
@@ -696,6 +724,10 @@ class Compiler:
         for chain, rules in want.items():
             self.t.chain(chain, rules)
 
+
+    def _selects_here(self, p: PolicyModel) -> bool:
+        entry = self.subject_index.entries.get(p.subject)
+        return entry is not None and bool(entry.members)
 
     def _rule_texts(self, p: PolicyModel, d: str, rule: RuleModel, chain: str,
                     sets: dict[str, tuple[str, list[str]]]) -> list[str]:

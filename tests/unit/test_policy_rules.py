@@ -407,6 +407,19 @@ def test_admin_ports_nodes_and_networks():
     assert w.verdict("x/b", "8.8.8.8") == "accept"  # not a subject
 
 
+
+def test_a_namespace_label_change_moves_its_pods_under_an_admin_subject():
+    w = world(anp("deny", 10, X_NS, ingress=[rule("Deny", FROM_Y)]))
+    assert w.verdict("x/b", "y/a") == "accept"  # y is not a subject
+    y_as_x = {"kind": "Namespace", "metadata": {"name": "y", "labels": {"team": "x"}}}
+    w.upsert(y_as_x).sync()
+    assert w.verdict("x/b", "y/a") == "accept"  # y/a is a subject now, but x is not team y
+    w.upsert(NS[0] | {"metadata": {"name": "x", "labels": {"team": "y"}}}).sync()
+    assert w.verdict("x/b", "y/a") == "drop"  # from team y to a subject: denied
+    assert w.verdict("y/a", "x/b") == "accept"  # x/b is no subject any more
+    w.upsert(NS[1]).sync()
+    assert w.verdict("x/b", "y/a") == "accept"
+
 def test_baseline_applies_after_network_policy():
     w = world(banp(X_NS, ingress=[rule("Deny", FROM_Y)]))
     assert w.verdict("y/a", "x/a") == "drop" and w.verdict("x/b", "x/a") == "accept"
@@ -458,6 +471,37 @@ def test_changes_are_proportional_and_empty_when_nothing_changed():
     assert w.ops == {"worker": 1, "worker2": 1}
     assert w.verdict("x/b", "x/a") == "drop"
 
+
+
+def test_a_node_holds_a_policys_chains_only_while_it_selects_a_pod_there():
+    """x/a (on worker) is selected, x/c (on worker2) joins and leaves: worker2
+    gets the policy's chains with its first selected pod and loses them with
+    its last; a policy that selects nothing on a node costs that node only
+    the peer sets it shares."""
+    web = np("web", selector={"matchLabels": {"app": "web"}},
+             ingress=[{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}],
+                       "ports": [{"port": p} for p in range(80, 92, 2)]}])  # a set of ports too
+    w = world(web)
+
+    def chains(n):
+        return {c for c in w.tables()[n].chains if c.startswith("np-")}
+
+    def sets(n):
+        return {s for s in w.tables()[n].sets if s.endswith("-ports")}
+
+    assert chains("worker") and sets("worker") and not chains("worker2") and not sets("worker2")
+    assert w.verdict("y/a", "x/c", 80) == "accept"  # x/c is not isolated
+    w.upsert(pod("x", "c", "10.244.2.4", "worker2", {"app": "web", "tier": "db"}, (("http", 9090, "TCP"),))).sync()
+    assert chains("worker2") == chains("worker") and sets("worker2") == sets("worker")
+    assert w.verdict("y/a", "x/c", 80) == "drop" and w.verdict("x/b", "x/c", 90) == "accept"
+    assert w.verdict("x/b", "x/c", 89) == "drop"
+    w.upsert(X[2]).sync()
+    assert not chains("worker2") and not sets("worker2") and chains("worker")
+    assert w.verdict("y/a", "x/c", 80) == "accept" and w.verdict("y/a", "x/a", 80) == "drop"
+    before = chains("worker")
+    w.upsert(np("elsewhere", ns="y", ingress=[{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}]}])).sync()
+    assert chains("worker") == before and w.ops["worker"] == 2  # its peer set and y/a in it; y/a is on worker2
+    assert len(chains("worker2")) == 1 and w.verdict("x/b", "y/a") == "drop"
 
 def _big(n_policies: int, n_pods: int = 200, n_ns: int = 20, nodes=("w1", "w2", "w3", "w4")) -> Compiler:
     c = Compiler("w1")
