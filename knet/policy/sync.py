@@ -5,9 +5,12 @@ decides its shape).
 
 Every informer event goes straight into the Compiler (upsert/delete), which
 keeps selector-match indexes, so an event costs what it changes and the loop
-never walks every policy. Changes are coalesced: a burst of events becomes
-one sync, applied as one nftables transaction, so a packet never meets a
-half-programmed table. The first sync, every `resync` seconds and the one
+never walks every policy. Changes are coalesced: a lone event is synced at
+once (the time from `knet apply` to enforcement is what users see), events
+that arrive while a sync runs are gathered for COALESCE seconds into the
+next, and each sync is one nftables transaction, so a packet never meets a
+half-programmed table. A small transaction runs in the loop's thread: the
+hop to a worker thread and back cost more than nft itself. The first sync, every `resync` seconds and the one
 after any failure write the table whole (Compiler.full(), which also repairs
 a rule deleted by hand); the others only what changed (Compiler.changes(); a
 sync with no change sends nothing). It reports the revision it has
@@ -40,6 +43,8 @@ OPTIONAL = ("AdminNetworkPolicy", "BaselineAdminNetworkPolicy")
 KINDS = REQUIRED + OPTIONAL
 POLICY_KINDS = ("NetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy")
 OPTIONAL_GRACE = 2.0  # seconds the first sync waits for an admin-policy kind the server may not serve
+COALESCE = 0.002  # seconds a sync waits for more of a burst (events that came while the last one ran)
+SMALL = 8192  # characters of nft text applied in the loop's own thread (a few hundred operations at most)
 
 
 class Compiler(Protocol):
@@ -137,12 +142,15 @@ class PolicyEngine:
         full = True  # the kernel's table is unknown: the next sync writes it whole
         required_since: float | None = None
         while True:
+            burst = self._dirty.is_set()  # events came while the last sync ran: more may be on the way
             with trio.move_on_after(self.resync if self.syncs else 0.25):  # before the first: watch the grace
                 await self._dirty.wait()
             if not self._dirty.is_set() and self.syncs:
                 full = True  # the periodic full sync: rewrite the table, repairing any drift
             self._dirty = trio.Event()
-            await trio.sleep(0.002)  # coalesce a burst
+            # A lone change goes at once (apply to enforcement is the figure users see); the rest
+            # of a burst is gathered for one transaction.
+            await trio.sleep(COALESCE if burst else 0)
             if required_since is None and all(self.informers[k].has_synced() for k in REQUIRED):
                 required_since = trio.current_time()
             kinds = self._kinds_to_wait_for(required_since if self.syncs == 0 else None)
@@ -152,7 +160,10 @@ class PolicyEngine:
             try:
                 text = self.compiler.full() if full else self.compiler.changes()
                 if text:
-                    await self.run_sync(self.nft.run, text)
+                    if full or len(text) > SMALL:
+                        await self.run_sync(self.nft.run, text)
+                    else:  # a millisecond or two: no hop to a worker thread and back (the GIL's
+                        self.nft.run(text)  # switch interval alone can hold the reply 5 ms)
                 self.last_ops = self.compiler.ops(text) if text else 0
             except NftError as e:
                 self._failed(str(e))
