@@ -36,6 +36,7 @@ from knet.controllers.base import View
 from knet.controllers.loop import Kick
 from knet.controllers.nodelifecycle import check_nodes
 from knet.controllers.scheduler import schedule_pass
+from knet.net.memory import trim_when_quiet
 from knet.store.sqlite import SqliteStore
 
 log = logging.getLogger("knet.controlplane")
@@ -223,6 +224,7 @@ async def main_async(cluster: str) -> None:
         await nursery.start(server.serve_tcp, cfg.control_plane.ip, cfg.api_port)
         nursery.start_soon(run_controllers, reg, server, cfg)
         nursery.start_soon(run_node_lifecycle, reg, cfg.node_grace_seconds)
+        nursery.start_soon(trim_when_quiet, store.revision)  # after start-up and each burst of writes
         log.info("control plane of cluster %s serving on %s:%d", cluster, cfg.control_plane.ip, cfg.api_port)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:

@@ -1,10 +1,14 @@
-"""The kernel side of a pod attachment (pyroute2): the node's bridge, the
-pod's veth pair, its address and default route.
+"""The kernel side of a pod attachment: the node's bridge, the pod's veth
+pair, its address and default route.
 
 It runs in the node's network namespace (the CNI caller's); the pod end is
 created straight into the pod's namespace, which is entered only through a
 netlink socket opened there, so the calling thread never changes namespace
 for long.
+
+ADD, DEL and GC use knet.net.rtnl's hand-made messages: they run inside every
+node agent, where importing pyroute2 would cost some 11 MB of memory each.
+Only CHECK, rare and read-only, still reads the kernel through pyroute2.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ import os
 import threading
 from contextlib import contextmanager
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from knet.net import ns
 from knet.net.rtnl import Rtnl, RtnlError
+
+NetlinkError = RtnlError  # what a failed request raises here (.code is its errno)
 
 _bridge_lock = threading.Lock()
 EEXIST, ENODEV, ENOENT, ESRCH = 17, 19, 2, 3
@@ -34,6 +37,22 @@ def netlink(netns_path: str | None = None):
     """A netlink socket in the current namespace, or opened inside another one."""
     if netns_path:
         with ns.entered(net=netns_path):
+            rtnl = Rtnl()
+    else:
+        rtnl = Rtnl()
+    try:
+        yield rtnl
+    finally:
+        rtnl.close()
+
+
+@contextmanager
+def _iproute(netns_path: str | None = None):
+    """pyroute2, for CHECK's reads only (see the module docstring)."""
+    from pyroute2 import IPRoute
+
+    if netns_path:
+        with ns.entered(net=netns_path):
             ipr = IPRoute()
     else:
         ipr = IPRoute()
@@ -43,13 +62,9 @@ def netlink(netns_path: str | None = None):
         ipr.close()
 
 
-def _index(ipr: IPRoute, name: str) -> int | None:
+def _index(ipr, name: str) -> int | None:
     found = ipr.link_lookup(ifname=name)
     return found[0] if found else None
-
-
-def _mac(ipr: IPRoute, index: int) -> str:
-    return ipr.get_links(index)[0].get_attr("IFLA_ADDRESS")
 
 
 _bridges: dict[tuple[int | None, str], tuple[int, str]] = {}
@@ -62,36 +77,32 @@ def _random_mac() -> str:
     return ":".join(f"{x:02x}" for x in b)
 
 
-def ensure_bridge(ipr: IPRoute, name: str, gateway: str | None, prefixlen: int, mtu: int) -> tuple[int, str]:
+def ensure_bridge(rtnl: Rtnl, name: str, gateway: str | None, prefixlen: int, mtu: int) -> tuple[int, str]:
     """The node bridge holding the gateway address; created once, shared by
     pods, and remembered per namespace so an ADD costs no lookups for it."""
     key = (ns.inode("/proc/thread-self/ns/net"), name)
     with _bridge_lock:
         if key in _bridges:
             return _bridges[key]
-        idx = _index(ipr, name)
-        if idx is None:
+        link = rtnl.link(name)
+        if link is None:
             try:
-                ipr.link("add", ifname=name, kind="bridge", mtu=mtu, address=_random_mac())
-            except NetlinkError as e:
-                if e.code != EEXIST:
+                rtnl.add_link(name, "bridge", mtu, mac=_random_mac())
+            except RtnlError as e:
+                if e.errno != EEXIST:
                     raise
-            idx = _index(ipr, name)
-        link = ipr.get_links(idx)[0]
-        info = link.get_attr("IFLA_LINKINFO")
-        if not info or info.get_attr("IFLA_INFO_KIND") != "bridge":
+            link = rtnl.link(name)
+        if link is None or link.kind != "bridge":
             raise RuntimeError(f"{name} exists but is not a bridge")
-        if gateway:
-            have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=2)}
-            if gateway not in have:
-                try:
-                    ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
-                except NetlinkError as e:
-                    if e.code != EEXIST:
-                        raise
-        if not link["flags"] & 1:
-            ipr.link("set", index=idx, state="up")
-        _bridges[key] = (idx, link.get_attr("IFLA_ADDRESS"))
+        if gateway and gateway not in rtnl.addresses(link.index):
+            try:
+                rtnl.add_address(link.index, gateway, prefixlen)
+            except RtnlError as e:
+                if e.errno != EEXIST:
+                    raise
+        if not link.flags & 1:
+            rtnl.set_up(link.index)
+        _bridges[key] = (link.index, link.mac)
         return _bridges[key]
 
 
@@ -158,7 +169,7 @@ def check_pod_interface(netns_path: str, container_id: str, ifname: str, bridge:
     """What is missing or wrong, in words (empty when the attachment is intact)."""
     problems = []
     host = host_veth_name(container_id, ifname)
-    with netlink() as ipr:
+    with _iproute() as ipr:
         idx = _index(ipr, host)
         bridge_idx = _index(ipr, bridge)
         if bridge_idx is None:
@@ -168,7 +179,7 @@ def check_pod_interface(netns_path: str, container_id: str, ifname: str, bridge:
         elif ipr.get_links(idx)[0].get_attr("IFLA_MASTER") != bridge_idx:
             problems.append(f"host interface {host} is not attached to {bridge}")
     try:
-        with netlink(netns_path) as pod:
+        with _iproute(netns_path) as pod:
             pidx = _index(pod, ifname)
             if pidx is None:
                 return problems + [f"interface {ifname} is missing in {netns_path}"]
@@ -185,15 +196,13 @@ def check_pod_interface(netns_path: str, container_id: str, ifname: str, bridge:
 
 
 def bridge_ports(bridge: str) -> list[str]:
-    with netlink() as ipr:
-        idx = _index(ipr, bridge)
+    with Rtnl() as rtnl:
+        idx = rtnl.link_index(bridge)
         if idx is None:
             return []
-        return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links() if link.get_attr("IFLA_MASTER") == idx]
+        return [link.name for link in rtnl.links() if link.master == idx]
 
 
 def delete_link(name: str) -> None:
-    with netlink() as ipr:
-        idx = _index(ipr, name)
-        if idx is not None:
-            ipr.link("del", index=idx)
+    with Rtnl() as rtnl:
+        rtnl.delete_link(name)

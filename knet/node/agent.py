@@ -38,6 +38,7 @@ from knet.api.objects import now_rfc3339
 from knet.api.resources import by_kind
 from knet.config import ClusterConfig, load_saved
 from knet.controllers.events import make_event
+from knet.net.memory import trim_when_quiet
 from knet.net.nft import Nft
 from knet.node import sandbox as sandboxes
 from knet.node.cri import RuntimeClient, RuntimeRefused, RuntimeUnavailable
@@ -66,6 +67,7 @@ class Agent:
         self.api = AsyncClient(cfg.control_plane.ip, cfg.api_port, token)
         self.workers: dict[str, PodWorker] = {}
         self.observed = 0
+        self.activity = 0  # moves with every bit of progress: memory is trimmed once it stands still
         self._progress = trio.Event()
         self._events_send, self._events_recv = trio.open_memory_channel(math.inf)
         self.nursery: trio.Nursery | None = None
@@ -102,6 +104,7 @@ class Agent:
         self._events_send.send_nowait(make_event(obj, etype, reason, message, "kubelet", self.node))
 
     def progress_changed(self) -> None:
+        self.activity += 1
         self._progress.set()
 
     def forget(self, uid: str) -> None:
@@ -354,6 +357,7 @@ class Agent:
             self.informers.start(nursery)  # the pods, Services, EndpointSlices and what policy reads
             nursery.start_soon(self.proxy.run)
             nursery.start_soon(self.policy.run)
+            nursery.start_soon(trim_when_quiet, lambda: self.activity)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     # Like kubelet: stopping the agent leaves pods running; `knet down` removes them.
