@@ -359,7 +359,7 @@ def ip_blocks(blocks: Iterable[tuple[str, list[str]]]) -> tuple[Block, ...]:
                 cuts.append(ex)
         if any(net.subnet_of(ex) for ex in cuts):
             continue
-        cuts = [ex for ex in ipaddress.collapse_addresses(cuts)]
+        cuts = list(ipaddress.collapse_addresses(cuts))
         out.add(Block(str(net), tuple(str(ex) for ex in cuts)))
     # A block with no excepts inside another with none says nothing more.
     whole = [ipaddress.ip_network(b.cidr) for b in out if not b.excepts]
