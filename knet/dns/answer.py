@@ -13,8 +13,10 @@ whose bytes (after the id, with the qname lower-cased) were seen before is
 answered by splicing its own id and question into the kept bytes, a few
 slices and one dict lookup. Owner names in kept replies point at the
 question (name compression), so splicing the question in also answers with
-the query's own case. The cache is emptied whenever the Zone's generation
-changes, so an answer never outlives the data it came from.
+the query's own case. Each kept reply is filed under its name's Zone scope;
+when the Zone's generation moves, the replies of the scopes the changes
+touched are dropped (all of them when the Zone cannot say), so an answer
+never outlives the data it came from and the rest stay hot.
 
 Malformed queries (RFC 1035, as miekg/dns's server treats them): shorter than
 a header, or a response (QR=1): dropped. A readable header with QDCOUNT != 1,
@@ -93,6 +95,16 @@ def _plain_qname_end(wire: bytes) -> int:
     return -1
 
 
+def _qname_text(wire: bytes, end: int) -> str:
+    """The uncompressed qname ending at `end`, as text (its labels are plain: only cached ones get here)."""
+    labels, i = [], 12
+    while i < end:
+        n = wire[i]
+        labels.append(wire[i + 1:i + 1 + n].decode("ascii", "backslashreplace"))
+        i += n + 1
+    return ".".join(labels) + "."
+
+
 def _size_limit(q: dns.message.Message, tcp: bool) -> int:
     if tcp:
         return TCP_MAX
@@ -113,6 +125,45 @@ def _response(q: dns.message.Message, rcode: int, authoritative: bool = True) ->
     return r
 
 
+class _Cache:
+    """Kept replies by query key, filed by Zone scope too, so a change drops only what it touched."""
+
+    __slots__ = ("replies", "scopes")
+
+    def __init__(self) -> None:
+        self.replies: dict[bytes, tuple[bytes, bytes, tuple]] = {}  # key -> (header after the id, tail, scope)
+        self.scopes: dict[tuple, set[bytes]] = {}
+
+    def put(self, key: bytes, header: bytes, tail: bytes, scope: tuple) -> None:
+        if key not in self.replies and len(self.replies) >= CACHE_MAX:
+            self._forget(next(iter(self.replies)))  # the oldest
+        old = self.replies.get(key)
+        if old is not None and old[2] != scope:
+            self._forget(key)
+        self.replies[key] = (header, tail, scope)
+        self.scopes.setdefault(scope, set()).add(key)
+
+    def _forget(self, key: bytes) -> None:
+        _h, _t, scope = self.replies.pop(key)
+        keys = self.scopes.get(scope)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self.scopes[scope]
+
+    def drop(self, scopes: set | None) -> None:
+        if scopes is None:
+            self.replies.clear()
+            self.scopes.clear()
+            return
+        for scope in scopes:
+            for key in self.scopes.pop(scope, ()):
+                self.replies.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self.replies)
+
+
 class Responder:
     """Answers DNS messages from a Zone; see the module docstring for the cache and the malformed-query rules."""
 
@@ -123,22 +174,19 @@ class Responder:
         self.recursion_from = [ipaddress.ip_network(n, strict=False) for n in recursion_from]
         self.recursion_from.append(zone.subnets[-1])  # pods
         self._gen = zone.generation
-        self._udp: dict[bytes, tuple[bytes, bytes]] = {}
-        self._tcp: dict[bytes, tuple[bytes, bytes]] = {}
+        self._udp = _Cache()
+        self._tcp = _Cache()
         self.hits = 0
         self.misses = 0
 
     def respond(self, wire: bytes, *, tcp: bool = False, client: str | None = None) -> bytes | Forward | None:
-        gen = self.zone.generation
-        if gen != self._gen:
-            self._udp.clear()
-            self._tcp.clear()
-            self._gen = gen
+        if self.zone.generation != self._gen:
+            self._follow_zone()
         end = wire.find(0, 12)
         key = None
         if end > 0:
             key = wire[2:12] + wire[12:end].lower() + wire[end:]
-            hit = (self._tcp if tcp else self._udp).get(key)
+            hit = (self._tcp if tcp else self._udp).replies.get(key)
             if hit is not None:
                 self.hits += 1
                 return wire[:2] + hit[0] + wire[12:end] + hit[1]
@@ -146,11 +194,15 @@ class Responder:
         out, keep = self._answer(wire, tcp, client)
         if keep and key is not None and type(out) is bytes and _plain_qname_end(wire) == end \
                 and out[12:end].lower() == wire[12:end].lower():
-            cache = self._tcp if tcp else self._udp
-            if len(cache) >= CACHE_MAX:
-                del cache[next(iter(cache))]
-            cache[key] = (out[2:12], out[end:])
+            (self._tcp if tcp else self._udp).put(key, out[2:12], out[end:], self.zone.scope(_qname_text(wire, end)))
         return out
+
+    def _follow_zone(self) -> None:
+        """Drop the kept replies the Zone's changes since we last looked may have changed."""
+        scopes = self.zone.changes_since(self._gen)
+        self._udp.drop(scopes)
+        self._tcp.drop(scopes)
+        self._gen = self.zone.generation
 
     # -- the slow path: parse, look up, render ----------------------------------------------------------------
 

@@ -25,13 +25,22 @@ Service is NODATA, never NXDOMAIN, which would break musl's resolver);
 a name that does not exist answers NXDOMAIN; both carry the zone's SOA.
 Wildcards are plain labels (CoreDNS >= 1.9).
 
-`generation` changes whenever an answer may change: the wire-answer cache in
-knet.dns.answer is keyed on it, so a Service change is never served stale.
+`generation` changes whenever an answer may change, and `changes_since`
+says which answers: every name has a `scope` (a Service's names, a
+namespace's, an address's reverse name, or the zone-wide rest), and each
+change names the scopes it touched. The wire-answer cache in knet.dns.answer
+drops only those, so a Service change is never served stale and the other
+hot names stay precomputed (emptying the whole cache on every change made a
+busy server rebuild every answer after each one, which pushed the time from
+the API's acknowledgement to the answer past 100 ms under load). Negative
+answers of untouched names keep the SOA serial they were made with, as
+CoreDNS's cache keeps them.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections import deque
 from dataclasses import dataclass, field
 
 SCHEMA_VERSION = "1.1.0"
@@ -41,6 +50,10 @@ CNAME_CHAIN_LIMIT = 10
 # Namespaces every cluster has: they exist before any object is fed.
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 SERVICE_LABEL = "kubernetes.io/service-name"
+# The scope of the names no Service, namespace or address narrows down (the apex and its SOA and NS,
+# dns-version, names outside the zone, CNAME chains): every change touches it.
+ZONE_WIDE = ("zone",)
+CHANGE_LOG = 4096  # changes remembered for changes_since; older readers start over
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +204,7 @@ class Zone:
         self._ns_services: dict[str, int] = {}
         self._namespaces: set[str] = set(BUILTIN_NAMESPACES)
         self._by_ip: dict[str, set[tuple[str, str]]] = {}  # address -> (ns, service) having it (ClusterIP/endpoint)
+        self._log: deque[tuple[int, frozenset | None]] = deque(maxlen=CHANGE_LOG)  # (generation, scopes touched)
 
     # -- feeding -----------------------------------------------------------------------------------------------
 
@@ -201,17 +215,21 @@ class Zone:
             if self._services.get((ns, name)) == new:
                 return
             old = self._services.get((ns, name))
+            scopes = self._service_scopes(ns, name, old)
             if old is None:
                 self._ns_services[ns] = self._ns_services.get(ns, 0) + 1
             else:
                 self._unindex(ns, name, old.ips)
             self._services[(ns, name)] = new
             self._index(ns, name, new.ips)
+            more = self._service_scopes(ns, name, new)
+            scopes = None if scopes is None or more is None else scopes | more
         elif kind == "EndpointSlice":
             new_slice = _slice(obj)
             old_slice = self._slices.get((ns, name))
             if old_slice == new_slice:
                 return
+            scopes = self._slice_scopes(ns, old_slice) | self._slice_scopes(ns, new_slice)
             if old_slice is not None:
                 self._drop_slice(ns, name, old_slice)
             if new_slice is not None:
@@ -222,16 +240,19 @@ class Zone:
             if name in self._namespaces:
                 return
             self._namespaces.add(name)
+            scopes = {("ns", name)}
         else:
             raise ValueError(f"kind: Unsupported value: {kind!r}: supported values: Service, EndpointSlice, Namespace")
-        self._changed(obj)
+        self._changed(obj, scopes)
 
     def delete(self, kind: str, obj: dict) -> None:
         ns, name = _meta(obj)
         if kind == "Service":
-            old = self._services.pop((ns, name), None)
+            old = self._services.get((ns, name))
             if old is None:
                 return
+            scopes = self._service_scopes(ns, name, old)
+            del self._services[(ns, name)]
             self._unindex(ns, name, old.ips)
             self._ns_services[ns] -= 1
             if not self._ns_services[ns]:
@@ -240,17 +261,75 @@ class Zone:
             old_slice = self._slices.get((ns, name))
             if old_slice is None:
                 return
+            scopes = self._slice_scopes(ns, old_slice)
             self._drop_slice(ns, name, old_slice)
         elif kind == "Namespace":
             if name not in self._namespaces or name in BUILTIN_NAMESPACES:
                 return
             self._namespaces.discard(name)
+            scopes = {("ns", name)}
         else:
             raise ValueError(f"kind: Unsupported value: {kind!r}: supported values: Service, EndpointSlice, Namespace")
-        self._changed(obj)
+        self._changed(obj, scopes)
 
-    def _changed(self, obj: dict) -> None:
+    # -- what a change touches ---------------------------------------------------------------------------------
+
+    def _service_scopes(self, ns: str, name: str, svc: _Service | None) -> set | None:
+        """A Service's names, its namespace's (it may make the namespace exist), and the reverse names of its
+        addresses and its endpoints' (their PTRs depend on its kind). kube-dns is the apex's NS glue: all."""
+        if (ns, name) == ("kube-system", "kube-dns"):
+            return None
+        out = {("svc", ns, name), ("ns", ns)}
+        if svc is not None:
+            out.update(("ip", ip) for ip in svc.ips)
+        for slice_name in self._slices_of.get((ns, name), ()):
+            out.update(("ip", e.address) for e in self._slices[(ns, slice_name)].endpoints)
+        return out
+
+    def _slice_scopes(self, ns: str, sl: _Slice | None) -> set:
+        if sl is None:
+            return set()
+        return {("svc", ns, sl.service), *(("ip", e.address) for e in sl.endpoints)}
+
+    def scope(self, name: str) -> tuple:
+        """The scope whose changes may change the answers for `name` (any type); see the module docstring."""
+        labels = tuple(name.lower().rstrip(".").split(".")) if name.strip(".") else ()
+        n = len(self._labels)
+        if len(labels) > n and labels[-n:] == self._labels and not any("\\" in label for label in labels):
+            rel = labels[:-n]
+            if len(rel) >= 3 and rel[-1] == "svc":
+                svc = self._services.get((rel[-2], rel[-3]))
+                if svc is not None and svc.kind == "ExternalName":
+                    return ZONE_WIDE  # a CNAME may lead to any other name of the zone
+                return ("svc", rel[-2], rel[-3])
+            if len(rel) >= 2 and rel[-1] in ("svc", "pod"):
+                return ("ns", rel[-2])
+            return ZONE_WIDE
+        if len(labels) == 6 and labels[-2:] == ("in-addr", "arpa"):
+            try:
+                return ("ip", str(ipaddress.IPv4Address(".".join(reversed(labels[:4])))))
+            except ValueError:
+                return ZONE_WIDE
+        return ZONE_WIDE
+
+    def changes_since(self, generation: int) -> set | None:
+        """The scopes touched after `generation` (ZONE_WIDE always among them), or None: anything may have
+        changed (a change of the apex's records, or more changes than the log keeps)."""
+        if generation >= self.generation:
+            return set()
+        if not self._log or self._log[0][0] > generation + 1:
+            return None
+        out: set = {ZONE_WIDE}
+        for gen, scopes in self._log:
+            if gen > generation:
+                if scopes is None:
+                    return None
+                out |= scopes
+        return out
+
+    def _changed(self, obj: dict, scopes: set | None) -> None:
         self.generation += 1
+        self._log.append((self.generation, None if scopes is None else frozenset(scopes)))
         # The SOA serial follows the API's revision (the same on every replica), else counts changes.
         rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
         serial = int(rv) % (1 << 32) if rv.isdigit() else 0

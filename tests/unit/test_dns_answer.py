@@ -345,3 +345,71 @@ def test_cache_is_bounded(zone, monkeypatch):
     for i in range(200):
         r.respond(query_wire(f"n{i}.default.svc.cluster.local"))
     assert len(r._udp) <= 50
+
+
+def _essence(out: bytes) -> tuple:
+    """What a client acts on: rcode, flags, the answer and additional sections, and the authority's names
+    and types (a kept negative answer of an untouched name may carry an older SOA serial, as CoreDNS's cache)."""
+    m = dns.message.from_wire(out)
+    return (m.rcode(), m.flags, datas(m), datas(m, "additional"),
+            sorted((rs.name.to_text(), rs.rdtype) for rs in m.authority))
+
+
+def test_a_change_drops_only_the_kept_replies_it_touched(zone, responder):
+    ask(responder, "web.default.svc.cluster.local")
+    ask(responder, "nope.default.svc.cluster.local")
+    zone.upsert("Service", svc("new", ip="10.96.0.30"))
+    hits = responder.hits
+    assert datas(ask(responder, "web.default.svc.cluster.local")) == ["10.96.0.20"]
+    assert ask(responder, "nope.default.svc.cluster.local").rcode() == dns.rcode.NXDOMAIN
+    assert responder.hits == hits + 2, "names the change did not touch stay precomputed"
+    assert datas(ask(responder, "new.default.svc.cluster.local")) == ["10.96.0.30"]
+    assert responder.hits == hits + 2
+
+
+def test_kept_replies_always_equal_fresh_ones_through_random_changes(zone):
+    """A warm Responder (kept replies, scoped drops) against a cold one after every change: every name kind
+    (Services, endpoints by hostname, SRV, PTR of ClusterIPs and endpoints, namespaces, pod names, CNAME
+    chains inside the zone, the apex) over Services, EndpointSlices and Namespaces coming and going."""
+    rnd = random.Random(12)
+    warm = Responder(zone)
+    names = ["cluster.local", "svc.cluster.local", "team.svc.cluster.local", "default.svc.cluster.local",
+             "10-244-1-5.team.pod.cluster.local", "alias.default.svc.cluster.local",
+             "alias2.team.svc.cluster.local", "dns-version.cluster.local"]
+    for s in ("a", "b", "c"):
+        for ns in ("default", "team"):
+            names += [f"{s}.{ns}.svc.cluster.local", f"_http._tcp.{s}.{ns}.svc.cluster.local",
+                      f"h-0.{s}.{ns}.svc.cluster.local", f"10-244-1-{ord(s)}.{s}.{ns}.svc.cluster.local"]
+    for i in (5, 20, 21, 22, 97, 98, 99):
+        names += [f"{i}.0.96.10.in-addr.arpa", f"{i}.1.244.10.in-addr.arpa"]
+    qtypes = ("A", "SRV", "PTR", "AAAA", "SOA", "NS", "TXT")
+
+    def change() -> None:
+        s, ns = rnd.choice("abc"), rnd.choice(("default", "team"))
+        what = rnd.randrange(7)
+        if what == 0:
+            zone.upsert("Service", svc(s, ns=ns, ip=f"10.96.0.{rnd.choice((20, 21, 22))}"))
+        elif what == 1:
+            zone.upsert("Service", svc(s, ns=ns, ip="None"))
+        elif what == 2:
+            zone.delete("Service", svc(s, ns=ns))
+        elif what == 3:
+            addrs = rnd.sample([f"10.244.1.{ord(x)}" for x in "abc"] + ["10.244.1.5"], rnd.randrange(3))
+            zone.upsert("EndpointSlice", eps(s, addrs, [rnd.choice((None, "h-0")) for _ in addrs], ns=ns))
+        elif what == 4:
+            zone.delete("EndpointSlice", eps(s, [], ns=ns))
+        elif what == 5:
+            zone.upsert("Service", svc("alias2", ns="team", ip=None, type="ExternalName",
+                                       externalName=f"{s}.{ns}.svc.cluster.local"))
+        else:
+            (zone.upsert if rnd.random() < 0.5 else zone.delete)("Namespace", {"metadata": {"name": "team"}})
+
+    for step in range(150):
+        change()
+        for name in rnd.sample(names, 25):
+            for qtype in rnd.sample(qtypes, 2):
+                w = dns.message.make_query(name, qtype).to_wire()
+                got = warm.respond(w)
+                want = Responder(zone).respond(w)
+                assert _essence(got) == _essence(want), (step, name, qtype)
+    assert warm.hits > 0

@@ -6,7 +6,7 @@ generation (the wire cache's key)."""
 
 import pytest
 
-from knet.dns.records import Zone, dashed
+from knet.dns.records import CHANGE_LOG, ZONE_WIDE, Zone, dashed
 
 Z = "cluster.local."
 
@@ -296,3 +296,36 @@ def test_bad_input_is_refused_by_field():
     with pytest.raises(ValueError, match="metadata.name"):
         z.upsert("Service", {"metadata": {}})
     assert z.generation == 0
+
+
+def test_changes_name_the_scopes_they_touch():
+    """The answer cache drops only what changes_since names: a Service's names, its namespace's (it can make
+    the namespace exist), the reverse names of its and its endpoints' addresses; kube-dns (the apex's NS glue)
+    and a log overrun say "anything"."""
+    z = Zone()
+    g0 = g = z.generation
+    z.upsert("Service", svc("a", ns="team", ip="10.96.0.5"))
+    assert z.changes_since(g) == {("svc", "team", "a"), ("ns", "team"), ("ip", "10.96.0.5"), ZONE_WIDE}
+    g = z.generation
+    z.upsert("EndpointSlice", eps("a", [("10.244.1.9", True, "h")], ns="team"))
+    assert z.changes_since(g) == {("svc", "team", "a"), ("ip", "10.244.1.9"), ZONE_WIDE}
+    g = z.generation
+    z.delete("Service", svc("a", ns="team"))
+    assert z.changes_since(g) == {("svc", "team", "a"), ("ns", "team"), ("ip", "10.96.0.5"), ("ip", "10.244.1.9"),
+                                  ZONE_WIDE}
+    assert z.changes_since(z.generation) == set()
+    for name, scope in [("A.Team.svc.cluster.local.", ("svc", "team", "a")),
+                        ("_http._tcp.a.team.svc.cluster.local", ("svc", "team", "a")),
+                        ("h.a.team.svc.cluster.local", ("svc", "team", "a")),
+                        ("team.svc.cluster.local", ("ns", "team")), ("10-1-2-3.team.pod.cluster.local", ("ns", "team")),
+                        ("5.0.96.10.in-addr.arpa.", ("ip", "10.96.0.5")), ("cluster.local", ZONE_WIDE),
+                        ("svc.cluster.local", ZONE_WIDE), ("example.com", ZONE_WIDE)]:
+        assert z.scope(name) == scope, name
+    z.upsert("Service", svc("x", ip=None, type="ExternalName", externalName="a.team.svc.cluster.local"))
+    assert z.scope("x.default.svc.cluster.local") == ZONE_WIDE  # its answer follows another name's
+    g = z.generation
+    z.upsert("Service", svc("kube-dns", ns="kube-system", ip="10.96.0.10"))
+    assert z.changes_since(g) is None
+    for i in range(CHANGE_LOG):
+        z.upsert("Service", svc(f"s{i}", ip=f"10.96.{1 + i // 250}.{i % 250}"))
+    assert z.changes_since(g0) is None
