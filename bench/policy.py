@@ -18,7 +18,9 @@
     --cluster-pods pods in 20 namespaces in force meanwhile): time from
     `knet apply` of an allowing policy (this tree's knet, started as the
     installed command starts, its process start included) to the first
-    connection it lets through (a new connect every millisecond), p50 and p95;
+    connection it lets through (a new connect every millisecond), p50 and p95,
+    beside the same policy applied as JSON and POSTed to the API directly
+    (what the CLI's start costs, and what is the engine's);
     the same for a pod label change (the API PATCH knet's apply sends)
     admitting a client; and iperf3 pod to pod with an allow policy in force
     against no policy, in alternating rounds.
@@ -528,14 +530,31 @@ def bench_cluster(runs: int, n_pods: int, n_policies: int, iperf_rounds: int = 6
         ip = server["status"]["podIP"]
         if not blocked(path, ip):
             raise SystemExit("the deny-ingress policy does not block the client: nothing to measure")
-        policy_ms, label_ms = [], []
+        # `knet apply` of the policy as YAML (the headline), of the same as JSON (the CLI's parse needs
+        # no YAML import then), and the API POST alone (the engine's share), taken in rotation.
+        label_ms: list[float] = []
         pol = ALLOW_POLICY.replace("NAME", "none")
-        for _ in range(runs):
-            ms = timed_to_connect(path, ip, lambda: subprocess.run(
-                [*cli, "--cluster", name, "apply", "-f", "-"], input=pol, capture_output=True, text=True, check=True))
-            if ms is not None:
-                policy_ms.append(ms)
-            knet("--cluster", name, "delete", "-f", "-", "--wait", input=pol)
+        pol_obj = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                   "metadata": {"name": "allow-none", "namespace": "bench"},
+                   "spec": {"podSelector": {"matchLabels": {"app": "server"}},
+                            "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "none"}}}],
+                                         "ports": [{"port": 80}]}]}}
+        netpols = by_kind("NetworkPolicy")
+        acts = {
+            "yaml": lambda: subprocess.run([*cli, "--cluster", name, "apply", "-f", "-"], input=pol,
+                                           capture_output=True, text=True, check=True),
+            "json": lambda: subprocess.run([*cli, "--cluster", name, "apply", "-f", "-"], input=json.dumps(pol_obj),
+                                           capture_output=True, text=True, check=True),
+            "api": lambda: api.create(netpols, "bench", pol_obj),
+        }
+        apply_ms: dict[str, list[float]] = {k: [] for k in acts}
+        for r in range(runs):
+            for k in list(acts)[r % 3:] + list(acts)[:r % 3]:
+                ms = timed_to_connect(path, ip, acts[k])
+                if ms is not None:
+                    apply_ms[k].append(ms)
+                knet("--cluster", name, "delete", "-f", "-", "--wait", input=pol)
+        policy_ms = apply_ms["yaml"]
         knet("--cluster", name, "apply", "-f", "-", "--wait", input=ALLOW_POLICY.replace("NAME", "client"))
         for _ in range(runs):
             ms = timed_to_connect(path, ip, lambda: api.patch(pods, "bench", "client",
@@ -546,6 +565,10 @@ def bench_cluster(runs: int, n_pods: int, n_policies: int, iperf_rounds: int = 6
             wait_until(lambda: blocked(path, ip))
         out.update({"apply_policy_to_enforced_p50_ms": pct(policy_ms, 0.5),
                     "apply_policy_to_enforced_p95_ms": pct(policy_ms, 0.95), "apply_policy_samples": len(policy_ms),
+                    "apply_json_policy_to_enforced_p50_ms": pct(apply_ms["json"], 0.5),
+                    "apply_json_policy_to_enforced_p95_ms": pct(apply_ms["json"], 0.95),
+                    "api_create_policy_to_enforced_p50_ms": pct(apply_ms["api"], 0.5),
+                    "api_create_policy_to_enforced_p95_ms": pct(apply_ms["api"], 0.95),
                     "label_change_to_enforced_p50_ms": pct(label_ms, 0.5),
                     "label_change_to_enforced_p95_ms": pct(label_ms, 0.95), "label_change_samples": len(label_ms)})
         status = knet("--cluster", name, "status").stdout
@@ -606,6 +629,9 @@ def main() -> None:
         f["iperf_allow_vs_none"] = round(statistics.median(cl["iperf_ratios"]), 3)
         print(f"`knet apply` of a policy -> enforced: p50 {f['apply_policy_to_enforced_p50_ms']} ms, p95 "
               f"{f['apply_policy_to_enforced_p95_ms']} ms over {f['apply_policy_samples']} (target p50 < 100 ms); "
+              f"the same as JSON: p50 {f['apply_json_policy_to_enforced_p50_ms']} ms, p95 "
+              f"{f['apply_json_policy_to_enforced_p95_ms']} ms; the API POST alone: p50 "
+              f"{f['api_create_policy_to_enforced_p50_ms']} ms, p95 {f['api_create_policy_to_enforced_p95_ms']} ms; "
               f"pod label change -> enforced: p50 {f['label_change_to_enforced_p50_ms']} ms, p95 "
               f"{f['label_change_to_enforced_p95_ms']} ms; with {args.cluster_policies} policies over "
               f"{args.cluster_pods} pods in force")
