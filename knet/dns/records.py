@@ -320,11 +320,12 @@ class Zone:
         if not self._log or self._log[0][0] > generation + 1:
             return None
         out: set = {ZONE_WIDE}
-        for gen, scopes in self._log:
-            if gen > generation:
-                if scopes is None:
-                    return None
-                out |= scopes
+        for gen, scopes in reversed(self._log):  # newest first: a reader a change or two behind reads a few
+            if gen <= generation:
+                break
+            if scopes is None:
+                return None
+            out |= scopes
         return out
 
     def _changed(self, obj: dict, scopes: set | None) -> None:
