@@ -525,22 +525,27 @@ def _remove_state_dir(sdir: str) -> None:
 def down(cluster: str, say: Say = print) -> dict:
     """Remove every trace of the cluster and nothing else; safe to run any number of times."""
     t0 = time.monotonic()
-    names = owned_netns(checked(cluster))
+    names = set(owned_netns(checked(cluster)))
     killed: set[int] = set()
     # The supervisor first, so it restarts nothing while the rest goes.
     first = [p for p in [supervisor_pid(cluster)] if p is not None]
     first += _argv_marked(cluster, frozenset({sup.MODULE}))
     procs.kill_all(first, signal.SIGKILL)
     killed.update(first)
-    for _ in range(3):  # again, for what forked while we were at it
-        pids = knet_pids(cluster, names)
+    for _ in range(3):  # again, for what forked, and the pods made, while we were at it
+        names.update(owned_netns(cluster))
+        pids = knet_pids(cluster, sorted(names))
         if not pids:
             break
         procs.kill_all(pids, signal.SIGKILL)
         killed.update(pids)
     _reap(sorted(killed))
+    # Once nothing of the cluster runs, nothing makes another namespace: this last look, taken
+    # before the state directory (and its records) goes, finds a pod's namespace made after the
+    # first one (a runtime creating a sandbox when `down` came, right after `up`).
+    names.update(owned_netns(cluster))
     _remove_state_dir(state_dir(cluster))
-    for name in names:
+    for name in sorted(names):
         ns.delete_netns(name)
     took = time.monotonic() - t0
     say(f"Deleted cluster \"{cluster}\": {len(killed)} processes, {len(names)} namespaces ({took:.2f}s)")

@@ -104,6 +104,8 @@ def test_up_refuses_a_namespace_name_it_needs_that_is_not_its_own(tmp_path):
         # Cluster "<u>-worker" with a node named "1" would need knet-<u>-worker-1: <u>'s node.
         spec = tmp_path / "c.yaml"
         spec.write_text("kind: Cluster\nnodes:\n- role: control-plane\n- role: worker\n  name: '1'\n")
+        lab.wait_for("the cluster DNS's pods (their namespaces are made after up returns)",
+                     lambda: [p["status"].get("phase") for p in lab.list("Pod", "kube-system")] == ["Running"] * 2)
         before = ns.list_netns(f"knet-{u}")
         out = knet("--cluster", f"{u}-worker", "up", "-f", str(spec))
         assert out.returncode != 0
@@ -178,3 +180,30 @@ def test_a_cluster_made_before_markers_is_still_removed_exactly():
         out = c.down()
     assert out["namespaces"] == len(names) == 7  # fabric, ext, 2 nodes, the pod, 2 coredns pods
     assert owned_netns(c.name) == []
+
+
+def test_a_pod_namespace_made_while_down_kills_is_removed_too(monkeypatch):
+    """`down` right after `up` can meet a runtime creating a sandbox: the namespace it makes
+    after `down` first listed the cluster's is removed with the rest, not left behind."""
+    import knet.cluster as kc
+
+    c = Cluster.up(workers=1)
+    late = f"knet-{c.name}-pod-made-late"
+    real_kill_all = kc.procs.kill_all
+
+    def kill_all(pids, sig):
+        if not os.path.exists(ns.netns_path(late)):  # the runtime, between the listing and its kill
+            ns.create_netns(late, c.cfg.netns_owner)
+        return real_kill_all(pids, sig)
+
+    monkeypatch.setattr(kc.procs, "kill_all", kill_all)
+    try:
+        out = down(c.name, say=lambda _m: None)
+    finally:
+        monkeypatch.undo()
+        if os.path.exists(ns.netns_path(late)):
+            ns.delete_netns(late)
+            c.down()
+            raise AssertionError(f"{late} was left behind")
+    assert out["namespaces"] >= 5  # fabric, ext, 2 nodes and the late one (coredns's pods if made)
+    assert owned_netns(c.name) == [] and not os.path.exists(c.cfg.state_dir)
