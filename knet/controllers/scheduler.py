@@ -27,16 +27,21 @@ def schedule_pass(reg: Registry) -> int:
     if not pending:
         return 0
     nodes, _ = reg.list(NODES)
-    counts: Counter = Counter(p["spec"]["nodeName"] for p in pods if p["spec"].get("nodeName") and active(p))
+    placed: dict[str, list[dict]] = {}
+    for p in pods:
+        if p["spec"].get("nodeName") and active(p):
+            placed.setdefault(p["spec"]["nodeName"], []).append(p)
+    counts: Counter = Counter({name: len(there) for name, there in placed.items()})
     bound = 0
     pending.sort(key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
     for pod in pending:
         m = pod["metadata"]
-        node, message = choose_node(pod, nodes, counts)
+        node, message = choose_node(pod, nodes, counts, placed)
         try:
             if node:
                 reg.bind(m["namespace"], m["name"], node)
                 counts[node] += 1
+                placed.setdefault(node, []).append(pod)  # the next replica avoids it as the pod would
                 bound += 1
                 reg.create(EVENTS, m["namespace"], make_event(
                     pod, "Normal", "Scheduled", f"Successfully assigned {m['namespace']}/{m['name']} to {node}",

@@ -2,10 +2,16 @@
 
 The filters follow kube-scheduler's plugins in its order (node readiness,
 NodeUnschedulable, TaintToleration, NodeAffinity), the first failing one
-naming the reason for that node, and the score is
-"fewest pods", so a pod that fits nowhere can say exactly why, as
-FailedScheduling does: `0/4 nodes are available: 1 node(s) had untolerated
-taint {...}, 3 node(s) didn't match Pod's node affinity/selector.`
+naming the reason for that node, so a pod that fits nowhere can say
+exactly why, as FailedScheduling does: `0/4 nodes are available: 1 node(s)
+had untolerated taint {...}, 3 node(s) didn't match Pod's node
+affinity/selector.`
+
+The score: first the pod's preferred podAntiAffinity (InterPodAffinity's
+part that kubeadm's coredns relies on, so its two replicas land on two nodes
+and a drain never takes both), then "fewest pods". Upstream adds weighted
+plugin scores; here anti-affinity weights only ever break away from nodes
+holding matching pods, which is what a user writing it expects.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 
 from knet.api.objects import condition
+from knet.api.selectors import selector_from_label_selector
 
 
 def tolerates(tolerations: list[dict], taint: dict) -> bool:
@@ -93,8 +100,44 @@ def why_not(pod: dict, node: dict) -> str | None:
     return None
 
 
-def choose_node(pod: dict, nodes: list[dict], pods_per_node: Counter) -> tuple[str | None, str]:
-    """Pick the feasible node with the fewest pods (ties by name, so placement is
+def anti_affinity_penalties(pod: dict, nodes: list[dict], placed: dict[str, list[dict]]) -> Counter:
+    """Per node, the summed weights of the pod's preferred podAntiAffinity terms
+    that a pod already in the node's topology domain (the nodes sharing its
+    value of the term's topologyKey) matches. A term looks in the pod's own
+    namespace, in its `namespaces`, or everywhere with `namespaceSelector: {}`;
+    a non-empty namespaceSelector needs namespace labels the scheduler does not
+    keep, so such a term counts only the listed namespaces."""
+    terms = (((pod.get("spec") or {}).get("affinity") or {}).get("podAntiAffinity") or {}).get(
+        "preferredDuringSchedulingIgnoredDuringExecution") or []
+    out: Counter = Counter()
+    if not terms:
+        return out
+    own_ns = pod["metadata"].get("namespace") or "default"
+    labels = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in nodes}
+    for weighted in terms:
+        term = weighted.get("podAffinityTerm") or {}
+        key, weight = term.get("topologyKey"), int(weighted.get("weight") or 0)
+        if not key or not weight:
+            continue
+        try:
+            sel = selector_from_label_selector(term.get("labelSelector"))
+        except Exception:  # validation's to refuse; an unreadable term scores nothing
+            continue
+        everywhere = term.get("namespaceSelector") == {}
+        namespaces = set(term.get("namespaces") or []) or ({own_ns} if term.get("namespaceSelector") is None else set())
+        taken = {labels[name].get(key) for name, there in placed.items() if name in labels and key in labels[name]
+                 and any((everywhere or (p["metadata"].get("namespace") or "default") in namespaces)
+                         and sel.matches(p["metadata"].get("labels")) for p in there)}
+        for name, node_labels in labels.items():
+            if key in node_labels and node_labels[key] in taken:
+                out[name] += weight
+    return out
+
+
+def choose_node(pod: dict, nodes: list[dict], pods_per_node: Counter,
+                placed: dict[str, list[dict]] | None = None) -> tuple[str | None, str]:
+    """Pick the feasible node with the least anti-affinity (with `placed`, the
+    pods on each node), then the fewest pods (ties by name, so placement is
     repeatable); or None with the FailedScheduling message."""
     feasible = []
     reasons: Counter = Counter()
@@ -105,7 +148,8 @@ def choose_node(pod: dict, nodes: list[dict], pods_per_node: Counter) -> tuple[s
         else:
             reasons[reason] += 1
     if feasible:
-        best = min(feasible, key=lambda n: (pods_per_node.get(n, 0), n))
+        penalty = anti_affinity_penalties(pod, nodes, placed) if placed else Counter()
+        best = min(feasible, key=lambda n: (penalty.get(n, 0), pods_per_node.get(n, 0), n))
         return best, ""
     detail = ", ".join(sorted(f"{count} {reason}" for reason, count in reasons.items()))
     message = f"0/{len(nodes)} nodes are available" + (f": {detail}." if detail else ": no nodes registered.")

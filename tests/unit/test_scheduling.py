@@ -62,3 +62,36 @@ def test_not_ready_and_cordoned_nodes_are_skipped():
     name, msg = choose_node(pod(), nodes, Counter())
     assert name is None
     assert msg == "0/2 nodes are available: 1 node(s) were not ready, 1 node(s) were unschedulable."
+
+
+def _dns_pod(name, ns="kube-system", **spec):
+    return {"metadata": {"name": name, "namespace": ns, "labels": {"k8s-app": "kube-dns"}}, "spec": spec}
+
+
+COREDNS_ANTI = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+    "weight": 100, "podAffinityTerm": {
+        "labelSelector": {"matchExpressions": [{"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}]},
+        "topologyKey": "kubernetes.io/hostname"}}]}}
+HOSTS = [node(n, {"kubernetes.io/hostname": n, "zone": z}) for n, z in (("w1", "a"), ("w2", "a"), ("w3", "b"))]
+
+
+def test_preferred_anti_affinity_keeps_replicas_apart_before_fewest_pods():
+    second = _dns_pod("coredns-2", affinity=COREDNS_ANTI)
+    placed = {"w1": [_dns_pod("coredns-1")], "w2": [pod(), pod()]}
+    counts = Counter({"w1": 1, "w2": 2})
+    # w3 is emptiest anyway; without w3, w2's two pods weigh less than a kube-dns pod on w1.
+    assert choose_node(second, HOSTS, counts, placed)[0] == "w3"
+    assert choose_node(second, HOSTS[:2], counts, placed)[0] == "w2"
+    # Without the preference, fewest pods decides; a matching pod in another namespace does not count.
+    assert choose_node(_dns_pod("other"), HOSTS[:2], counts, placed)[0] == "w1"
+    assert choose_node(_dns_pod("x", ns="default", affinity=COREDNS_ANTI), HOSTS[:2], counts, placed)[0] == "w1"
+
+
+def test_anti_affinity_topology_is_every_node_sharing_the_key():
+    zone_anti = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 10, "podAffinityTerm": {"labelSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                                          "topologyKey": "zone", "namespaceSelector": {}}}]}}
+    placed = {"w1": [_dns_pod("coredns-1", ns="elsewhere")]}
+    counts = Counter({"w1": 1, "w3": 5})
+    # w2 shares zone a with w1: both are avoided, though w2 is empty and w3 holds five pods.
+    assert choose_node(_dns_pod("n", affinity=zone_anti), HOSTS, counts, placed)[0] == "w3"
