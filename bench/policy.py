@@ -165,21 +165,28 @@ def build_node(prefix: str, tag: str) -> tuple[str, str, str]:
     return node, cli, srv
 
 
-def serve(stop: threading.Event, ready: threading.Event, netns: str) -> None:
-    with ns.entered(net=ns.netns_path(netns)):
-        s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((SERVER_IP, 80))
-    s.listen(4096)
-    s.settimeout(0.2)
-    ready.set()
-    while not stop.is_set():
-        try:
-            c, _ = s.accept()
-            c.close()
-        except TimeoutError:
-            pass
-    s.close()
+SERVER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 80))
+s.listen(4096)
+print("ready", flush=True)
+while True:
+    s.accept()[0].close()
+"""
+
+
+def start_server(netns: str) -> subprocess.Popen:
+    """A server accepting on port 80 in the namespace, in a process of its own: in a thread
+    here its accepts would take the GIL from the measuring thread at the very moment a
+    connect returns, which weighed on some tables more than others."""
+    proc = subprocess.Popen(["nsenter", f"--net={ns.netns_path(netns)}", sys.executable, "-c", SERVER, SERVER_IP],
+                            stdout=subprocess.PIPE, text=True)
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise SystemExit(f"the server in {netns} did not start")
+    return proc
 
 
 def dropped(path: str, port: int) -> bool:
@@ -227,16 +234,14 @@ def bench_datapath(sizes: list[int], rounds: int) -> dict:
     prefix = unique_name("kq")
     cases = ["bare", *[str(n) for n in [0, *sizes]]]
     made: list[str] = []
-    stop = threading.Event()
+    servers: list[subprocess.Popen] = []
     out: dict = {}
     try:
         clients = {}
         for idx, case in enumerate(cases):
             node, cli, srv = build_node(prefix, f"{idx}")
             made += [node, cli, srv]
-            ready = threading.Event()
-            threading.Thread(target=serve, args=(stop, ready, srv), daemon=True).start()
-            ready.wait(5)
+            servers.append(start_server(srv))
             if case != "bare":
                 compiler = compiler_with(int(case))
                 with ns.entered(net=ns.netns_path(node)):
@@ -260,7 +265,9 @@ def bench_datapath(sizes: list[int], rounds: int) -> dict:
             print(f"  connect with {'no table' if case == 'bare' else case + ' policies':>14}: "
                   f"{medians[case]:7.1f} us", flush=True)
     finally:
-        stop.set()
+        for proc in servers:
+            proc.kill()
+            proc.wait()
         for name in made:
             ns.delete_netns(name)
     return out
