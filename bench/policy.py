@@ -7,8 +7,9 @@
     no table at all. Both pods are selected (the server for ingress, the
     client for egress) by several policies, one of which allows the pair.
     Every node is real nftables in namespaces of the benchmark's own, loaded
-    with knet.policy.rules' text, and connects are taken round-robin across
-    them, so each ratio compares samples taken in the same moments.
+    with knet.policy.rules' text; each node holds each table in turn, and
+    within a turn connects are taken round-robin across them, so each ratio
+    compares samples taken in the same moments on the same nodes.
   - Sync, with 10, 100 and 1,000 policies present: nftables operations for
     one new policy selecting a pod of the node, one selecting only a pod of
     another node, one pod label change and no change, the time to apply
@@ -50,7 +51,7 @@ from common import emit, knet, require_root  # noqa: E402
 from knet.harness.cluster import unique_name  # noqa: E402
 from knet.net import ns  # noqa: E402
 from knet.net.nft import Nft  # noqa: E402
-from knet.policy.rules import Compiler  # noqa: E402
+from knet.policy.rules import TABLE, Compiler  # noqa: E402
 
 NODE = "bench"
 BRIDGE_IP, CLIENT_IP, SERVER_IP = "10.244.0.1", "10.244.0.2", "10.244.0.3"
@@ -206,9 +207,9 @@ def dropped(path: str, port: int) -> bool:
         s.close()
 
 
-def connect_rounds(clients: dict[str, str], rounds: int) -> dict[str, float]:
-    """Median TCP connect time (us) from each client namespace to its server, one
-    connect per client per round in a shuffled order, so load drift weighs on all alike."""
+def connect_rounds(clients: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """TCP connect times (us) from each client namespace to its server, one connect
+    per client per round in a shuffled order, so load drift weighs on all alike."""
     times: dict[str, list[float]] = {k: [] for k in clients}
     order = list(clients)
     batch = 50
@@ -227,39 +228,51 @@ def connect_rounds(clients: dict[str, str], rounds: int) -> dict[str, float]:
                 s.connect((SERVER_IP, 80))
                 times[k].append(time.perf_counter() - t0)
                 s.close()
-    return {k: statistics.median(v) * 1e6 for k, v in times.items()}
+    return {k: [t * 1e6 for t in v] for k, v in times.items()}
 
 
 def bench_datapath(sizes: list[int], rounds: int) -> dict:
+    """Each node (bridge, client, server) holds each table in turn, one turn per table
+    (a Latin square), so what differs between the nodes themselves weighs on every
+    table alike; within a turn connects go round-robin across the nodes."""
     prefix = unique_name("kq")
     cases = ["bare", *[str(n) for n in [0, *sizes]]]
     made: list[str] = []
     servers: list[subprocess.Popen] = []
     out: dict = {}
+    empty = f"add table inet {TABLE}\ndelete table inet {TABLE}\n"
     try:
-        clients = {}
-        for idx, case in enumerate(cases):
+        texts = {"bare": empty}
+        for case in cases[1:]:
+            compiler = compiler_with(int(case))
+            texts[case] = compiler.full()
+            out[f"full_sync_ops_{case}"] = compiler.ops(texts[case])
+        nodes: list[tuple[Nft, str]] = []
+        for idx in range(len(cases)):
             node, cli, srv = build_node(prefix, f"{idx}")
             made += [node, cli, srv]
             servers.append(start_server(srv))
-            if case != "bare":
-                compiler = compiler_with(int(case))
-                with ns.entered(net=ns.netns_path(node)):
-                    nft = Nft()
-                    text = compiler.full()
-                    t0 = time.perf_counter()
-                    nft.run(text)
+            with ns.entered(net=ns.netns_path(node)):
+                nodes.append((Nft(), ns.netns_path(cli)))
+        samples: dict[str, list[float]] = {c: [] for c in cases}
+        for turn in range(len(cases)):
+            clients = {}
+            for k, (nft, cli_path) in enumerate(nodes):
+                case = cases[(k + turn) % len(cases)]
+                t0 = time.perf_counter()
+                nft.run(texts[case])
+                if turn == 0 and case != "bare":
                     out[f"full_sync_ms_{case}"] = (time.perf_counter() - t0) * 1000
-                    out[f"full_sync_ops_{case}"] = compiler.ops(text)
-                if int(case) and not dropped(ns.netns_path(cli), 81):
-                    raise SystemExit(f"{case} policies: the client reaches the server's port 81, which no policy "
-                                     "allows: the pair is not judged by the table, nothing to measure")
-                print(f"  {int(case):>5} policies: table of {out[f'full_sync_ops_{case}']} ops loaded in "
-                      f"{out[f'full_sync_ms_{case}']:.1f} ms", flush=True)
-            clients[case] = ns.netns_path(cli)
-        for path in clients.values():  # each pair connects before measuring (ARP, caches)
-            assert connect_rounds({"x": path}, 3), path
-        medians = connect_rounds(clients, rounds)
+                    print(f"  {int(case):>5} policies: table of {out[f'full_sync_ops_{case}']} ops loaded in "
+                          f"{out[f'full_sync_ms_{case}']:.1f} ms", flush=True)
+                if case not in ("bare", "0") and (turn == 0 or case == cases[-1]) and not dropped(cli_path, 81):
+                    raise SystemExit(f"{case} policies: the client reaches the server's port 81, which no "
+                                     "policy allows: the pair is not judged by the table, nothing to measure")
+                clients[case] = cli_path
+            connect_rounds(clients, 3)  # each pair connects before measuring (ARP, caches)
+            for case, times in connect_rounds(clients, max(1, rounds // len(cases))).items():
+                samples[case] += times
+        medians = {c: statistics.median(v) for c, v in samples.items()}
         out["connect_us"] = medians
         for case in cases:
             print(f"  connect with {'no table' if case == 'bare' else case + ' policies':>14}: "
