@@ -27,7 +27,7 @@
     against no policy, in alternating rounds.
 
 Run as root: .venv/bin/python bench/policy.py [--sizes 10,100,1000] [--rounds 2000] [--runs 20]
-[--iperf-rounds 6] [--no-cluster]
+[--iperf-rounds 8] [--no-cluster]
 The last line printed is one JSON object holding every figure.
 """
 
@@ -519,7 +519,7 @@ def knet_command() -> list[str]:
     return [sys.executable, "-m", "knet.cli"]
 
 
-def bench_cluster(runs: int, n_pods: int, n_policies: int, iperf_rounds: int = 6) -> dict:
+def bench_cluster(runs: int, n_pods: int, n_policies: int, iperf_rounds: int = 8) -> dict:
     from knet.api.client import for_cluster
     from knet.api.resources import by_kind
 
@@ -619,7 +619,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=20, help="apply-to-enforcement samples of each kind")
     p.add_argument("--cluster-pods", type=int, default=200)
     p.add_argument("--cluster-policies", type=int, default=1000)
-    p.add_argument("--iperf-rounds", type=int, default=6, help="iperf3 runs (3 s) of each kind, alternating")
+    p.add_argument("--iperf-rounds", type=int, default=8, help="iperf3 runs (3 s) of each kind, alternating")
     p.add_argument("--no-cluster", action="store_true", help="skip the live cluster part")
     args = p.parse_args()
     require_root()
@@ -647,6 +647,7 @@ def main() -> None:
         f["cluster_pods"], f["cluster_policies"] = args.cluster_pods, args.cluster_policies
         f.update({k: (round(v, 2) if isinstance(v, float) else v) for k, v in cl.items() if k != "iperf_ratios"})
         f["iperf_allow_vs_none"] = round(statistics.median(cl["iperf_ratios"]), 3)
+        f["iperf_round_ratios"] = [round(x, 3) for x in cl["iperf_ratios"]]
         print(f"`knet apply` of a policy -> enforced: p50 {f['apply_policy_to_enforced_p50_ms']} ms, p95 "
               f"{f['apply_policy_to_enforced_p95_ms']} ms over {f['apply_policy_samples']} (target p50 < 100 ms); "
               f"the same as JSON: p50 {f['apply_json_policy_to_enforced_p50_ms']} ms, p95 "
