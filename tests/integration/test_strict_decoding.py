@@ -72,7 +72,9 @@ def test_warn_is_the_default_prunes_the_field_and_says_so(c):
     assert warnings == [r'299 - "unknown field \"spec.containers[0].prots\""']
     stored = c.client.get(PODS, "default", "typo")
     assert "prots" not in stored["spec"]["containers"][0] and "prots" not in json.dumps(out)
-    # A merge patch is checked the same way; Strict refuses it at `patch`, as upstream does.
+    # A merge patch is checked the same way; Strict refuses it at `patch`, as upstream does. (The pod
+    # is let settle first: its binding and status writes would move the resourceVersion compared below.)
+    stored = c.wait_pod("default", "typo", ready)
     patch = b'{"spec": {"containers": [{"name": "web", "image": "agnhost", "imagePullPolicee": "Always"}]}}'
     status, _, out = raw(c, "PATCH", PODS.path("default", "typo") + "?fieldValidation=Strict", patch,
                          "application/merge-patch+json")
