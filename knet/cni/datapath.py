@@ -33,33 +33,30 @@ def host_veth_name(container_id: str, ifname: str) -> str:
 
 
 @contextmanager
-def netlink(netns_path: str | None = None):
-    """A netlink socket in the current namespace, or opened inside another one."""
+def _socket_in(make, netns_path: str | None):
+    """A socket made by `make()` in the current namespace, or opened inside
+    another one (a netlink socket stays bound to the namespace it was opened in)."""
     if netns_path:
         with ns.entered(net=netns_path):
-            rtnl = Rtnl()
+            sock = make()
     else:
-        rtnl = Rtnl()
+        sock = make()
     try:
-        yield rtnl
+        yield sock
     finally:
-        rtnl.close()
+        sock.close()
 
 
-@contextmanager
+def netlink(netns_path: str | None = None):
+    """A netlink socket in the current namespace, or opened inside another one."""
+    return _socket_in(Rtnl, netns_path)
+
+
 def _iproute(netns_path: str | None = None):
     """pyroute2, for CHECK's reads only (see the module docstring)."""
     from pyroute2 import IPRoute
 
-    if netns_path:
-        with ns.entered(net=netns_path):
-            ipr = IPRoute()
-    else:
-        ipr = IPRoute()
-    try:
-        yield ipr
-    finally:
-        ipr.close()
+    return _socket_in(IPRoute, netns_path)
 
 
 def _index(ipr, name: str) -> int | None:

@@ -182,13 +182,8 @@ class Rtnl:
     # -- links -------------------------------------------------------------------
 
     def link_index(self, name: str) -> int | None:
-        try:
-            reply = self.request(RTM_GETLINK, 0, _ifinfo() + _attr(IFLA_IFNAME, name.encode() + b"\0"))
-        except RtnlError as e:
-            if e.errno in (errno.ENODEV, errno.ENOENT):
-                return None
-            raise
-        return struct.unpack_from("BxHiII", reply)[2] if reply else None
+        link = self.link(name)
+        return link.index if link is not None else None
 
     def link(self, name: str) -> Link | None:
         try:
