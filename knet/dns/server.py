@@ -33,6 +33,7 @@ run in every cluster.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import random
@@ -441,19 +442,29 @@ def build(opts: Options) -> tuple[DnsServer, object]:
 
 async def open_sockets(address: str, port: int) -> tuple[socket.socket, trio.SocketListener]:
     """UDP (a plain non-blocking socket: the hot loop's) and TCP on the same
-    port (port 0: the UDP socket's, for tests)."""
+    port. Port 0 (tests) takes the UDP socket's free port for TCP, and tries
+    another when something already holds that port for TCP: a free UDP port
+    says nothing about TCP, and one CI run lost that race."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    udp = socket.socket(family, socket.SOCK_DGRAM)
-    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    udp.setblocking(False)
-    udp.bind((address, port))
-    port = udp.getsockname()[1]
-    tcp = trio.socket.socket(family, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    await tcp.bind((address, port))
-    tcp.listen(1024)
-    return udp, trio.SocketListener(tcp)
+    for attempt in range(20 if port == 0 else 1):
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        udp.setblocking(False)
+        udp.bind((address, port))
+        tcp = trio.socket.socket(family, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            await tcp.bind((address, udp.getsockname()[1]))
+        except OSError as e:
+            udp.close()
+            tcp.close()
+            if e.errno != errno.EADDRINUSE or port != 0 or attempt == 19:
+                raise
+            continue
+        tcp.listen(1024)
+        return udp, trio.SocketListener(tcp)
+    raise AssertionError("unreachable")
 
 
 async def serve(server: DnsServer, udp: socket.socket, tcp: trio.SocketListener,

@@ -93,11 +93,17 @@ class FakeUpstream:
         return r.to_wire()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED):
-        udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        await udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-        tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        await tcp.bind(("127.0.0.1", port))
+        while True:  # a free UDP port may be taken for TCP: try another
+            udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            await udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                await tcp.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                udp.close()
+                tcp.close()
         tcp.listen(8)
 
         async def serve_tcp(stream):
