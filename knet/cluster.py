@@ -19,15 +19,24 @@ owns
   - its state directory, and every mount under it.
 So `down` works on a half-made or crashed cluster, when the state directory
 is gone, and when there is nothing at all, and touches nothing else.
+
+kubectl reaches the API as kind's users do: `up` makes the cluster's PKI
+(knet.api.tls), binds a listening socket on 127.0.0.1 in the host's namespace
+(a socket only: no address, route or rule changes), hands it down through the
+supervisor to the control plane, and merges a `knet-<cluster>` context into
+the user's kubeconfig; `start` binds the same port again, `down` takes the
+entries out of the file `up` wrote them to.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -199,12 +208,130 @@ def component_pid(cluster: str, component: str) -> int | None:
     return None
 
 
-def _spawn_supervisor(cfg: ClusterConfig) -> subprocess.Popen:
+def _spawn_supervisor(cfg: ClusterConfig, listener: socket.socket | None = None) -> subprocess.Popen:
     """The supervisor lives in the fabric namespace, so `down` finds it there
     too. It writes its own pid file once it holds the cluster's supervisor lock:
-    of two started at once, the one that runs is the one recorded."""
-    return sup.spawn(cfg, "supervisor", sup.supervisor_argv(cfg.name), cfg.fabric_netns, record=False,
-                     cwd=sup.PACKAGE_ROOT)
+    of two started at once, the one that runs is the one recorded. It gets
+    the host listener (see host_listener); our copy is closed once it has its own."""
+    try:
+        return sup.spawn(cfg, "supervisor", sup.supervisor_argv(cfg.name), cfg.fabric_netns, record=False,
+                         cwd=sup.PACKAGE_ROOT, listener=listener.fileno() if listener is not None else None)
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+# -- kubectl's way in: the host listener and the kubeconfig ---------------------------------
+
+HOST_ADDRESS = "127.0.0.1"
+
+
+def host_endpoint_path(cluster: str) -> str:
+    return os.path.join(state_dir(cluster), "host-endpoint.json")
+
+
+def host_port(cluster: str) -> int | None:
+    """The port of the cluster's listener in the host's loopback, as recorded."""
+    try:
+        with open(host_endpoint_path(cluster)) as f:
+            return int(json.load(f)["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def host_listener(cfg: ClusterConfig, say: Say = print) -> socket.socket | None:
+    """A listening socket on 127.0.0.1 in this (the host's) namespace for the
+    API server: the port recorded for the cluster when there is one, so a
+    kubeconfig written before `stop` still works after `start`, else one the
+    kernel picks (as kind does). None when the port is held by the cluster's
+    own control plane still running (the supervisor takes its copy from it)."""
+    port = host_port(cfg.name)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST_ADDRESS, port or 0))
+    except OSError as e:
+        if port is None or e.errno != errno.EADDRINUSE:
+            sock.close()
+            raise ClusterError(f"cannot listen on {HOST_ADDRESS}:{port or 0} for kubectl: {e.strerror}") from None
+        if component_pid(cfg.name, "control-plane") is not None:
+            sock.close()
+            return None
+        sock.bind((HOST_ADDRESS, 0))
+        say(f" ! port {port} is taken: the API server listens on {HOST_ADDRESS}:{sock.getsockname()[1]} "
+            "now (kubeconfig updated)")
+    sock.listen(511)
+    with open(host_endpoint_path(cfg.name) + ".tmp", "w") as f:
+        json.dump({"host": HOST_ADDRESS, "port": sock.getsockname()[1]}, f)
+    os.replace(host_endpoint_path(cfg.name) + ".tmp", host_endpoint_path(cfg.name))
+    return sock
+
+
+def kubeconfig_for(cluster: str) -> dict:
+    """The cluster's own kubeconfig (what `knet kubeconfig` prints): the host
+    listener's address, the CA, and the admin's client certificate."""
+    from knet.api import kubeconfig, tls
+
+    port = host_port(cluster)
+    if port is None:
+        raise ClusterError(f'cluster "{cluster}" has no API endpoint for kubectl (is it up? knet up creates it)')
+    p = tls.pki_paths(state_dir(cluster))
+    try:
+        ca, crt, key = (open(f, "rb").read() for f in (p.ca_crt, p.admin_crt, p.admin_key))
+    except FileNotFoundError:
+        raise ClusterError(f'cluster "{cluster}" has no PKI (made by a knet before TLS): '
+                           f"recreate it (knet down --cluster {cluster}, then knet up)") from None
+    return kubeconfig.config_for(cluster, f"https://{HOST_ADDRESS}:{port}", ca, crt, key)
+
+
+def _kubeconfig_record(cluster: str) -> str:
+    return os.path.join(state_dir(cluster), "kubeconfig-merged")
+
+
+def export_kubeconfig(cluster: str, path: str | None, say: Say = print) -> str | None:
+    """Merge the cluster's context into the kubeconfig at path ($KUBECONFIG's
+    first file or ~/.kube/config when None, "" for none) and make it current;
+    the path is recorded so `down` cleans exactly that file."""
+    from knet.api import kubeconfig
+
+    if path == "":
+        return None
+    path = path or _recorded_kubeconfig(cluster) or kubeconfig.default_path()
+    ours = kubeconfig_for(cluster)
+    kubeconfig.update(path, lambda doc: kubeconfig.merge(doc, ours))
+    with open(_kubeconfig_record(cluster), "w") as f:
+        f.write(path)
+    name = kubeconfig.context_name(cluster)
+    say(f' ✓ kubeconfig: context "{name}" in {path} (kubectl get nodes)')
+    return path
+
+
+def _recorded_kubeconfig(cluster: str) -> str | None:
+    try:
+        with open(_kubeconfig_record(cluster)) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _unexport_kubeconfig(cluster: str) -> None:
+    """Take the cluster's entries out of the kubeconfig `up` wrote them to, if
+    they are still there; a file that is gone or unreadable is left alone."""
+    path = _recorded_kubeconfig(cluster)
+    if not path:
+        return
+    from knet.api import kubeconfig
+
+    name = kubeconfig.context_name(cluster)
+    try:
+        doc = kubeconfig.read(path)
+    except (OSError, ValueError):
+        return
+    if doc and kubeconfig.remove(doc, name) != doc:
+        try:
+            kubeconfig.update(path, lambda d: kubeconfig.remove(d, name))
+        except (OSError, ValueError):
+            pass
 
 
 def start_component(cfg: ClusterConfig, component: str, timeout: float = 15.0) -> int:
@@ -221,7 +348,13 @@ def start_component(cfg: ClusterConfig, component: str, timeout: float = 15.0) -
     if spid is None:
         if (pid := component_pid(cfg.name, component)) is not None:
             return pid
-        return sup.spawn(cfg, component, sup.argv_for(cfg, comp), comp.netns).pid
+        listener = host_listener(cfg) if comp.module == "knet.controlplane" else None
+        try:
+            return sup.spawn(cfg, component, sup.argv_for(cfg, comp), comp.netns,
+                             listener=listener.fileno() if listener is not None else None).pid
+        finally:
+            if listener is not None:
+                listener.close()
     os.kill(spid, signal.SIGHUP)
     deadline = time.monotonic() + timeout
     while (pid := component_pid(cfg.name, component)) is None:
@@ -264,9 +397,11 @@ def running(cluster: str) -> bool:
         component_pid(cluster, name) is not None for name in sup.components(cfg))
 
 
-def up(cfg: ClusterConfig, say: Say = print, timeout: float = 30.0) -> float:
+def up(cfg: ClusterConfig, say: Say = print, timeout: float = 30.0, kubeconfig: str | None = None) -> float:
     """Build and start the cluster, or start it again if it is stopped with the
-    same config; returns the seconds it took."""
+    same config; returns the seconds it took. `kubeconfig`: the file to merge
+    the cluster's context into (None: $KUBECONFIG's first file or
+    ~/.kube/config, as kubectl; "": none)."""
     t0 = time.monotonic()
     if os.path.exists(os.path.join(state_dir(cfg.name), "cluster.json")):
         try:
@@ -281,7 +416,7 @@ def up(cfg: ClusterConfig, say: Say = print, timeout: float = 30.0) -> float:
             raise ClusterError(f'cluster "{cfg.name}" already exists and is running '
                                f"(knet down --cluster {cfg.name} deletes it)")
         say(f'Starting cluster "{cfg.name}" again with its state ...')
-        start(cfg.name, say=say, timeout=timeout)
+        start(cfg.name, say=say, timeout=timeout, kubeconfig=kubeconfig)
         return time.monotonic() - t0
     _check_fresh(cfg, say)
     workers = sum(n.role == "worker" for n in cfg.nodes)
@@ -294,8 +429,9 @@ def up(cfg: ClusterConfig, say: Say = print, timeout: float = 30.0) -> float:
         raise ClusterError(f'cluster "{cfg.name}" is being created by another knet up') from None
     try:
         _build(cfg, say)
-        proc = _spawn_supervisor(cfg)
+        proc = _spawn_supervisor(cfg, host_listener(cfg, say))
         _wait_ready(cfg, say, timeout, proc)
+        export_kubeconfig(cfg.name, kubeconfig, say)
     except BaseException as e:
         say(f"✗ bring-up failed: {e}")
         tail = _log_tail(cfg)
@@ -328,6 +464,7 @@ def _check_fresh(cfg: ClusterConfig, say: Say) -> None:
 
 
 def _build(cfg: ClusterConfig, say: Say) -> None:
+    from knet.api.tls import write_pki
     from knet.net.links import build_lan
 
     with open(os.path.join(cfg.state_dir, "cluster.json"), "w") as f:
@@ -335,6 +472,7 @@ def _build(cfg: ClusterConfig, say: Say) -> None:
     fd = os.open(os.path.join(cfg.state_dir, "token"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(32) + "\n")
+    write_pki(cfg.state_dir, cfg.control_plane.ip, cfg.service_subnet, cfg.dns_domain)
     owner = cfg.netns_owner
     ns.create_netns(cfg.fabric_netns, owner)
     hosts = [(cfg.ext_netns, "to-ext", cfg.ext_ip)]
@@ -462,9 +600,11 @@ def stop(cluster: str, say: Say = print, grace: float = STOP_GRACE) -> dict:
     return {"processes": stopped, "seconds": took}
 
 
-def start(cluster: str, say: Say = print, timeout: float = 30.0) -> float:
+def start(cluster: str, say: Say = print, timeout: float = 30.0, kubeconfig: str | None = None) -> float:
     """Bring a stopped (or partly running) cluster back with its state: the
-    supervisor adopts what still runs and starts the rest; agents adopt their pods."""
+    supervisor adopts what still runs and starts the rest; agents adopt their pods.
+    The host listener gets its old port back, so the kubeconfig stays valid;
+    when it cannot, the kubeconfig is written again with the new one."""
     t0 = time.monotonic()
     since = time.time()
     try:
@@ -482,12 +622,15 @@ def start(cluster: str, say: Say = print, timeout: float = 30.0) -> float:
         except FileNotFoundError:
             pass
     proc = None
+    port = host_port(cluster)
     spid = supervisor_pid(cluster)
     if spid is not None:
         os.kill(spid, signal.SIGHUP)  # restart now what waits in backoff
     else:
-        proc = _spawn_supervisor(cfg)
+        proc = _spawn_supervisor(cfg, host_listener(cfg, say))
     _wait_ready(cfg, say, timeout, proc, since=since)
+    if host_port(cluster) != port or kubeconfig is not None:
+        export_kubeconfig(cluster, kubeconfig, say)
     if proc is not None:
         _wait_supervisor(cfg.name, proc, t0 + timeout)
     return time.monotonic() - t0
@@ -544,6 +687,7 @@ def down(cluster: str, say: Say = print) -> dict:
     # before the state directory (and its records) goes, finds a pod's namespace made after the
     # first one (a runtime creating a sandbox when `down` came, right after `up`).
     names.update(owned_netns(cluster))
+    _unexport_kubeconfig(cluster)
     _remove_state_dir(state_dir(cluster))
     for name in sorted(names):
         ns.delete_netns(name)

@@ -1,9 +1,12 @@
 """The control-plane process: API server, store and controllers in one trio program.
 
 It runs inside the control-plane node's network namespace (started by
-`knet up`), serving the LAN at <control-plane IP>:6443 for node agents and a
-root-only unix socket for the CLI. Controllers call the registry in-process:
-the same rules as over HTTP without the round trip.
+`knet up`), serving HTTPS on the LAN at <control-plane IP>:6443 for node
+agents and pods, HTTPS on the host's loopback listener for kubectl (a socket
+`knet up` bound in the host's namespace and the supervisor passes down as
+HOST_LISTENER_ENV), and plain HTTP on a root-only unix socket for knet's CLI.
+Controllers call the registry in-process: the same rules as over HTTP
+without the round trip.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import functools
 import logging
 import os
 import signal
+import socket
 import sys
 
 import trio
@@ -20,6 +24,7 @@ import trio
 from knet.api.allocators import ServiceAllocator
 from knet.api.registry import Registry
 from knet.api.server import ApiServer, Progress
+from knet.api.tls import pki_paths, server_context
 from knet.config import ClusterConfig, load_saved
 from knet.controllers import (
     daemonset,
@@ -37,6 +42,7 @@ from knet.controllers.loop import Kick
 from knet.controllers.nodelifecycle import check_nodes
 from knet.controllers.scheduler import schedule_pass
 from knet.net.memory import trim_when_quiet
+from knet.paths import HOST_LISTENER_ENV
 from knet.store.sqlite import SqliteStore
 
 log = logging.getLogger("knet.controlplane")
@@ -123,14 +129,14 @@ def coredns_deployment(cfg: ClusterConfig, python: str = sys.executable) -> dict
     prefer different nodes, tolerate the control plane, dnsPolicy Default, the
     health and ready probes), but its container runs knet's server
     (knet.dns.server) with the cluster's domain and upstreams; the image is
-    recorded, not pulled. It reaches the API with the cluster's token file
-    until issue 15 gives pods ServiceAccount tokens."""
+    recorded, not pulled. It reaches the API over HTTPS with the cluster's
+    token file and CA until issue 15 gives pods ServiceAccount tokens."""
     args = ["--domain", cfg.dns_domain, "--service-subnet", cfg.service_subnet, "--pod-subnet", cfg.pod_subnet]
     for upstream in cfg.dns_upstreams:
         args += ["--upstream", upstream]
     for node in cfg.nodes:  # hostNetwork pods and the nodes may be forwarded for; the ext host may not
         args += ["--forward-from", f"{node.ip}/32"]
-    args += ["--token-file", os.path.join(cfg.state_dir, "token")]
+    args += ["--token-file", os.path.join(cfg.state_dir, "token"), "--ca-file", pki_paths(cfg.state_dir).ca_crt]
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "coredns", "labels": dict(DNS_LABELS)},
@@ -218,10 +224,14 @@ async def main_async(cluster: str) -> None:
         bootstrap_cluster_dns(reg, cfg)
     except Exception:  # the cluster still comes up without DNS; the log says why
         log.exception("creating the cluster DNS (kube-system/coredns, kube-dns) failed")
-    server = ApiServer(reg, token)
+    server = ApiServer(reg, token, tls=server_context(pki_paths(state)))
+    host_listener = inherited_listener()
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve_unix, os.path.join(state, "api.sock"))
         await nursery.start(server.serve_tcp, cfg.control_plane.ip, cfg.api_port)
+        if host_listener is not None:
+            await nursery.start(server.serve_socket, host_listener)
+            log.info("serving kubectl on the host at %s:%d", *host_listener.getsockname()[:2])
         nursery.start_soon(run_controllers, reg, server, cfg)
         nursery.start_soon(run_node_lifecycle, reg, cfg.node_grace_seconds)
         nursery.start_soon(trim_when_quiet, store.revision)  # after start-up and each burst of writes
@@ -231,6 +241,26 @@ async def main_async(cluster: str) -> None:
                 nursery.cancel_scope.cancel()
                 break
     store.close()
+
+
+def inherited_listener() -> socket.socket | None:
+    """The host's loopback listener, when the supervisor passed it down (its
+    fd number in HOST_LISTENER_ENV). The supervisor keeps its own copy, so a
+    restarted control plane gets the same socket, and kubectl's connections
+    wait in its backlog meanwhile instead of being refused."""
+    fd = os.environ.get(HOST_LISTENER_ENV)
+    if not fd:
+        return None
+    try:
+        sock = socket.socket(fileno=int(fd))
+    except (ValueError, OSError) as e:
+        log.error("the host listener (fd %s) cannot be used: %s", fd, e)
+        return None
+    if sock.type != socket.SOCK_STREAM:
+        log.error("fd %s is not a listening TCP socket: no host listener", fd)
+        sock.detach()
+        return None
+    return sock
 
 
 def main(argv: list[str] | None = None) -> None:

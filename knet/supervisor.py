@@ -16,6 +16,14 @@ Exits are seen through pidfds, which work for adopted processes too.
 
 `hold` files (<state>/supervisor/held/<component>) keep one component down on
 purpose (knet.cluster.stop_component), as `systemctl stop` does.
+
+The API server's listener in the host's loopback (for kubectl) is bound by
+`knet up`/`knet start` in the host's namespace, the only place it can be
+made without touching the host's network configuration; the supervisor
+inherits it and hands it to each control plane it starts (HOST_LISTENER_ENV
+names the fd), keeping its own copy so a restarted control plane serves the
+same port. A supervisor that adopts a running control plane without having
+been given the socket takes a copy from it (pidfd_getfd).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from typing import NamedTuple
 
 from knet.config import ClusterConfig, load_saved
 from knet.net import ns, procs
-from knet.paths import state_dir
+from knet.paths import HOST_LISTENER_ENV, state_dir
 
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
@@ -113,19 +121,25 @@ def write_status(cluster: str, data: dict) -> None:
 
 
 def spawn(cfg: ClusterConfig, name: str, argv: list[str], netns: str, record: bool = True,
-          cwd: str = "/") -> subprocess.Popen:
+          cwd: str = "/", listener: int | None = None) -> subprocess.Popen:
     """Start a process inside a namespace, in its own session (so it outlives
-    whoever started it), logging to the state directory, and record its pid file."""
+    whoever started it), logging to the state directory, and record its pid file.
+    `listener`: the host listener's fd, inherited under the same number and
+    named in HOST_LISTENER_ENV; no other process gets either."""
     logdir = os.path.join(cfg.state_dir, "logs")
     os.makedirs(logdir, exist_ok=True)
     os.makedirs(os.path.join(cfg.state_dir, "pids"), exist_ok=True)
     fd = os.open(ns.netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
     logf = open(os.path.join(logdir, f"{name}.log"), "ab")
+    env = {k: v for k, v in os.environ.items() if k != HOST_LISTENER_ENV}
+    env["PYTHONUNBUFFERED"] = "1"
+    if listener is not None:
+        env[HOST_LISTENER_ENV] = str(listener)
     try:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True, cwd=cwd,
             preexec_fn=lambda: ns.setns(fd, ns.CLONE_NEWNET), close_fds=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            pass_fds=(listener,) if listener is not None else (), env=env)
     finally:
         os.close(fd)
         logf.close()
@@ -184,9 +198,30 @@ def _log(msg: str) -> None:
     sys.stderr.flush()
 
 
+def take_listener(pid: int, pidfd: int) -> int | None:
+    """A copy of the host listener a running control plane holds (its fd
+    number from its environment), through pidfd_getfd(2); None when it has
+    none or the kernel refuses."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(kv.partition(b"=")[::2] for kv in f.read().split(b"\0") if kv)
+        target = int(env[HOST_LISTENER_ENV.encode()])
+    except (OSError, KeyError, ValueError):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(438, pidfd, target, 0)  # SYS_pidfd_getfd (the same number on every architecture)
+    if fd < 0:
+        _log(f"could not take the host listener from the control plane: {os.strerror(ctypes.get_errno())}")
+        return None
+    return fd
+
+
 class Supervisor:
-    def __init__(self, cfg: ClusterConfig):
+    def __init__(self, cfg: ClusterConfig, listener: int | None = None):
         self.cfg = cfg
+        self.listener = listener  # the host listener's fd, for the control plane (see the module's docstring)
         self.comps = components(cfg)
         # A cluster's first supervisor has nothing to adopt: it skips the /proc scans.
         self.fresh = not os.path.exists(status_path(cfg.name))
@@ -242,6 +277,9 @@ class Supervisor:
         if pid is not None and self.watch(name, pid):
             if find_running(self.cfg, name, self.comps[name]) == pid:
                 _log(f"adopted {name} (pid {pid})")
+                if name == "control-plane" and self.listener is None:
+                    pidfd = next(fd for fd, n in self.pidfds.items() if n == name)
+                    self.listener = take_listener(pid, pidfd)
                 return
             self.unwatch(name)
         if self.held(name):
@@ -264,7 +302,8 @@ class Supervisor:
             _log(line)
             self._component_log(name, f"--- knet supervisor: {line}")
         try:
-            proc = spawn(self.cfg, name, argv_for(self.cfg, comp), comp.netns)
+            proc = spawn(self.cfg, name, argv_for(self.cfg, comp), comp.netns,
+                         listener=self.listener if comp.module == "knet.controlplane" else None)
         except OSError as e:
             _log(f"cannot start {name}: {e}")
             st.update(pid=None, state="backoff", lastExit=f"failed to start: {e}", lastExitTime=time.time())
@@ -405,7 +444,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     os.makedirs(os.path.dirname(pid_path(cfg.name, "supervisor")), exist_ok=True)
     procs.write_pidfile(pid_path(cfg.name, "supervisor"), os.getpid())
-    Supervisor(cfg).run()
+    listener = os.environ.pop(HOST_LISTENER_ENV, None)
+    Supervisor(cfg, int(listener) if listener and listener.isdigit() else None).run()
 
 
 if __name__ == "__main__":

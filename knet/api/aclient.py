@@ -1,7 +1,8 @@
 """The asynchronous API client that node agents and controllers use (trio + h11).
 
 It keeps a few idle keep-alive connections for requests and opens one
-connection per watch, as client-go does.
+connection per watch, as client-go does. Over TCP it speaks TLS and trusts
+only the cluster CA (ca_file), as a kubelet does with its kubeconfig.
 """
 
 from __future__ import annotations
@@ -45,17 +46,27 @@ class _Conn:
 
 
 class AsyncClient:
-    def __init__(self, host: str, port: int, token: str, unix_path: str | None = None):
+    def __init__(self, host: str, port: int, token: str, unix_path: str | None = None, ca_file: str | None = None):
         self.host, self.port, self.token, self.unix_path = host, port, token, unix_path
         self._idle: list[_Conn] = []
+        self._tls = None
+        if ca_file and not unix_path:
+            from knet.api.tls import client_context
+
+            self._tls = client_context(ca_file)
 
     async def _open(self) -> _Conn:
         try:
             if self.unix_path:
                 stream = await trio.open_unix_socket(self.unix_path)
+            elif self._tls is not None:
+                stream = await trio.open_ssl_over_tcp_stream(self.host, self.port, ssl_context=self._tls,
+                                                             https_compatible=True)
+                with trio.fail_after(10):
+                    await stream.do_handshake()
             else:
                 stream = await trio.open_tcp_stream(self.host, self.port)
-        except OSError as e:
+        except (OSError, trio.BrokenResourceError, trio.TooSlowError) as e:
             raise Disconnected(f"cannot reach the API server: {e}") from e
         return _Conn(stream)
 

@@ -2,8 +2,12 @@
 
 It serves the same paths, verbs, list/watch semantics and Status errors as a
 Kubernetes API server, so clients and habits carry over. It listens on a
-root-only unix socket (for the CLI on the host) and on the control-plane
-node's LAN address (for node agents), both behind a bearer token.
+root-only unix socket (plain HTTP, for knet's own CLI on the host), and over
+TLS (knet.api.tls) on the control-plane node's LAN address (node agents, pods
+through the `kubernetes` Service) and on a listening socket in the host's
+loopback that `knet up` hands down (kubectl). Every request but the health
+checks needs a credential: the cluster's bearer token, or, over TLS, a client
+certificate from the cluster CA (CN the user, O its groups).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class Request:
     oversize: int = 0  # bytes received past MAX_BODY (then body is empty)
     res: Resource | None = None  # the resource the path names, once routed
     warnings: list[str] = field(default_factory=list)  # sent back as `Warning: 299 - "..."` headers
+    user: tuple[str, list[str]] | None = None  # (name, groups) once authenticated; see ApiServer.authenticate
 
     def json(self) -> dict:
         """The body as a JSON object, or a 400 that says what is wrong with it:
@@ -133,6 +138,34 @@ def resource_version(query: dict[str, str]) -> int | None:
     return int(rv)
 
 
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+def watch_list_mode(query: dict[str, str]) -> bool | None:
+    """sendInitialEvents as the API server validates it (ListOptions): None
+    when not given; given, it needs resourceVersionMatch=NotOlderThan and
+    bookmarks allowed, since the client learns the initial events are over
+    only from the bookmark that ends them."""
+    value = query.get("sendInitialEvents")
+    match = query.get("resourceVersionMatch")
+    if value is None:
+        if match and query.get("watch") in ("true", "1"):
+            raise errors.Invalid("ListOptions", "", [errors.FieldError(
+                "resourceVersionMatch", "Forbidden", None,
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")])
+        return None
+    if value not in ("true", "false", "1", "0"):
+        raise errors.bad_request(f"sendInitialEvents: Invalid value: {errors.render_value(value)}: must be a boolean")
+    if match != "NotOlderThan":
+        raise errors.Invalid("ListOptions", "", [errors.FieldError(
+            "resourceVersionMatch", "Forbidden", None,
+            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")])
+    if query.get("allowWatchBookmarks") not in ("true", "1"):
+        raise errors.Invalid("ListOptions", "", [errors.FieldError(
+            "allowWatchBookmarks", "Forbidden", None, "sendInitialEvents requires setting allowWatchBookmarks to true")])
+    return value in ("true", "1")
+
+
 @dataclass
 class Route:
     res: Resource
@@ -192,11 +225,57 @@ class Progress:
     policy: dict = field(default_factory=dict)  # a node's policy engine figures, for `knet status`
 
 
+# What /version says: a release of the Kubernetes minor knet follows, so kubectl
+# (v1.37) finds no version skew to warn about.
+VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0", "gitCommit": "knet", "gitTreeState": "clean",
+           "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25.0", "compiler": "gc",
+           "platform": "linux/amd64"}
+
+# Request bodies knet cannot decode. client-go sends CBOR when its ClientsPreferCBOR gate is on
+# and falls back to JSON for good after one 415 (rest.requestClientContentConfigProvider);
+# protobuf is what its typed clients may send. Anything else goes to the JSON decoder and its 400s.
+BINARY_MEDIA_TYPES = frozenset({"application/cbor", "application/apply-patch+cbor", "application/cbor-seq",
+                                "application/vnd.kubernetes.protobuf"})
+PATCH_MEDIA_TYPES = ("application/json-patch+json", "application/merge-patch+json",
+                     "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+# Users the bearer token stands for (kubeadm's admin).
+ADMIN = ("kubernetes-admin", ["system:masters", "system:authenticated"])
+
+
+def media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def unsupported_media_type(req: Request) -> ApiError | None:
+    """The 415 a body in a format knet does not decode gets, worded as the API
+    server's negotiation error, so clients fall back to JSON."""
+    if not req.body or media_type(req.headers.get("content-type", "")) not in BINARY_MEDIA_TYPES:
+        return None
+    accepted = PATCH_MEDIA_TYPES if req.method == "PATCH" else ("application/json", "application/yaml")
+    return ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                    f"accepted media types include: {', '.join(accepted)}")
+
+
+def not_acceptable(req: Request) -> ApiError | None:
+    """406 for an Accept header that allows no JSON at all (protobuf alone):
+    a list with JSON anywhere in it, as client-go sends
+    ("application/vnd.kubernetes.protobuf,application/json"), is answered in JSON."""
+    accept = req.headers.get("accept")
+    if not accept or not (req.path.startswith("/api/") or req.path.startswith("/apis/")):
+        return None
+    for part in accept.split(","):
+        mt = media_type(part)
+        if mt in ("application/json", "*/*", "application/*", "") or mt.endswith("+json"):
+            return None
+    return ApiError(406, "NotAcceptable", "only the following media types are accepted: application/json")
+
+
 class ApiServer:
-    def __init__(self, registry: Registry, token: str, version: str = "v1.31.0-knet"):
+    def __init__(self, registry: Registry, token: str, version: str = VERSION["gitVersion"], tls=None):
         self.registry = registry
         self.token = token.encode()
         self.version = version
+        self.tls = tls  # ssl.SSLContext for the TCP listeners (knet.api.tls.server_context), or None
         self.progress: dict[str, Progress] = {}
         # Watch figures for `knet status` and the tests: open watches, those
         # closed for falling behind, and the fullest any watcher's queue got.
@@ -210,7 +289,33 @@ class ApiServer:
     async def serve_tcp(self, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(port, host=host)
         task_status.started()
-        await trio.serve_listeners(self._handle_stream, listeners)
+        await trio.serve_listeners(self._handle_tcp, listeners)
+
+    async def serve_socket(self, sock: socket.socket, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve on a listening socket made elsewhere: the host's loopback
+        listener, bound in the host's namespace by `knet up` and passed down."""
+        sock.setblocking(False)
+        listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        task_status.started()
+        await trio.serve_listeners(self._handle_tcp, [listener])
+
+    async def _handle_tcp(self, stream: trio.abc.Stream) -> None:
+        """A TCP connection: TLS first when the server has a context. A client
+        that does not finish its handshake in 10 s, or fails it, is dropped."""
+        if self.tls is None:
+            return await self._handle_stream(stream)
+        tls = trio.SSLStream(stream, self.tls, server_side=True, https_compatible=True)
+        try:
+            with trio.fail_after(10):
+                await tls.do_handshake()
+        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            log.debug("TLS handshake failed: %s", e)
+            with trio.move_on_after(1):
+                await stream.aclose()
+            return
+        from knet.api.tls import identity
+
+        await self._handle_stream(tls, identity(tls.getpeercert()))
 
     async def serve_unix(self, path: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         if os.path.exists(path):
@@ -228,10 +333,10 @@ class ApiServer:
 
     # -- HTTP --------------------------------------------------------------------
 
-    async def _handle_stream(self, stream: trio.abc.Stream) -> None:
-        """One connection. Nothing a client sends may escape from here: an
-        exception out of a handler would stop trio.serve_listeners, and with it
-        the API server."""
+    async def _handle_stream(self, stream: trio.abc.Stream, peer: tuple[str, list[str]] | None = None) -> None:
+        """One connection (peer: who its client certificate says it is). Nothing
+        a client sends may escape from here: an exception out of a handler would
+        stop trio.serve_listeners, and with it the API server."""
         conn = h11.Connection(h11.SERVER)
         try:
             while True:
@@ -242,6 +347,8 @@ class ApiServer:
                     return
                 if req is None:
                     return
+                if peer is not None:
+                    req.user = (peer[0], [*peer[1], "system:authenticated"])
                 await self._dispatch(conn, stream, req)
                 if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                     return
@@ -336,10 +443,17 @@ class ApiServer:
         await stream.send_all(conn.send(h11.EndOfMessage()))
 
     def _authorized(self, req: Request) -> bool:
+        """Authenticate as the API server's union of authenticators: a verified
+        client certificate (already in req.user), else the bearer token."""
+        if req.user is not None:
+            return True
         auth = req.headers.get("authorization", "")
         if not auth.startswith("Bearer "):
             return False
-        return hmac.compare_digest(auth[7:].strip().encode(), self.token)
+        if hmac.compare_digest(auth[7:].strip().encode(), self.token):
+            req.user = ADMIN
+            return True
+        return False
 
     async def _dispatch(self, conn: h11.Connection, stream: trio.abc.Stream, req: Request) -> None:
         try:
@@ -349,6 +463,8 @@ class ApiServer:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             if req.oversize:
                 raise errors.request_too_large(MAX_BODY)
+            if (refused := unsupported_media_type(req) or not_acceptable(req)) is not None:
+                raise refused
             if req.method == "GET" and req.query.get("watch") in ("true", "1"):
                 route = parse_path(req.path)
                 if route is None or route.name:
@@ -377,8 +493,8 @@ class ApiServer:
 
     def handle(self, req: Request) -> tuple[int, dict]:
         """Serve one non-watch request; returns (HTTP code, JSON body)."""
-        if req.path == "/version":
-            return 200, {"major": "1", "minor": "31", "gitVersion": self.version, "platform": "linux/amd64"}
+        if req.path in ("/version", "/version/"):
+            return 200, {**VERSION, "gitVersion": self.version}
         if req.path.startswith("/knet/v1/"):
             return self._knet(req)
         if req.path in ("/api", "/apis") or req.path.count("/") <= 3 and parse_path(req.path + "/x") is None:
@@ -495,6 +611,7 @@ class ApiServer:
         again from its last resourceVersion, or lists again after 410 Gone."""
         match = matcher(req.query)
         bookmarks = req.query.get("allowWatchBookmarks") in ("true", "1")
+        initial_events = watch_list_mode(req.query)
         try:
             timeout = float(req.query.get("timeoutSeconds") or math.inf)
         except ValueError:
@@ -511,17 +628,24 @@ class ApiServer:
         self.watch_stats["open"] += 1
         try:
             with scope:
-                if rv is not None:
+                if initial_events is True or (rv is None and initial_events is None):
+                    # The current objects as ADDED: a watch from "now" (legacy), or WatchList's
+                    # initial events (from any revision at least rv, which _await_revision ensured).
+                    items, last = self.registry.list(route.res, route.namespace, match)
+                    initial = ((last, ("ADDED", o)) for o in items)
+                elif rv is not None:
                     initial = ((ev.revision, filter_event(ev, match)) for ev in self.registry.history(
                         route.res, route.namespace, rv))
                     last = max(rv, store.revision())
-                else:
-                    items, last = self.registry.list(route.res, route.namespace, match)
-                    initial = ((last, ("ADDED", o)) for o in items)
+                else:  # sendInitialEvents=false from "now": changes only
+                    initial, last = iter(()), store.revision()
                 await stream.send_all(conn.send(h11.Response(status_code=200, headers=[
                     ("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")])))
-                await self._send_lines(conn, stream, (self._event_line(*out) for _, out in initial if out),
-                                       self._bookmark(route.res, last) if bookmarks else b"")
+                if initial_events:
+                    tail = self._bookmark(route.res, last, initial_events_end=True)
+                else:
+                    tail = self._bookmark(route.res, last) if bookmarks else b""
+                await self._send_lines(conn, stream, (self._event_line(*out) for _, out in initial if out), tail)
                 with trio.move_on_after(timeout):
                     while True:
                         lines = []
@@ -585,7 +709,12 @@ class ApiServer:
         return json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode() + b"\n"
 
     @staticmethod
-    def _bookmark(res: Resource, rev: int) -> bytes:
+    def _bookmark(res: Resource, rev: int, initial_events_end: bool = False) -> bytes:
+        """A BOOKMARK: only the revision, in an object of the watched kind. The
+        one that ends WatchList's initial events says so in an annotation, as
+        the watch cache marks it (k8s.io/initial-events-end)."""
+        meta: dict = {"resourceVersion": str(rev)}
+        if initial_events_end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
         return json.dumps({"type": "BOOKMARK", "object": {
-            "kind": res.kind, "apiVersion": res.api_version,
-            "metadata": {"resourceVersion": str(rev)}}}).encode() + b"\n"
+            "kind": res.kind, "apiVersion": res.api_version, "metadata": meta}}).encode() + b"\n"

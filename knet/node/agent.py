@@ -36,6 +36,7 @@ from knet.api.errors import ApiError
 from knet.api.informer import NAMESPACE, EventHandler, Informers
 from knet.api.objects import now_rfc3339
 from knet.api.resources import by_kind
+from knet.api.tls import pki_paths
 from knet.config import ClusterConfig, load_saved
 from knet.controllers.events import make_event
 from knet.net.memory import trim_when_quiet
@@ -64,7 +65,8 @@ class Agent:
         self.node = node
         self.node_cfg = cfg.node(node)
         self.node_ip = self.node_cfg.ip
-        self.api = AsyncClient(cfg.control_plane.ip, cfg.api_port, token)
+        self.api = AsyncClient(cfg.control_plane.ip, cfg.api_port, token,
+                               ca_file=pki_paths(cfg.state_dir).ca_crt)  # HTTPS, trusting the cluster CA
         self.workers: dict[str, PodWorker] = {}
         self.observed = 0
         self.activity = 0  # moves with every bit of progress: memory is trimmed once it stands still
