@@ -70,6 +70,7 @@ class Request:
     res: Resource | None = None  # the resource the path names, once routed
     warnings: list[str] = field(default_factory=list)  # sent back as `Warning: 299 - "..."` headers
     user: tuple[str, list[str]] | None = None  # (name, groups) once authenticated; see ApiServer.authenticate
+    raw_query: str = ""  # the query string as sent: exec repeats `command=` once per argument
 
     def json(self) -> dict:
         """The body as a JSON object, or a 400 that says what is wrong with it:
@@ -429,7 +430,7 @@ class ApiServer:
         query = {k: v[-1] for k, v in parse_qs(target.query).items()}
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
         return Request(head.method.decode("latin-1"), target.path, query, headers, bytes(body),
-                       oversize=received if received > MAX_BODY else 0)
+                       oversize=received if received > MAX_BODY else 0, raw_query=target.query)
 
     async def _send(self, conn: h11.Connection, stream: trio.abc.Stream, code: int, body: dict,
                     close: bool = False, warnings: list[str] = ()) -> None:
@@ -465,6 +466,10 @@ class ApiServer:
                 raise errors.request_too_large(MAX_BODY)
             if (refused := unsupported_media_type(req) or not_acceptable(req)) is not None:
                 raise refused
+            if "/pods/" in req.path:  # log, exec, attach, portforward: proxied to the pod's kubelet
+                from knet.api import nodeproxy
+                if nodeproxy.handles(route := parse_path(req.path)):
+                    return await nodeproxy.serve(self, conn, stream, req, route)
             if req.method == "GET" and req.query.get("watch") in ("true", "1"):
                 route = parse_path(req.path)
                 if route is None or route.name:

@@ -43,6 +43,7 @@ from knet.net.memory import trim_when_quiet
 from knet.net.nft import Nft
 from knet.node import sandbox as sandboxes
 from knet.node.cri import RuntimeClient, RuntimeRefused, RuntimeUnavailable
+from knet.node.kubeletserver import KubeletServer
 from knet.node.network import VTEP_ANNOTATION, NodeNetwork
 from knet.node.podspec import service_env
 from knet.node.podworker import PodWorker
@@ -99,6 +100,8 @@ class Agent:
                                    resync=cfg.proxy_resync_seconds)
         # The node runtime serves the built-in servers; the cluster's supervisor keeps it running.
         self.cri = RuntimeClient(socket_path(cfg.state_dir, node))
+        # kubelet's port 10250: logs, exec, attach and port-forward, which the API server proxies here.
+        self.kubelet = KubeletServer(self, token)
 
     # -- helpers for workers ---------------------------------------------------------
 
@@ -360,6 +363,7 @@ class Agent:
             nursery.start_soon(self.proxy.run)
             nursery.start_soon(self.policy.run)
             nursery.start_soon(trim_when_quiet, lambda: self.activity)
+            nursery.start_soon(self.kubelet.run, self.node_ip)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     # Like kubelet: stopping the agent leaves pods running; `knet down` removes them.

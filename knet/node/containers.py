@@ -17,6 +17,7 @@ runtime's loop, so a pod costs no process and outlives the agent.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 
 import trio
@@ -36,6 +37,8 @@ async def spawn(sb: Sandbox, pod: dict, container: dict, env: dict[str, str],
     if argv is None:
         argv = [expand(a, env) for a in (container.get("command") or [])] + \
                [expand(a, env) for a in (container.get("args") or [])]
+    if not capture and os.path.exists(sb.log_path(container["name"])):  # a restart: keep one previous log
+        os.replace(sb.log_path(container["name"]), sb.previous_log_path(container["name"]))
     with entering(sb, pod, container) as enter:
         logf = subprocess.PIPE if capture else open(sb.log_path(container["name"]), "ab")
         try:

@@ -53,6 +53,11 @@ class Sandbox:
     def log_path(self, container: str) -> str:
         return os.path.join(self.dir, "logs", f"{container}.log")
 
+    def previous_log_path(self, container: str) -> str:
+        """The log of the container's instance before this one (`logs --previous`):
+        each start moves the last instance's log here."""
+        return os.path.join(self.dir, "logs", f"{container}.previous.log")
+
     def files(self) -> list[tuple[str, str]]:
         """The pod's files, each with the path a process in the pod sees it at
         (knet.node.enter binds them there)."""
