@@ -43,7 +43,7 @@ from knet.api.tables import (
     to_int,
 )
 
-__all__ = ["describe", "isolated_cell", "policies_cell", "table"]
+__all__ = ["describe", "isolated_cell", "policies_cell", "table", "table_cells", "tabwrite"]
 
 # --------------------------------------------------------------------------
 # time
@@ -92,12 +92,17 @@ def _go_time_string(value: object) -> str:
 # Go's text/tabwriter
 
 
-def _tabwrite(text: str, minwidth: int, padding: int) -> str:
+def _tabwrite(text: str, minwidth: int, padding: int, remember: list[int] | None = None) -> str:
     """Align tab-terminated cells exactly as Go's text/tabwriter does.
 
     A column is sized over a block of consecutive lines that all have a cell in
     it; a line without that cell ends the block. The text after a line's last
     tab is not a cell and is never padded.
+
+    `remember` is liggitt/tabwriter's RememberWidths, which kubectl's table
+    writer sets: each flush (here, each call with the same list) pads a column
+    to at least the widest it has been, so `get -w` rows line up under the
+    header printed before them, and a wider cell widens its column from then on.
     """
     lines = [line.split("\t") for line in text.split("\n")]
     out: list[str] = []
@@ -123,6 +128,15 @@ def _tabwrite(text: str, minwidth: int, padding: int) -> str:
             while this < line1 and column < len(lines[this]) - 1:
                 width = max(width, len(lines[this][column]) + padding)
                 this += 1
+            if remember is not None:
+                if len(remember) < column:
+                    remember.extend(widths[len(remember):])
+                if len(remember) == column:
+                    remember.append(width)
+                elif remember[column] > width:
+                    width = remember[column]
+                else:
+                    remember[column] = width
             widths.append(width)
             block(line0, this)
             widths.pop()
@@ -214,9 +228,27 @@ def table(
     object): facts the caller computed from other objects (which policies
     isolate a pod), which this module cannot look up itself.
     """
-    extra = list(extra)
     if not objects:
         return ""
+    lines = table_cells(kind, objects, wide=wide, all_namespaces=all_namespaces, show_kind=show_kind, now=now,
+                        extra=extra)
+    text = "".join(_escape("\t".join(cells)) + "\n" for cells in lines)
+    return _tabwrite(text, 6, 3)
+
+
+def table_cells(
+    kind: str,
+    objects: list[dict],
+    *,
+    wide: bool = False,
+    all_namespaces: bool = False,
+    show_kind: bool = False,
+    now: float | None = None,
+    extra: Iterable[tuple[str, Callable[[Obj], str]]] = (),
+) -> list[list[str]]:
+    """table()'s header and rows as cells, before alignment: for callers that
+    lay rows out over time (`get -w` aligns each event's row with tabwrite())."""
+    extra = list(extra)
     now = _now(now)
     resource = by_kind(kind) or lookup(kind)
     kind = resource.kind if resource else kind
@@ -250,8 +282,13 @@ def table(
         if with_namespace:
             cells.insert(0, _namespace(obj))
         lines.append(cells)
-    text = "".join(_escape("\t".join(cells)) + "\n" for cells in lines)
-    return _tabwrite(text, 6, 3)
+    return lines
+
+
+def tabwrite(lines: Iterable[list[str]], remember: list[int] | None = None) -> str:
+    """Rows of cells aligned as kubectl's table writer aligns them (minimum
+    width 6, padding 3), remembering column widths across calls in `remember`."""
+    return _tabwrite("".join(_escape("\t".join(cells)) + "\n" for cells in lines), 6, 3, remember)
 
 
 # --------------------------------------------------------------------------

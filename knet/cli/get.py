@@ -14,11 +14,28 @@ from knet.cli.common import CliError, Connect, label
 
 if TYPE_CHECKING:
     from knet.api.client import Client
+    from knet.api.resources import Resource
+
+
+_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _go_numbers(value: object) -> object:
+    """Whole floats as ints: Go's encoder prints 4.0 as 4 (and so kubectl does)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _go_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_go_numbers(v) for v in value]
+    return value
 
 
 def _dump(obj: dict, fmt: str) -> str:
+    """kubectl's -o json (json.MarshalIndent: keys sorted, <>& escaped) or -o yaml."""
     if fmt == "json":
-        return json.dumps(obj, indent=4)
+        text = json.dumps(_go_numbers(obj), indent=4, sort_keys=True, ensure_ascii=False)
+        return "".join(_HTML.get(c, c) for c in text) if any(c in text for c in _HTML) else text
     import yaml
     return yaml.safe_dump(obj, default_flow_style=False, sort_keys=True)
 
@@ -77,11 +94,152 @@ def _selected_pods(client: Client, obj: dict) -> list[dict]:
     return subject_pods(obj, client.list(by_kind("Pod"), None)["items"], namespaces)
 
 
+_ALLOWED = "custom-columns,custom-columns-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,wide,yaml"
+_EVENT_TYPES = {"ADDED": "ADDED   ", "MODIFIED": "MODIFIED", "DELETED": "DELETED ", "ERROR": "ERROR   "}
+
+
+class _Output:
+    """One `-o` format, printing objects as kubectl's printer for it does,
+    call after call: the table's header once and its column widths remembered
+    (a watch adds a row per event), YAML documents separated by `---`."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        fmt = args.output or ""
+        self.events = bool(getattr(args, "output_watch_events", False))
+        self.no_headers = args.no_headers
+        self.widths: list[int] = []
+        self.header_done = False
+        self.printed = 0
+        self.jsonpath = self.columns = None
+        name, sep, template = fmt.partition("=")
+        if name in ("jsonpath", "jsonpath-file", "jsonpath-as-json"):
+            from knet.cli.jsonpath import JSONPath, JSONPathError
+
+            if not template:
+                raise CliError("template format specified but no template given")
+            if name == "jsonpath-file":
+                try:
+                    with open(template) as f:
+                        template = f.read()
+                except OSError as e:
+                    raise CliError(f"error reading --template {template}, {e}") from None
+            try:
+                self.jsonpath = JSONPath(template, allow_missing_keys=args.allow_missing_template_keys,
+                                         output_json=name == "jsonpath-as-json")
+            except JSONPathError as e:
+                raise CliError(f"error parsing jsonpath {template}, {e}") from None
+            self.kind = "jsonpath"
+        elif name in ("custom-columns", "custom-columns-file"):
+            from knet.cli import columns
+
+            try:
+                if name == "custom-columns-file":
+                    try:
+                        with open(template) as f:
+                            text = f.read()
+                    except OSError as e:
+                        raise CliError(f"error reading template {template}, {e}") from None
+                    self.columns = columns.from_file(text)
+                else:
+                    self.columns = columns.from_spec(template, self.no_headers)
+            except columns.ColumnsError as e:
+                raise CliError(str(e)) from None
+            self.kind = "columns"
+        elif fmt in ("json", "yaml", "name"):
+            self.kind = fmt
+        elif fmt in ("", "wide"):
+            self.kind = "table"
+            self.wide = fmt == "wide"
+        else:
+            raise CliError(f'unable to match a printer suitable for the output format "{fmt}", '
+                           f"allowed formats are: {_ALLOWED}")
+
+    def _jsonpath(self, data: object) -> str:
+        from knet.cli.jsonpath import JSONPathError
+
+        try:
+            return self.jsonpath.execute(data)
+        except JSONPathError as e:
+            from knet.cli.jsonpath import go_sharp_v
+
+            template = self.jsonpath.template
+            raise CliError(
+                f"error executing jsonpath {json.dumps(template)}: Error executing template: {e}. Printing more "
+                f"information for debugging the template:\n\ttemplate was:\n\t\t{template}\n\tobject given to "
+                f"jsonpath engine was:\n\t\t{go_sharp_v(data)}\n\n\n") from None
+
+    def whole(self, data: dict, objects: list[dict]) -> str:
+        """One get's answer: `data` is the object or the List kubectl prints
+        (json, yaml, jsonpath); `objects` are its items (the other formats)."""
+        if self.kind in ("json", "yaml"):
+            text = _dump(data, self.kind)
+            return text if self.kind == "yaml" else text + "\n"
+        if self.kind == "jsonpath":
+            return self._jsonpath(data)
+        if self.kind == "columns":
+            from knet import printers
+
+            return printers.tabwrite(self.columns.lines(objects), self.widths)
+        raise AssertionError(self.kind)
+
+    def events_text(self, res: Resource, events: list[tuple[str, dict]], extra: list | None = None) -> str:
+        """Watch output: each (type, object) as kubectl -w prints it, in order."""
+        if not events:
+            return ""
+        if self.kind == "table":
+            from knet import printers
+
+            cells = printers.table_cells(res.kind, [o for _, o in events], wide=self.wide,
+                                         all_namespaces=self.all_namespaces, extra=extra or [])
+            if self.events:
+                cells = [["EVENT"] + cells[0]] + [[_EVENT_TYPES.get(t, t)] + row
+                                                  for (t, _), row in zip(events, cells[1:], strict=True)]
+            if self.header_done or self.no_headers:
+                cells = cells[1:]
+            self.header_done = True
+            return printers.tabwrite(cells, self.widths)
+        out = []
+        for kind, obj in events:
+            data = {"type": kind, "object": obj} if self.events else obj
+            if self.kind == "json":
+                out.append((_compact(data) if self.events else _dump(data, "json")) + "\n")
+            elif self.kind == "yaml":
+                out.append(("---\n" if self.printed else "") + _dump(data, "yaml"))
+            elif self.kind == "name":
+                out.append(label(res, obj["metadata"]["name"]) + "\n")
+            elif self.kind == "jsonpath":
+                out.append(self._jsonpath(data))
+            elif self.kind == "columns":
+                from knet import printers
+
+                out.append(printers.tabwrite(self.columns.lines([data]), self.widths))
+            self.printed += 1
+        return "".join(out)
+
+
+def _compact(data: object) -> str:
+    """json.Marshal: compact, keys sorted, <>& escaped (a watch event per line)."""
+    from knet.cli.jsonpath import go_json
+
+    return go_json(data)
+
+
+def _typed(res: Resource, items: list[dict]) -> list[dict]:
+    """List items carry their apiVersion and kind, as kubectl's unstructured items do."""
+    for o in items:
+        o.setdefault("apiVersion", res.api_version)
+        o.setdefault("kind", res.kind)
+    return items
+
+
 def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
-    from knet import printers
     from knet.api.resources import lookup
 
-    client = connect()
+    watching = args.watch or args.watch_only
+    if args.output_watch_events and not watching:
+        raise CliError("--output-watch-events option can only be used with --watch or --watch-only")
+    output = _Output(args)
+    output.all_namespaces = args.all_namespaces
     kinds = args.kind.split(",")
     resources = []
     for k in kinds:
@@ -89,7 +247,15 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
         if res is None:
             raise CliError(f'the server doesn\'t have a resource type "{k}"')
         resources.append(res)
+    if watching and len(resources) > 1:
+        raise CliError("you may only specify a single resource type")
+    if watching and len(args.name) > 1:
+        raise CliError(f"watch is only supported on individual resources and resource collections, but "
+                       f"{len(args.name)} resources were found")
+    client = connect()
     ns = None if args.all_namespaces else (args.namespace or "default")
+    if watching:
+        return _watch(args, client, resources[0], None if not resources[0].namespaced else ns, output)
     objects_by_res = []
     for res in resources:
         rns = ns if res.namespaced else None
@@ -101,44 +267,118 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
                 return 1
         else:
             items = client.list(res, rns, args.selector, args.field_selector)["items"]
-        objects_by_res.append((res, items))
-    fmt = args.output or ""
-    if fmt in ("json", "yaml"):
-        if args.name and len(resources) == 1 and len(args.name) == 1:
-            print(_dump(objects_by_res[0][1][0], fmt), end="" if fmt == "yaml" else "\n")
-        else:
-            items = [o for _, objs in objects_by_res for o in objs]
-            print(_dump({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
-                        if len(resources) > 1 else
-                        {"apiVersion": resources[0].api_version, "kind": resources[0].list_kind,
-                         "metadata": {"resourceVersion": ""}, "items": items}, fmt),
-                  end="" if fmt == "yaml" else "\n")
-        return 0
-    if fmt == "name":
+        objects_by_res.append((res, _typed(res, items)))
+    if output.kind == "name":
         for res, items in objects_by_res:
             for o in items:
                 print(label(res, o["metadata"]["name"]))
         return 0
-    if fmt not in ("", "wide"):
-        raise CliError(f"unable to match a printer suitable for the output format {fmt!r}, "
-                       "allowed formats are: json,name,wide,yaml")
+    if output.kind != "table":
+        items = [o for _, objs in objects_by_res for o in objs]
+        single = bool(args.name) and len(resources) == 1 and len(args.name) == 1
+        data = items[0] if single else {"apiVersion": "v1", "items": items, "kind": "List",
+                                        "metadata": {"resourceVersion": ""}}
+        print(output.whole(data, items), end="")
+        return 0
     printed = False
     for res, items in objects_by_res:
         if not items:
             continue
         if printed:
             print()
-        extra = _pod_policy_columns(client, items) if fmt == "wide" and res.kind == "Pod" else []
-        text = printers.table(res.kind, items, wide=fmt == "wide", all_namespaces=args.all_namespaces,
-                              show_kind=len(resources) > 1, extra=extra)
-        if args.no_headers:
-            text = text.split("\n", 1)[1]
+        text = printers_table(client, res, items, args, show_kind=len(resources) > 1)
         print(text, end="")
         printed = True
     if not printed:
         where = "" if args.all_namespaces or not any(r.namespaced for r in resources) else f" in {ns} namespace"
         print(f"No resources found{where}.", file=sys.stderr)
     return 0
+
+
+def printers_table(client: Client, res: Resource, items: list[dict], args: argparse.Namespace,
+                   show_kind: bool) -> str:
+    from knet import printers
+
+    wide = args.output == "wide"
+    extra = _pod_policy_columns(client, items) if wide and res.kind == "Pod" else []
+    text = printers.table(res.kind, items, wide=wide, all_namespaces=args.all_namespaces,
+                          show_kind=show_kind, extra=extra)
+    if args.no_headers:
+        text = text.split("\n", 1)[1]
+    return text
+
+
+def _key(obj: dict) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "", meta.get("name") or ""
+
+
+def _watch(args: argparse.Namespace, client: Client, res: Resource, ns: str | None, output: _Output) -> int:
+    """kubectl get -w: the current objects (unless --watch-only), then a row
+    per change, from the list's resourceVersion. Beyond kubectl, which ends
+    when the server closes the watch, it goes on: a closed or broken watch is
+    resumed from the last resourceVersion seen, and a 410 Gone lists again and
+    prints what changed meanwhile (as client-go's reflector would see it).
+    Ctrl-C ends it quietly with exit 0, as kubectl's interrupt handler does."""
+    import time
+
+    from knet.api.client import ProtocolError
+
+    field_selector = args.field_selector
+    if args.name:
+        client.get(res, ns, args.name[0])  # NotFound is kubectl's error, before anything is printed
+        field_selector = ",".join(f for f in (f"metadata.name={args.name[0]}", field_selector) if f)
+
+    def wide_extra(objs: list[dict]) -> list:
+        return _pod_policy_columns(client, objs) if output.kind == "table" and output.wide \
+            and res.kind == "Pod" else []
+
+    def emit(events: list[tuple[str, dict]]) -> None:
+        text = output.events_text(res, events, wide_extra([o for _, o in events]))
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    def listing() -> tuple[str, dict[tuple[str, str], dict]]:
+        answer = client.list(res, ns, args.selector, field_selector)
+        return answer["metadata"]["resourceVersion"], {_key(o): o for o in _typed(res, answer["items"])}
+
+    try:
+        rv, known = listing()
+        if not args.watch_only:
+            emit([("ADDED", o) for o in known.values()])
+        while True:
+            began = time.monotonic()
+            try:
+                for ev in client.watch(res, ns, rv, args.selector, field_selector):
+                    kind, obj = ev.get("type"), ev.get("object") or {}
+                    if kind == "ERROR":
+                        raise ApiError.from_status(obj)
+                    rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
+                    if kind == "BOOKMARK":
+                        continue
+                    _typed(res, [obj])
+                    if kind == "DELETED":
+                        known.pop(_key(obj), None)
+                    else:
+                        known[_key(obj)] = obj
+                    emit([(kind, obj)])
+            except ApiError as e:
+                if e.code != 410:
+                    raise
+                rv, fresh = listing()
+                changes = [("ADDED" if k not in known else "MODIFIED", o) for k, o in fresh.items()
+                           if k not in known or known[k]["metadata"].get("resourceVersion")
+                           != o["metadata"].get("resourceVersion")]
+                changes += [("DELETED", o) for k, o in known.items() if k not in fresh]
+                known = fresh
+                emit(changes)
+            except (ConnectionError, ProtocolError):
+                time.sleep(1)  # the API server restarting: resume from rv once it answers
+            if time.monotonic() - began < 1:
+                time.sleep(0.5)  # a server closing every watch at once is not polled in a tight loop
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_describe(args: argparse.Namespace, connect: Connect) -> int:

@@ -44,6 +44,15 @@ EPILOG = """examples:
 # -- parser ----------------------------------------------------------------------------------
 
 
+def _go_bool(text: str) -> bool:
+    """A boolean flag's value as Go's strconv.ParseBool reads it (--flag=false)."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid argument {text!r}: strconv.ParseBool: parsing {text!r}: invalid syntax")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cluster", metavar="NAME", default=argparse.SUPPRESS,
@@ -131,14 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-A", "--all-namespaces", action="store_true")
     s.add_argument("-l", "--selector", help="label selector, e.g. app=web,tier!=db")
     s.add_argument("--field-selector", help="field selector, e.g. spec.nodeName=worker-1")
-    s.add_argument("-o", "--output", help="wide, yaml, json or name")
+    s.add_argument("-o", "--output", help="wide, yaml, json, name, jsonpath=TEMPLATE, jsonpath-file=FILE, "
+                                          "jsonpath-as-json=TEMPLATE, custom-columns=HEADER:PATH,... or "
+                                          "custom-columns-file=FILE (kubectl's formats)")
     s.add_argument("--no-headers", action="store_true", help="leave out the header row")
+    s.add_argument("-w", "--watch", action="store_true", help="after listing, print each change (Ctrl-C ends)")
+    s.add_argument("--watch-only", action="store_true", help="print each change, without listing first")
+    s.add_argument("--output-watch-events", action="store_true",
+                   help="with -w: print the event type too (existing objects as ADDED)")
+    s.add_argument("--allow-missing-template-keys", type=_go_bool, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="a missing key prints nothing in jsonpath (default true)")
     s.set_defaults(run=("get", "cmd_get"))
 
     s = sub.add_parser("describe", parents=[common, nsopt], help="show one object in detail, with its events")
     s.add_argument("kind")
     s.add_argument("name", nargs="*")
     s.add_argument("-l", "--selector")
+    s.add_argument("-A", "--all-namespaces", action="store_true")
+    s.add_argument("--show-events", type=_go_bool, nargs="?", const=True, default=True, metavar="BOOL",
+                   help="show the object's events (default true)")
     s.set_defaults(run=("get", "cmd_describe"))
 
     s = sub.add_parser("exec", parents=[common, nsopt], help="run a command in a pod, node or the ext host",

@@ -280,7 +280,7 @@ def test_deleted_pod_leaves_no_namespace_process_or_file(c):
 def test_get_output_formats(c):
     c.apply(pod_yaml("fmt", "  containers: [{name: c, image: agnhost}]\n", labels="  labels: {app: fmt}\n"))
     as_json = json.loads(c.knet("get", "pods", "-l", "app=fmt", "-o", "json").stdout)
-    assert as_json["kind"] == "PodList" and [p["metadata"]["name"] for p in as_json["items"]] == ["fmt"]
+    assert as_json["kind"] == "List" and [p["metadata"]["name"] for p in as_json["items"]] == ["fmt"]
     import yaml
     as_yaml = yaml.safe_load(c.knet("get", "po", "fmt", "-o", "yaml").stdout)
     assert as_yaml["kind"] == "Pod" and as_yaml["metadata"]["name"] == "fmt"

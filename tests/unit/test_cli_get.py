@@ -89,7 +89,7 @@ def test_get_as_json_yaml_and_names(knet, stored):
     assert code == 0 and out.endswith("}\n")
     assert json.loads(out) == stored.get(PODS, "default", "web-0")
     listed = yaml.safe_load(knet("get", "pods", "-l", "app=web", "-o", "yaml")[1])
-    assert (listed["apiVersion"], listed["kind"]) == ("v1", "PodList")
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")  # kubectl prints every listing as a List
     assert [p["metadata"]["name"] for p in listed["items"]] == ["web-0", "web-1"]
     mixed = json.loads(knet("get", "po,no", "-o", "json")[1])
     assert mixed["kind"] == "List" and {o["kind"] for o in mixed["items"]} == {"Pod", "Node"}
@@ -101,8 +101,8 @@ def test_get_errors_and_nothing_found(knet, stored):
     assert knet("get", "gadgets") == (1, "", 'error: the server doesn\'t have a resource type "gadgets"\n')
     assert knet("get", "pod", "nope") == (1, "", 'Error from server (NotFound): pods "nope" not found\n')
     assert knet("get", "pods", "-o", "xml") == (
-        1, "", "error: unable to match a printer suitable for the output format 'xml', allowed formats are: "
-               "json,name,wide,yaml\n")
+        1, "", 'error: unable to match a printer suitable for the output format "xml", allowed formats are: '
+               "custom-columns,custom-columns-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,wide,yaml\n")
     assert knet("get", "pods", "-n", "empty") == (0, "", "No resources found in empty namespace.\n")
     assert knet("get", "deploy", "-A") == (0, "", "No resources found.\n")
     assert knet("get", "networkpolicies,nodes", "-l", "none=here") == (0, "", "No resources found in default namespace.\n")

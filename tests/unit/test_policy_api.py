@@ -385,7 +385,7 @@ def test_get_and_describe_say_which_policies_isolate_and_select(knet, cluster):
     assert code == 0 and [line.split()[:2] for line in out.splitlines()] == [
         ["NAME", "PRIORITY"], ["blue", "20"], ["everyone", "10"]]
     code, out, _ = knet("get", "anp", "-o", "json")
-    assert json.loads(out)["kind"] == "AdminNetworkPolicyList"
+    assert json.loads(out)["kind"] == "List"
 
 
 def test_describe_pod_says_host_network_pods_are_never_selected():
