@@ -18,12 +18,24 @@ rather than as a permission error deep in a fixture; the other tests still run.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 INTEGRATION = Path(__file__).parent / "integration"
+
+# `knet up` merges its context into $KUBECONFIG's first file (or ~/.kube/config): a test that brings a
+# cluster up through the CLI must never write to the machine's own. Every test process gets a kubeconfig
+# of its own in a temporary directory (the harness's Cluster uses one per cluster on top of that).
+_KUBEDIR = tempfile.mkdtemp(prefix="knet-tests-kube-")
+os.environ["KUBECONFIG"] = os.path.join(_KUBEDIR, "config")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_KUBEDIR, ignore_errors=True)
 
 
 def _uses_cluster(module: object) -> bool:

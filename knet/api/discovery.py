@@ -12,8 +12,6 @@ from collections.abc import Iterable
 
 from knet.api.resources import Resource
 
-VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-
 _KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
 
 
@@ -53,15 +51,72 @@ def api_groups(records: Iterable[Resource]) -> dict:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
+# What each subresource is, as upstream's discovery lists it: the kind it
+# answers with (None: the parent's own kind), that kind's group and version
+# when it is not the parent's ("" "" : the parent's), and its verbs.
+SUBRESOURCES: dict[str, tuple[str | None, str, str, tuple[str, ...]]] = {
+    "status": (None, "", "", ("get", "patch", "update")),
+    "scale": ("Scale", "autoscaling", "v1", ("get", "patch", "update")),
+    "binding": ("Binding", "", "", ("create",)),
+    "eviction": ("Eviction", "policy", "v1", ("create",)),
+    "log": (None, "", "", ("get",)),
+    "exec": ("PodExecOptions", "", "", ("create", "get")),
+    "attach": ("PodAttachOptions", "", "", ("create", "get")),
+    "portforward": ("PodPortForwardOptions", "", "", ("create", "get")),
+}
+
+
+def storage_version_hash(r: Resource) -> str:
+    """apiserver's StorageVersionHash: the first 8 bytes of sha256("group/version/Kind"),
+    base64; clients (the storage version migrator) compare it across discoveries."""
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.sha256(f"{r.group}/{r.version}/{r.kind}".encode()).digest()[:8]).decode()
+
+
+def subresources_of(r: Resource) -> list[str]:
+    """The subresources the kind serves, sorted as discovery sorts them."""
+    return sorted({*r.subresources, *(("status",) if r.status else ())})
+
+
+def resource_entry(r: Resource) -> dict:
+    """One kind's APIResource, with the fields upstream leaves out when empty left out."""
+    entry = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
+             "verbs": list(r.served_verbs)}
+    if r.short_names:
+        entry["shortNames"] = list(r.short_names)
+    if r.categories:
+        entry["categories"] = list(r.categories)
+    if r.stored:
+        entry["storageVersionHash"] = storage_version_hash(r)
+    return entry
+
+
+def subresource_entry(r: Resource, sub: str) -> dict:
+    kind, group, version, verbs = SUBRESOURCES[sub]
+    entry = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced}
+    if group or version:
+        entry.update(group=group, version=version)
+    entry.update(kind=kind or r.kind, verbs=list(verbs))
+    return entry
+
+
 def api_resources(records: Iterable[Resource], group_version: str) -> dict | None:
-    """/api/v1 or /apis/GROUP/VERSION: the kinds served there; None if nothing is."""
+    """/api/v1 or /apis/GROUP/VERSION: the kinds served there and their
+    subresources, sorted by name as upstream lists them; None if nothing is."""
     found = [r for r in records if r.api_version == group_version]
     if not found:
         return None
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": [
-        {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
-         "shortNames": list(r.short_names), "verbs": list(VERBS)}
-        for r in found]}
+    entries = []
+    for r in found:
+        entries.append(resource_entry(r))
+        entries += [subresource_entry(r, sub) for sub in subresources_of(r)]
+    entries.sort(key=lambda e: e["name"])
+    doc = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}
+    if "/" not in group_version:  # the core group's list carries no apiVersion, as upstream's
+        del doc["apiVersion"]
+    return doc
 
 
 def document(path: str, records: Iterable[Resource]) -> dict | None:

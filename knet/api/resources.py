@@ -25,9 +25,13 @@ from collections.abc import Callable
 _Fields = namedtuple(
     "_Fields",
     "kind plural group version namespaced short_names "
-    "status names defaults validate validate_update prepare_update columns printer",
-    defaults=((), False, "", "", "", "", "", (), ""),
+    "status names defaults validate validate_update prepare_update columns printer "
+    "categories subresources verbs",
+    defaults=((), False, "", "", "", "", "", (), "", (), (), ()),
 )
+
+# The verbs of a stored kind, as upstream's discovery lists them (sorted).
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 # Printer columns are (header, priority) as upstream's TableColumnDefinition:
 # priority 0 is always shown, 1 only in `-o wide`; a wide table keeps the order given.
@@ -53,8 +57,15 @@ class Resource(_Fields):
         may not change.
     prepare_update: (new, old) before admission of an update of the main resource
         (a Service drops the fields of the type it left).
-    columns: the table's columns (`knet get`, later the server's as=Table);
+    columns: the table's columns (`knet get` and the server's as=Table answers);
     printer: (obj, wide, now) -> a row's cells under them (knet/api/tables.py).
+    categories: the categories kubectl expands (`kubectl get all`), as upstream's
+        storage declares them (pods, services and the workload kinds are in "all").
+    subresources: the subresources served besides status (which `status` says),
+        as discovery lists them: scale, binding, eviction, log, exec, ...
+    verbs: the verbs discovery lists; empty means every verb of a stored kind
+        (VERBS). A kind that is only created and never stored (the access
+        reviews) lists ("create",).
     """
 
     __slots__ = ()
@@ -91,6 +102,15 @@ class Resource(_Fields):
         module, _, attr = ref.partition(":")
         return getattr(import_module(module), attr)
 
+    @property
+    def served_verbs(self) -> tuple[str, ...]:
+        return self.verbs or VERBS
+
+    @property
+    def stored(self) -> bool:
+        """A kind kept in the store (listable, watchable); the reviews are only answered."""
+        return "list" in self.served_verbs
+
     def column_headers(self, wide: bool) -> list[str]:
         return [h for h, priority in self.columns if wide or priority == 0]
 
@@ -102,6 +122,10 @@ _POLICY = "knet.api.validation.policy:"
 _LABEL = "knet.api.validation.fields:is_dns1123_label"
 _SUBDOMAIN = "knet.api.selectors:is_dns1123_subdomain"
 _WORKLOAD_WIDE = "CONTAINERS,IMAGES,SELECTOR"
+_ALL = ("all",)
+# A pod's subresources besides status: the node agent's (log, exec, attach,
+# portforward), the scheduler's binding and the eviction API.
+_POD_SUBRESOURCES = ("attach", "binding", "eviction", "exec", "log", "portforward")
 
 RESOURCES: tuple[Resource, ...] = (
     Resource(
@@ -111,6 +135,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate=_CORE + "validate_namespace",
         columns=_columns("NAME,STATUS,AGE"),
         printer="knet.api.tables:namespace_row",
+        verbs=("create", "delete", "get", "list", "patch", "update", "watch"),  # no deletecollection, as upstream
     ),
     Resource(
         "Node", "nodes", "", "v1", False, ("no",),
@@ -130,6 +155,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate_update=_CORE + "validate_pod_update",
         columns=_columns("NAME,READY,STATUS,RESTARTS,AGE", "IP,NODE,NOMINATED NODE,READINESS GATES"),
         printer="knet.api.tables:pod_row",
+        categories=_ALL, subresources=_POD_SUBRESOURCES,
     ),
     Resource(
         "Service", "services", "", "v1", True, ("svc",),
@@ -140,6 +166,7 @@ RESOURCES: tuple[Resource, ...] = (
         prepare_update="knet.api.allocators:drop_type_dependent_fields",
         columns=_columns("NAME,TYPE,CLUSTER-IP,EXTERNAL-IP,PORT(S),AGE", "SELECTOR"),
         printer="knet.api.tables:service_row",
+        categories=_ALL,
     ),
     Resource(
         "Event", "events", "", "v1", True, ("ev",),
@@ -158,6 +185,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate_update=_APPS + "validate_selector_update",
         columns=_columns("NAME,READY,UP-TO-DATE,AVAILABLE,AGE", _WORKLOAD_WIDE),
         printer="knet.api.tables:deployment_row",
+        categories=_ALL, subresources=("scale",),
     ),
     Resource(
         "ReplicaSet", "replicasets", "apps", "v1", True, ("rs",),
@@ -167,6 +195,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate_update=_APPS + "validate_selector_update",
         columns=_columns("NAME,DESIRED,CURRENT,READY,AGE", _WORKLOAD_WIDE),
         printer="knet.api.tables:replicaset_row",
+        categories=_ALL, subresources=("scale",),
     ),
     Resource(
         "DaemonSet", "daemonsets", "apps", "v1", True, ("ds",),
@@ -177,6 +206,7 @@ RESOURCES: tuple[Resource, ...] = (
         columns=_columns("NAME,DESIRED,CURRENT,READY,UP-TO-DATE,AVAILABLE,NODE SELECTOR,AGE",
                          _WORKLOAD_WIDE),
         printer="knet.api.tables:daemonset_row",
+        categories=_ALL,
     ),
     Resource(
         "StatefulSet", "statefulsets", "apps", "v1", True, ("sts",),
@@ -186,6 +216,7 @@ RESOURCES: tuple[Resource, ...] = (
         validate_update=_APPS + "validate_statefulset_update",
         columns=_columns("NAME,READY,AGE", "CONTAINERS,IMAGES"),
         printer="knet.api.tables:statefulset_row",
+        categories=_ALL, subresources=("scale",),
     ),
     Resource(
         "EndpointSlice", "endpointslices", "discovery.k8s.io", "v1", True, (),
@@ -195,6 +226,14 @@ RESOURCES: tuple[Resource, ...] = (
         validate_update="knet.api.validation.discovery:validate_endpointslice_update",
         columns=_columns("NAME,ADDRESSTYPE,PORTS,ENDPOINTS,AGE"),
         printer="knet.api.tables:endpointslice_row",
+    ),
+    # The node agents' heartbeats, as kubelet's: one Lease per node in kube-node-lease.
+    Resource(
+        "Lease", "leases", "coordination.k8s.io", "v1", True, (),
+        names=_SUBDOMAIN,
+        validate="knet.api.validation.coordination:validate_lease",
+        columns=_columns("NAME,HOLDER,AGE"),
+        printer="knet.api.tables:lease_row",
     ),
     Resource(
         "NetworkPolicy", "networkpolicies", "networking.k8s.io", "v1", True, ("netpol",),
@@ -224,8 +263,21 @@ RESOURCES: tuple[Resource, ...] = (
     ),
 )
 
+# Kinds a client creates and the server answers without storing anything:
+# `kubectl auth can-i` (SelfSubjectAccessReview, SelfSubjectRulesReview for
+# --list) and `kubectl auth whoami` (SelfSubjectReview). knet/api/authz.py
+# answers them; they are routed and discovered, never listed or stored.
+REVIEWS: tuple[Resource, ...] = tuple(
+    Resource(kind, kind.lower() + "s", group, "v1", False, (), verbs=("create",))
+    for kind, group in (("SelfSubjectAccessReview", "authorization.k8s.io"),
+                        ("SelfSubjectRulesReview", "authorization.k8s.io"),
+                        ("SelfSubjectReview", "authentication.k8s.io")))
+
+# Everything discovery lists: the stored kinds and the reviews.
+SERVED: tuple[Resource, ...] = RESOURCES + REVIEWS
+
 _BY_KIND = {r.kind: r for r in RESOURCES}
-_BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+_BY_PATH = {(r.group, r.version, r.plural): r for r in SERVED}
 _BY_NAME: dict[str, Resource] = {}
 for _r in RESOURCES:
     for _n in (_r.kind.lower(), _r.plural, *_r.short_names):

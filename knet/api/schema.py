@@ -355,6 +355,11 @@ STRUCTS: dict[str, dict[str, str]] = {
     "ForNode": {"name": S},
     "EndpointPort": {"name": S, "protocol": "Protocol", "port": I32, "appProtocol": S},
 
+    # -- coordination/v1 --------------------------------------------------------------------
+    "Lease": {**_OBJECT, "spec": "LeaseSpec"},
+    "LeaseSpec": {"holderIdentity": S, "leaseDurationSeconds": I32, "acquireTime": "MicroTime",
+                  "renewTime": "MicroTime", "leaseTransitions": I32, "strategy": S, "preferredHolder": S},
+
     # -- networking/v1 ----------------------------------------------------------------------
     "NetworkPolicy": {**_OBJECT, "spec": "NetworkPolicySpec"},
     "NetworkPolicySpec": {"podSelector": "LabelSelector", "ingress": "[]NetworkPolicyIngressRule",

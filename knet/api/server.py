@@ -26,10 +26,10 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 import trio
 
-from knet.api import decode, discovery, errors, selectors
+from knet.api import decode, discovery, errors, protobody, selectors, subresources, tablecodec
 from knet.api.errors import ApiError
 from knet.api.registry import Registry, filter_event
-from knet.api.resources import RESOURCES, Resource, by_path
+from knet.api.resources import SERVED, Resource, by_path
 from knet.api.watchbuffer import MAX_BYTES as MAX_WATCH_BYTES
 from knet.api.watchbuffer import MAX_EVENTS as MAX_WATCH_EVENTS
 from knet.api.watchbuffer import Overflowed, WatchBuffer
@@ -464,6 +464,7 @@ class ApiServer:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             if req.oversize:
                 raise errors.request_too_large(MAX_BODY)
+            protobody.transcode(req)  # typed clients' protobuf reviews, evictions, deletes: as JSON
             if (refused := unsupported_media_type(req) or not_acceptable(req)) is not None:
                 raise refused
             if "/pods/" in req.path:  # log, exec, attach, portforward: proxied to the pod's kubelet
@@ -478,6 +479,7 @@ class ApiServer:
             if req.method == "GET" and "resourceVersion" in req.query:
                 await self._await_revision(resource_version(req.query))
             code, body = self.handle(req)
+            body = tablecodec.respond(req, code, body)  # a Table when the client asks for one
             await self._send(conn, stream, code, body, warnings=req.warnings)
         except ApiError as e:
             await self._send(conn, stream, e.code, e.status(), warnings=req.warnings)
@@ -514,6 +516,9 @@ class ApiServer:
         if res.namespaced and name and ns is None:
             raise errors.not_found("path", req.path)
         m = req.method
+        answered = subresources.serve(self, req, route)  # scale, reviews, unknown subresources
+        if answered is not None:
+            return answered
         if name is None:
             if m == "GET":
                 items, rev = reg.list(res, ns, matcher(req.query))
@@ -561,7 +566,7 @@ class ApiServer:
         raise errors.ApiError(405, "MethodNotAllowed", f"{m} is not allowed on {req.path}")
 
     def _discovery(self, path: str) -> dict | None:
-        return discovery.document(path, RESOURCES)
+        return discovery.document(path, SERVED)
 
     def _knet(self, req: Request) -> tuple[int, dict]:
         """knet's own endpoints: progress reports for `apply --wait`."""
@@ -616,6 +621,7 @@ class ApiServer:
         again from its last resourceVersion, or lists again after 410 Gone."""
         match = matcher(req.query)
         bookmarks = req.query.get("allowWatchBookmarks") in ("true", "1")
+        encode = tablecodec.watch_encoder(req, route.res) or self._event_line  # Tables if asked
         initial_events = watch_list_mode(req.query)
         try:
             timeout = float(req.query.get("timeoutSeconds") or math.inf)
@@ -650,7 +656,7 @@ class ApiServer:
                     tail = self._bookmark(route.res, last, initial_events_end=True)
                 else:
                     tail = self._bookmark(route.res, last) if bookmarks else b""
-                await self._send_lines(conn, stream, (self._event_line(*out) for _, out in initial if out), tail)
+                await self._send_lines(conn, stream, (encode(*out) for _, out in initial if out), tail)
                 with trio.move_on_after(timeout):
                     while True:
                         lines = []
@@ -664,7 +670,7 @@ class ApiServer:
                                 continue
                             out = filter_event(e, match)
                             if out:
-                                lines.append(self._event_line(*out))
+                                lines.append(encode(*out))
                                 pending = 0
                             else:
                                 pending = e.revision

@@ -539,6 +539,15 @@ def adminnetworkpolicy_row(anp: Obj, wide: bool, now: float) -> list[str]:
     ]
 
 
+def lease_row(lease: Obj, wide: bool, now: float) -> list[str]:
+    """printLease: the holder's identity ("" when none holds it) and the age."""
+    return [
+        name_of(lease),
+        dig(lease, "spec", "holderIdentity") or "",
+        since(dig(lease, "metadata", "creationTimestamp"), now),
+    ]
+
+
 def _event_source(ev: Obj) -> str:
     component = dig(ev, "source", "component") or ev.get("reportingController") or ""
     host = dig(ev, "source", "host") or ev.get("reportingInstance") or ""

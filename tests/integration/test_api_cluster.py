@@ -30,8 +30,9 @@ def c():
 
 
 PROBE = """
-import http.client, sys
-conn = http.client.HTTPConnection("192.168.56.10", 6443, timeout=5)
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])  # the cluster CA only, the address checked against the SANs
+conn = http.client.HTTPSConnection("192.168.56.10", 6443, timeout=5, context=ctx)
 conn.request("GET", "/api/v1/pods", headers={"Authorization": "Bearer " + sys.argv[1]} if sys.argv[1] else {})
 print(conn.getresponse().status)
 """
@@ -39,10 +40,11 @@ print(conn.getresponse().status)
 
 def test_lan_api_needs_the_token(c):
     token = open(os.path.join(c.cfg.state_dir, "token")).read().strip()
+    ca = os.path.join(c.cfg.state_dir, "pki", "ca.crt")
     assert oct(os.stat(os.path.join(c.cfg.state_dir, "token")).st_mode & 0o777) == "0o600"
     assert oct(os.stat(os.path.join(c.cfg.state_dir, "api.sock")).st_mode & 0o777) == "0o600"
     for given, code in (("", "401"), ("nope", "401"), (token, "200")):
-        out = c.exec_node("worker-1", ["python3", "-c", PROBE, given])
+        out = c.exec_node("worker-1", ["python3", "-c", PROBE, given, ca])
         assert out.stdout.strip() == code, out.stderr
 
 

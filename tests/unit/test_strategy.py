@@ -6,7 +6,7 @@ import pytest
 
 from knet.api import discovery
 from knet.api.registry import Registry
-from knet.api.resources import RESOURCES, Resource, by_kind
+from knet.api.resources import RESOURCES, SERVED, Resource, by_kind
 from knet.api.server import ApiServer, parse_path
 from knet.api.validation import validation_errors
 from knet.printers import table
@@ -56,9 +56,11 @@ def test_admin_network_policies_are_served_at_policy_networking_v1alpha1():
     assert groups["policy.networking.k8s.io"]["versions"] == [
         {"groupVersion": "policy.networking.k8s.io/v1alpha1", "version": "v1alpha1"}]
     listed = discovery.document("/apis/policy.networking.k8s.io/v1alpha1", RESOURCES)
-    assert [(r["name"], r["kind"], r["namespaced"], r["shortNames"]) for r in listed["resources"]] == [
+    assert [(r["name"], r["kind"], r["namespaced"], r.get("shortNames")) for r in listed["resources"]] == [
         ("adminnetworkpolicies", "AdminNetworkPolicy", False, ["anp"]),
-        ("baselineadminnetworkpolicies", "BaselineAdminNetworkPolicy", False, ["banp"])]
+        ("adminnetworkpolicies/status", "AdminNetworkPolicy", False, None),
+        ("baselineadminnetworkpolicies", "BaselineAdminNetworkPolicy", False, ["banp"]),
+        ("baselineadminnetworkpolicies/status", "BaselineAdminNetworkPolicy", False, None)]
     assert discovery.document("/apis/policy.networking.k8s.io/v1", RESOURCES) is None
     assert by_kind("AdminNetworkPolicy").path(name="x") == (
         "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies/x")
@@ -87,7 +89,7 @@ def test_the_server_serves_the_records_discovery(tmp_path):
     code, body = server.handle(_get("/apis"))
     assert code == 200
     assert {(g["name"], g["preferredVersion"]["version"]) for g in body["groups"]} == {
-        (r.group, r.version) for r in RESOURCES if r.group}
+        (r.group, r.version) for r in SERVED if r.group}
     code, body = server.handle(_get("/apis/discovery.k8s.io/v1"))
     assert [r["kind"] for r in body["resources"]] == ["EndpointSlice"]
 
