@@ -141,7 +141,8 @@ class Registry:
         if allocate:
             allocate(self, obj, old)
 
-    def create(self, res: Resource, namespace: str | None, obj: dict, dry_run: bool = False) -> dict:
+    def create(self, res: Resource, namespace: str | None, obj: dict, dry_run: bool = False,
+               manager: str | None = None) -> dict:
         obj = deep_copy(obj)
         self._check_kind(res, obj)
         m = obj["metadata"]
@@ -165,6 +166,7 @@ class Registry:
             if self.pod_netns:
                 m.setdefault("annotations", {})["knet.dev/netns"] = self.pod_netns(m["uid"])
         self._admit(obj, None)
+        self._record(res, None, obj, manager, None)
         self._namespace_open(res, namespace)
         value = self._fits(_encode(obj))
         if dry_run:
@@ -179,7 +181,7 @@ class Registry:
         return obj
 
     def update(self, res: Resource, namespace: str | None, name: str, obj: dict,
-               subresource: str | None = None, dry_run: bool = False) -> dict:
+               subresource: str | None = None, dry_run: bool = False, manager: str | None = None) -> dict:
         """PUT: replace the object, or only its status with subresource="status".
 
         A stale metadata.resourceVersion is a 409 Conflict, as in Kubernetes; an
@@ -194,11 +196,12 @@ class Registry:
         expected = m.get("resourceVersion")
         if expected and expected != old["metadata"]["resourceVersion"]:
             raise errors.conflict(res.plural, name)
-        return self._replace(res, old, obj, subresource, dry_run)
+        return self._replace(res, old, obj, subresource, dry_run, manager=manager)
 
     def patch(self, res: Resource, namespace: str | None, name: str, patch: dict,
               subresource: str | None = None, dry_run: bool = False) -> dict:
-        """PATCH with RFC 7386 merge-patch semantics (what `knet apply` uses)."""
+        """An RFC 7386 merge patch given as a dict: the in-process callers'
+        (controllers) PATCH. Requests go through patch_body."""
         if not isinstance(patch, dict):
             raise errors.bad_request("a merge patch must be a JSON object")
         old = self.get(res, namespace, name)
@@ -209,7 +212,70 @@ class Registry:
             raise errors.conflict(res.plural, name)
         return self._replace(res, old, new, subresource, dry_run)
 
-    def _replace(self, res: Resource, old: dict, obj: dict, subresource: str | None, dry_run: bool = False) -> dict:
+    def patch_body(self, res: Resource, namespace: str | None, name: str, body: bytes, ptype: str,
+                   subresource: str | None = None, *, dry_run: bool = False, manager: str = "",
+                   force: bool = False, field_validation: str | None = None) -> tuple[int, dict, list[str]]:
+        """PATCH of any type (knet/api/patch.py): (HTTP code, object, warnings).
+        A server-side apply to an absent object creates it (201)."""
+        from knet.api import patch as patching
+
+        if ptype == patching.APPLY_PATCH:
+            return self._apply(res, namespace, name, body, subresource, dry_run=dry_run, manager=manager,
+                               force=force, field_validation=field_validation)
+        old = self.get(res, namespace, name)
+        new, warnings = patching.patched(res, old, body, ptype, field_validation, name)
+        self._check_kind(res, new)
+        expected = new["metadata"].get("resourceVersion")
+        if expected and expected != old["metadata"]["resourceVersion"]:
+            raise errors.conflict(res.plural, name)
+        return 200, self._replace(res, old, new, subresource, dry_run, manager=manager), warnings
+
+    def _apply(self, res: Resource, namespace: str | None, name: str, body: bytes, subresource: str | None, *,
+               dry_run: bool, manager: str, force: bool, field_validation: str | None) -> tuple[int, dict, list[str]]:
+        from knet.api import decode, fieldmanager
+        from knet.api import patch as patching
+
+        directive = decode.validation_directive("PATCH", field_validation)
+        config, warnings = patching.check_apply_config(res, patching.parse_apply(body), directive)
+        self._check_kind(res, config)
+        m = config["metadata"]
+        if m.get("name", name) != name:
+            raise errors.bad_request(f"the name of the object ({m.get('name')}) does not match the name on the URL ({name})")
+        if res.namespaced and m.get("namespace") and namespace and m["namespace"] != namespace:
+            raise errors.bad_request(f"the namespace of the provided object ({m['namespace']}) does not match "
+                                     f"the namespace sent on the request ({namespace})")
+        old = self.find(res, namespace, name)
+        if old is None and subresource:
+            raise errors.not_found(res.plural if not res.group else f"{res.plural}.{res.group}", name)
+        try:
+            new = fieldmanager.apply(old, config, manager, res.kind, force=force, kind_has_status=bool(res.status),
+                                     subresource=subresource, now=now_rfc3339())
+        except fieldmanager.ShapeError as e:
+            raise errors.bad_request(f"failed to create typed patch object ({res.group}/{res.version}, "
+                                     f"Kind={res.kind}): {e}") from None
+        if old is None:
+            new["metadata"]["name"] = name
+            return 201, self.create(res, namespace, new, dry_run=dry_run), warnings
+        expected = m.get("resourceVersion")
+        if expected and expected != old["metadata"]["resourceVersion"]:
+            raise errors.conflict(res.plural, name)
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        return 200, self._replace(res, old, new, subresource, dry_run), warnings
+
+    def _record(self, res: Resource, old: dict | None, obj: dict, manager: str | None,
+                subresource: str | None) -> None:
+        """The write's field manager in managedFields (knet/api/fieldmanager.py):
+        only for writes that name one (the API's clients); in-process
+        controllers write without, and leave the ownership as it was."""
+        if not manager:
+            return
+        from knet.api import fieldmanager
+
+        fieldmanager.record_update(old, obj, manager, res.kind, kind_has_status=bool(res.status),
+                                   subresource=subresource, now=now_rfc3339())
+
+    def _replace(self, res: Resource, old: dict, obj: dict, subresource: str | None, dry_run: bool = False,
+                 manager: str | None = None) -> dict:
         om, m = old["metadata"], obj["metadata"]
         # Fields the server owns: what the client sent is ignored, as Kubernetes does.
         for field in ("uid", "creationTimestamp", "namespace", "name", "generation",
@@ -236,6 +302,7 @@ class Registry:
             self._admit(obj, old)
             if obj.get("spec") != old.get("spec"):
                 obj["metadata"]["generation"] = om.get("generation", 1) + 1
+        self._record(res, old, obj, manager, subresource)
         obj["metadata"]["resourceVersion"] = om["resourceVersion"]
         if obj == old:
             return obj

@@ -557,7 +557,8 @@ class ApiServer:
             if m == "PUT":
                 return 200, reg.update(res, ns, name, req.object(name), sub, dry_run=dry)
             if m == "PATCH":
-                return 200, reg.patch(res, ns, name, req.object(name), sub, dry_run=dry)
+                from knet.api import patch  # JSON, merge, strategic patches and server-side apply
+                return patch.serve(reg, req, res, ns, name, sub)
             if m == "DELETE":
                 grace = req.query.get("gracePeriodSeconds")
                 if grace is None and req.body:
