@@ -112,7 +112,19 @@ def sync_one(view: View, d: dict) -> None:
             max(_revision(rs) for rs in olds) + 1)
         new_rs = view.update("ReplicaSet", bumped) or new_rs
     _cleanup_history(view, d, olds, pods_of)
+    d = _annotate_revision(view, d, new_rs)
     _write_status(view, d, new_rs, olds, pods_of, replicas)
+
+
+def _annotate_revision(view: View, d: dict, new_rs: dict) -> dict:
+    """The Deployment carries its current ReplicaSet's revision, as upstream's
+    SetDeploymentRevision does (`kubectl rollout history|undo` read them)."""
+    revision = (new_rs["metadata"].get("annotations") or {}).get(REVISION)
+    if not revision or (d["metadata"].get("annotations") or {}).get(REVISION) == revision:
+        return d
+    annotated = deep_copy(d)
+    annotated["metadata"].setdefault("annotations", {})[REVISION] = revision
+    return view.update("Deployment", annotated) or d
 
 
 def _rolling(view: View, d: dict, new_rs: dict, olds: list[dict], pods_of: dict, replicas: int) -> dict:

@@ -555,3 +555,41 @@ def test_a_list_item_without_its_key_is_a_shape_error():
     pod_spec(d)["containers"].append({"image": "nameless"})
     with pytest.raises(fieldmanager.ShapeError, match='omits key field "name"'):
         fieldmanager.flatten(d, "Deployment")
+
+
+# -- what `kubectl rollout undo` needs of the Deployment controller ------------------------------------
+
+
+def test_revisions_are_annotated_and_a_rollback_json_patch_restores_the_old_template(api):
+    """kubectl rollout undo finds the ReplicaSet of the previous revision and
+    sends a JSON patch of its template; the controller makes it current again
+    under the next revision, and the Deployment carries its revision."""
+    from knet.controlplane import reconcile
+
+    reg = api.registry
+    revision = "deployment.kubernetes.io/revision"
+    created(api)
+    reconcile(reg)
+    assert reg.get(DEPLOY, "default", "web")["metadata"]["annotations"][revision] == "1"
+    call(api, "PATCH", DEPLOY.path("default", "web"),
+         {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}}, SMP)
+    reconcile(reg)
+    assert reg.get(DEPLOY, "default", "web")["metadata"]["annotations"][revision] == "2"
+    sets = {rs["metadata"]["annotations"][revision]: rs for rs in reg.list(by_kind("ReplicaSet"), "default")[0]}
+    assert set(sets) == {"1", "2"}
+    template = copy.deepcopy(sets["1"]["spec"]["template"])
+    del template["metadata"]["labels"]["pod-template-hash"]
+    code, out, _ = call(api, "PATCH", DEPLOY.path("default", "web"), [
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "replace", "path": "/metadata/annotations", "value": {revision: "2"}}], JSONP,
+        {"fieldManager": "kubectl-rollout"})
+    assert code == 200, out
+    assert pod_spec(out)["containers"][0]["image"] == "nginx:1"
+    reconcile(reg)
+    sets = {rs["metadata"]["name"]: rs for rs in reg.list(by_kind("ReplicaSet"), "default")[0]}
+    assert sets[sets_name(sets, "nginx:1")]["metadata"]["annotations"][revision] == "3"
+    assert reg.get(DEPLOY, "default", "web")["metadata"]["annotations"][revision] == "3"
+
+
+def sets_name(sets: dict, image: str) -> str:
+    return next(n for n, rs in sets.items() if pod_spec(rs)["containers"][0]["image"] == image)
