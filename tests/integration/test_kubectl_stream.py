@@ -1,0 +1,353 @@
+"""kubectl logs, exec, attach and port-forward, and the Python client's log,
+exec and port-forward, against a live cluster: the API server proxies them
+to the kubelet server in the pod's node agent, as on a real cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import secrets
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from knet.harness.cluster import KUBECTL, Cluster, running
+
+pytestmark = [pytest.mark.root, pytest.mark.cluster]
+
+TRIGGER_DIR = "/tmp"  # containers run the host's filesystem: the test talks to them through files
+
+
+@pytest.fixture(scope="module")
+def c():
+    cluster = Cluster.up(workers=1, restartBackoffSeconds=0.2)
+    token = secrets.token_hex(4)
+    trigger = os.path.join(TRIGGER_DIR, f"knet-stream-{token}")
+    counter = os.path.join(TRIGGER_DIR, f"knet-stream-count-{token}")
+    cluster.trigger, cluster.counter = trigger, counter
+    try:
+        cluster.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: talker, labels: {{app: talker}}}}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "for i in 1 2 3 4 5; do echo line $i; done; echo to-stderr >&2; sleep 100000"]
+  - name: side
+    image: busybox
+    command: ["sh", "-c", "echo side car;
+      while true; do if [ -f {trigger} ]; then cat {trigger}; rm -f {trigger}; fi; sleep 0.05; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: crasher}}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter};
+      echo instance $n; if [ $n -lt 2 ]; then exit 1; fi; sleep 100000"]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: agnhost
+        ports: [{{containerPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+""")
+        cluster.wait_pod("default", "talker", running)
+        cluster.wait_for("the crasher's second instance", lambda: (p := cluster.get("Pod", "default", "crasher"))
+                         and running(p) and p["status"]["containerStatuses"][0]["restartCount"] == 1)
+        cluster.wait_for("the web pod", lambda: any(running(p) for p in cluster.list("Pod", "default")
+                                                    if p["metadata"]["name"].startswith("web-")))
+        yield cluster
+    finally:
+        for path in (trigger, counter):
+            if os.path.exists(path):
+                os.unlink(path)
+        cluster.down()
+
+
+def web_pod(c) -> str:
+    return next(p["metadata"]["name"] for p in c.list("Pod", "default") if p["metadata"]["name"].startswith("web-"))
+
+
+# -- logs -----------------------------------------------------------------------
+
+
+def test_logs_of_a_container_its_tail_and_its_options(c):
+    out = c.kubectl("logs", "talker", "-c", "main")
+    assert out.stdout == "".join(f"line {i}\n" for i in range(1, 6)) + "to-stderr\n"
+    assert c.kubectl("logs", "talker", "-c", "main", "--tail", "2").stdout == "line 5\nto-stderr\n"
+    assert c.kubectl("logs", "talker", "-c", "main", "--tail", "0").stdout == ""
+    assert c.kubectl("logs", "talker", "-c", "side").stdout.startswith("side car\n")
+    assert c.kubectl("logs", "talker", "-c", "main", "--limit-bytes", "9").stdout == "line 1\nli"
+    stamped = c.kubectl("logs", "talker", "-c", "main", "--timestamps", "--tail", "1").stdout
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z to-stderr\n", stamped), stamped
+
+
+def test_logs_of_a_pod_with_two_containers_defaults_as_kubectl_does(c):
+    # kubectl picks the first container and says so (its default-container logic), then asks for it by name.
+    out = c.kubectl("logs", "talker")
+    assert out.stdout.startswith("line 1\n")
+    assert 'Defaulted container "main"' in out.stderr
+
+
+def test_logs_errors_as_upstream(c):
+    out = c.kubectl("logs", "talker", "-c", "nope", check=False)
+    assert out.returncode == 1
+    assert "container nope is not valid for pod talker" in out.stderr
+    out = c.kubectl("logs", "nosuchpod", check=False)
+    assert out.returncode == 1 and 'pods "nosuchpod" not found' in out.stderr
+    out = c.kubectl("logs", "talker", "-c", "main", "--previous", check=False)
+    assert out.returncode == 1
+    assert 'previous terminated container "main" in pod "talker" not found' in out.stderr
+    # The API server validates the options before anything reaches the node.
+    raw = c.kubectl("get", "--raw", "/api/v1/namespaces/default/pods/talker/log?container=main&tailLines=-1",
+                    check=False)
+    assert raw.returncode == 1 and "tailLines: Invalid value: -1: must be greater than or equal to 0" in raw.stderr
+
+
+def test_logs_previous_shows_the_instance_before_the_restart(c):
+    assert c.kubectl("logs", "crasher").stdout == "instance 2\n"
+    assert c.kubectl("logs", "crasher", "--previous").stdout == "instance 1\n"
+
+
+def test_logs_follow_sees_a_new_line(c):
+    marker = f"marker-{secrets.token_hex(4)}"
+    env = {**os.environ, "KUBECONFIG": c.kubeconfig}
+    proc = subprocess.Popen([KUBECTL, "logs", "-f", "talker", "-c", "side", "--limit-bytes", "9"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.wait()
+    assert proc.stdout.read() == "side car\n"  # a followed log ends at limitBytes
+    proc = subprocess.Popen([KUBECTL, "logs", "-f", "talker", "-c", "side", "--tail", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline()  # the tail first: the follow is under way
+        with open(c.trigger + ".tmp", "w") as f:
+            f.write(marker + "\n")
+        os.rename(c.trigger + ".tmp", c.trigger)
+        assert proc.stdout.readline() == marker + "\n"
+        assert proc.poll() is None  # still following
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# -- exec -----------------------------------------------------------------------
+
+
+def test_exec_stdout_stderr_and_exit_code(c):
+    out = c.kubectl("exec", "talker", "-c", "main", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert out.returncode == 3
+    assert out.stdout == "out\n"
+    assert "err\n" in out.stderr and "command terminated with exit code 3" in out.stderr
+    ok = c.kubectl("exec", "talker", "-c", "main", "--", "true", check=False)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
+
+
+def test_exec_runs_inside_the_pod(c):
+    # The pod's hostname (its UTS namespace) and its interface (its network namespace).
+    pod = c.get("Pod", "default", "talker")
+    assert c.kubectl("exec", "talker", "-c", "main", "--", "hostname").stdout == "talker\n"
+    addrs = c.kubectl("exec", "talker", "-c", "main", "--", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+    assert f"inet {pod['status']['podIP']}/" in addrs
+
+
+def test_exec_with_stdin(c):
+    data = "".join(f"row {i}\n" for i in range(2000))  # larger than one message each way
+    out = c.kubectl("exec", "-i", "talker", "-c", "main", "--", "sh", "-c", "cat; echo done", input=data)
+    assert out.stdout == data + "done\n"
+
+
+def test_exec_errors_as_upstream(c):
+    out = c.kubectl("exec", "talker", "-c", "nope", "--", "true", check=False)
+    assert out.returncode == 1 and "container nope is not valid for pod talker" in out.stderr
+    out = c.kubectl("exec", "nosuchpod", "--", "true", check=False)
+    assert out.returncode == 1 and 'pods "nosuchpod" not found' in out.stderr
+    out = c.kubectl("exec", "talker", "-c", "main", "--", "no-such-command-here", check=False)
+    assert out.returncode != 0
+    assert 'exec: "no-such-command-here": executable file not found in $PATH' in out.stderr
+
+
+def test_attach_follows_the_containers_output(c):
+    marker = f"attached-{secrets.token_hex(4)}"
+    env = {**os.environ, "KUBECONFIG": c.kubeconfig}
+    proc = subprocess.Popen([KUBECTL, "attach", "talker", "-c", "side"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        seen = []
+        deadline = time.monotonic() + 20
+        # attach shows output from when it is under way: the marker is written again until it is seen.
+        while marker + "\n" not in seen and time.monotonic() < deadline:
+            with open(c.trigger + ".tmp", "w") as f:
+                f.write(marker + "\n")
+            os.rename(c.trigger + ".tmp", c.trigger)
+            try:
+                seen.append(lines.get(timeout=1))
+            except queue.Empty:
+                pass
+        assert marker + "\n" in seen
+        assert proc.poll() is None  # attached until the container ends
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# -- port-forward ---------------------------------------------------------------
+
+
+def forwarded_get(c, target: str, remote: int, pod_port: int, path: str = "/") -> str:
+    """Run `kubectl port-forward TARGET :REMOTE`, make one HTTP request through
+    it, and return the answer's body."""
+    env = {**os.environ, "KUBECONFIG": c.kubeconfig}
+    proc = subprocess.Popen([KUBECTL, "port-forward", target, f":{remote}", "--address", "127.0.0.1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)", line)
+        assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
+        assert int(m[2]) == pod_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{m[1]}{path}", timeout=10) as r:
+            return r.read().decode()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_port_forward_to_a_pod(c):
+    pod = web_pod(c)
+    assert forwarded_get(c, f"pod/{pod}", 8080, 8080) == f"default/{pod}\n"
+
+
+def test_port_forward_to_a_service_and_a_deployment(c):
+    # kubectl resolves both to a pod, and the Service's port to the pod's targetPort.
+    pod = web_pod(c)
+    assert forwarded_get(c, "svc/web", 80, 8080) == f"default/{pod}\n"
+    assert forwarded_get(c, "deploy/web", 8080, 8080) == f"default/{pod}\n"
+
+
+def test_port_forward_to_a_closed_port_says_why(c):
+    env = {**os.environ, "KUBECONFIG": c.kubeconfig}
+    proc = subprocess.Popen([KUBECTL, "port-forward", f"pod/{web_pod(c)}", ":9"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        m = re.match(r"Forwarding from 127\.0\.0\.1:(\d+)", proc.stdout.readline())
+        assert m
+        with socket.create_connection(("127.0.0.1", int(m[1])), timeout=10) as s:
+            s.settimeout(10)
+            try:
+                got = s.recv(100)
+            except ConnectionResetError:
+                got = b""
+            assert got == b""  # the forwarded connection ends: nothing listens there
+        proc.wait(timeout=20)  # kubectl 1.37 gives up on an error from the pod's side
+        err = proc.stderr.read()
+        assert "error forwarding port 9 to pod" in err and "connection refused" in err
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# -- the Python client ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def core(c):
+    from kubernetes import client, config
+
+    return client.CoreV1Api(config.new_client_from_config(config_file=c.kubeconfig))
+
+
+def test_python_client_reads_a_log(core):
+    assert core.read_namespaced_pod_log("talker", "default", container="main", tail_lines=2) == "line 5\nto-stderr\n"
+
+
+def test_python_client_exec_stream_and_exit_code(core):
+    from kubernetes.stream import stream
+
+    out = stream(core.connect_get_namespaced_pod_exec, "talker", "default", container="main",
+                 command=["sh", "-c", "echo hi; echo oops >&2"], stderr=True, stdin=False, stdout=True, tty=False,
+                 _preload_content=False)
+    out.run_forever(timeout=20)
+    assert (out.read_stdout(), out.read_stderr(), out.returncode) == ("hi\n", "oops\n", 0)
+    ws = stream(core.connect_get_namespaced_pod_exec, "talker", "default", container="main",
+                command=["sh", "-c", "read x; echo got $x; exit 7"], stderr=True, stdin=True, stdout=True,
+                tty=False, _preload_content=False)
+    ws.write_stdin("value\n")
+    ws.run_forever(timeout=20)
+    assert ws.read_stdout() == "got value\n"
+    assert ws.returncode == 7
+
+
+def test_python_client_exec_with_a_terminal(core):
+    from kubernetes.stream import stream
+
+    ws = stream(core.connect_get_namespaced_pod_exec, "talker", "default", container="main",
+                command=["sh", "-c", "tty; read x; stty size"], stderr=False, stdin=True, stdout=True, tty=True,
+                _preload_content=False)
+    ws.write_channel(4, json.dumps({"Width": 123, "Height": 45}))  # resize, then the line `read` waits for
+    ws.write_stdin("go\n")
+    ws.run_forever(timeout=20)
+    lines = ws.read_stdout().split("\r\n")  # the terminal's line endings; its echo of "go" comes when it will
+    assert sorted(re.sub(r"\d+$", "N", line) if line.startswith("/dev/pts/") else line for line in lines) == [
+        "", "/dev/pts/N", "45 123", "go"], lines
+    assert ws.returncode == 0
+
+
+def test_python_client_port_forward(c, core):
+    from kubernetes.stream import portforward
+
+    pod = web_pod(c)
+    pf = portforward(core.connect_get_namespaced_pod_portforward, pod, "default", ports="8080")
+    s = pf.socket(8080)
+    s.settimeout(10)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    got = b""
+    while chunk := s.recv(4096):
+        got += chunk
+    s.close()
+    assert got.endswith(f"default/{pod}\n".encode()), got
+
+
+# -- the kubelet port -----------------------------------------------------------
+
+
+PROBE = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], 10250), timeout=5)
+auth = f"Authorization: Bearer {sys.argv[2]}\\r\\n" if len(sys.argv) > 2 else ""
+s.sendall(f"GET /containerLogs/default/talker/main HTTP/1.1\\r\\nHost: x\\r\\n{auth}\\r\\n".encode())
+print(s.recv(200).split(b"\\r\\n")[0].decode())
+"""
+
+
+def test_a_pod_cannot_use_the_kubelet_port_without_credentials(c):
+    node_ip = c.get("Pod", "default", "talker")["status"]["hostIP"]
+    for extra in ([], ["not-the-token"]):
+        out = c.kubectl("exec", "talker", "-c", "main", "--", "python3", "-c", PROBE, node_ip, *extra)
+        assert out.stdout == "HTTP/1.1 401 \n"

@@ -1,0 +1,210 @@
+"""The pure parts of logs, exec and port-forward: the WebSocket channel
+protocol, SPDY/3.1 framing, pods/log options, and how the API server turns
+a request into the kubelet's."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import pytest
+
+from knet.api import nodeproxy, podlogs
+from knet.api.errors import ApiError
+from knet.node import spdy, wschannel
+
+# -- channels -------------------------------------------------------------------
+
+
+def test_negotiation_takes_the_clients_first_supported_protocol():
+    offered = wschannel.offered("v5.channel.k8s.io, v4.channel.k8s.io,channel.k8s.io")
+    assert offered == ["v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"]
+    assert wschannel.negotiate(offered, wschannel.EXEC_PROTOCOLS) == wschannel.V5
+    # The Python client offers v5 first for port-forward too: the kubelet serves it v4.
+    assert wschannel.negotiate(offered, wschannel.PORTFORWARD_PROTOCOLS) == wschannel.V4
+    assert wschannel.negotiate(["base64.channel.k8s.io"], wschannel.EXEC_PROTOCOLS) is None
+
+
+def test_frames_carry_their_channel_first():
+    assert wschannel.frame(wschannel.STDOUT, b"hi") == b"\x01hi"
+    assert wschannel.parse(b"\x00input", wschannel.V5) == (0, b"input")
+    assert wschannel.parse(wschannel.close_frame(wschannel.STDIN), wschannel.V5) == (255, b"\x00")
+    assert wschannel.parse(b"", wschannel.V5) is None
+    assert wschannel.port_prefix(8080) == bytes([0x90, 0x1F])  # little-endian, as the Python client reads it
+
+
+def test_resize_messages():
+    assert wschannel.parse_resize(b'{"Width":120,"Height":40}') == (120, 40)
+    for bad in (b"", b"{}", b'{"Width":"x","Height":1}', b'{"Width":-1,"Height":1}', b"[1,2]"):
+        assert wschannel.parse_resize(bad) is None
+
+
+def test_exit_status_as_kubectl_reads_it():
+    ok = wschannel.exit_status(0, ["true"])
+    assert ok == {"metadata": {}, "status": "Success"}
+    failed = wschannel.exit_status(3, ["sh", "-c", "exit 3"])
+    assert failed["status"] == "Failure" and failed["reason"] == "NonZeroExitCode"
+    assert failed["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+    assert "exit code 3" in failed["message"] and "[sh -c 'exit 3']" in failed["message"]
+    # v4 and v5 carry the Status as JSON; the older protocols only a failure's message.
+    assert json.loads(wschannel.error_message(failed, wschannel.V4)) == failed
+    assert wschannel.error_message(ok, wschannel.V5) == b'{"metadata":{},"status":"Success"}'
+    assert wschannel.error_message(ok, wschannel.V1) == b""
+    assert wschannel.error_message(failed, wschannel.V1) == failed["message"].encode()
+
+
+# -- SPDY -----------------------------------------------------------------------
+
+
+def test_spdy_frames_survive_any_split():
+    client = spdy.HeaderCodec()
+    wire = (spdy.syn_stream(client, 1, {"streamType": "error", "port": "80", "requestID": "0"})
+            + spdy.syn_stream(client, 3, {"streamType": "data", "port": "80", "requestID": "0"})
+            + spdy.data(3, b"GET / HTTP/1.0\r\n\r\n") + spdy.data(3, b"", fin=True) + spdy.ping(7)
+            + spdy.rst_stream(3, spdy.CANCEL) + spdy.goaway(3))
+    for step in (1, 3, 7, len(wire)):
+        reader = spdy.Reader(spdy.HeaderCodec())  # the receiving end's own decompression context
+        frames = []
+        for i in range(0, len(wire), step):
+            frames += reader.feed(wire[i:i + step])
+        assert [(f.type, f.stream_id) for f in frames] == [
+            (spdy.SYN_STREAM, 1), (spdy.SYN_STREAM, 3), (0, 3), (0, 3), (spdy.PING, 0), (spdy.RST_STREAM, 3),
+            (spdy.GOAWAY, 3)]
+        # Header names lowercased, as spdystream reads them.
+        assert frames[1].headers == {"streamtype": "data", "port": "80", "requestid": "0"}
+        assert frames[2].data == b"GET / HTTP/1.0\r\n\r\n" and not frames[2].fin
+        assert frames[3].fin and frames[3].data == b""
+        assert frames[4].value == 7 and frames[5].value == spdy.CANCEL
+
+
+def test_spdy_header_blocks_use_one_context_per_direction_and_the_dictionary():
+    out, inn = spdy.HeaderCodec(), spdy.HeaderCodec()
+    first = out.encode({"streamType": "data"})
+    second = out.encode({"streamType": "data"})
+    assert len(second) < len(first)  # the second block refers back into the shared window
+    assert inn.decode(first) == {"streamtype": "data"}
+    assert inn.decode(second) == {"streamtype": "data"}
+    # The first block names the SPDY/3 dictionary (FDICT with its Adler-32), as Go's zlib expects.
+    assert first[1] & 0x20 and int.from_bytes(first[2:6], "big") == zlib.adler32(spdy.DICTIONARY)
+    # A server's SYN_REPLY parses back with the client's view of the same stream.
+    reply = spdy.syn_reply(spdy.HeaderCodec(), 5)
+    (frame,) = spdy.Reader(spdy.HeaderCodec()).feed(reply)
+    assert (frame.type, frame.stream_id, frame.headers) == (spdy.SYN_REPLY, 5, {})
+
+
+def test_spdy_refuses_what_is_not_spdy3():
+    with pytest.raises(spdy.SpdyError, match="version 2"):
+        spdy.Reader(spdy.HeaderCodec()).feed(b"\x80\x02\x00\x01\x00\x00\x00\x00")
+    with pytest.raises(spdy.SpdyError, match="decompress"):
+        spdy.Reader(spdy.HeaderCodec()).feed(b"\x80\x03\x00\x01\x00\x00\x00\x0e" + b"\x00" * 10 + b"junk")
+
+
+# -- log options ----------------------------------------------------------------
+
+
+def test_log_options_parse_and_go_to_the_kubelet():
+    opts = podlogs.parse_options({"container": "c", "follow": "true", "tailLines": "10", "timestamps": "1",
+                                  "limitBytes": "500", "sinceSeconds": "60"})
+    assert (opts.container, opts.follow, opts.tail_lines, opts.timestamps, opts.limit_bytes, opts.since_seconds) == (
+        "c", True, 10, True, 500, 60)
+    assert opts.to_query() == {"follow": "true", "timestamps": "true", "tailLines": "10", "limitBytes": "500",
+                               "sinceSeconds": "60"}
+    assert podlogs.parse_options({}).to_query() == {}
+    since = podlogs.parse_options({"sinceTime": "2026-01-02T03:04:05Z"})
+    assert since.since() == 1767323045.0
+    assert since.to_query() == {"sinceTime": "2026-01-02T03:04:05.000000000Z"}
+
+
+@pytest.mark.parametrize("query, words", [
+    ({"tailLines": "-1"}, 'PodLogOptions "p" is invalid: tailLines: Invalid value: -1: '
+                          "must be greater than or equal to 0"),
+    ({"limitBytes": "0"}, "limitBytes: Invalid value: 0: must be greater than 0"),
+    ({"sinceSeconds": "0"}, "sinceSeconds: Invalid value: 0: must be greater than 0"),
+    ({"sinceSeconds": "5", "sinceTime": "2026-01-02T03:04:05Z"}, "at most one of `sinceTime` or `sinceSeconds`"),
+])
+def test_log_options_refused_as_upstream(query, words):
+    with pytest.raises(ApiError) as e:
+        podlogs.parse_options(query, "p")
+    assert e.value.code == 422 and words in e.value.message
+
+
+@pytest.mark.parametrize("query, field", [({"tailLines": "x"}, "tailLines"), ({"follow": "maybe"}, "follow"),
+                                          ({"sinceTime": "yesterday"}, "sinceTime")])
+def test_log_options_that_do_not_parse_are_a_400(query, field):
+    with pytest.raises(ApiError) as e:
+        podlogs.parse_options(query)
+    assert e.value.code == 400 and e.value.message.startswith(field)
+
+
+def test_tail_counts_lines_as_kubelet_does():
+    data = b"a\nb\nc\n"
+    assert data[podlogs.tail_start(data, 2):] == b"b\nc\n"
+    assert data[podlogs.tail_start(data, 0):] == b""
+    assert data[podlogs.tail_start(data, 10):] == data
+    assert b"a\nb\npartial"[podlogs.tail_start(b"a\nb\npartial", 1):] == b"partial"
+    assert podlogs.tail_start(b"", 3) == 0
+
+
+def test_timestamps_prefix_each_line_once_across_chunks():
+    at = 1767323045.5
+    first, partial = podlogs.stamp_lines(b"one\ntw", at, False)
+    second, partial = podlogs.stamp_lines(b"o\nthree\n", at, partial)
+    stamp = b"2026-01-02T03:04:05.500000000Z "
+    assert first + second == stamp + b"one\n" + stamp + b"two\n" + stamp + b"three\n"
+    assert not partial
+
+
+# -- the API server's side ------------------------------------------------------
+
+
+def pod(containers=("a",), node="worker-1", phase="Running"):
+    return {"metadata": {"name": "p", "namespace": "ns"}, "spec": {
+        "nodeName": node, "containers": [{"name": n} for n in containers]}, "status": {"phase": phase}}
+
+
+def test_the_container_is_picked_as_the_api_server_does():
+    assert nodeproxy.pick_container(pod(), None) == "a"
+    with pytest.raises(ApiError, match=r"a container name must be specified for pod p, choose one of: \[a b\]"):
+        nodeproxy.pick_container(pod(("a", "b")), None)
+    with pytest.raises(ApiError, match="container c is not valid for pod p"):
+        nodeproxy.pick_container(pod(("a", "b")), "c")
+
+
+def test_kubelet_paths():
+    assert nodeproxy.kubelet_path(pod(), "log", "GET", {"tailLines": "3"}, "tailLines=3") == \
+        "/containerLogs/ns/p/a?tailLines=3"
+    assert nodeproxy.kubelet_path(pod(node=""), "log", "GET", {}, "") is None  # no node yet: an empty log
+    # exec's repeated command= survive, in order; the container moves into the path.
+    raw = "command=sh&command=-c&command=echo+%22a+b%22&container=a&stdout=true"
+    assert nodeproxy.kubelet_path(pod(), "exec", "POST", {"container": "a"}, raw) == \
+        "/exec/ns/p/a?command=sh&command=-c&command=echo+%22a+b%22&stdout=true"
+    assert nodeproxy.kubelet_path(pod(), "portforward", "GET", {}, "ports=80") == "/portForward/ns/p?ports=80"
+    with pytest.raises(ApiError, match="cannot exec into a container in a completed pod; current phase is Succeeded"):
+        nodeproxy.kubelet_path(pod(phase="Succeeded"), "exec", "GET", {}, "command=true")
+    with pytest.raises(ApiError, match="pod p does not have a host assigned"):
+        nodeproxy.kubelet_path(pod(node=""), "exec", "GET", {}, "command=true")
+    with pytest.raises(ApiError) as e:
+        nodeproxy.kubelet_path(pod(), "log", "DELETE", {}, "")
+    assert e.value.code == 405
+
+
+def test_the_kubelet_is_found_at_the_nodes_address_and_port():
+    node = {"metadata": {"name": "n"}, "status": {"addresses": [{"type": "Hostname", "address": "n"},
+                                                                {"type": "InternalIP", "address": "192.168.56.11"}]}}
+    assert nodeproxy.kubelet_address(node) == ("192.168.56.11", 10250)
+    node["status"]["daemonEndpoints"] = {"kubeletEndpoint": {"Port": 11250}}
+    assert nodeproxy.kubelet_address(node) == ("192.168.56.11", 11250)
+    with pytest.raises(ApiError, match="no InternalIP"):
+        nodeproxy.kubelet_address({"metadata": {"name": "n"}, "status": {}})
+
+
+def test_the_forwarded_request_carries_our_credential_not_the_clients():
+    head = nodeproxy.request_head("GET", "/exec/ns/p/a?command=ls", "10.0.0.1", 10250, "tok", {
+        "authorization": "Bearer client", "connection": "Upgrade", "upgrade": "websocket",
+        "sec-websocket-key": "k", "sec-websocket-version": "13", "sec-websocket-protocol": "v5.channel.k8s.io"})
+    text = head.decode()
+    assert text.startswith("GET /exec/ns/p/a?command=ls HTTP/1.1\r\n") and text.endswith("\r\n\r\n")
+    assert "Authorization: Bearer tok\r\n" in text and "client" not in text
+    assert "upgrade: websocket\r\n" in text and "sec-websocket-protocol: v5.channel.k8s.io\r\n" in text
+    plain = nodeproxy.request_head("GET", "/containerLogs/ns/p/a?", "10.0.0.1", 10250, "tok", {}).decode()
+    assert "Connection: close\r\n" in plain
