@@ -42,6 +42,7 @@ NAMED_STRINGS = frozenset({
     "NamespacePhase", "NamespaceConditionType", "NodePhase", "NodeConditionType", "NodeAddressType",
     "UniqueVolumeName", "LoadBalancerIPMode", "ManagedFieldsOperationType", "UID", "Signal",
     "AdminNetworkPolicyRuleAction", "BaselineAdminNetworkPolicyRuleAction", "CIDR", "DomainName",
+    "DeletionPropagation",
 })
 
 # Named non-struct types: Go's name in errors, and what they decode as.
@@ -82,6 +83,18 @@ STRUCTS: dict[str, dict[str, str]] = {
     "LabelSelectorRequirement": {"key": S, "operator": "LabelSelectorOperator", "values": "[]string"},
     "Condition": {"type": S, "status": "ConditionStatus", "observedGeneration": I64,
                   "lastTransitionTime": "Time", "reason": S, "message": S},
+    # What lists, errors, deletes and patches carry (OpenAPI's paths name them).
+    "ListMeta": {"selfLink": S, "resourceVersion": S, "continue": S, "remainingItemCount": I64},
+    "Status": {"kind": S, "apiVersion": S, "metadata": "ListMeta", "status": S, "message": S, "reason": S,
+               "details": "StatusDetails", "code": I32},
+    "StatusDetails": {"name": S, "group": S, "kind": S, "uid": "UID", "causes": "[]StatusCause",
+                      "retryAfterSeconds": I32},
+    "StatusCause": {"reason": S, "message": S, "field": S},
+    "DeleteOptions": {"kind": S, "apiVersion": S, "gracePeriodSeconds": I64, "preconditions": "Preconditions",
+                      "orphanDependents": B, "propagationPolicy": "DeletionPropagation", "dryRun": "[]string",
+                      "ignoreStoreReadErrorWithClusterBreakingPotential": B},
+    "Preconditions": {"uid": "UID", "resourceVersion": S},
+    "Patch": {},
 
     # -- core/v1: Pod -------------------------------------------------------------------
     "Pod": {**_OBJECT, "spec": "PodSpec", "status": "PodStatus"},
@@ -437,3 +450,17 @@ def go_name(t: str) -> str:
     if t in ("Time", "MicroTime"):
         return "v1." + t
     return t
+
+
+# =============================================================================
+# What OpenAPI publishes beyond the types (knet/api/openapi.py reads these)
+# =============================================================================
+
+# The Go package of the structs that do not live in the package of the kinds
+# that use them (OpenAPI names a definition by its package: io.k8s.api.core.v1.PodTemplateSpec).
+# Any other struct lives in its kinds' group's package, or core/v1 if kinds of
+# several groups share it.
+META_V1 = frozenset({"ObjectMeta", "OwnerReference", "ManagedFieldsEntry", "LabelSelector",
+                     "LabelSelectorRequirement", "Condition", "ListMeta", "Status", "StatusDetails",
+                     "StatusCause", "DeleteOptions", "Preconditions", "Patch"})
+CORE_V1 = frozenset({"PodTemplateSpec", "ObjectReference"})

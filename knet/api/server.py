@@ -471,6 +471,13 @@ class ApiServer:
                 from knet.api import nodeproxy
                 if nodeproxy.handles(route := parse_path(req.path)):
                     return await nodeproxy.serve(self, conn, stream, req, route)
+            if req.path.startswith("/openapi/"):  # OpenAPI v2/v3 documents, encoded once (knet/api/openapi.py)
+                from knet.api import openapi
+                code, headers, data = openapi.serve(req.method, req.path, req.query, req.headers)
+                await stream.send_all(conn.send(h11.Response(status_code=code, headers=headers)))
+                if data:
+                    await stream.send_all(conn.send(h11.Data(data=data)))
+                return await stream.send_all(conn.send(h11.EndOfMessage()))
             if req.method == "GET" and req.query.get("watch") in ("true", "1"):
                 route = parse_path(req.path)
                 if route is None or route.name:
