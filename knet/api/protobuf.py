@@ -35,6 +35,10 @@ class Unsupported(ValueError):
     """A body this decoder cannot turn into exactly its JSON object."""
 
 
+class Malformed(ValueError):
+    """Bytes that are not a protobuf message at all (truncated, bad UTF-8): a 400."""
+
+
 # Protobuf field numbers of each Go struct, as the `protobuf:` tags of k8s.io/api and apimachinery's meta/v1 give them.
 FIELDS_TEXT: dict[str, str] = {
     "ObjectMeta": "name=1 generateName=2 namespace=3 selfLink=4 uid=5 resourceVersion=6 generation=7 creationTimestamp=8 deletionTimestamp=9* deletionGracePeriodSeconds=10* labels=11 annotations=12 ownerReferences=13 finalizers=14 managedFields=17",
@@ -194,6 +198,22 @@ FIELDS_TEXT: dict[str, str] = {
     "EphemeralContainerCommon": "name=1 image=2 command=3 args=4 workingDir=5 ports=6 envFrom=19 env=7 resources=8 resizePolicy=23 restartPolicy=24* restartPolicyRules=25 volumeMounts=9 volumeDevices=21 livenessProbe=10* readinessProbe=11* startupProbe=22* lifecycle=12* terminationMessagePath=13 terminationMessagePolicy=20 imagePullPolicy=14 securityContext=15* stdin=16 stdinOnce=17 tty=18",
     "ProbeHandler": "exec=1* httpGet=2* tcpSocket=3* grpc=4*",
     "Eviction": "metadata=1 deleteOptions=2*",
+    # authorization.k8s.io and authentication.k8s.io reviews (`kubectl auth can-i`, `auth whoami`)
+    "SelfSubjectAccessReview": "metadata=1 spec=2 status=3",
+    "SelfSubjectAccessReviewSpec": "resourceAttributes=1* nonResourceAttributes=2*",
+    "ResourceAttributes": "namespace=1 verb=2 group=3 version=4 resource=5 subresource=6 name=7 fieldSelector=8* "
+                          "labelSelector=9*",
+    "NonResourceAttributes": "path=1 verb=2",
+    "SubjectAccessReviewStatus": "allowed=1 denied=4 reason=2 evaluationError=3",
+    "SelfSubjectRulesReview": "metadata=1 spec=2 status=3",
+    "SelfSubjectRulesReviewSpec": "namespace=1",
+    "SubjectRulesReviewStatus": "resourceRules=1 nonResourceRules=2 incomplete=3 evaluationError=4",
+    "FieldSelectorAttributes": "rawSelector=1 requirements=2",
+    "LabelSelectorAttributes": "rawSelector=1 requirements=2",
+    "FieldSelectorRequirement": "key=1 operator=2 values=3",
+    "SelfSubjectReview": "metadata=1 status=2",
+    "SelfSubjectReviewStatus": "userInfo=1",
+    "UserInfo": "username=1 uid=2 groups=3 extra=4",
     "VolumeSource": "hostPath=1* emptyDir=2* gcePersistentDisk=3* awsElasticBlockStore=4* gitRepo=5* secret=6* nfs=7* iscsi=8* glusterfs=9* persistentVolumeClaim=10* rbd=11* flexVolume=12* cinder=13* cephfs=14* flocker=15* downwardAPI=16* fc=17* azureFile=18* configMap=19* vsphereVolume=20* quobyte=21* azureDisk=22* photonPersistentDisk=23* projected=26* portworxVolume=24* scaleIO=25* storageos=27* csi=28* ephemeral=29* image=30*",
 }
 
@@ -211,6 +231,37 @@ def _parse(text: str) -> dict[int, tuple[str, bool, bool]]:
 
 FIELDS = {name: _parse(text) for name, text in FIELDS_TEXT.items()}
 
+# Kinds a typed client sends that knet.api.schema does not list (their handlers read the JSON
+# themselves): their Go types, in the schema's notation.
+EXTRA_STRUCTS: dict[str, dict[str, str]] = {
+    "Eviction": {"kind": "string", "apiVersion": "string", "metadata": "ObjectMeta", "deleteOptions": "DeleteOptions"},
+    "SelfSubjectAccessReview": {"metadata": "ObjectMeta", "spec": "SelfSubjectAccessReviewSpec",
+                                "status": "SubjectAccessReviewStatus"},
+    "SelfSubjectAccessReviewSpec": {"resourceAttributes": "ResourceAttributes",
+                                    "nonResourceAttributes": "NonResourceAttributes"},
+    "ResourceAttributes": {"namespace": "string", "verb": "string", "group": "string", "version": "string",
+                           "resource": "string", "subresource": "string", "name": "string",
+                           "fieldSelector": "FieldSelectorAttributes", "labelSelector": "LabelSelectorAttributes"},
+    "NonResourceAttributes": {"path": "string", "verb": "string"},
+    "SubjectAccessReviewStatus": {"allowed": "bool", "denied": "bool", "reason": "string",
+                                  "evaluationError": "string"},
+    "SelfSubjectRulesReview": {"metadata": "ObjectMeta", "spec": "SelfSubjectRulesReviewSpec",
+                               "status": "SubjectRulesReviewStatus"},
+    "SelfSubjectRulesReviewSpec": {"namespace": "string"},
+    "SubjectRulesReviewStatus": {"resourceRules": "any", "nonResourceRules": "any", "incomplete": "bool",
+                                 "evaluationError": "string"},
+    "FieldSelectorAttributes": {"rawSelector": "string", "requirements": "[]FieldSelectorRequirement"},
+    "LabelSelectorAttributes": {"rawSelector": "string", "requirements": "[]LabelSelectorRequirement"},
+    "FieldSelectorRequirement": {"key": "string", "operator": "string", "values": "[]string"},
+    "SelfSubjectReview": {"metadata": "ObjectMeta", "status": "SelfSubjectReviewStatus"},
+    "SelfSubjectReviewStatus": {"userInfo": "UserInfo"},
+    "UserInfo": {"username": "string", "uid": "string", "groups": "[]string", "extra": "any"},
+}
+
+
+def _struct(name: str) -> dict[str, str] | None:
+    return schema.STRUCTS.get(name) or EXTRA_STRUCTS.get(name)
+
 
 # -- the wire -------------------------------------------------------------------------------
 
@@ -219,7 +270,7 @@ def _varint(data: bytes, i: int) -> tuple[int, int]:
     shift = value = 0
     while True:
         if i >= len(data):
-            raise Unsupported("truncated varint")
+            raise Malformed("truncated varint")
         b = data[i]
         i += 1
         value |= (b & 0x7F) << shift
@@ -227,7 +278,7 @@ def _varint(data: bytes, i: int) -> tuple[int, int]:
             return value, i
         shift += 7
         if shift > 63:
-            raise Unsupported("varint too long")
+            raise Malformed("varint too long")
 
 
 def fields(data: bytes):
@@ -242,7 +293,7 @@ def fields(data: bytes):
         elif wt == 2:
             n, i = _varint(data, i)
             if i + n > len(data):
-                raise Unsupported("truncated field")
+                raise Malformed("truncated field")
             value, i = data[i:i + n], i + n
         elif wt == 1:
             value, i = struct.unpack_from("<Q", data, i)[0], i + 8
@@ -336,7 +387,7 @@ def _packed(t: str, data: bytes) -> list:
 
 def _value(t: str, wt: int, v):
     t = _resolve(t)
-    if t in schema.STRUCTS:
+    if _struct(t) is not None:
         if wt != 2:
             raise Unsupported(f"a {t} that is not a message")
         return message(t, v)
@@ -350,7 +401,7 @@ def _empty(value) -> bool:
 def message(struct_name: str, data: bytes, types: dict[str, str] | None = None) -> dict:
     """The JSON object of one message of the Go struct `struct_name`."""
     numbers = FIELDS.get(struct_name)
-    types = types or schema.STRUCTS.get(struct_name)
+    types = types or _struct(struct_name)
     if numbers is None or types is None:
         raise Unsupported(f"no protobuf mapping for {struct_name}")
     out: dict = {}
@@ -391,7 +442,14 @@ def message(struct_name: str, data: bytes, types: dict[str, str] | None = None) 
 
 def decode(body: bytes) -> dict:
     """The JSON object a protobuf request body stands for; Unsupported when
-    it is not one this module maps exactly."""
+    it is not one this module maps exactly, Malformed when it is not protobuf."""
+    try:
+        return _decode(body)
+    except (UnicodeDecodeError, struct.error, IndexError) as e:
+        raise Malformed(str(e)) from None
+
+
+def _decode(body: bytes) -> dict:
     if not body.startswith(MAGIC):
         raise Unsupported("the body does not start with the protobuf magic number")
     api_version = kind = ""
@@ -407,7 +465,7 @@ def decode(body: bytes) -> dict:
             raw = v
         elif num == 3 and v:
             raise Unsupported("a content encoding")
-    if not kind or kind not in schema.STRUCTS:
+    if not kind or _struct(kind) is None:
         raise Unsupported(f"kind {kind!r}")
     obj = message(kind, raw)
     return {"apiVersion": api_version, "kind": kind, **obj}

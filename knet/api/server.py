@@ -232,9 +232,10 @@ VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0", "gitCommit": "k
            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25.0", "compiler": "gc",
            "platform": "linux/amd64"}
 
-# Request bodies knet cannot decode. client-go sends CBOR when its ClientsPreferCBOR gate is on
-# and falls back to JSON for good after one 415 (rest.requestClientContentConfigProvider);
-# protobuf is what its typed clients may send. Anything else goes to the JSON decoder and its 400s.
+# Request bodies knet does not read as they are. client-go sends CBOR when its ClientsPreferCBOR gate
+# is on and falls back to JSON for good after one 415 (rest.requestClientContentConfigProvider).
+# Its typed clients send protobuf with no fallback: those bodies are decoded (knet.api.protobuf) when
+# they map exactly onto JSON, else 415. Anything else goes to the JSON decoder and its 400s.
 BINARY_MEDIA_TYPES = frozenset({"application/cbor", "application/apply-patch+cbor", "application/cbor-seq",
                                 "application/vnd.kubernetes.protobuf"})
 PATCH_MEDIA_TYPES = ("application/json-patch+json", "application/merge-patch+json",
@@ -249,9 +250,22 @@ def media_type(value: str) -> str:
 
 def unsupported_media_type(req: Request) -> ApiError | None:
     """The 415 a body in a format knet does not decode gets, worded as the API
-    server's negotiation error, so clients fall back to JSON."""
+    server's negotiation error, so clients fall back to JSON. A protobuf
+    create or update is read as the JSON it stands for, when it maps exactly."""
     if not req.body or media_type(req.headers.get("content-type", "")) not in BINARY_MEDIA_TYPES:
         return None
+    if media_type(req.headers["content-type"]) == "application/vnd.kubernetes.protobuf" and req.method in ("POST", "PUT"):
+        from knet.api import protobuf
+
+        try:
+            req.body = json.dumps(protobuf.decode(req.body), separators=(",", ":")).encode()
+        except protobuf.Unsupported as e:
+            log.info("refused a protobuf body for %s %s: %s", req.method, req.path, e)
+        except protobuf.Malformed as e:
+            return errors.bad_request(f"the request body is not a protobuf object: {e}")
+        else:
+            req.headers["content-type"] = "application/json"
+            return None
     accepted = PATCH_MEDIA_TYPES if req.method == "PATCH" else ("application/json", "application/yaml")
     return ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
                     f"accepted media types include: {', '.join(accepted)}")
