@@ -155,8 +155,9 @@ def _escape(text: str) -> str:
 class _Writer:
     """kubectl's PrefixWriter over a tabwriter(minwidth 0, padding 2)."""
 
-    def __init__(self) -> None:
+    def __init__(self, show_events: bool = True) -> None:
         self._chunks: list[list[str]] = [[]]
+        self.show_events = show_events
 
     def write(self, level: int, text: str) -> None:
         self._chunks[-1].append(_escape("  " * level + text))
@@ -350,6 +351,8 @@ def _tolerations_multiline(w: _Writer, title: str, tolerations: object) -> None:
 
 
 def _describe_events(w: _Writer, events: list[Obj] | None, now: float) -> None:
+    if not w.show_events:  # --show-events=false: kubectl passes no event list and prints no section
+        return
     items = [e for e in events or [] if isinstance(e, dict)]
     if not items:
         w.write(0, "Events:\t<none>\n")
@@ -357,11 +360,10 @@ def _describe_events(w: _Writer, events: list[Obj] | None, now: float) -> None:
     w.flush()
 
     def when(ev: Obj) -> float:
-        for key in ("lastTimestamp", "eventTime", "firstTimestamp"):
-            stamp = parse_timestamp(ev.get(key))
-            if stamp is not None:
-                return stamp
-        return float("-inf")
+        # SortableEvents: by lastTimestamp alone (unset sorts first); ties keep the listed order, as
+        # Go's sort.Sort does for the few events of one object (insertion sort below 13 items).
+        stamp = parse_timestamp(ev.get("lastTimestamp"))
+        return float("-inf") if stamp is None else stamp
 
     w.write(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n")
     w.write(1, "----\t------\t----\t----\t-------\n")
@@ -379,11 +381,10 @@ def _describe_events(w: _Writer, events: list[Obj] | None, now: float) -> None:
         else:
             interval = first
         source = dig(ev, "source", "component") or ev.get("reportingController") or ""
-        w.write(
-            1,
-            f"{ev.get('type', '')}\t{ev.get('reason', '')}\t{interval}\t{source}\t"
-            f"{(ev.get('message') or '').strip()}\n",
-        )
+        message = (ev.get("message") or "").strip()
+        if dig(ev, "involvedObject", "fieldPath"):
+            message = f"{ev['involvedObject']['fieldPath']}: {message}"
+        w.write(1, f"{ev.get('type', '')}\t{ev.get('reason', '')}\t{interval}\t{source}\t{message}\n")
 
 
 def _describe_conditions(w: _Writer, conditions: object) -> None:
@@ -480,8 +481,11 @@ def _describe_containers(
         if status is not None:
             w.write(2, f"Image ID:\t{status.get('imageID', '')}\n")
         ports = c.get("ports") or []
-        port_text = ", ".join(f"{to_int(p.get('containerPort'))}/{p.get('protocol') or 'TCP'}" for p in ports)
-        host_text = ", ".join(f"{to_int(p.get('hostPort'))}/{p.get('protocol') or 'TCP'}" for p in ports)
+        named = [f" ({p['name']})" if p.get("name") else "" for p in ports]  # describeContainerPorts
+        port_text = ", ".join(f"{to_int(p.get('containerPort'))}/{p.get('protocol') or 'TCP'}{n}"
+                              for p, n in zip(ports, named, strict=True))
+        host_text = ", ".join(f"{to_int(p.get('hostPort'))}/{p.get('protocol') or 'TCP'}{n}"
+                              for p, n in zip(ports, named, strict=True))
         if "," in port_text:
             w.write(2, f"Ports:\t{port_text}\n")
         else:
@@ -1543,6 +1547,7 @@ def describe(
     endpoint_slices: Iterable[dict] | None = None,
     replica_sets: Iterable[dict] | None = None,
     isolation: dict | None = None,
+    show_events: bool = True,
 ) -> str:
     """The `knet describe` text for one object, ending in a newline.
 
@@ -1559,7 +1564,7 @@ def describe(
     for a Pod, `isolation` is knet.policy.isolation.isolation()'s answer
     (a Network Policies section saying what isolates and selects it).
     """
-    w = _Writer()
+    w = _Writer(show_events)
     describer = _DESCRIBERS.get(obj.get("kind") or "", _describe_generic)
     describer(
         w,

@@ -37,7 +37,39 @@ def _dump(obj: dict, fmt: str) -> str:
         text = json.dumps(_go_numbers(obj), indent=4, sort_keys=True, ensure_ascii=False)
         return "".join(_HTML.get(c, c) for c in text) if any(c in text for c in _HTML) else text
     import yaml
-    return yaml.safe_dump(obj, default_flow_style=False, sort_keys=True)
+
+    return yaml.dump(obj, Dumper=_go_yaml_dumper(yaml), default_flow_style=False, sort_keys=True,
+                     allow_unicode=True)
+
+
+def _go_yaml_dumper(yaml):  # noqa: ANN001, ANN202 (yaml is imported by the caller, only for YAML output)
+    """PyYAML's SafeDumper choosing a string's style as go-yaml (sigs.k8s.io/yaml)
+    does: one that would read back as another type ("5", "true", a timestamp)
+    double-quoted, one with line breaks as a literal block, the rest plain or,
+    where plain is not allowed, single-quoted."""
+    class GoDumper(yaml.SafeDumper):
+        def choose_scalar_style(self):  # noqa: ANN202
+            style = super().choose_scalar_style()
+            event = self.event
+            if isinstance(event, yaml.ScalarEvent) and event.tag == "tag:yaml.org,2002:str" and event.style is None:
+                if not event.implicit[0]:
+                    return '"'
+                if "\n" in event.value and self.analysis.allow_block:
+                    return "|"
+            return style
+    return GoDumper
+
+
+def _without_managed_fields(data: object) -> object:
+    """kubectl's OmitManagedFieldsPrinter: -o json/yaml leave metadata.managedFields
+    out (of an object, or of each item of a List) unless --show-managed-fields."""
+    def strip(obj: object) -> object:
+        if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict) and "managedFields" in obj["metadata"]:
+            obj = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
+        return obj
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        return {**data, "items": [strip(o) for o in data["items"]]}
+    return strip(data)
 
 
 _POLICY_KINDS = ("NetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy")
@@ -107,6 +139,7 @@ class _Output:
         fmt = args.output or ""
         self.events = bool(getattr(args, "output_watch_events", False))
         self.no_headers = args.no_headers
+        self.managed_fields = args.show_managed_fields
         self.widths: list[int] = []
         self.header_done = False
         self.printed = 0
@@ -166,13 +199,13 @@ class _Output:
             raise CliError(
                 f"error executing jsonpath {json.dumps(template)}: Error executing template: {e}. Printing more "
                 f"information for debugging the template:\n\ttemplate was:\n\t\t{template}\n\tobject given to "
-                f"jsonpath engine was:\n\t\t{go_sharp_v(data)}\n\n\n") from None
+                f"jsonpath engine was:\n\t\t{go_sharp_v(data)}\n\n") from None
 
     def whole(self, data: dict, objects: list[dict]) -> str:
         """One get's answer: `data` is the object or the List kubectl prints
         (json, yaml, jsonpath); `objects` are its items (the other formats)."""
         if self.kind in ("json", "yaml"):
-            text = _dump(data, self.kind)
+            text = _dump(data if self.managed_fields else _without_managed_fields(data), self.kind)
             return text if self.kind == "yaml" else text + "\n"
         if self.kind == "jsonpath":
             return self._jsonpath(data)
@@ -200,9 +233,13 @@ class _Output:
             return printers.tabwrite(cells, self.widths)
         out = []
         for kind, obj in events:
+            if self.kind in ("json", "yaml") and not self.managed_fields and not self.events:
+                obj = _without_managed_fields(obj)  # (kubectl's printer leaves a WatchEvent's object whole)
             data = {"type": kind, "object": obj} if self.events else obj
             if self.kind == "json":
-                out.append((_compact(data) if self.events else _dump(data, "json")) + "\n")
+                # metav1.WatchEvent is a struct: "type" comes before "object"
+                out.append((f'{{"type":{_compact(kind)},"object":{_compact(obj)}}}' if self.events
+                            else _dump(data, "json")) + "\n")
             elif self.kind == "yaml":
                 out.append(("---\n" if self.printed else "") + _dump(data, "yaml"))
             elif self.kind == "name":
@@ -378,7 +415,47 @@ def _watch(args: argparse.Namespace, client: Client, res: Resource, ns: str | No
             if time.monotonic() - began < 1:
                 time.sleep(0.5)  # a server closing every watch at once is not polled in a tight loop
     except KeyboardInterrupt:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while leaving is not an error either
         return 0
+
+
+def _related(client: Client, res: Resource, objs: list[dict]) -> list[dict]:
+    """What kubectl's describer of each kind reads besides the object, as
+    printers.describe() arguments: a Service's EndpointSlices (its Endpoints
+    lines), a Deployment's ReplicaSets (Old/NewReplicaSet), the pods of a
+    ReplicaSet, DaemonSet or StatefulSet (Pods Status), the pods a policy
+    selects, a pod's isolation. One list per kind and namespace, not per object."""
+    from knet.api.resources import by_kind
+
+    cache: dict[tuple[str, str | None], list[dict]] = {}
+
+    def listed(kind: str, ns: str | None) -> list[dict]:
+        if (kind, ns) not in cache:
+            cache[(kind, ns)] = client.list(by_kind(kind), ns)["items"]
+        return cache[(kind, ns)]
+
+    isolation_by_pod = _isolation_by_pod(client, objs) if res.kind == "Pod" and objs else {}
+    out = []
+    for obj in objs:
+        meta = obj["metadata"]
+        ns = meta.get("namespace") or "default"
+        extra: dict = {}
+        if res.kind == "Pod":
+            extra["isolation"] = isolation_by_pod.get((ns, meta["name"]))
+        elif res.kind in _POLICY_KINDS:
+            extra["pods"] = _selected_pods(client, obj)
+        elif res.kind == "Service":
+            extra["endpoint_slices"] = [
+                s for s in listed("EndpointSlice", ns)
+                if (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == meta["name"]]
+        elif res.kind == "Deployment":
+            extra["replica_sets"] = listed("ReplicaSet", ns)
+        elif res.kind in ("ReplicaSet", "DaemonSet", "StatefulSet"):
+            extra["pods"] = listed("Pod", ns)
+        out.append(extra)
+    return out
 
 
 def cmd_describe(args: argparse.Namespace, connect: Connect) -> int:
@@ -389,21 +466,17 @@ def cmd_describe(args: argparse.Namespace, connect: Connect) -> int:
     res = lookup(args.kind)
     if res is None:
         raise CliError(f'the server doesn\'t have a resource type "{args.kind}"')
-    ns = (args.namespace or "default") if res.namespaced else None
+    ns = None if not res.namespaced or (args.all_namespaces and not args.name) else (args.namespace or "default")
     objs = [client.get(res, ns, n) for n in args.name] if args.name else client.list(res, ns, args.selector)["items"]
-    events = client.list(by_kind("Event"), None)["items"]
-    isolation_by_pod = _isolation_by_pod(client, objs) if res.kind == "Pod" and objs else {}
-    for i, obj in enumerate(objs):
+    if not objs:
+        where = "" if ns is None else f" in {ns} namespace"
+        print(f"No resources found{where}.", file=sys.stderr)
+        return 0
+    events = client.list(by_kind("Event"), None)["items"] if args.show_events else []
+    for i, (obj, extra) in enumerate(zip(objs, _related(client, res, objs), strict=True)):
         uid = obj["metadata"].get("uid")
-        mine = [e for e in events if e.get("involvedObject", {}).get("uid") == uid]
-        mine.sort(key=lambda e: (e.get("lastTimestamp") or "", int(e["metadata"].get("resourceVersion") or 0)))
-        extra: dict = {}
-        if res.kind == "Pod":
-            extra["isolation"] = isolation_by_pod.get((obj["metadata"].get("namespace") or "default",
-                                                       obj["metadata"]["name"]))
-        elif res.kind in _POLICY_KINDS:
-            extra["pods"] = _selected_pods(client, obj)
+        mine = [e for e in events if e.get("involvedObject", {}).get("uid") == uid]  # listed order kept
         if i:
             print("\n")
-        print(printers.describe(obj, mine, **extra), end="")
+        print(printers.describe(obj, mine, show_events=args.show_events, **extra), end="")
     return 0

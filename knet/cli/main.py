@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with -w: print the event type too (existing objects as ADDED)")
     s.add_argument("--allow-missing-template-keys", type=_go_bool, nargs="?", const=True, default=True,
                    metavar="BOOL", help="a missing key prints nothing in jsonpath (default true)")
+    s.add_argument("--show-managed-fields", action="store_true", help="keep metadata.managedFields in json/yaml")
     s.set_defaults(run=("get", "cmd_get"))
 
     s = sub.add_parser("describe", parents=[common, nsopt], help="show one object in detail, with its events")

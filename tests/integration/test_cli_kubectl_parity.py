@@ -1,0 +1,140 @@
+"""knet's own CLI against the real kubectl v1.37 on one live cluster: the same
+command line through both must print the same bytes (jsonpath, custom-columns,
+json, yaml, describe svc/deploy, get -w with its rows of changes and deletions)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from knet.harness.cluster import KUBECTL, Cluster
+
+pytestmark = [pytest.mark.root, pytest.mark.cluster]
+
+APP = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: busybox
+        command: ["sh", "-c", "sleep 100000"]
+        ports: [{containerPort: 8080, name: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, annotations: {note: "a<b & c", long: "a long line that go-yaml folds for it is longer than eighty columns, yes: it is"}}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http, name: http}]
+"""
+
+
+@pytest.fixture(scope="module")
+def c():
+    cluster = Cluster.up(workers=2)
+    try:
+        cluster.apply(APP)
+        cluster.wait_for("4 ready endpoints of web", lambda: sum(
+            1 for s in cluster.list("EndpointSlice", "default", label_selector="kubernetes.io/service-name=web")
+            for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready")) == 4, timeout=60)
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def knet_argv(c: Cluster, *args: str) -> list[str]:
+    return [sys.executable, "-m", "knet.cli", "--cluster", c.name, *args]
+
+
+def both(c: Cluster, *args: str) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
+    k = c.kubectl(*args, check=False)
+    n = c.knet(*args, check=False)
+    return (k.returncode, k.stdout, k.stderr), (n.returncode, n.stdout, n.stderr)
+
+
+@pytest.mark.parametrize("args", [
+    ("get", "pods", "-o", "jsonpath={.items[*].metadata.name}"),
+    ("get", "pods", "-o", 'jsonpath={range .items[*]}{.metadata.name}{"\\t"}{.status.podIP}{"\\n"}{end}'),
+    ("get", "pods", "-o", 'jsonpath={.items[0].status.conditions[?(@.type=="Ready")].status}'),
+    ("get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort} {.spec.clusterIP}"),
+    ("get", "svc", "-o", "jsonpath={.kind} {.apiVersion} {.metadata}"),
+    ("get", "svc", "web", "-o", "jsonpath={.metadata.annotations}"),
+    ("get", "svc", "web", "-o", "jsonpath={.nope}", "--allow-missing-template-keys=false"),
+    ("get", "svc", "web", "-o", "jsonpath={.items[}"),
+    ("get", "pods", "-o", "jsonpath-as-json={.items[*].metadata.name}"),
+    ("get", "pods", "-o", "custom-columns=NAME:.metadata.name,IP:.status.podIP,NODE:.spec.nodeName,X:.nope"),
+    ("get", "pods", "-o", "custom-columns=NAME:metadata.name,PORTS:.spec.containers[*].ports[*].containerPort,"
+                          "LABELS:.metadata.labels"),
+    ("get", "pods", "-o", "custom-columns=NAME:.metadata.name", "--no-headers"),
+    ("get", "deploy", "-n", "nothing-here", "-o", "custom-columns=NAME:.metadata.name"),
+    ("get", "pods", "-o", "custom-columns=NAME"),
+    ("get", "svc", "web", "-o", "json"),
+    ("get", "svc,deploy", "-o", "json"),
+    ("get", "svc", "-o", "yaml"),
+    ("get", "deploy", "web", "-o", "yaml"),
+    ("get", "pods", "-o", "yaml"),
+    ("get", "endpointslices", "-o", "json"),
+])
+def test_get_output_is_kubectls(c, args):
+    kubectl, knet = both(c, *args)
+    assert knet == kubectl
+
+
+@pytest.mark.parametrize("what", [("svc", "web"), ("deploy", "web")])
+def test_describe_is_kubectls(c, what):
+    # An event's age ticks by the second: knet's run is taken between two of kubectl's.
+    before = c.kubectl("describe", *what).stdout
+    mine = c.knet("describe", *what).stdout
+    after = c.kubectl("describe", *what).stdout
+    assert mine in (before, after), f"kubectl:\n{after}\nknet:\n{mine}"
+    if what[0] == "svc":
+        assert "Endpoints:" in mine and " + 1 more..." in mine  # four endpoints: three shown
+    else:
+        assert "NewReplicaSet:   web-" in mine and "(4/4 replicas created)" in mine
+
+
+def _start(argv: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_watch_prints_what_kubectl_prints(c):
+    env = {**os.environ, "KUBECONFIG": c.kubeconfig}
+    watches = {
+        "table": ("get", "pods", "-w"),
+        "events": ("get", "deploy", "--watch-only", "--output-watch-events"),
+        "columns": ("get", "svc", "-w", "-o", "custom-columns=NAME:.metadata.name,TOUCHED:.metadata.labels.touched"),
+        "json": ("get", "svc", "web", "-w", "-o", "json", "--output-watch-events"),
+    }
+    procs = {}
+    try:
+        for key, args in watches.items():
+            procs[key] = (_start([KUBECTL, *args], env), _start(knet_argv(c, *args)))
+        time.sleep(2)  # both listed and watching
+        c.kubectl("label", "svc", "web", "touched=yes")
+        c.kubectl("scale", "deploy", "web", "--replicas=3")
+        c.wait_for("3 web pods", lambda: len(c.list("Pod", "default", label_selector="app=web")) == 3, timeout=60)
+        time.sleep(2)
+    finally:
+        for pair in procs.values():
+            for p in pair:
+                p.send_signal(signal.SIGINT)
+        outputs = {key: tuple(p.communicate(timeout=30) + (p.returncode,) for p in pair)
+                   for key, pair in procs.items()}
+    for key, ((k_out, _k_err, _k_rc), (n_out, n_err, n_rc)) in outputs.items():
+        assert (n_rc, n_err) == (0, ""), key  # Ctrl-C ends the watch quietly
+        assert n_out == k_out, f"{key}: kubectl:\n{k_out}\nknet:\n{n_out}"
+    assert "Terminating" in outputs["table"][1][0]  # the deleted pod's rows, as kubectl prints them
+    assert outputs["events"][1][0].startswith("EVENT ")
