@@ -4,13 +4,18 @@ to the kubelet server in the pod's node agent, as on a real cluster."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import queue
 import re
 import secrets
+import select
 import socket
+import struct
 import subprocess
+import termios
 import threading
 import time
 import urllib.request
@@ -182,6 +187,48 @@ def test_exec_with_stdin(c):
     assert out.stdout == data + "done\n"
 
 
+def test_exec_with_a_terminal(c):
+    """kubectl exec -it from a terminal: the command gets a terminal of its
+    own, sized as kubectl's (the resize channel), and its exit code."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 99, 0, 0))
+    env = {**os.environ, "KUBECONFIG": c.kubeconfig}
+    script = 'while read x; do [ "$x" = q ] && exit 5; tty; stty size; done'
+    proc = subprocess.Popen([KUBECTL, "exec", "-it", "talker", "-c", "main", "--", "sh", "-c", script],
+                            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + 20
+        while b"33 99" not in out and time.monotonic() < deadline:  # until kubectl's size has reached it
+            os.write(master, b"size\r")
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                out += os.read(master, 4096)
+        os.write(master, b"q\r")
+        assert proc.wait(timeout=20) == 5
+        # (The terminal's echo of what is typed may come between the command's lines.)
+        assert b"33 99\r\n" in out and re.search(rb"/dev/pts/\d+\r\n", out), out
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+
+
+def test_exec_copies_files_out_and_in(c, tmp_path):
+    # kubectl cp is tar through exec: binary stdout one way, stdin the other.
+    src = tmp_path / "in.bin"
+    src.write_bytes(bytes(range(256)) * 300)
+    remote = f"/tmp/knet-cp-{secrets.token_hex(4)}.bin"
+    try:
+        c.kubectl("cp", str(src), f"default/talker:{remote}", "-c", "main")
+        c.kubectl("cp", f"default/talker:{remote}", str(tmp_path / "out.bin"), "-c", "main")
+        assert (tmp_path / "out.bin").read_bytes() == src.read_bytes()
+    finally:
+        if os.path.exists(remote):
+            os.unlink(remote)
+
+
 def test_exec_errors_as_upstream(c):
     out = c.kubectl("exec", "talker", "-c", "nope", "--", "true", check=False)
     assert out.returncode == 1 and "container nope is not valid for pod talker" in out.stderr
@@ -249,6 +296,16 @@ def test_port_forward_to_a_service_and_a_deployment(c):
     pod = web_pod(c)
     assert forwarded_get(c, "svc/web", 80, 8080) == f"default/{pod}\n"
     assert forwarded_get(c, "deploy/web", 8080, 8080) == f"default/{pod}\n"
+
+
+def test_port_forward_over_spdy_itself(c):
+    # kubectl's fallback for API servers without the WebSocket tunnel: the connection upgraded to SPDY/3.1.
+    pod = web_pod(c)
+    os.environ["KUBECTL_PORT_FORWARD_WEBSOCKETS"] = "false"
+    try:
+        assert forwarded_get(c, f"pod/{pod}", 8080, 8080) == f"default/{pod}\n"
+    finally:
+        del os.environ["KUBECTL_PORT_FORWARD_WEBSOCKETS"]
 
 
 def test_port_forward_to_a_closed_port_says_why(c):
