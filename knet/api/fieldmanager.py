@@ -343,7 +343,7 @@ def apply(live: dict | None, config: dict, manager: str, kind: str, *, force: bo
             continue
         for p in sorted(e.paths & changed):
             conflicts.append((e, p))
-    if conflicts and not force:
+    if conflicts and not force and not _allowed_by_last_applied(live, conflicts, manager, kind):
         raise conflict_error(conflicts)
     for e in entries:
         if e is not mine:
@@ -365,7 +365,36 @@ def apply(live: dict | None, config: dict, manager: str, kind: str, *, force: bo
         e.paths &= final
     merged.setdefault("metadata", {})
     _set_entries(merged, entries)
+    if manager == "kubectl" and _last_applied(live) is not None:
+        # Keep client-side apply's record in step, as upstream's lastAppliedUpdater.
+        record = copy.deepcopy(config)
+        annotations = (record.get("metadata") or {}).get("annotations") or {}
+        annotations.pop(LAST_APPLIED, None)
+        merged["metadata"].setdefault("annotations", {})[LAST_APPLIED] = json.dumps(
+            record, separators=(",", ":"), sort_keys=True)
     return merged
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _last_applied(live: dict | None) -> str | None:
+    text = (((live or {}).get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    return text or None
+
+
+def _allowed_by_last_applied(live: dict | None, conflicts: list, manager: str, kind: str) -> bool:
+    """`kubectl apply --server-side` over what `kubectl apply` made: a conflict
+    on a field the client-side apply record lists is no conflict (upstream's
+    lastAppliedManager, which eases moving from client- to server-side apply)."""
+    text = _last_applied(live)
+    if manager != "kubectl" or text is None:
+        return False
+    try:
+        listed = set(flatten(json.loads(text), kind))
+    except (ValueError, ShapeError, AttributeError):
+        return False
+    return all(p in listed for _, p in conflicts)
 
 
 def _without_managed(obj: dict) -> dict:

@@ -20,6 +20,7 @@ upstream's wording and codes: a malformed patch 400, one that cannot apply
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -178,18 +179,16 @@ def apply_json_patch(doc: dict, ops: Any) -> Any:
             raise _unprocessable(f"Unexpected kind: {op.get('op')}", f"[{i}].op")
         if not isinstance(op.get("path"), str):
             raise _unprocessable(f"operation {i} has no path: {json.dumps(op)}", f"[{i}].path")
-    try:
-        return jsonpatch.JsonPatch(ops).apply(doc, in_place=False)
-    except jsonpatch.JsonPatchTestFailed as e:
-        raise _unprocessable(f"testing value {_op_path(e)} failed: {e}", _op_path(e)) from None
-    except (jsonpatch.JsonPatchConflict, jsonpatch.InvalidJsonPatch, jsonpointer.JsonPointerException,
-            KeyError, IndexError, TypeError) as e:
-        raise _unprocessable(str(e) or type(e).__name__) from None
-
-
-def _op_path(e: Exception) -> str:
-    text = str(e)
-    return text.split(" ")[0] if text.startswith("/") else ""
+    out = copy.deepcopy(doc)
+    for op in ops:  # one at a time, so that an error names the operation's path
+        try:
+            out = jsonpatch.JsonPatch([op]).apply(out, in_place=True)
+        except jsonpatch.JsonPatchTestFailed as e:
+            raise _unprocessable(str(e), op["path"]) from None
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, KeyError, IndexError,
+                TypeError) as e:
+            raise _unprocessable(str(e) or type(e).__name__, op["path"]) from None
+    return out
 
 
 # -- server-side apply ---------------------------------------------------------------------

@@ -347,6 +347,7 @@ def test_json_patch_that_does_not_apply_is_422_as_upstream(api, ops):
     assert out["reason"] == "Invalid"
     assert out["message"] == "the server rejected our request due to an error in our request"
     assert out["details"]["causes"][0]["message"]
+    assert out["details"]["causes"][0]["field"] == (ops[0]["path"] if ops[0]["op"] != "jump" else "[0].op")
     assert api.registry.get(DEPLOY, "default", "web")["metadata"]["resourceVersion"] == before["metadata"][
         "resourceVersion"]
 
@@ -593,3 +594,19 @@ def test_revisions_are_annotated_and_a_rollback_json_patch_restores_the_old_temp
 
 def sets_name(sets: dict, image: str) -> str:
     return next(n for n, rs in sets.items() if pod_spec(rs)["containers"][0]["image"] == image)
+
+
+def test_kubectl_server_side_apply_over_client_side_apply_takes_the_recorded_fields(api):
+    """Fields the last-applied-configuration annotation lists are no conflict for
+    the "kubectl" manager, and the annotation follows the applied configuration."""
+    import yaml
+    last = yaml.safe_load(APPLIED)
+    obj = deployment()
+    obj["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(last)}
+    created(api, obj)
+    code, out, _ = applied(api, APPLIED.replace("replicas: 2", "replicas: 3"), manager="other")
+    assert code == 409
+    code, out, _ = applied(api, APPLIED.replace("replicas: 2", "replicas: 3"))
+    assert code == 200, out
+    recorded = json.loads(out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+    assert recorded["spec"]["replicas"] == 3
