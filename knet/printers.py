@@ -350,6 +350,182 @@ def _tolerations_multiline(w: _Writer, title: str, tolerations: object) -> None:
         w.write(0, text + "\n")
 
 
+def _go_sort(items: list, less: Callable[[Any, Any], bool]) -> None:
+    """Go's sort.Sort (pdqsort, Go 1.19 and later), in place: not stable, so
+    the order it leaves equal items in is its own, and kubectl's describe shows
+    events of the same second in exactly that order. Below 13 items it is an
+    insertion sort (stable)."""
+    def lt(i: int, j: int) -> bool:
+        return less(items[i], items[j])
+
+    def swap(i: int, j: int) -> None:
+        items[i], items[j] = items[j], items[i]
+
+    def insertion(a: int, b: int) -> None:
+        for i in range(a + 1, b):
+            j = i
+            while j > a and lt(j, j - 1):
+                swap(j, j - 1)
+                j -= 1
+
+    def sift_down(lo: int, hi: int, first: int) -> None:
+        root = lo
+        while True:
+            child = 2 * root + 1
+            if child >= hi:
+                return
+            if child + 1 < hi and lt(first + child, first + child + 1):
+                child += 1
+            if not lt(first + root, first + child):
+                return
+            swap(first + root, first + child)
+            root = child
+
+    def heap(a: int, b: int) -> None:
+        first, hi = a, b - a
+        for i in range((hi - 1) // 2, -1, -1):
+            sift_down(i, hi, first)
+        for i in range(hi - 1, -1, -1):
+            swap(first, first + i)
+            sift_down(0, i, first)
+
+    def break_patterns(a: int, b: int) -> None:
+        length = b - a
+        if length >= 8:
+            r = length
+            modulus = 1 << length.bit_length()
+            for idx in range(a + (length // 4) * 2 - 1, a + (length // 4) * 2 + 2):
+                r ^= (r << 13) & 0xFFFFFFFFFFFFFFFF
+                r ^= r >> 7
+                r ^= (r << 17) & 0xFFFFFFFFFFFFFFFF
+                other = r & (modulus - 1)
+                if other >= length:
+                    other -= length
+                swap(idx, a + other)
+
+    def choose_pivot(a: int, b: int) -> tuple[int, int]:
+        swaps = [0]
+
+        def order2(x: int, y: int) -> tuple[int, int]:
+            if lt(y, x):
+                swaps[0] += 1
+                return y, x
+            return x, y
+
+        def median(x: int, y: int, z: int) -> int:
+            x, y = order2(x, y)
+            y, z = order2(y, z)
+            x, y = order2(x, y)
+            return y
+
+        n = b - a
+        i, j, k = a + n // 4 * 1, a + n // 4 * 2, a + n // 4 * 3
+        if n >= 8:
+            if n >= 50:
+                i, j, k = median(i - 1, i, i + 1), median(j - 1, j, j + 1), median(k - 1, k, k + 1)
+            j = median(i, j, k)
+        return j, (1 if swaps[0] == 0 else 2 if swaps[0] == 12 else 0)  # increasing, decreasing, unknown
+
+    def partial_insertion(a: int, b: int) -> bool:
+        i = a + 1
+        for _ in range(5):
+            while i < b and not lt(i, i - 1):
+                i += 1
+            if i == b:
+                return True
+            if b - a < 50:
+                return False
+            swap(i, i - 1)
+            if i - a >= 2:
+                for j in range(i - 1, 0, -1):
+                    if not lt(j, j - 1):
+                        break
+                    swap(j, j - 1)
+            if b - i >= 2:
+                for j in range(i + 1, b):
+                    if not lt(j, j - 1):
+                        break
+                    swap(j, j - 1)
+        return False
+
+    def partition_equal(a: int, b: int, pivot: int) -> int:
+        swap(a, pivot)
+        i, j = a + 1, b - 1
+        while True:
+            while i <= j and not lt(a, i):
+                i += 1
+            while i <= j and lt(a, j):
+                j -= 1
+            if i > j:
+                return i
+            swap(i, j)
+            i, j = i + 1, j - 1
+
+    def partition(a: int, b: int, pivot: int) -> tuple[int, bool]:
+        swap(a, pivot)
+        i, j = a + 1, b - 1
+        while i <= j and lt(i, a):
+            i += 1
+        while i <= j and not lt(j, a):
+            j -= 1
+        if i > j:
+            swap(j, a)
+            return j, True
+        swap(i, j)
+        i, j = i + 1, j - 1
+        while True:
+            while i <= j and lt(i, a):
+                i += 1
+            while i <= j and not lt(j, a):
+                j -= 1
+            if i > j:
+                break
+            swap(i, j)
+            i, j = i + 1, j - 1
+        swap(j, a)
+        return j, False
+
+    def pdq(a: int, b: int, limit: int) -> None:
+        balanced = partitioned = True
+        while True:
+            length = b - a
+            if length <= 12:
+                insertion(a, b)
+                return
+            if limit == 0:
+                heap(a, b)
+                return
+            if not balanced:
+                break_patterns(a, b)
+                limit -= 1
+            pivot, hint = choose_pivot(a, b)
+            if hint == 2:
+                i, j = a, b - 1
+                while i < j:
+                    swap(i, j)
+                    i, j = i + 1, j - 1
+                pivot = (b - 1) - (pivot - a)
+                hint = 1
+            if balanced and partitioned and hint == 1 and partial_insertion(a, b):
+                return
+            if a > 0 and not lt(a - 1, pivot):
+                a = partition_equal(a, b, pivot)
+                continue
+            mid, partitioned = partition(a, b, pivot)
+            left, right = mid - a, b - mid
+            if left < right:
+                balanced = left >= length // 8
+                pdq(a, mid, limit)
+                a = mid + 1
+            else:
+                balanced = right >= length // 8
+                pdq(mid + 1, b, limit)
+                b = mid
+
+    if len(items) > 1:
+        pdq(0, len(items), len(items).bit_length())
+
+
 def _describe_events(w: _Writer, events: list[Obj] | None, now: float) -> None:
     if not w.show_events:  # --show-events=false: kubectl passes no event list and prints no section
         return
@@ -360,14 +536,15 @@ def _describe_events(w: _Writer, events: list[Obj] | None, now: float) -> None:
     w.flush()
 
     def when(ev: Obj) -> float:
-        # SortableEvents: by lastTimestamp alone (unset sorts first); ties keep the listed order, as
-        # Go's sort.Sort does for the few events of one object (insertion sort below 13 items).
         stamp = parse_timestamp(ev.get("lastTimestamp"))
         return float("-inf") if stamp is None else stamp
 
     w.write(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n")
     w.write(1, "----\t------\t----\t----\t-------\n")
-    for ev in sorted(items, key=when):
+    # SortableEvents (by lastTimestamp alone, unset first) through Go's sort.Sort, which is not stable:
+    # events of the same second come in the order kubectl shows them, given the server's listed order.
+    _go_sort(items, lambda x, y: when(x) < when(y))
+    for ev in items:
         if parse_timestamp(ev.get("eventTime")) is not None:
             first = since(ev.get("eventTime"), now)
         else:

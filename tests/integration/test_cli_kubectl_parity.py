@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from knet.api.resources import by_kind
 from knet.harness.cluster import KUBECTL, Cluster
 
 pytestmark = [pytest.mark.root, pytest.mark.cluster]
@@ -104,6 +105,30 @@ def test_describe_is_kubectls(c, what):
         assert "Endpoints:" in mine and " + 1 more..." in mine  # four endpoints: three shown
     else:
         assert "NewReplicaSet:   web-" in mine and "(4/4 replicas created)" in mine
+
+
+def test_describe_orders_events_of_one_second_as_kubectl(c):
+    """kubectl sorts events with Go's sort.Sort, which is not stable: 20 events
+    of the same second come out in an order of its own, which knet reproduces."""
+    svc = c.get("Service", "default", "web")
+    for i in range(20):
+        stamp = f"2026-01-02T03:04:0{i % 3}Z"  # three seconds, taking turns in the listed (name) order
+        c.client.create(by_kind("Event"), "default", {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"web.parity{i:02d}", "namespace": "default"},
+            "involvedObject": {"kind": "Service", "namespace": "default", "name": "web", "uid": svc["metadata"]["uid"],
+                               "apiVersion": "v1"},
+            "reason": f"Reason{i:02d}", "message": f"message {i}", "type": "Normal", "count": 1,
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": "parity-test"}})
+    before = c.kubectl("describe", "svc", "web").stdout
+    mine = c.knet("describe", "svc", "web").stdout
+    after = c.kubectl("describe", "svc", "web").stdout
+    assert mine in (before, after), f"kubectl:\n{after}\nknet:\n{mine}"
+    shown = [line.split()[1] for line in mine.splitlines() if "parity-test" in line]
+    listed = sorted((e for e in c.list("Event", "default") if e["source"].get("component") == "parity-test"),
+                    key=lambda e: e["metadata"]["name"])  # the server lists by name
+    stable = [e["reason"] for e in sorted(listed, key=lambda e: e["lastTimestamp"])]
+    assert sorted(shown) == sorted(stable) and shown != stable  # Go's sort.Sort is not a stable sort
 
 
 def _start(argv: list[str], env: dict | None = None) -> subprocess.Popen:
