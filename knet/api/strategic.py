@@ -233,8 +233,37 @@ def _set_element_order(original: dict, patch: dict, t: str | None) -> None:
         else:
             in_order, server_only = _partition_scalars(merged, order)
         is_map = _element_kind(original_list or [], patch_list or []) == "map"
-        original[name] = _normalize_order(in_order, server_only, order, original_list or [], merge_key, is_map)
+        server_order = original_list or []
+        if found_original and found_patch and merge_key and _strategy(strategies) == "merge":
+            server_order = _aliased(original_list, patch_list, merge_key)
+        original[name] = _normalize_order(in_order, server_only, order, server_order, merge_key, is_map)
         patch.pop(name, None)
+
+
+def _aliased(original: list, patch: list, merge_key: str) -> list:
+    """The live list as upstream's ordering step sees it after merging: Go's
+    merge deletes items by shifting them down within the live list's array
+    and appends new items into the slots that frees, and the ordering reads
+    that array through the live list's own length. Reproduced so that merged
+    lists come out in upstream's order."""
+    if any(isinstance(v, dict) and v.get(DIRECTIVE) == "replace" for v in patch):
+        return original  # the merge then works on a new list
+    arr, n, size = list(original), len(original), len(original)
+    for v in patch:
+        if isinstance(v, dict) and v.get(DIRECTIVE) == "delete" and merge_key in v:
+            while (k := next((i for i in range(n) if isinstance(arr[i], dict) and merge_key in arr[i]
+                              and arr[i][merge_key] == v[merge_key]), -1)) >= 0:
+                arr[k:n - 1] = arr[k + 1:n]
+                n -= 1
+    present = [arr[i].get(merge_key) for i in range(n) if isinstance(arr[i], dict)]
+    for v in patch:
+        if not isinstance(v, dict) or DIRECTIVE in v or merge_key not in v or v[merge_key] in present:
+            continue
+        present.append(v[merge_key])
+        if n < size:
+            arr[n] = v
+        n += 1
+    return arr
 
 
 def _validate_order(patch_list: list, order: list, merge_key: str) -> None:

@@ -610,3 +610,14 @@ def test_kubectl_server_side_apply_over_client_side_apply_takes_the_recorded_fie
     assert code == 200, out
     recorded = json.loads(out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
     assert recorded["spec"]["replicas"] == 3
+
+
+def test_a_deleted_and_an_added_item_keep_upstreams_order_around_server_only_items():
+    """kubectl apply that drops container a and adds c while the live list also
+    has d (added by someone else): upstream orders b, d, c. Its merge shifts
+    the live list in place, and the ordering reads that shifted list."""
+    d = deployment()
+    pod_spec(d)["containers"] = [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}, {"name": "d", "image": "x"}]
+    out = smp(d, {"$setElementOrder/containers": [{"name": "b"}, {"name": "c"}],
+                  "containers": [{"name": "c", "image": "y"}, {"name": "a", "$patch": "delete"}]})
+    assert [c["name"] for c in pod_spec(out)["containers"]] == ["b", "d", "c"]
