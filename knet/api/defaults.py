@@ -317,7 +317,9 @@ def default_adminnetworkpolicy(obj: dict) -> None:
 
 
 def default_endpointslice(obj: dict) -> None:
+    """SetDefaults_EndpointPort: a port's name is "" and its protocol TCP when unset."""
     for port in _dicts(obj.get("ports")):
+        _default(port, "name", "")
         _default(port, "protocol", "TCP")
 
 

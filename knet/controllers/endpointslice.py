@@ -32,9 +32,9 @@ def resolve_ports(svc: dict, pod: dict) -> list[dict] | None:
                 return None
         else:
             number = int(target)
-        port = {"port": number, "protocol": proto}
-        if sp.get("name"):
-            port["name"] = sp["name"]
+        # An unnamed port's name is "", never absent: upstream always sets it, and
+        # clients rely on it (`kubectl describe svc` dereferences it).
+        port = {"name": sp.get("name") or "", "port": number, "protocol": proto}
         if sp.get("appProtocol"):
             port["appProtocol"] = sp["appProtocol"]
         out.append(port)

@@ -24,7 +24,6 @@ import argparse
 import logging
 import math
 import os
-import platform
 import signal
 import sys
 
@@ -44,7 +43,9 @@ from knet.net.nft import Nft
 from knet.node import sandbox as sandboxes
 from knet.node.cri import RuntimeClient, RuntimeRefused, RuntimeUnavailable
 from knet.node.kubeletserver import KubeletServer
+from knet.node.lease import NodeLease
 from knet.node.network import VTEP_ANNOTATION, NodeNetwork
+from knet.node.nodeinfo import static_status
 from knet.node.podspec import service_env
 from knet.node.podworker import PodWorker
 from knet.node.runtime import socket_path
@@ -102,6 +103,10 @@ class Agent:
         self.cri = RuntimeClient(socket_path(cfg.state_dir, node))
         # kubelet's port 10250: logs, exec, attach and port-forward, which the API server proxies here.
         self.kubelet = KubeletServer(self, token)
+        self.lease = NodeLease(self.api, node)  # kube-node-lease/<node>, renewed every 10 s as kubelet's
+        # The API server's release: a kubeadm cluster's kubelets run the control plane's.
+        from knet.api.server import VERSION
+        self.status_static = static_status(cfg.name, node, VERSION["gitVersion"], f"knet://{__version__}")
 
     # -- helpers for workers ---------------------------------------------------------
 
@@ -169,11 +174,7 @@ class Agent:
         return {
             "conditions": conds,
             "addresses": [{"type": "InternalIP", "address": self.node_ip}, {"type": "Hostname", "address": self.node}],
-            "nodeInfo": {"kubeletVersion": f"v1.31.0-knet-{__version__}", "kubeProxyVersion": "",
-                         "osImage": _os_image(), "kernelVersion": platform.release(),
-                         "containerRuntimeVersion": f"knet://{__version__}", "operatingSystem": "linux",
-                         "architecture": platform.machine()},
-            "capacity": {"pods": "110"}, "allocatable": {"pods": "110"},
+            **self.status_static,  # capacity, allocatable, nodeInfo, daemonEndpoints (knet.node.nodeinfo)
         }
 
     async def register(self) -> None:
@@ -352,6 +353,7 @@ class Agent:
             # agent still setting up its network and adopting pods must not look dead to the node
             # lifecycle controller (which would mark every pod here Ready=False after the grace period).
             nursery.start_soon(self.heartbeat)
+            nursery.start_soon(self.lease.run)
             await nursery.start(self.network.serve)
             self.nodes.start(nursery)
             with trio.move_on_after(5):

@@ -148,7 +148,7 @@ def test_networkpolicy_defaults():
 
 def test_endpointslice_namespace_and_node_defaults():
     eps = apply_defaults({"kind": "EndpointSlice", "ports": [{"port": 80}]})
-    assert eps["ports"] == [{"port": 80, "protocol": "TCP"}]
+    assert eps["ports"] == [{"port": 80, "name": "", "protocol": "TCP"}]  # name "" as upstream defaults it
     ns = apply_defaults({"kind": "Namespace", "metadata": {"name": "team-a", "labels": {"x": "y"}}})
     assert ns["metadata"]["labels"] == {"x": "y", "kubernetes.io/metadata.name": "team-a"}
     node = apply_defaults({"kind": "Node", "metadata": {"name": "n"}, "spec": {"podCIDR": "10.244.1.0/24"}})
