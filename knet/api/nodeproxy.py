@@ -100,12 +100,16 @@ def kubelet_address(node: dict) -> tuple[str, int]:
     return ip, int(port)
 
 
-def request_head(method: str, path: str, host: str, port: int, token: str, headers: dict[str, str]) -> bytes:
-    upgrade = "upgrade" in headers.get("connection", "").lower() and "upgrade" in headers
+def request_head(method: str, path: str, host: str, port: int, token: str, headers: list[tuple[str, str]]) -> bytes:
+    """The request to the kubelet: our credential, never the client's, and of
+    the client's headers those an upgrade needs, each as often as it came
+    (a SPDY client offers each protocol version in a header of its own)."""
+    names = {k for k, _ in headers}
+    upgrade = "upgrade" in names and any(k == "connection" and "upgrade" in v.lower() for k, v in headers)
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Authorization: Bearer {token}"]
-    for name in _FORWARDED:
-        if name in headers and (upgrade or name not in ("upgrade", "connection")):
-            lines.append(f"{name}: {headers[name]}")
+    for name, value in headers:
+        if name in _FORWARDED and (upgrade or name not in ("upgrade", "connection")):
+            lines.append(f"{name}: {value}")
     if not upgrade:
         lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -135,7 +139,9 @@ async def serve(server, conn: h11.Connection, stream: trio.abc.Stream, req, rout
                        f"error dialing backend: dial tcp {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
     try:
         leftover, _ = conn.trailing_data
-        await kubelet.send_all(request_head(req.method, path, host, port, server.token.decode(), req.headers)
+        raw = getattr(req, "raw_headers", None)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw] if raw else list(req.headers.items())
+        await kubelet.send_all(request_head(req.method, path, host, port, server.token.decode(), headers)
                                + bytes(leftover))
         await splice(stream, kubelet)
     except _BROKEN:

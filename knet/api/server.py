@@ -71,6 +71,7 @@ class Request:
     warnings: list[str] = field(default_factory=list)  # sent back as `Warning: 299 - "..."` headers
     user: tuple[str, list[str]] | None = None  # (name, groups) once authenticated; see ApiServer.authenticate
     raw_query: str = ""  # the query string as sent: exec repeats `command=` once per argument
+    raw_headers: list | None = None  # h11's (name, value) pairs, repeats kept (a SPDY client's protocol versions)
 
     def json(self) -> dict:
         """The body as a JSON object, or a 400 that says what is wrong with it:
@@ -444,7 +445,8 @@ class ApiServer:
         query = {k: v[-1] for k, v in parse_qs(target.query).items()}
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
         return Request(head.method.decode("latin-1"), target.path, query, headers, bytes(body),
-                       oversize=received if received > MAX_BODY else 0, raw_query=target.query)
+                       oversize=received if received > MAX_BODY else 0, raw_query=target.query,
+                       raw_headers=head.headers)
 
     async def _send(self, conn: h11.Connection, stream: trio.abc.Stream, code: int, body: dict,
                     close: bool = False, warnings: list[str] = ()) -> None:

@@ -276,16 +276,20 @@ class KubeletServer:
         stdin, stdout, stderr, tty = (_flag(query, k) for k in ("stdin", "stdout", "stderr", "tty"))
         if not (stdin or stdout or stderr):
             raise _bad("you must specify at least 1 of stdin, stdout, stderr")
-        ws = await _WebSocket.accept(conn, stream, req, wschannel.EXEC_PROTOCOLS)
+        headers = {k.lower(): v for k, v in req.headers}
+        if headers.get(b"upgrade", b"").lower().startswith(b"spdy/"):  # client-go's SPDY executor
+            io = await _SpdyExec.accept(conn, stream, req, stdin, stdout, stderr, tty)
+        else:
+            io = await _WebSocket.accept(conn, stream, req, wschannel.EXEC_PROTOCOLS)
         try:
             if verb == "attach":
-                await self._attach(ws, worker, c)
+                await self._attach(io, worker, c)
             else:
-                await self._run(ws, worker, c, command, stdin, stdout, stderr and not tty, tty)
+                await self._run(io, worker, c, command, stdin, stdout, stderr and not tty, tty)
         finally:
-            await ws.close()
+            await io.close()
 
-    async def _run(self, ws: _WebSocket, worker, c, command: list[str], stdin: bool, stdout: bool,
+    async def _run(self, ws: _WebSocket | _SpdyExec, worker, c, command: list[str], stdin: bool, stdout: bool,
                    stderr: bool, tty: bool) -> None:
         """The command in the container's context, its streams on the channels,
         then its exit on the error channel."""
@@ -355,14 +359,10 @@ class KubeletServer:
                         await s.aclose()
 
     @staticmethod
-    async def _feed(ws: _WebSocket, sink, master: int, gone: trio.Event) -> None:
-        """The client's messages: stdin, its v5 close, terminal resizes."""
+    async def _feed(ws: _WebSocket | _SpdyExec, sink, master: int, gone: trio.Event) -> None:
+        """The client's messages: stdin, its end (v5's close), terminal resizes."""
         try:
-            async for message in ws.messages():
-                parsed = wschannel.parse(message, ws.protocol)
-                if parsed is None:
-                    continue
-                channel, data = parsed
+            async for channel, data in ws.inputs():
                 if channel == wschannel.STDIN and sink is not None and data:
                     try:
                         await sink.send_all(data)
@@ -385,7 +385,7 @@ class KubeletServer:
             pass
         gone.set()
 
-    async def _attach(self, ws: _WebSocket, worker, c) -> None:
+    async def _attach(self, ws: _WebSocket | _SpdyExec, worker, c) -> None:
         """A knet container's output goes to its log: attach follows it from
         now until the instance ends (its stdin is not open: input is dropped)."""
         path = worker.sb.log_path(c.name)
@@ -403,7 +403,7 @@ class KubeletServer:
                         f = open(path, "rb")
                     chunk = f.read() if f is not None else b""
                     if chunk:
-                        await ws.send(wschannel.frame(wschannel.STDOUT, chunk))
+                        await ws.send_channel(wschannel.STDOUT, chunk)
                     if not live:
                         break
                     await trio.sleep(LOG_POLL)
@@ -483,10 +483,10 @@ async def _kill_when(gone: trio.Event, proc: trio.Process) -> None:
         _kill(proc)
 
 
-async def _pump(source: trio.abc.ReceiveStream, ws: _WebSocket, channel: int) -> None:
+async def _pump(source: trio.abc.ReceiveStream, ws: _WebSocket | _SpdyExec, channel: int) -> None:
     try:
         while data := await source.receive_some(CHUNK):
-            await ws.send(wschannel.frame(channel, data))
+            await ws.send_channel(channel, data)
     except OSError as e:  # a pty master reads EIO once the terminal's last holder is gone
         if e.errno != errno.EIO:
             raise
@@ -564,10 +564,20 @@ class _WebSocket:
             if not self.closed:
                 await self.stream.send_all(self.ws.send(BytesMessage(data=data)))
 
+    async def send_channel(self, channel: int, data: bytes) -> None:
+        await self.send(wschannel.frame(channel, data))
+
     async def send_error(self, status: dict) -> None:
         message = wschannel.error_message(status, self.protocol)
         if message or self.protocol in (wschannel.V5, wschannel.V4):
             await self.send(wschannel.frame(wschannel.ERROR, message))
+
+    async def inputs(self):
+        """(channel, data) of each message the client sends; (CLOSE, channel) for v5's close."""
+        async for message in self.messages():
+            parsed = wschannel.parse(message, self.protocol)
+            if parsed is not None:
+                yield parsed
 
     async def messages(self):
         """Each whole message the client sends, until it closes."""
@@ -811,3 +821,133 @@ class _SpdyPortForward:
         with _suppress():
             await self.send(spdy.data(data_sid, b"", fin=True))
             await self.send(spdy.data(error_sid, b"", fin=True))
+
+
+class _SpdyExec:
+    """exec and attach over SPDY/3.1 (client-go's SPDY executor, kubectl's
+    fallback): the client opens one stream per channel (streamType error,
+    stdin, stdout, stderr, resize); output goes out as DATA on its stream, the
+    exit status on the error stream, and FIN ends each."""
+
+    CHANNELS = {"stdin": wschannel.STDIN, "stdout": wschannel.STDOUT, "stderr": wschannel.STDERR,
+                "error": wschannel.ERROR, "resize": wschannel.RESIZE}
+    OPEN_TIMEOUT = 30.0  # kubelet's stream creation timeout
+
+    def __init__(self, transport: _RawTransport, protocol: str, expected: set[str]):
+        self.transport, self.protocol, self.expected = transport, protocol, expected
+        self.out, self.inn = spdy.HeaderCodec(), spdy.HeaderCodec()
+        self.reader = spdy.Reader(self.inn)
+        self.chunks = transport.chunks()
+        self.streams: dict[int, int] = {}  # channel -> stream id
+        self.channels: dict[int, int] = {}  # stream id -> channel
+        self.pending: list[tuple[int, bytes]] = []  # input that came while the streams were being opened
+        self.resize_buffer = b""
+        self.ended = False
+        self._lock = trio.Lock()
+
+    @classmethod
+    async def accept(cls, conn: h11.Connection, stream: trio.abc.Stream, req: h11.Request, stdin: bool,
+                     stdout: bool, stderr: bool, tty: bool) -> _SpdyExec:
+        offered = [p for k, v in req.headers if k.lower() == b"x-stream-protocol-version"
+                   for p in wschannel.offered(v.decode("latin-1"))]
+        supported = (wschannel.V5, wschannel.V4, wschannel.V3, wschannel.V2)
+        chosen = wschannel.negotiate(offered, supported)
+        if chosen is None:
+            raise _Refused(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
+                                             f"{offered}, server accepts {list(supported)}")
+        await stream.send_all(conn.send(h11.InformationalResponse(status_code=101, headers=[
+            ("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", chosen)])))
+        expected = {"error"} | {name for name, on in (("stdin", stdin), ("stdout", stdout),
+                                                      ("stderr", stderr and not tty),
+                                                      ("resize", tty and chosen != wschannel.V2)) if on}
+        self = cls(_RawTransport(stream, conn.trailing_data[0]), chosen, expected)
+        with trio.move_on_after(cls.OPEN_TIMEOUT) as waited:
+            while not expected <= {name for name, ch in cls.CHANNELS.items() if ch in self.streams}:
+                if not await self._read():
+                    raise trio.BrokenResourceError("the client went away while opening its streams")
+        if waited.cancelled_caught:
+            await self.close()
+            raise trio.BrokenResourceError("timed out waiting for client to create streams")
+        return self
+
+    async def _send(self, frame: bytes) -> None:
+        async with self._lock:
+            await self.transport.send(frame)
+
+    async def _read(self) -> bool:
+        """Read and act on the next frames; False once the client is gone."""
+        try:
+            chunk = await self.chunks.__anext__()
+        except StopAsyncIteration:
+            return False
+        for f in self.reader.feed(chunk):
+            if f.type == spdy.SYN_STREAM:
+                await self._send(spdy.syn_reply(self.out, f.stream_id))
+                channel = self.CHANNELS.get(f.headers.get("streamtype", ""))
+                if channel is None:
+                    await self._send(spdy.rst_stream(f.stream_id, spdy.PROTOCOL_ERROR))
+                    continue
+                self.streams[channel], self.channels[f.stream_id] = f.stream_id, channel
+            elif f.type == 0:
+                channel = self.channels.get(f.stream_id)
+                if channel == wschannel.STDIN:
+                    if f.data:
+                        self.pending.append((wschannel.STDIN, f.data))
+                    if f.fin:
+                        self.pending.append((wschannel.CLOSE, bytes((wschannel.STDIN,))))
+                elif channel == wschannel.RESIZE:
+                    self.resize_buffer += f.data
+                    self.pending += [(wschannel.RESIZE, m) for m in _json_objects(self)]
+            elif f.type == spdy.PING:
+                await self._send(spdy.ping(f.value))
+            elif f.type == spdy.GOAWAY:
+                return False
+        return True
+
+    async def inputs(self):
+        while True:
+            while self.pending:
+                yield self.pending.pop(0)
+            if not await self._read():
+                return
+
+    async def send_channel(self, channel: int, data: bytes) -> None:
+        sid = self.streams.get(channel)
+        if sid is not None and not self.ended:
+            for i in range(0, len(data), spdy.MAX_DATA):
+                await self._send(spdy.data(sid, data[i:i + spdy.MAX_DATA]))
+
+    async def send_error(self, status: dict) -> None:
+        message = wschannel.error_message(status, self.protocol)
+        if message:
+            await self.send_channel(wschannel.ERROR, message)
+
+    async def close(self) -> None:
+        """FIN on every stream the client reads, then the session's end."""
+        if self.ended:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(1), _suppress():
+            for channel in (wschannel.STDOUT, wschannel.STDERR, wschannel.ERROR):
+                if channel in self.streams:
+                    await self._send(spdy.data(self.streams[channel], b"", fin=True))
+            self.ended = True
+            await self._send(spdy.goaway(max(self.channels, default=0)))
+
+
+def _json_objects(session: _SpdyExec) -> list[bytes]:
+    """Whole JSON objects off the front of the resize stream (one after another, as json.Encoder writes them)."""
+    out = []
+    decoder = json.JSONDecoder()
+    text = session.resize_buffer.decode("utf-8", errors="replace")
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        try:
+            _, end = decoder.raw_decode(text, pos)
+        except ValueError:
+            break
+        out.append(text[pos:end].encode())
+        pos = end
+    session.resize_buffer = text[pos:].encode()
+    return out

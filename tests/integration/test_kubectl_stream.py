@@ -164,7 +164,15 @@ def test_logs_follow_sees_a_new_line(c):
 # -- exec -----------------------------------------------------------------------
 
 
-def test_exec_stdout_stderr_and_exit_code(c):
+# kubectl 1.37 execs over WebSockets (v5.channel.k8s.io); with this set it uses SPDY/3.1, as older clients
+# and client-go's SPDY executor do.
+TRANSPORTS = pytest.mark.parametrize("spdy", [False, True], ids=["websocket", "spdy"])
+
+
+@TRANSPORTS
+def test_exec_stdout_stderr_and_exit_code(c, spdy, monkeypatch):
+    if spdy:
+        monkeypatch.setenv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
     out = c.kubectl("exec", "talker", "-c", "main", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
     assert out.returncode == 3
     assert out.stdout == "out\n"
@@ -181,15 +189,21 @@ def test_exec_runs_inside_the_pod(c):
     assert f"inet {pod['status']['podIP']}/" in addrs
 
 
-def test_exec_with_stdin(c):
+@TRANSPORTS
+def test_exec_with_stdin(c, spdy, monkeypatch):
+    if spdy:
+        monkeypatch.setenv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
     data = "".join(f"row {i}\n" for i in range(2000))  # larger than one message each way
     out = c.kubectl("exec", "-i", "talker", "-c", "main", "--", "sh", "-c", "cat; echo done", input=data)
     assert out.stdout == data + "done\n"
 
 
-def test_exec_with_a_terminal(c):
+@TRANSPORTS
+def test_exec_with_a_terminal(c, spdy, monkeypatch):
     """kubectl exec -it from a terminal: the command gets a terminal of its
     own, sized as kubectl's (the resize channel), and its exit code."""
+    if spdy:
+        monkeypatch.setenv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 99, 0, 0))
     env = {**os.environ, "KUBECONFIG": c.kubeconfig}

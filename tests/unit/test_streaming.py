@@ -199,12 +199,17 @@ def test_the_kubelet_is_found_at_the_nodes_address_and_port():
 
 
 def test_the_forwarded_request_carries_our_credential_not_the_clients():
-    head = nodeproxy.request_head("GET", "/exec/ns/p/a?command=ls", "10.0.0.1", 10250, "tok", {
-        "authorization": "Bearer client", "connection": "Upgrade", "upgrade": "websocket",
-        "sec-websocket-key": "k", "sec-websocket-version": "13", "sec-websocket-protocol": "v5.channel.k8s.io"})
+    head = nodeproxy.request_head("GET", "/exec/ns/p/a?command=ls", "10.0.0.1", 10250, "tok", [
+        ("authorization", "Bearer client"), ("connection", "Upgrade"), ("upgrade", "websocket"),
+        ("sec-websocket-key", "k"), ("sec-websocket-version", "13"), ("sec-websocket-protocol", "v5.channel.k8s.io")])
     text = head.decode()
     assert text.startswith("GET /exec/ns/p/a?command=ls HTTP/1.1\r\n") and text.endswith("\r\n\r\n")
     assert "Authorization: Bearer tok\r\n" in text and "client" not in text
     assert "upgrade: websocket\r\n" in text and "sec-websocket-protocol: v5.channel.k8s.io\r\n" in text
-    plain = nodeproxy.request_head("GET", "/containerLogs/ns/p/a?", "10.0.0.1", 10250, "tok", {}).decode()
-    assert "Connection: close\r\n" in plain
+    plain = nodeproxy.request_head("GET", "/containerLogs/ns/p/a?", "10.0.0.1", 10250, "tok", []).decode()
+    assert "Connection: close\r\n" in plain and "upgrade" not in plain.lower()
+    # A SPDY client's protocol versions, one header each, all reach the kubelet.
+    spdy_head = nodeproxy.request_head("POST", "/exec/ns/p/a?command=ls", "10.0.0.1", 10250, "tok", [
+        ("connection", "Upgrade"), ("upgrade", "SPDY/3.1"), ("x-stream-protocol-version", "v5.channel.k8s.io"),
+        ("x-stream-protocol-version", "v4.channel.k8s.io")]).decode()
+    assert spdy_head.count("x-stream-protocol-version: ") == 2 and "Connection: close" not in spdy_head
