@@ -198,8 +198,8 @@ class _Builder:
             return dict(_SCALARS[t])
         if t in schema.NAMED_STRINGS:
             return {"type": "string"}
-        if t == "any":
-            return dict(_ANY) if self.v3 else {"type": "object"}
+        if t == "any":  # v2: a schema with no type, which kubectl's validation takes as any value
+            return dict(_ANY) if self.v3 else {}
         if t in _SPECIAL:
             if inline:  # a CRD's schema spells these out
                 if t in ("Time", "MicroTime"):
@@ -548,8 +548,8 @@ def v2_document(records: tuple[Resource, ...] = RESOURCES) -> dict:
 class Encoded:
     __slots__ = ("data", "etag", "modified")
 
-    def __init__(self, doc: dict):
-        self.data = json.dumps(doc, separators=(",", ":"), sort_keys=False).encode()
+    def __init__(self, doc: dict | None = None, data: bytes | None = None):
+        self.data = data if data is not None else json.dumps(doc, separators=(",", ":")).encode()
         self.etag = hashlib.sha512(self.data).hexdigest().upper()
         self.modified = formatdate(time.time(), usegmt=True)
 
@@ -566,6 +566,12 @@ def _encoded_v2(records: tuple[Resource, ...] = RESOURCES) -> Encoded:
 
 
 @lru_cache(maxsize=4)
+def _encoded_v2_protobuf(records: tuple[Resource, ...] = RESOURCES) -> Encoded:
+    from knet.api import swaggerpb
+    return Encoded(data=swaggerpb.document(v2_document(records)))
+
+
+@lru_cache(maxsize=4)
 def _encoded_index(records: tuple[Resource, ...] = RESOURCES) -> Encoded:
     """/openapi/v3: each document's URL with its hash (handler3's OpenAPIV3Discovery)."""
     paths = {gv: {"serverRelativeURL": f"/openapi/v3/{gv}?hash={_encoded_v3(gv, records).etag}"}
@@ -573,22 +579,45 @@ def _encoded_index(records: tuple[Resource, ...] = RESOURCES) -> Encoded:
     return Encoded({"paths": paths})
 
 
-def _accepts_json(accept: str) -> bool:
-    """Whether an Accept header admits JSON (no header admits anything)."""
+_JSON = ("application/json", "application/*", "*/*", "*")
+V2_PROTOBUF = ("application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+               "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+
+
+def _negotiate(accept: str, offered: tuple[str, ...]) -> str | None:
+    """The first of "json" and `offered` media types the Accept header
+    admits, in its order of preference (q, then as listed); no header admits JSON."""
     if not accept.strip():
-        return True
-    for clause in accept.split(","):
-        media = clause.split(";")[0].strip().lower()
-        if media in ("application/json", "application/*", "*/*", "*"):
-            return True
-    return False
+        return "json"
+    clauses = []
+    for i, clause in enumerate(accept.split(",")):
+        media, *params = [p.strip() for p in clause.split(";")]
+        q = 1.0
+        for p in params:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        clauses.append((-q, i, media.lower()))
+    for q, _, media in sorted(clauses):
+        if q < 0 and media in _JSON:
+            return "json"
+        if q < 0 and media in offered:
+            return media
+    return None
+
+
+def _accepts_json(accept: str) -> bool:
+    return _negotiate(accept, ()) == "json"
 
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 
 
-def _answer(doc: Encoded, headers: dict[str, str], extra: list[tuple[str, str]] = ()) -> Response:
-    out = [("Content-Type", "application/json"), ("Etag", f'"{doc.etag}"'), ("Last-Modified", doc.modified),
+def _answer(doc: Encoded, headers: dict[str, str], extra: list[tuple[str, str]] = (),
+            content_type: str = "application/json") -> Response:
+    out = [("Content-Type", content_type), ("Etag", f'"{doc.etag}"'), ("Last-Modified", doc.modified),
            ("Vary", "Accept"), *extra]
     match = headers.get("if-none-match", "")
     if match and (match.strip() == "*" or f'"{doc.etag}"' in [m.strip() for m in match.split(",")]):
@@ -599,9 +628,9 @@ def _answer(doc: Encoded, headers: dict[str, str], extra: list[tuple[str, str]] 
 def serve(method: str, path: str, query: dict[str, str], headers: dict[str, str],
           records: tuple[Resource, ...] = RESOURCES) -> Response:
     """Answer a request under /openapi/: (status, headers, body). The v2
-    document is JSON only: asked for protobuf alone (as client-go asks), it
-    answers 406 Not Acceptable as kube-openapi does for a format it does not
-    serve, and kubectl carries on with the v3 documents."""
+    document is served as JSON or in gnostic's protobuf form (what client-go
+    asks for), the v3 ones as JSON; an Accept header that admits none of
+    those is 406 Not Acceptable, as kube-openapi answers it."""
     if method not in ("GET", "HEAD"):
         raise errors.ApiError(405, "MethodNotAllowed", f"{method} is not allowed on {path}")
     code, out, body = _serve(path, query, headers, records)
@@ -612,9 +641,12 @@ def _serve(path: str, query: dict[str, str], headers: dict[str, str], records: t
     accept = headers.get("accept", "")
     path = path.rstrip("/")
     if path == "/openapi/v2":
-        if not _accepts_json(accept):
+        wanted = _negotiate(accept, V2_PROTOBUF)
+        if wanted is None:
             return _not_acceptable()
-        return _answer(_encoded_v2(records), headers)
+        if wanted == "json":
+            return _answer(_encoded_v2(records), headers)
+        return _answer(_encoded_v2_protobuf(records), headers, content_type=V2_PROTOBUF[1])
     if path == "/openapi/v3":
         return _answer(_encoded_index(records), headers)
     if path.startswith("/openapi/v3/"):

@@ -224,7 +224,51 @@ def test_the_documents_are_cached_on_disk_by_their_hash(c):
     assert "X-From-Cache: 1" in cached
 
 
-def test_the_v2_document_is_served_as_json(c):
+LIST = """apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: listed}
+  spec:
+    ports: [{port: 80%s}]
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: listed}
+  spec:
+    selector: {matchLabels: {app: listed}}
+    template:
+      metadata: {labels: {app: listed}}
+      spec:
+        containers: [{name: c, image: agnhost, resources: {limits: {cpu: 1}}, ports: [{containerPort: %s}]}]
+"""
+
+
+def test_a_list_manifest_is_validated_client_side_against_the_v2_document(c):
+    """kubectl cannot ask the server to validate a `kind: List` (what
+    `kubectl get -o yaml` writes): it validates each item itself against the
+    v2 document, fetched in protobuf. Its words are upstream's."""
+    out = kubectl(c, "apply", "-f", "-", check=False, input=LIST % (", bogus: 1", '"80"'))
+    assert out.returncode == 1
+    assert out.stderr == (
+        'error: error validating "STDIN": error validating data: [ValidationError(Service.spec.ports[0]): '
+        'unknown field "bogus" in io.k8s.api.core.v1.ServicePort, '
+        'ValidationError(Deployment.spec.template.spec.containers[0].ports[0].containerPort): invalid type for '
+        'io.k8s.api.core.v1.ContainerPort.containerPort: got "string", expected "integer"]; if you choose to '
+        'ignore these errors, turn validation off with --validate=false\n')
+    assert kubectl(c, "get", "svc", "listed", check=False).returncode == 1
+    out = kubectl(c, "apply", "-f", "-", "-v=6", input=LIST % ("", "80"))
+    assert out.stdout == "service/listed created\ndeployment.apps/listed created\n"
+    assert ("GET", "/openapi/v2", "200") in requests(out.stderr)
+
+
+def test_explain_from_the_v2_document(c):
+    out = kubectl(c, "explain", "svc.spec.ports.port", "--output=plaintext-openapiv2").stdout
+    assert out == ("KIND:     Service\nVERSION:  v1\n\nFIELD:    port <integer>\n\nDESCRIPTION:\n"
+                   "     The port that will be exposed by this service.\n")
+
+
+def test_the_documents_are_served_as_json(c):
     doc = json.loads(kubectl(c, "get", "--raw", "/openapi/v2").stdout)
     assert doc["swagger"] == "2.0"
     pod = doc["definitions"]["io.k8s.api.core.v1.Pod"]

@@ -350,16 +350,96 @@ def test_a_document_the_client_has_is_not_sent_again():
     assert code == 200 and json.loads(body)["swagger"] == "2.0"
 
 
-def test_protobuf_alone_is_not_acceptable_json_is():
-    """client-go asks /openapi/v2 for protobuf only; the 406 ends that path
-    and kubectl carries on with the v3 documents."""
-    proto = {"accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
-    assert openapi.serve("GET", "/openapi/v2", {}, proto)[0] == 406
-    assert openapi.serve("GET", "/openapi/v3/api/v1", {}, {
-        "accept": "application/com.github.proto-openapi.spec.v3@v1.0+protobuf"})[0] == 406
-    for accept in ("application/json", "*/*", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf, "
-                   "application/json;q=0.9", ""):
-        assert openapi.serve("GET", "/openapi/v2", {}, {"accept": accept})[0] == 200
+def _fields(data: bytes) -> list[tuple[int, object]]:
+    """A protobuf message's (field number, value) pairs: varints as ints,
+    length-delimited fields as bytes (the test reads the wire format itself)."""
+    out, i = [], 0
+
+    def varint() -> int:
+        nonlocal i
+        n = shift = 0
+        while True:
+            b = data[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    while i < len(data):
+        key = varint()
+        if key & 7 == 0:
+            out.append((key >> 3, varint()))
+        elif key & 7 == 2:
+            size = varint()
+            out.append((key >> 3, data[i:i + size]))
+            i += size
+        else:
+            raise AssertionError(f"wire type {key & 7}")
+    return out
+
+
+def _named(data: bytes, field: int) -> dict[str, bytes]:
+    """The Named* entries (name = 1, value = 2) in `field` of a message."""
+    out = {}
+    for f, entry in _fields(data):
+        if f == field:
+            parts = dict(_fields(entry))
+            out[parts[1].decode()] = parts.get(2, b"")
+    return out
+
+
+def test_the_v2_document_in_protobuf_is_the_same_document():
+    """What client-go asks for (gnostic's openapi_v2.Document), read back
+    field by field: kubectl validates `kind: List` manifests against it."""
+    code, headers, data = openapi.serve("GET", "/openapi/v2", {}, {
+        "accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+    assert code == 200
+    assert dict(headers)["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    doc = dict(_fields(data))
+    assert doc[1] == b"2.0"
+    definitions = _named(doc[9], 1)  # Definitions{additional_properties = 1}
+    assert set(definitions) == set(V2["definitions"])
+    port = dict(_fields(definitions["io.k8s.api.core.v1.ServicePort"]))
+    assert port[19] == b"port"  # required
+    properties = _named(port[25], 1)
+    assert set(properties) == set(V2["definitions"]["io.k8s.api.core.v1.ServicePort"]["properties"])
+    target = dict(_fields(properties["targetPort"]))
+    assert target[1] == b"#/definitions/io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+    number = dict(_fields(properties["port"]))
+    assert dict(_fields(number[22]))[1] == b"integer" and number[2] == b"int32"
+    pod = definitions["io.k8s.api.core.v1.Pod"]
+    extensions = {k: dict(_fields(v))[2] for k, v in _named(pod, 31).items()}  # NamedAny{Any{yaml = 2}}
+    assert json.loads(extensions["x-kubernetes-group-version-kind"]) == [{"group": "", "kind": "Pod", "version": "v1"}]
+    containers = _named(dict(_fields(definitions["io.k8s.api.core.v1.PodSpec"]))[25], 1)["containers"]
+    extensions = {k: dict(_fields(v))[2] for k, v in _named(containers, 31).items()}
+    assert json.loads(extensions["x-kubernetes-patch-merge-key"]) == "name"
+    # paths: the PATCH of pods carries its GVK and the fieldValidation query parameter
+    paths = _named(dict(_fields(data))[8], 2)
+    item = dict(_fields(paths["/api/v1/namespaces/{namespace}/pods/{name}"]))
+    patch = _fields(item[8])
+    gvk = dict(_fields(_named(item[8], 13)["x-kubernetes-group-version-kind"]))[2]  # Operation.vendor_extension
+    assert json.loads(gvk) == {"group": "", "kind": "Pod", "version": "v1"}
+    queries = []
+    for f, p in patch:
+        if f == 8:  # ParametersItem{parameter = 1: Parameter{non_body = 2: {query = 3}}}
+            parameter = dict(_fields(dict(_fields(p))[1]))
+            if 2 in parameter and 3 in dict(_fields(parameter[2])):
+                queries.append(dict(_fields(dict(_fields(parameter[2]))[3]))[4].decode())
+    assert "fieldValidation" in queries and "dryRun" in queries
+
+
+def test_what_no_served_format_matches_is_not_acceptable():
+    proto_v3 = {"accept": "application/com.github.proto-openapi.spec.v3@v1.0+protobuf"}
+    assert openapi.serve("GET", "/openapi/v3/api/v1", {}, proto_v3)[0] == 406
+    assert openapi.serve("GET", "/openapi/v2", {}, {"accept": "application/yaml"})[0] == 406
+    for accept in ("application/json", "*/*", "application/json;q=0.5, application/yaml", ""):
+        code, headers, _ = openapi.serve("GET", "/openapi/v2", {}, {"accept": accept})
+        assert code == 200 and dict(headers)["Content-Type"] == "application/json"
+    # the client's preference decides between the two forms
+    code, headers, _ = openapi.serve("GET", "/openapi/v2", {}, {
+        "accept": "application/json;q=0.5, application/com.github.proto-openapi.spec.v2.v1.0+protobuf"})
+    assert dict(headers)["Content-Type"].endswith("+protobuf")
 
 
 def test_unknown_documents_and_other_methods_are_refused():
@@ -420,8 +500,10 @@ def test_the_api_server_serves_them_behind_its_credentials(tmp_path):
             doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"]
         code, _, body = _get(server, url, {**auth, "If-None-Match": headers["etag"]})
         assert code == 304 and body == b""
-        code, _, body = _get(server, "/openapi/v2", {
+        code, headers, body = _get(server, "/openapi/v2", {
             **auth, "Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+        assert code == 200 and headers["content-type"].endswith("+protobuf") and body[:5] == b"\n\x032.0"
+        code, _, body = _get(server, "/openapi/v3/api/v1", {**auth, "Accept": "application/yaml"})
         assert code == 406
         code, _, body = _get(server, "/openapi/v3/apis/nothing/v1", auth)
         assert code == 404 and json.loads(body)["kind"] == "Status"
