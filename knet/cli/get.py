@@ -232,6 +232,7 @@ class _Output:
             self.header_done = True
             return printers.tabwrite(cells, self.widths)
         out = []
+        rows: list[list[str]] = []  # custom-columns: one flush of the tabwriter per call, as kubectl's
         for kind, obj in events:
             if self.kind in ("json", "yaml") and not self.managed_fields and not self.events:
                 obj = _without_managed_fields(obj)  # (kubectl's printer leaves a WatchEvent's object whole)
@@ -247,10 +248,12 @@ class _Output:
             elif self.kind == "jsonpath":
                 out.append(self._jsonpath(data))
             elif self.kind == "columns":
-                from knet import printers
-
-                out.append(printers.tabwrite(self.columns.lines([data]), self.widths))
+                rows.extend(self.columns.lines([data]))
             self.printed += 1
+        if rows:
+            from knet import printers
+
+            out.append(printers.tabwrite(rows, self.widths))
         return "".join(out)
 
 
