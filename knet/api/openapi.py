@@ -36,7 +36,6 @@ from functools import lru_cache
 from knet.api import errors, patchmeta, schema
 from knet.api.resources import RESOURCES, Resource
 
-KUBE_VERSION = "v1.31.0"
 # Groups whose kinds upstream serves as CustomResourceDefinitions.
 CRD_GROUPS = frozenset({"policy.networking.k8s.io"})
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -480,6 +479,16 @@ class _Paths:
                                   body="Patch", body_types=patch_types),
                 "parameters": name + scope + [_PRETTY],
             }
+        # Only the verbs the kind serves (a Namespace has no deletecollection).
+        where = {"list": [(collection, "get"), (f"{base}/{plural}", "get")], "create": [(collection, "post")],
+                 "deletecollection": [(collection, "delete")], "get": [(f"{collection}/{{name}}", "get")],
+                 "update": [(f"{collection}/{{name}}", "put")], "patch": [(f"{collection}/{{name}}", "patch")],
+                 "delete": [(f"{collection}/{{name}}", "delete")]}
+        for verb, places in where.items():
+            if verb not in r.served_verbs:
+                for path, method in places:
+                    paths.get(path, {}).pop(method, None)
+        paths = {p: item for p, item in paths.items() if set(item) - {"parameters"}}
         if not self.b.v3:
             for item in paths.values():
                 item["parameters"] = [self._v2_param(p) for p in item["parameters"]]
@@ -520,7 +529,7 @@ def v3_documents(records: tuple[Resource, ...] = RESOURCES) -> dict[str, dict]:
         paths: dict[str, dict] = {}
         for r in kinds:
             paths.update(_Paths(b).resource(r))
-        doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": KUBE_VERSION},
+        doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "unversioned"},  # as upstream's
                "paths": dict(sorted(paths.items())), "components": {"schemas": _definitions(b, kinds)}}
         _security(doc, True)
         docs[gv] = doc
@@ -530,11 +539,13 @@ def v3_documents(records: tuple[Resource, ...] = RESOURCES) -> dict[str, dict]:
 @lru_cache(maxsize=4)
 def v2_document(records: tuple[Resource, ...] = RESOURCES) -> dict:
     """The Swagger 2.0 document of every served kind."""
+    from knet.api.server import VERSION
+
     b = _Builder(False, definition_names(records))
     paths: dict[str, dict] = {}
     for r in records:
         paths.update(_Paths(b).resource(r))
-    doc = {"swagger": "2.0", "info": {"title": "Kubernetes", "version": KUBE_VERSION},
+    doc = {"swagger": "2.0", "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
            "paths": dict(sorted(paths.items())), "definitions": _definitions(b, list(records))}
     _security(doc, False)
     return doc

@@ -298,6 +298,18 @@ def test_strategic_merge_patch_is_offered_for_built_in_kinds_only(r):
     assert ("application/strategic-merge-patch+json" in content) == (r.kind not in patchmeta.NO_STRATEGIC)
 
 
+@pytest.mark.parametrize("r", RESOURCES, ids=lambda r: r.kind)
+def test_the_operations_are_the_verbs_the_kind_serves(r):
+    gv = f"apis/{r.group}/{r.version}" if r.group else f"api/{r.version}"
+    actions = {op["x-kubernetes-action"] for item in V3[gv]["paths"].values() for m, op in item.items()
+               if m != "parameters" and op["x-kubernetes-group-version-kind"] == _gvk(r)}
+    expected = {"list": "list", "create": "post", "deletecollection": "deletecollection", "get": "get",
+                "update": "put", "patch": "patch", "delete": "delete"}
+    assert actions == {expected[v] for v in r.served_verbs if v in expected}
+    if r.kind == "Namespace":
+        assert "deletecollection" not in actions
+
+
 def test_explain_finds_each_kind_by_its_collection_path():
     """kubectl explain's template looks up the GVK on the operations of
     /api(s)/.../<plural> (namespaced or not) and then the definition with it."""
