@@ -111,25 +111,28 @@ def _scale_body(body: dict, name: str) -> int:
 
 
 def _patched(req: object, current: dict) -> dict:
-    """The Scale after the request's patch, by its Content-Type."""
-    content_type = req.headers.get("content-type", "application/merge-patch+json").split(";")[0].strip()
-    if content_type == "application/json-patch+json":
-        import jsonpatch
+    """The Scale after the request's patch, by its Content-Type (knet/api/patch.py's
+    types and errors). A Scale's one field is a scalar, so a strategic merge
+    patch and an apply configuration both merge into it as a merge patch does."""
+    from knet.api import patch
 
+    content_type = (req.headers.get("content-type") or patch.MERGE_PATCH).split(";")[0].strip().lower()
+    if content_type == patch.JSON_PATCH:
         from knet.api.decode import parse_json
         try:
             ops = parse_json(req.body)
-            return jsonpatch.apply_patch(current, ops)
         except ApiError:
             raise
         except Exception as e:
-            raise errors.bad_request(f"the JSON patch cannot be applied: {e}") from None
-    if content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-        # A Scale has no lists, so a strategic merge patch merges as a merge patch does.
+            raise errors.bad_request(f"the request body is not valid JSON: {e}") from None
+        return patch.apply_json_patch(current, ops)
+    if content_type in (patch.MERGE_PATCH, patch.STRATEGIC_PATCH):
         return merge_patch(current, req.json())
-    raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted media '
-                   'types include: application/json-patch+json, application/merge-patch+json, '
-                   'application/strategic-merge-patch+json')
+    if content_type == patch.APPLY_PATCH:
+        return merge_patch(current, patch.parse_apply(req.body))
+    raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media "
+                   "types include: " + ", ".join((patch.JSON_PATCH, patch.MERGE_PATCH, patch.STRATEGIC_PATCH,
+                                                  patch.APPLY_PATCH)))
 
 
 def scale(registry: object, req: object, res: Resource, namespace: str | None, name: str) -> tuple[int, dict]:

@@ -221,6 +221,13 @@ def test_scale_get_put_and_patch(server):
     # kubectl scale's patch; a JSON patch.
     server.handle(req("PATCH", SCALE, {"spec": {"replicas": 3}}, {"content-type": "application/merge-patch+json"}))
     assert server.registry.get(dep, "default", "web")["spec"]["replicas"] == 3
+    server.handle(req("PATCH", SCALE, {"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": {"replicas": 4}},
+                      {"content-type": "application/apply-patch+yaml"}))
+    assert server.registry.get(dep, "default", "web")["spec"]["replicas"] == 4
+    with pytest.raises(ApiError) as e:
+        server.handle(req("PATCH", SCALE, [{"op": "test", "path": "/spec/replicas", "value": 9}],
+                          {"content-type": "application/json-patch+json"}))
+    assert e.value.code == 422
     server.handle(req("PATCH", SCALE, [{"op": "replace", "path": "/spec/replicas", "value": 0}],
                       {"content-type": "application/json-patch+json"}))
     stored = server.registry.get(dep, "default", "web")
