@@ -132,3 +132,88 @@ def document(path: str, records: Iterable[Resource]) -> dict | None:
     if len(parts) == 3 and parts[0] == "apis":
         return api_resources(records, f"{parts[1]}/{parts[2]}")
     return None
+
+
+# -- aggregated discovery (apidiscovery.k8s.io) ------------------------------------------
+
+AGGREGATED_VERSIONS = ("v2", "v2beta1")
+
+
+def aggregated_version(accept: str) -> str | None:
+    """The apidiscovery.k8s.io version the Accept header asks for first, or None
+    when plain JSON comes first (then the legacy documents are served, and
+    client-go fetches each group version on its own)."""
+    for alternative in accept.split(","):
+        media, *params = [p.strip() for p in alternative.split(";")]
+        if media not in ("application/json", "*/*", "application/*"):
+            continue
+        options = dict(p.partition("=")[::2] for p in params if "=" in p)
+        if not options.get("as"):
+            return None
+        if (options.get("g"), options.get("as")) == ("apidiscovery.k8s.io", "APIGroupDiscoveryList") and \
+                options.get("v") in AGGREGATED_VERSIONS:
+            return options["v"]
+    return None
+
+
+def content_type(version: str) -> str:
+    return f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+
+
+def _kind_ref(group: str, version: str, kind: str) -> dict:
+    return {"group": group, "version": version, "kind": kind}
+
+
+def resource_discovery(r: Resource) -> dict:
+    """One kind's APIResourceDiscovery, its subresources inside it."""
+    entry: dict = {"resource": r.plural, "responseKind": _kind_ref(r.group, r.version, r.kind),
+                   "scope": "Namespaced" if r.namespaced else "Cluster", "singularResource": r.singular,
+                   "verbs": list(r.served_verbs)}
+    if r.short_names:
+        entry["shortNames"] = list(r.short_names)
+    if r.categories:
+        entry["categories"] = list(r.categories)
+    subs = []
+    for sub in subresources_of(r):
+        kind, group, version, verbs = SUBRESOURCES[sub]
+        ref = _kind_ref(group, version, kind) if group or version else _kind_ref(r.group, r.version, kind or r.kind)
+        subs.append({"subresource": sub, "responseKind": ref, "verbs": list(verbs)})
+    if subs:
+        entry["subresources"] = subs
+    return entry
+
+
+def aggregated(path: str, records: Iterable[Resource], version: str = "v2") -> dict | None:
+    """/api or /apis as one APIGroupDiscoveryList: every group, version and
+    resource in one answer, the preferred version first."""
+    if path not in ("/api", "/apis"):
+        return None
+    records = tuple(records)
+    items = []
+    for group, versions in sorted(group_versions(records).items()):
+        if (group == "") != (path == "/api"):
+            continue
+        meta: dict = {"creationTimestamp": None}
+        if group:
+            meta["name"] = group
+        items.append({"metadata": meta, "versions": [
+            {"version": v, "resources": sorted((resource_discovery(r) for r in records
+                                                if r.group == group and r.version == v),
+                                               key=lambda e: e["resource"]),
+             "freshness": "Current"}
+            for v in versions]})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
+            "items": items}
+
+
+def serve_aggregated(path: str, accept: str, records: Iterable[Resource]) -> tuple[list, bytes] | None:
+    """(headers, body) of the aggregated answer when the client asks for one; None otherwise."""
+    if path not in ("/api", "/apis"):
+        return None
+    version = aggregated_version(accept)
+    if version is None:
+        return None
+    import json
+
+    data = json.dumps(aggregated(path, records, version), separators=(",", ":")).encode()
+    return [("Content-Type", content_type(version)), ("Content-Length", str(len(data))), ("Vary", "Accept")], data

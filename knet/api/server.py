@@ -494,6 +494,11 @@ class ApiServer:
                 if data:
                     await stream.send_all(conn.send(h11.Data(data=data)))
                 return await stream.send_all(conn.send(h11.EndOfMessage()))
+            if req.method == "GET" and (agg := discovery.serve_aggregated(req.path, req.headers.get("accept", ""),
+                                                                         SERVED)):  # apidiscovery.k8s.io/v2
+                await stream.send_all(conn.send(h11.Response(status_code=200, headers=agg[0])))
+                await stream.send_all(conn.send(h11.Data(data=agg[1])))
+                return await stream.send_all(conn.send(h11.EndOfMessage()))
             if req.method == "GET" and req.query.get("watch") in ("true", "1"):
                 route = parse_path(req.path)
                 if route is None or route.name:

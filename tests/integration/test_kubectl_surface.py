@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -169,6 +170,11 @@ def test_api_resources_lists_subresources_verbs_and_short_names(c):
     assert {"pods/log", "pods/exec", "pods/attach", "pods/portforward", "pods/binding", "pods/status"} <= set(by_name)
     apps = {r["name"]: r for r in json.loads(c.kubectl("get", "--raw", "/apis/apps/v1").stdout)["resources"]}
     assert apps["deployments/scale"]["kind"] == "Scale" and apps["deployments/scale"]["group"] == "autoscaling"
+    # kubectl asks for aggregated discovery (apidiscovery.k8s.io/v2) and gets it: /api and /apis, no more.
+    with tempfile.TemporaryDirectory() as cache:
+        out = c.kubectl("api-resources", "--cache-dir", cache, "-v=6")
+    fetched = re.findall(r'"Response" verb="GET" url="https://[^/]+(/[^"?]*)', out.stderr)
+    assert fetched == ["/api", "/apis"], fetched
     wide = columns(c.kubectl("api-resources", "-o", "wide").stdout)
     lease = next(r for r in wide if r[0] == "leases")
     assert lease[1:4] == ["coordination.k8s.io/v1", "true", "Lease"]

@@ -195,6 +195,51 @@ def test_the_reviews_are_discovered_create_only_and_leases_at_coordination_v1():
     assert [(r["name"], r["namespaced"], r["kind"]) for r in leases] == [("leases", True, "Lease")]
 
 
+KUBECTL_DISCOVERY_ACCEPT = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+                            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
+
+
+@pytest.mark.parametrize("accept,version", [
+    (KUBECTL_DISCOVERY_ACCEPT, "v2"),
+    ("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json", "v2beta1"),
+    ("application/json, */*", None),
+    ("application/json,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList", None),
+    ("application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList,application/json", None),
+])
+def test_aggregated_discovery_is_negotiated(accept, version):
+    assert discovery.aggregated_version(accept) == version
+
+
+def test_aggregated_discovery_holds_every_group_version_and_subresource():
+    apis = discovery.aggregated("/apis", SERVED)
+    assert (apis["kind"], apis["apiVersion"]) == ("APIGroupDiscoveryList", "apidiscovery.k8s.io/v2")
+    groups = {g["metadata"]["name"]: g for g in apis["items"]}
+    assert set(groups) == {r.group for r in SERVED if r.group}
+    apps = groups["apps"]["versions"]
+    assert [v["version"] for v in apps] == ["v1"] and apps[0]["freshness"] == "Current"
+    deploy = next(r for r in apps[0]["resources"] if r["resource"] == "deployments")
+    assert deploy == {
+        "resource": "deployments", "responseKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+        "scope": "Namespaced", "singularResource": "deployment",
+        "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        "shortNames": ["deploy"], "categories": ["all"], "subresources": [
+            {"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+             "verbs": ["get", "patch", "update"]},
+            {"subresource": "status", "responseKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+             "verbs": ["get", "patch", "update"]}]}
+    core = discovery.aggregated("/api", SERVED)["items"]
+    assert len(core) == 1 and "name" not in core[0]["metadata"]
+    pods = next(r for r in core[0]["versions"][0]["resources"] if r["resource"] == "pods")
+    eviction = next(s for s in pods["subresources"] if s["subresource"] == "eviction")
+    assert eviction == {"subresource": "eviction", "responseKind": {"group": "policy", "version": "v1",
+                                                                    "kind": "Eviction"}, "verbs": ["create"]}
+    headers, body = discovery.serve_aggregated("/apis", KUBECTL_DISCOVERY_ACCEPT, SERVED)
+    assert ("Content-Type", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList") in headers
+    assert json.loads(body) == apis
+    assert discovery.serve_aggregated("/apis", "application/json", SERVED) is None
+    assert discovery.serve_aggregated("/api/v1", KUBECTL_DISCOVERY_ACCEPT, SERVED) is None
+
+
 # -- scale and subresources ----------------------------------------------------------
 
 
