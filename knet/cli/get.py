@@ -462,6 +462,10 @@ def _related(client: Client, res: Resource, objs: list[dict]) -> list[dict]:
 
 
 def cmd_describe(args: argparse.Namespace, connect: Connect) -> int:
+    """kubectl describe: events shown for one object (not for several, unless
+    --show-events says so), objects separated by a blank line, a name not
+    found tried as a prefix of names, the objects found described before the
+    errors of those not found."""
     from knet import printers
     from knet.api.resources import by_kind, lookup
 
@@ -470,16 +474,37 @@ def cmd_describe(args: argparse.Namespace, connect: Connect) -> int:
     if res is None:
         raise CliError(f'the server doesn\'t have a resource type "{args.kind}"')
     ns = None if not res.namespaced or (args.all_namespaces and not args.name) else (args.namespace or "default")
-    objs = [client.get(res, ns, n) for n in args.name] if args.name else client.list(res, ns, args.selector)["items"]
-    if not objs:
-        where = "" if ns is None else f" in {ns} namespace"
-        print(f"No resources found{where}.", file=sys.stderr)
-        return 0
-    events = client.list(by_kind("Event"), None)["items"] if args.show_events else []
+    errors: list[ApiError] = []
+    objs = []
+    prefix = False
+    if args.name:
+        for name in args.name:
+            try:
+                objs.append(client.get(res, ns, name))
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+                errors.append(e)
+        if len(args.name) == 1 and errors:  # DescribeMatchingResources: `describe pod web` finds web-*
+            objs = [o for o in client.list(res, ns)["items"] if o["metadata"]["name"].startswith(args.name[0])]
+            if not objs:
+                raise errors[0]
+            errors, prefix = [], True
+    else:
+        objs = client.list(res, ns, args.selector)["items"]
+    show_events = args.show_events if args.show_events is not None else (len(objs) == 1 and not prefix)
+    events = client.list(by_kind("Event"), None)["items"] if show_events and objs else []
     for i, (obj, extra) in enumerate(zip(objs, _related(client, res, objs), strict=True)):
         uid = obj["metadata"].get("uid")
         mine = [e for e in events if e.get("involvedObject", {}).get("uid") == uid]  # listed order kept
-        if i:
-            print("\n")
-        print(printers.describe(obj, mine, show_events=args.show_events, **extra), end="")
-    return 0
+        text = printers.describe(obj, mine, show_events=show_events, **extra)
+        if prefix:
+            print(text)
+        else:
+            print(("\n\n" if i else "") + text, end="")
+    for e in errors:
+        print(f"Error from server ({e.reason}): {e.message}", file=sys.stderr)
+    if not objs and not errors:
+        print("No resources found" if args.all_namespaces
+              else f"No resources found in {args.namespace or 'default'} namespace.", file=sys.stderr)
+    return 1 if errors else 0

@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", nargs="*")
     s.add_argument("-l", "--selector")
     s.add_argument("-A", "--all-namespaces", action="store_true")
-    s.add_argument("--show-events", type=_go_bool, nargs="?", const=True, default=True, metavar="BOOL",
-                   help="show the object's events (default true)")
+    s.add_argument("--show-events", type=_go_bool, nargs="?", const=True, default=None, metavar="BOOL",
+                   help="show the objects' events (default: for one object, not for several)")
     s.set_defaults(run=("get", "cmd_describe"))
 
     s = sub.add_parser("exec", parents=[common, nsopt], help="run a command in a pod, node or the ext host",

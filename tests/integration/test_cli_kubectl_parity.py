@@ -88,22 +88,27 @@ def both(c: Cluster, *args: str) -> tuple[tuple[int, str, str], tuple[int, str, 
     ("get", "deploy", "web", "-o", "yaml"),
     ("get", "pods", "-o", "yaml"),
     ("get", "endpointslices", "-o", "json"),
+    ("describe", "svc", "nope"),
+    ("describe", "deploy", "-n", "nothing-here"),
+    ("get", "pod", "nope", "-w"),
 ])
-def test_get_output_is_kubectls(c, args):
+def test_output_is_kubectls(c, args):
     kubectl, knet = both(c, *args)
     assert knet == kubectl
 
 
-@pytest.mark.parametrize("what", [("svc", "web"), ("deploy", "web")])
+@pytest.mark.parametrize("what", [("svc", "web"), ("deploy", "web"), ("svc",), ("deploy",), ("rs",),
+                                  ("endpointslices",), ("ns", "default"), ("svc", "-n", "kube-system"), ("svc", "we"),
+                                  ("svc", "--show-events"), ("deploy", "web", "--show-events=false")])
 def test_describe_is_kubectls(c, what):
     # An event's age ticks by the second: knet's run is taken between two of kubectl's.
     before = c.kubectl("describe", *what).stdout
     mine = c.knet("describe", *what).stdout
     after = c.kubectl("describe", *what).stdout
     assert mine in (before, after), f"kubectl:\n{after}\nknet:\n{mine}"
-    if what[0] == "svc":
+    if what == ("svc", "web"):
         assert "Endpoints:" in mine and " + 1 more..." in mine  # four endpoints: three shown
-    else:
+    elif what == ("deploy", "web"):
         assert "NewReplicaSet:   web-" in mine and "(4/4 replicas created)" in mine
 
 

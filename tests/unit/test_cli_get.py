@@ -125,11 +125,18 @@ def test_describe_shows_the_object_and_its_events(knet, stored):
     events = lines[lines.index(next(line for line in lines if line.startswith("Events:"))):]
     assert events[1].split() == ["Type", "Reason", "Age", "From", "Message"]
     assert events[3].split()[:2] == ["Warning", "BackOff"] and events[3].endswith("Back-off restarting failed container c")
-    # Without names: every match, separated by two blank lines; the other pod has no events.
+    # Without names: every match, separated by two blank lines, and (kubectl's rule for several
+    # objects) no events unless --show-events asks for them.
     code, out, _ = knet("describe", "pods", "-l", "app=web")
     first, second = out.split("\n\n\n")
     assert code == 0 and first.startswith("Name:         web-0\n") and second.startswith("Name:         web-1\n")
-    assert "\nEvents:           <none>\n" in second
+    assert "Events:" not in out
+    code, out, _ = knet("describe", "pods", "-l", "app=web", "--show-events")
+    first, second = out.split("\n\n\n")
+    assert "BackOff" in first and "\nEvents:           <none>\n" in second
+    # A name not found is tried as a prefix (kubectl's DescribeMatchingResources): each match, no events.
+    code, out, _ = knet("describe", "pod", "web")
+    assert code == 0 and out.count("Name:  ") == 2 and "Events:" not in out
     # knet's addition follows kubectl's text: what isolates the pod (nothing here)
     assert second.endswith("Network Policies:\n  Isolated for Ingress:        <none> (not isolated)\n"
                            "  Isolated for Egress:         <none> (not isolated)\n"
