@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from knet.controllers.base import View
 
-OWNED_KINDS = ("ReplicaSet", "Pod", "EndpointSlice")
+OWNED_KINDS = ("ReplicaSet", "Pod", "EndpointSlice", "Lease")  # a node's Lease goes with its Node
 OWNER_KINDS = ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Service", "Node")
 
 

@@ -446,3 +446,17 @@ def test_the_lease_an_agent_writes_is_a_valid_lease():
     assert validation_errors(obj) == []
     bad = dict(obj, spec=dict(obj["spec"], leaseDurationSeconds=0, leaseTransitions=-1))
     assert [e.field for e in validation_errors(bad)] == ["spec.leaseDurationSeconds", "spec.leaseTransitions"]
+
+
+def test_a_nodes_lease_goes_with_its_node(tmp_path):
+    from knet.controlplane import reconcile
+
+    reg = Registry(SqliteStore(str(tmp_path / "gc.db")))
+    reg.bootstrap()
+    node = reg.create(by_kind("Node"), None, {"metadata": {"name": "worker-9"}})
+    reg.create(by_kind("Lease"), "kube-node-lease", lease.lease_object("worker-9", node["metadata"]["uid"]))
+    reconcile(reg)
+    assert reg.find(by_kind("Lease"), "kube-node-lease", "worker-9") is not None
+    reg.delete(by_kind("Node"), None, "worker-9")
+    reconcile(reg)
+    assert reg.find(by_kind("Lease"), "kube-node-lease", "worker-9") is None
