@@ -384,12 +384,21 @@ def _watch(args: argparse.Namespace, client: Client, res: Resource, ns: str | No
         return answer["metadata"]["resourceVersion"], {_key(o): o for o in _typed(res, answer["items"])}
 
     try:
-        rv, known = listing()
+        listed, known = listing()
+        rv: str | None = listed
         if not args.watch_only:
             emit([("ADDED", o) for o in known.values()])
         while True:
             began = time.monotonic()
             try:
+                if rv is None:  # after 410 Gone: list again, and print what changed meanwhile
+                    rv, fresh = listing()
+                    changes = [("ADDED" if k not in known else "MODIFIED", o) for k, o in fresh.items()
+                               if k not in known or known[k]["metadata"].get("resourceVersion")
+                               != o["metadata"].get("resourceVersion")]
+                    changes += [("DELETED", o) for k, o in known.items() if k not in fresh]
+                    known = fresh
+                    emit(changes)
                 for ev in client.watch(res, ns, rv, args.selector, field_selector):
                     kind, obj = ev.get("type"), ev.get("object") or {}
                     if kind == "ERROR":
@@ -406,13 +415,7 @@ def _watch(args: argparse.Namespace, client: Client, res: Resource, ns: str | No
             except ApiError as e:
                 if e.code != 410:
                     raise
-                rv, fresh = listing()
-                changes = [("ADDED" if k not in known else "MODIFIED", o) for k, o in fresh.items()
-                           if k not in known or known[k]["metadata"].get("resourceVersion")
-                           != o["metadata"].get("resourceVersion")]
-                changes += [("DELETED", o) for k, o in known.items() if k not in fresh]
-                known = fresh
-                emit(changes)
+                rv = None
             except (ConnectionError, ProtocolError):
                 time.sleep(1)  # the API server restarting: resume from rv once it answers
             if time.monotonic() - began < 1:

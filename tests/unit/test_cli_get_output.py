@@ -212,6 +212,18 @@ def test_watch_lists_again_after_410(server, capsys, stored):
                                 "late-0   ADDED", "web-0    MODIFIED", "db-0     DELETED"]  # the next, wider
 
 
+def test_watch_survives_an_unreachable_server(server, capsys, stored):
+    from knet.api.client import Unreachable
+
+    def gone(c):
+        raise Unreachable("the API server is not reachable")
+
+    steps = [(gone, 0, None), (lambda c: c.delete(PODS, "default", "db-0", grace=0), 1, None)]
+    code, out, err, client = run_watch(server, capsys, steps, "--watch-only", "-o", "name")
+    assert (code, out, err) == (0, "pod/db-0\n", "")
+    assert client.watched_from[0] == client.watched_from[1]  # resumed where it was
+
+
 def test_watch_of_one_object_as_json_events(server, capsys, stored):
     steps = [(lambda c: c.patch(PODS, "default", "web-0", {"metadata": {"annotations": {"x": "<y>"}}}), 1, None)]
     code, out, err, _ = run_watch(server, capsys, steps, "web-0", "-w", "-o", "json", "--output-watch-events")
