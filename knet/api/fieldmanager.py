@@ -65,9 +65,9 @@ class ShapeError(Exception):
 # -- paths of an object ------------------------------------------------------------------
 
 
-def _key_element(item: Any, keys: tuple[str, ...], path: Path) -> str:
+def _key_element(item: Any, keys: tuple[str, ...], path: Path, index: int = 0) -> str:
     if not isinstance(item, dict):
-        raise ShapeError(f"{render_path(path)}: expected map, got {json.dumps(item)}")
+        raise ShapeError(f"{render_path(path)}: element {index}: expected map, got {json.dumps(item)}")
     key = {}
     for k in keys:
         if k in item and item[k] is not None:
@@ -75,14 +75,16 @@ def _key_element(item: Any, keys: tuple[str, ...], path: Path) -> str:
         elif k in KEY_DEFAULTS:
             key[k] = KEY_DEFAULTS[k]
         else:
-            raise ShapeError(f"{render_path(path)}: associative list with keys has an element that omits "
+            raise ShapeError(f"{render_path(path)}: element {index}: associative list with keys has an element that omits "
                              f'key field "{k}" (and doesn\'t have default value)')
     return "k:" + json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
 def flatten(obj: dict, kind: str) -> dict[Path, Any]:
     """Every field path of `obj` with its value: scalars, atomic values whole,
-    ITEM for list items and set members, MAPNODE for granular maps."""
+    ITEM for list items and set members, MAPNODE for granular maps and lists
+    (an ordinary write that adds one owns it: "." in FieldsV1; an applier
+    owns only what is under it)."""
     out: dict[Path, Any] = {}
     _struct(obj, kind, (), out)
     return out
@@ -119,12 +121,14 @@ def _value(v: Any, t: str | None, ctx: tuple[str, str] | None, path: Path, out: 
             out[path] = v
             return
         et = resolve(t[2:])
+        if v:
+            out[path] = MAPNODE  # a granular list is a node of its own, as a map is
         if lt[0] == "set":
             for x in v:
                 out[path + ("v:" + json.dumps(x, separators=(",", ":")),)] = ITEM
             return
-        for x in v:
-            p = path + (_key_element(x, lt[1:], path),)
+        for i, x in enumerate(v):
+            p = path + (_key_element(x, lt[1:], path, i),)
             out[p] = ITEM
             if et in STRUCTS and isinstance(x, dict):
                 _struct(x, et, p, out)

@@ -621,3 +621,43 @@ def test_a_deleted_and_an_added_item_keep_upstreams_order_around_server_only_ite
     out = smp(d, {"$setElementOrder/containers": [{"name": "b"}, {"name": "c"}],
                   "containers": [{"name": "c", "image": "y"}, {"name": "a", "$patch": "delete"}]})
     assert [c["name"] for c in pod_spec(out)["containers"]] == ["b", "d", "c"]
+
+
+def test_retain_keys_on_a_merged_list_item_switches_a_volume_source():
+    """PodSpec.volumes is merge,retainKeys: kubectl apply changing a volume from
+    emptyDir to configMap sends $retainKeys, and the old source goes."""
+    d = deployment()
+    pod_spec(d)["volumes"] = [{"name": "v", "emptyDir": {}}, {"name": "w", "emptyDir": {}}]
+    out = smp(d, {"volumes": [{"name": "v", "configMap": {"name": "cm"}, "$retainKeys": ["configMap", "name"]}]})
+    assert pod_spec(out)["volumes"] == [{"name": "v", "configMap": {"name": "cm"}}, {"name": "w", "emptyDir": {}}]
+
+
+def test_patch_replace_of_a_map_inside_a_merged_item():
+    d = deployment()
+    pod_spec(d)["containers"][0]["resources"] = {"limits": {"cpu": "1", "memory": "1Gi"}}
+    out = smp(d, {"containers": [{"name": "web", "resources": {"limits": {"cpu": "2"}, "$patch": "replace"}}]})
+    assert pod_spec(out)["containers"][0]["resources"] == {"limits": {"cpu": "2"}}
+    assert pod_spec(out)["containers"][0]["ports"]  # the rest of the item merged as usual
+
+
+def test_set_element_order_with_a_primitive_deletion():
+    d = deployment()
+    d["metadata"]["finalizers"] = ["a", "b", "c"]
+    out = strategic.apply(d, {"metadata": {"$setElementOrder/finalizers": ["c", "a"],
+                                           "$deleteFromPrimitiveList/finalizers": ["b"]}}, "Deployment")
+    assert out["metadata"]["finalizers"] == ["c", "a"]
+
+
+def test_apply_owns_set_members_one_by_one(api):
+    """finalizers is a set for apply: the applier's members and another
+    manager's live side by side, and a member the applier drops goes alone."""
+    with_fin = APPLIED.replace("  labels: {app: web, tier: front}", "  labels: {app: web}\n  finalizers: [a/x]")
+    code, out, _ = applied(api, with_fin)
+    assert code == 201, out
+    code, out, _ = call(api, "PATCH", DEPLOY.path("default", "web"),
+                        {"metadata": {"finalizers": ["b/y"]}}, SMP, {"fieldManager": "other"})
+    assert out["metadata"]["finalizers"] == ["b/y", "a/x"]  # merged as a set, the patch's first
+    code, out, _ = applied(api, APPLIED.replace("  labels: {app: web, tier: front}", "  labels: {app: web}"))
+    assert code == 200 and out["metadata"]["finalizers"] == ["b/y"]
+    mine = next(e for e in out["metadata"]["managedFields"] if e["manager"] == "other")
+    assert mine["fieldsV1"] == {"f:metadata": {"f:finalizers": {'v:"b/y"': {}}}}  # the list was there before
