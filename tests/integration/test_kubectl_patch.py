@@ -258,3 +258,32 @@ def test_every_stored_object_decodes_strictly(c):
             assert strict == [], (res.kind, obj["metadata"]["name"], strict)
             checked += 1
     assert checked > 20
+
+
+ANP = """apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {{name: quiet}}
+spec:
+  priority: {priority}
+  subject: {{namespaces: {{matchLabels: {{team: quiet}}}}}}
+  ingress: [{{name: deny-all, action: Deny, from: [{{namespaces: {{}}}}]}}]
+"""
+
+
+def test_a_kind_without_go_types_takes_merge_patches_not_strategic_ones(c):
+    """AdminNetworkPolicy is a custom resource upstream: kubectl apply sends it
+    JSON merge patches, and a strategic patch gets the 415 a custom resource gets."""
+    assert c.kubectl("apply", "-f", "-", input=ANP.format(priority=40)).stdout.strip() == \
+        "adminnetworkpolicy.policy.networking.k8s.io/quiet created"
+    out = c.kubectl("apply", "-f", "-", input=ANP.format(priority=41))
+    assert out.stdout.strip() == "adminnetworkpolicy.policy.networking.k8s.io/quiet configured"
+    assert get(c, "adminnetworkpolicy", "quiet")["spec"]["priority"] == 41
+    out = c.kubectl("patch", "adminnetworkpolicy/quiet", "-p", '{"spec":{"priority":42}}', check=False)
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        "error: application/strategic-merge-patch+json is not supported by policy.networking.k8s.io/v1alpha1, "
+        "Kind=AdminNetworkPolicy: the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
+    c.kubectl("patch", "adminnetworkpolicy/quiet", "--type=merge", "-p", '{"spec":{"priority":42}}')
+    assert get(c, "adminnetworkpolicy", "quiet")["spec"]["priority"] == 42
+    c.kubectl("delete", "adminnetworkpolicy/quiet")
