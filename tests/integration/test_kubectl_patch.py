@@ -287,3 +287,23 @@ def test_a_kind_without_go_types_takes_merge_patches_not_strategic_ones(c):
     c.kubectl("patch", "adminnetworkpolicy/quiet", "--type=merge", "-p", '{"spec":{"priority":42}}')
     assert get(c, "adminnetworkpolicy", "quiet")["spec"]["priority"] == 42
     c.kubectl("delete", "adminnetworkpolicy/quiet")
+
+
+def test_the_python_client_patches_strategic_json_and_applies(c):
+    """The official client picks the patch type from the body: a dict is sent
+    as a strategic merge patch, a list as a JSON patch."""
+    from kubernetes import client, config
+
+    apps = client.AppsV1Api(config.new_client_from_config(config_file=c.kubeconfig))
+    c.kubectl("apply", "-f", "-", input=app("agnhost:2.40", name="pyclient", replicas=1))
+    out = apps.patch_namespaced_deployment("pyclient", "default", {"spec": {"template": {"spec": {
+        "containers": [{"name": "web", "image": "agnhost:2.41"}]}}}}, field_manager="pytest")
+    web = out.spec.template.spec.containers[0]
+    assert web.image == "agnhost:2.41" and web.ports[0].container_port == 8080
+    assert "pytest" in {e.manager for e in out.metadata.managed_fields}
+    out = apps.patch_namespaced_deployment("pyclient", "default",
+                                           [{"op": "replace", "path": "/spec/replicas", "value": 2}])
+    assert out.spec.replicas == 2
+    with pytest.raises(client.ApiException) as e:
+        apps.patch_namespaced_deployment("pyclient", "default", [{"op": "test", "path": "/spec/replicas", "value": 9}])
+    assert e.value.status == 422
