@@ -102,14 +102,14 @@ def _closure(roots: Iterable[str]) -> list[str]:
 
 def _element(t: str) -> str:
     """The struct or scalar at the bottom of a type expression."""
-    t = schema.ALIASES.get(t, t)
     while True:
+        t = schema.ALIASES.get(t, t)
         if t.startswith("[]"):
             t = t[2:]
         elif t.startswith("map[string]"):
             t = t[len("map[string]"):]
         else:
-            return schema.ALIASES.get(t, t) if t in schema.ALIASES else t
+            return t
 
 
 def _group_prefix(group: str, version: str) -> str:
@@ -285,9 +285,8 @@ def _list_schema(b: _Builder, r: Resource) -> dict:
     if b.v3:
         items = {"allOf": [items], "default": {}}
         metadata = {"allOf": [metadata], "default": {}}
-    metadata["description"] = _description("ListMeta", "") and (
-        "Standard list metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/"
-        "api-conventions.md#types-kinds")
+    metadata["description"] = ("Standard list metadata. More info: https://git.k8s.io/community/contributors/"
+                               "devel/sig-architecture/api-conventions.md#types-kinds")
     return {
         "description": f"{r.list_kind} is a list of {r.kind} objects.",
         "type": "object",
