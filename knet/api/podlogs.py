@@ -9,6 +9,7 @@ its own query string: both parse here. Pure: no I/O, no trio.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from knet.api import errors
@@ -136,21 +137,34 @@ def tail_start(data: bytes, lines: int) -> int:
     return pos + 1
 
 
-def stamp_lines(data: bytes, at: float, partial: bool) -> tuple[bytes, bool]:
-    """Prefix each line that begins in `data` with the time `at`. `partial`
-    says the previous chunk ended mid-line (that line is stamped already);
-    returns the stamped bytes and whether this chunk ends mid-line."""
-    if not data:
-        return data, partial
-    prefix = format_time(at).encode() + b" "
-    out = bytearray()
+def _line_ends(data: bytes):
+    """(start, end) of each line (its newline included; the last may lack one)."""
     start = 0
     while start < len(data):
         nl = data.find(b"\n", start)
         end = len(data) if nl < 0 else nl + 1
-        if not partial:
-            out += prefix
-        out += data[start:end]
-        partial = nl < 0
+        yield start, end
         start = end
+
+
+def since_start(data: bytes, time_of: Callable[[int], float], since: float) -> int:
+    """Where the first line written at or after `since` begins; time_of(end)
+    is when the line ending at offset `end` was there."""
+    for start, end in _line_ends(data):
+        if time_of(end) >= since:
+            return start
+    return len(data)
+
+
+def stamp_lines(data: bytes, at: float | Callable[[int], float], partial: bool) -> tuple[bytes, bool]:
+    """Prefix each line that begins in `data` with its time: `at`, or
+    at(end) for the line ending at offset `end` of data. `partial` says the
+    previous chunk ended mid-line (that line is stamped already); returns the
+    stamped bytes and whether this chunk ends mid-line."""
+    out = bytearray()
+    for start, end in _line_ends(data):
+        if not partial:
+            out += format_time(at(end) if callable(at) else at).encode() + b" "
+        out += data[start:end]
+        partial = not data[start:end].endswith(b"\n")
     return bytes(out), partial

@@ -33,6 +33,7 @@ import struct
 import subprocess
 import termios
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
@@ -54,6 +55,7 @@ from knet.api.errors import ApiError
 from knet.net import ns
 from knet.node import spdy, wschannel
 from knet.node.enter import entering
+from knet.node.logclock import LogClock
 from knet.node.podspec import container_env
 from knet.node.sandbox import sandbox_for
 
@@ -90,6 +92,10 @@ class KubeletServer:
     def __init__(self, agent, token: str):
         self.agent = agent
         self.token = token.encode()
+        self.clock = LogClock(self._log_dirs)
+
+    def _log_dirs(self) -> list[str]:
+        return [os.path.join(w.sb.dir, "logs") for w in list(self.agent.workers.values()) if w.sb is not None]
 
     async def serve(self, host: str, port: int = PORT, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(port, host=host)
@@ -100,13 +106,15 @@ class KubeletServer:
         """Serve for the agent's life; a port that cannot be bound yet (an
         earlier agent's socket not gone) is tried again, not fatal to the node."""
         delay = 0.1
-        while True:
-            try:
-                await self.serve(host, port)
-            except OSError as e:
-                log.warning("kubelet server on %s:%d: %s; trying again in %gs", host, port, e, delay)
-                await trio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.clock.run)
+            while True:
+                try:
+                    await self.serve(host, port)
+                except OSError as e:
+                    log.warning("kubelet server on %s:%d: %s; trying again in %gs", host, port, e, delay)
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
 
     # -- HTTP --------------------------------------------------------------------
 
@@ -234,12 +242,15 @@ class KubeletServer:
             if f is not None:
                 data = f.read()
                 mtime = os.fstat(f.fileno()).st_mtime
-                since = opts.since()
-                if since is not None and mtime < since:
-                    data = b""  # nothing in it is newer (lines carry no time of their own: the file's is the newest)
+
+                def when(end: int) -> float:  # when the line ending at `end` was written (knet.node.logclock)
+                    return self.clock.time_of(path, end, mtime)
+                start = 0
+                if opts.since() is not None:
+                    start = podlogs.since_start(data, when, opts.since())
                 if opts.tail_lines is not None:
-                    data = data[podlogs.tail_start(data, opts.tail_lines):]
-                await self._send_chunk(conn, stream, out.render(data, mtime))
+                    start = max(start, podlogs.tail_start(data, opts.tail_lines))
+                await self._send_chunk(conn, stream, out.render(data[start:], lambda end: when(start + end)))
             if opts.follow and running and not out.full:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_cancel_on_eof, stream, nursery.cancel_scope)
@@ -248,8 +259,11 @@ class KubeletServer:
                         if f is None and os.path.exists(path):
                             f = open(path, "rb")
                         live = c.running and c.restart_count == instance
+                        pos = f.tell() if f is not None else 0
                         chunk = f.read() if f is not None else b""
-                        await self._send_chunk(conn, stream, out.render(chunk, time.time()))
+                        now = time.time()
+                        await self._send_chunk(conn, stream, out.render(
+                            chunk, lambda end, pos=pos, now=now: self.clock.time_of(path, pos + end, now)))
                         if not live:
                             break
                     nursery.cancel_scope.cancel()
@@ -516,7 +530,7 @@ class _LogWriter:
     def full(self) -> bool:
         return self.opts.limit_bytes is not None and self.sent >= self.opts.limit_bytes
 
-    def render(self, data: bytes, at: float) -> bytes:
+    def render(self, data: bytes, at: Callable[[int], float]) -> bytes:
         if not data or self.full:
             return b""
         if self.opts.timestamps:

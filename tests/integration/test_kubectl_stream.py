@@ -22,6 +22,7 @@ import urllib.request
 
 import pytest
 
+from knet.api.podlogs import parse_time
 from knet.harness.cluster import KUBECTL, Cluster, running
 
 pytestmark = [pytest.mark.root, pytest.mark.cluster]
@@ -159,6 +160,31 @@ def test_logs_follow_sees_a_new_line(c):
     finally:
         proc.kill()
         proc.wait()
+
+
+def write_and_see(c, line: str) -> None:
+    """Have the side container print `line` and wait until its log has it."""
+    with open(c.trigger + ".tmp", "w") as f:
+        f.write(line + "\n")
+    os.rename(c.trigger + ".tmp", c.trigger)
+    c.wait_for(line, lambda: line in c.kubectl("logs", "talker", "-c", "side").stdout)
+
+
+def test_logs_since_and_timestamps_are_each_lines_own(c):
+    before, after = f"before-{secrets.token_hex(3)}", f"after-{secrets.token_hex(3)}"
+    write_and_see(c, before)
+    # sinceTime goes over the wire in whole seconds (metav1.Time): the lines are a second apart or more.
+    time.sleep(1.2)
+    cut = int(time.time()) + 1
+    while time.time() <= cut:
+        time.sleep(0.05)
+    write_and_see(c, after)
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cut))
+    out = c.kubectl("logs", "talker", "-c", "side", f"--since-time={since}").stdout
+    assert after in out and before not in out and "side car" not in out
+    stamped = {line.split(" ", 1)[1]: parse_time(line.split(" ", 1)[0])
+               for line in c.kubectl("logs", "talker", "-c", "side", "--timestamps").stdout.splitlines()}
+    assert stamped[before] < cut <= stamped[after]
 
 
 # -- exec -----------------------------------------------------------------------

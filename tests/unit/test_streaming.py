@@ -5,13 +5,14 @@ a request into the kubelet's."""
 from __future__ import annotations
 
 import json
+import struct
 import zlib
 
 import pytest
 
 from knet.api import nodeproxy, podlogs
 from knet.api.errors import ApiError
-from knet.node import spdy, wschannel
+from knet.node import logclock, spdy, wschannel
 
 # -- channels -------------------------------------------------------------------
 
@@ -213,3 +214,66 @@ def test_the_forwarded_request_carries_our_credential_not_the_clients():
         ("connection", "Upgrade"), ("upgrade", "SPDY/3.1"), ("x-stream-protocol-version", "v5.channel.k8s.io"),
         ("x-stream-protocol-version", "v4.channel.k8s.io")]).decode()
     assert spdy_head.count("x-stream-protocol-version: ") == 2 and "Connection: close" not in spdy_head
+
+
+# -- when log lines were written --------------------------------------------------
+
+
+def test_marks_give_each_line_the_first_note_that_covers_it():
+    m = logclock.Marks()
+    m.note("/l", 10, 100.0)
+    m.note("/l", 25, 105.0)
+    assert m.time_of("/l", 5, 999.0) == 100.0
+    assert m.time_of("/l", 10, 999.0) == 100.0
+    assert m.time_of("/l", 11, 999.0) == 105.0
+    assert m.time_of("/l", 26, 999.0) == 999.0  # written after the last note: the caller's default
+    assert m.time_of("/other", 1, 7.0) == 7.0
+    m.note("/l", 25, 106.0)  # no growth: nothing new
+    assert m.files["/l"] == ([10, 25], [100.0, 105.0])
+    m.note("/l", 30, 105.001)  # the same moment: merged into the last note
+    assert m.files["/l"] == ([10, 30], [100.0, 105.0])
+    m.moved("/l", "/l.previous")  # a restart renames the log: its notes go with it
+    assert m.time_of("/l.previous", 5, 0.0) == 100.0 and "/l" not in m.files
+    m.note("/l.previous", 3, 200.0)  # shorter than before: a new file under that name
+    assert m.files["/l.previous"] == ([3], [200.0])
+
+
+def test_marks_stay_bounded():
+    m = logclock.Marks()
+    for i in range(logclock.MAX_MARKS * 3):
+        m.note("/l", i + 1, float(i))
+    sizes, times = m.files["/l"]
+    assert len(sizes) <= logclock.MAX_MARKS
+    assert sizes == sorted(sizes) and times == sorted(times) and sizes[-1] == logclock.MAX_MARKS * 3
+    assert m.time_of("/l", sizes[-1], -1.0) == times[-1]
+
+
+def test_inotify_events_note_sizes_and_follow_a_rename(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "c.log").write_bytes(b"12345")
+    clock = logclock.LogClock(lambda: [])
+    clock.watches[3], clock.watched[str(logs)] = str(logs), 3
+
+    def event(wd: int, mask: int, name: str) -> bytes:
+        raw = name.encode() + b"\0" * (16 - len(name) % 16)
+        return struct.pack("iIII", wd, mask, 0, len(raw)) + raw
+
+    clock._events(event(3, clock.IN_MODIFY, "c.log") + event(9, clock.IN_MODIFY, "x.log"), 50.0)
+    assert clock.time_of(str(logs / "c.log"), 5, 0.0) == 50.0
+    (logs / "c.log").rename(logs / "c.previous.log")
+    clock._events(event(3, clock.IN_MOVED_TO, "c.previous.log"), 60.0)
+    assert clock.time_of(str(logs / "c.previous.log"), 5, 0.0) == 50.0
+    clock._events(event(3, clock.IN_IGNORED, ""), 70.0)  # the directory went away with its pod
+    assert clock.watches == {} and clock.marks.files == {}
+
+
+def test_since_and_stamps_use_each_lines_own_time():
+    data = b"old\nnew\nnewer"
+    times = {4: 10.0, 8: 20.0, 13: 30.0}
+    assert data[podlogs.since_start(data, times.__getitem__, 15.0):] == b"new\nnewer"
+    assert podlogs.since_start(data, times.__getitem__, 31.0) == len(data)
+    stamped, partial = podlogs.stamp_lines(data, times.__getitem__, False)
+    assert partial and stamped.splitlines() == [
+        podlogs.format_time(10.0).encode() + b" old", podlogs.format_time(20.0).encode() + b" new",
+        podlogs.format_time(30.0).encode() + b" newer"]
