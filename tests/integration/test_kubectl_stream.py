@@ -269,6 +269,35 @@ def test_exec_copies_files_out_and_in(c, tmp_path):
             os.unlink(remote)
 
 
+def processes_with(argv: list[str]) -> list[int]:
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read() == wanted:
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@TRANSPORTS
+def test_exec_ends_the_command_when_the_client_goes_away(c, spdy, monkeypatch):
+    if spdy:
+        monkeypatch.setenv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+    argv = ["sleep", f"1000.{secrets.randbelow(10**6)}"]  # a command line no other process has
+    env = {**os.environ, "KUBECONFIG": c.kubeconfig}
+    proc = subprocess.Popen([KUBECTL, "exec", "talker", "-c", "main", "--", *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        c.wait_for("the command to run", lambda: processes_with(argv))
+    finally:
+        proc.kill()
+        proc.wait()
+    c.wait_for("the command to end with its client", lambda: not processes_with(argv))
+
+
 def test_exec_errors_as_upstream(c):
     out = c.kubectl("exec", "talker", "-c", "nope", "--", "true", check=False)
     assert out.returncode == 1 and "container nope is not valid for pod talker" in out.stderr
