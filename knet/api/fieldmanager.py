@@ -252,7 +252,7 @@ def decode_entries(obj: dict | None) -> list[Entry]:
 
 def _encode_entries(entries: list[Entry]) -> list[dict]:
     kept = [e for e in entries if e.paths]
-    kept.sort(key=lambda e: (e.operation != "Apply", e.time or "", e.manager))
+    kept.sort(key=lambda e: (e.operation, e.time or "", e.manager, e.api_version, e.subresource))  # upstream's order
     return [e.encode() for e in kept]
 
 
@@ -355,14 +355,15 @@ def apply(live: dict | None, config: dict, manager: str, kind: str, *, force: bo
     previous = mine.paths if mine else set()
     others = [e for e in entries if e is not mine]
     for p in sorted(previous - cfg_paths, key=len, reverse=True):
-        if any(q[:len(p)] == p for e in others for q in e.paths):
-            continue
+        if _is_key_field(p) or any(q[:len(p)] == p for e in others for q in e.paths):
+            continue  # a kept item keeps its key; an item goes whole with its key
         _remove(merged, p, kind)
     if mine is None:
         mine = Entry(manager, "Apply", config.get("apiVersion", ""), now, sub)
         entries.append(mine)
+    elif live is None or _without_managed(merged) != _without_managed(live):
+        mine.time = now  # a no-op apply keeps its time, and so writes nothing (upstream's managedFieldsUpdater)
     mine.paths = cfg_paths
-    mine.time = now
     mine.api_version = config.get("apiVersion", mine.api_version)
     final = set(flatten(merged, kind))
     for e in others:
@@ -399,6 +400,13 @@ def _allowed_by_last_applied(live: dict | None, conflicts: list, manager: str, k
     except (ValueError, ShapeError, AttributeError):
         return False
     return all(p in listed for _, p in conflicts)
+
+
+def _is_key_field(p: Path) -> bool:
+    """A field of a list item that is part of the item's key (`name` under `k:{"name":...}`)."""
+    if len(p) < 2 or not p[-2].startswith("k:") or not p[-1].startswith("f:"):
+        return False
+    return p[-1][2:] in json.loads(p[-2][2:])
 
 
 def _without_managed(obj: dict) -> dict:

@@ -517,9 +517,10 @@ def test_ordinary_writes_take_ownership_from_appliers(api):
     assert "kubernetes-python" in {e["manager"] for e in out["metadata"]["managedFields"]}
 
 
-def test_a_no_op_patch_writes_nothing(api):
+def test_a_no_op_patch_writes_nothing(api, monkeypatch):
     applied(api)
     before = api.registry.get(DEPLOY, "default", "web")
+    monkeypatch.setattr("knet.api.registry.now_rfc3339", lambda *a: "2999-01-01T00:00:00Z")  # a later second
     code, out, _ = call(api, "PATCH", DEPLOY.path("default", "web"), {"spec": {"replicas": 2}}, SMP,
                         {"fieldManager": "again"})
     assert code == 200 and out["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
@@ -661,3 +662,21 @@ def test_apply_owns_set_members_one_by_one(api):
     assert code == 200 and out["metadata"]["finalizers"] == ["b/y"]
     mine = next(e for e in out["metadata"]["managedFields"] if e["manager"] == "other")
     assert mine["fieldsV1"] == {"f:metadata": {"f:finalizers": {'v:"b/y"': {}}}}  # the list was there before
+
+
+def test_an_item_the_applier_stops_listing_goes_unless_another_manager_owns_part_of_it(api):
+    two = APPLIED + "      - name: side\n        image: busybox\n        imagePullPolicy: Always\n"
+    code, out, _ = applied(api, two)
+    assert code == 201, out
+    code, out, _ = applied(api)  # side no longer listed: it goes, name and all
+    assert code == 200, out
+    assert [c["name"] for c in pod_spec(out)["containers"]] == ["web"]
+    applied(api, two)
+    call(api, "PATCH", DEPLOY.path("default", "web"), {"spec": {"template": {"spec": {"containers": [
+        {"name": "side", "image": "busybox:2", "env": [{"name": "KEEP", "value": "1"}]}]}}}}, SMP,
+        {"fieldManager": "other"})
+    code, out, _ = applied(api)
+    assert code == 200, out
+    side = [c for c in pod_spec(out)["containers"] if c["name"] == "side"]
+    # kept for what "other" owns (its image, its env), without the applier's pull policy
+    assert side == [{"name": "side", "image": "busybox:2", "env": [{"name": "KEEP", "value": "1"}]}]
