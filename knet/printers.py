@@ -43,7 +43,7 @@ from knet.api.tables import (
     to_int,
 )
 
-__all__ = ["describe", "isolated_cell", "policies_cell", "table", "table_cells", "tabwrite"]
+__all__ = ["describe", "go_sort", "isolated_cell", "policies_cell", "table", "table_cells", "tabwrite"]
 
 # --------------------------------------------------------------------------
 # time
@@ -350,7 +350,7 @@ def _tolerations_multiline(w: _Writer, title: str, tolerations: object) -> None:
         w.write(0, text + "\n")
 
 
-def _go_sort(items: list, less: Callable[[Any, Any], bool]) -> None:
+def go_sort(items: list, less: Callable[[Any, Any], bool]) -> None:
     """Go's sort.Sort (pdqsort, Go 1.19 and later), in place: not stable, so
     the order it leaves equal items in is its own, and kubectl's describe shows
     events of the same second in exactly that order. Below 13 items it is an
@@ -543,7 +543,7 @@ def _describe_events(w: _Writer, events: list[Obj] | None, now: float) -> None:
     w.write(1, "----\t------\t----\t----\t-------\n")
     # SortableEvents (by lastTimestamp alone, unset first) through Go's sort.Sort, which is not stable:
     # events of the same second come in the order kubectl shows them, given the server's listed order.
-    _go_sort(items, lambda x, y: when(x) < when(y))
+    go_sort(items, lambda x, y: when(x) < when(y))
     for ev in items:
         if parse_timestamp(ev.get("eventTime")) is not None:
             first = since(ev.get("eventTime"), now)

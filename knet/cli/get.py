@@ -308,14 +308,15 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
         else:
             items = client.list(res, rns, args.selector, args.field_selector)["items"]
         objects_by_res.append((res, _typed(res, items)))
-    if output.kind == "name":
-        for res, items in objects_by_res:
-            for o in items:
-                print(label(res, o["metadata"]["name"]))
-        return 0
     if output.kind != "table":
-        items = [o for _, objs in objects_by_res for o in objs]
+        pairs = [(res, o) for res, objs in objects_by_res for o in objs]
         single = bool(args.name) and len(resources) == 1 and len(args.name) == 1
+        if args.sort_by and not single:
+            pairs = _sorted(pairs, args.sort_by, table=False)
+        if output.kind == "name":
+            print("".join(label(res, o["metadata"]["name"]) + "\n" for res, o in pairs), end="")
+            return 0
+        items = [o for _, o in pairs]
         data = items[0] if single else {"apiVersion": "v1", "items": items, "kind": "List",
                                         "metadata": {"resourceVersion": ""}}
         print(output.whole(data, items), end="")
@@ -324,15 +325,33 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
     for res, items in objects_by_res:
         if not items:
             continue
+        if args.sort_by and len(items) > 1:
+            try:
+                items = [o for _, o in _sorted([(res, o) for o in items], args.sort_by, table=True)]
+            except CliError:
+                continue  # kubectl's get drops the table printer's error: the kind prints nothing
+
         if printed:
             print()
         text = printers_table(client, res, items, args, show_kind=len(resources) > 1)
         print(text, end="")
         printed = True
-    if not printed:
-        where = "" if args.all_namespaces or not any(r.namespaced for r in resources) else f" in {ns} namespace"
-        print(f"No resources found{where}.", file=sys.stderr)
+    if not printed:  # kubectl's words: the namespace named only when every kind asked for is namespaced
+        print("No resources found" if args.all_namespaces or not all(r.namespaced for r in resources)
+              else f"No resources found in {ns} namespace.", file=sys.stderr)
     return 0
+
+
+def _sorted(pairs: list[tuple[Resource, dict]], field: str, table: bool) -> list[tuple[Resource, dict]]:
+    """--sort-by: kubectl's TableSorter for a table's rows (a path the relaxed
+    form refuses is used as written), its SortObjects for the other formats."""
+    from knet.cli.sorting import SortError, sort_objects
+
+    by_id = {id(o): (res, o) for res, o in pairs}
+    try:
+        return [by_id[id(o)] for o in sort_objects([o for _, o in pairs], field, relaxed_or_raw=table)]
+    except SortError as e:
+        raise CliError(str(e)) from None
 
 
 def printers_table(client: Client, res: Resource, items: list[dict], args: argparse.Namespace,
@@ -383,11 +402,18 @@ def _watch(args: argparse.Namespace, client: Client, res: Resource, ns: str | No
         answer = client.list(res, ns, args.selector, field_selector)
         return answer["metadata"]["resourceVersion"], {_key(o): o for o in _typed(res, answer["items"])}
 
+    if args.sort_by:
+        which = "--watch-only" if args.watch_only else "--watch"
+        print(f"warning: {which} requested, --sort-by will be ignored"
+              + (" for watch events received" if not args.watch_only else ""), file=sys.stderr)
     try:
         listed, known = listing()
         rv: str | None = listed
         if not args.watch_only:
-            emit([("ADDED", o) for o in known.values()])
+            initial = list(known.values())
+            if args.sort_by and output.kind == "table" and len(initial) > 1:  # the listing's table is sorted
+                initial = [o for _, o in _sorted([(res, o) for o in initial], args.sort_by, table=True)]
+            emit([("ADDED", o) for o in initial])
         while True:
             began = time.monotonic()
             try:

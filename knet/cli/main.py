@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-missing-template-keys", type=_go_bool, nargs="?", const=True, default=True,
                    metavar="BOOL", help="a missing key prints nothing in jsonpath (default true)")
     s.add_argument("--show-managed-fields", action="store_true", help="keep metadata.managedFields in json/yaml")
+    s.add_argument("--sort-by", metavar="PATH", help="order by a JSONPath's value, e.g. .metadata.creationTimestamp")
     s.set_defaults(run=("get", "cmd_get"))
 
     s = sub.add_parser("describe", parents=[common, nsopt], help="show one object in detail, with its events")

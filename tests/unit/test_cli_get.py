@@ -104,8 +104,8 @@ def test_get_errors_and_nothing_found(knet, stored):
         1, "", 'error: unable to match a printer suitable for the output format "xml", allowed formats are: '
                "custom-columns,custom-columns-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,wide,yaml\n")
     assert knet("get", "pods", "-n", "empty") == (0, "", "No resources found in empty namespace.\n")
-    assert knet("get", "deploy", "-A") == (0, "", "No resources found.\n")
-    assert knet("get", "networkpolicies,nodes", "-l", "none=here") == (0, "", "No resources found in default namespace.\n")
+    assert knet("get", "deploy", "-A") == (0, "", "No resources found\n")  # kubectl's words, no period
+    assert knet("get", "networkpolicies,nodes", "-l", "none=here") == (0, "", "No resources found\n")  # nodes: not namespaced
     assert knet("get", "pods", "-l", "a=(")[0] == 1  # a bad selector is the server's 400, one line
     assert knet("get", "pods", "-l", "a=(")[2].startswith("Error from server (BadRequest): ")
 
