@@ -471,19 +471,54 @@ def _merge_value(live: Any, v: Any, t: str | None, ctx: tuple[str, str] | None) 
             return copy.deepcopy(v)
         et = resolve(t[2:])
         if lt[0] == "set":
-            return live + [copy.deepcopy(x) for x in v if x not in live]
-        keys = lt[1:]
-        index = {_key_element(x, keys, ()): i for i, x in enumerate(live) if isinstance(x, dict)}
-        out = list(live)
-        for x in v:
-            key = _key_element(x, keys, ())
-            if key in index:
-                out[index[key]] = _merge_value(out[index[key]], x, et, None)
-            else:
-                index[key] = len(out)
-                out.append(copy.deepcopy(x))
-        return out
+            def element(x: Any) -> str:
+                return json.dumps(x, sort_keys=True)
+        else:
+            def element(x: Any) -> str:
+                return _key_element(x, lt[1:], ())
+        return _merge_items(live, v, element, lambda old, new: _merge_value(old, new, et, None))
     return copy.deepcopy(v)
+
+
+def _merge_items(lhs: list, rhs: list, element, merge) -> list:
+    """structured-merge-diff's merge of a keyed list: the live items the
+    configuration does not name stay where they are, the configuration's
+    items come in its order, each merged with its live counterpart."""
+    lpe, rpe = [element(x) for x in lhs], [element(x) for x in rhs]
+    lobs, robs = dict(zip(lpe, lhs, strict=True)), dict(zip(rpe, rhs, strict=True))
+    shared = [pe for pe in rpe if pe in lobs]
+    next_shared = shared.pop(0) if shared else None
+    merged_r: set = set()
+    out: list = []
+    li = ri = 0
+    while li < len(lpe) or ri < len(rpe):
+        if li < len(lpe) and ri < len(rpe):
+            pe = lpe[li]
+            if pe == rpe[ri]:
+                merged_r.add(pe)
+                out.append(merge(lobs[pe], robs[pe]))
+                li, ri = li + 1, ri + 1
+                next_shared = shared.pop(0) if shared else None
+                continue
+            if pe in robs and next_shared is not None and next_shared != pe:
+                li += 1
+                continue
+        if li < len(lpe):
+            pe = lpe[li]
+            if pe not in robs:
+                out.append(lhs[li])
+                li += 1
+                continue
+            if pe in merged_r:
+                li += 1
+        if ri < len(rpe):
+            pe = rpe[ri]
+            merged_r.add(pe)
+            out.append(merge(lobs[pe], robs[pe]) if pe in lobs else copy.deepcopy(robs[pe]))
+            ri += 1
+            if next_shared is not None and next_shared == pe:
+                next_shared = shared.pop(0) if shared else None
+    return out
 
 
 def _remove(obj: dict, path: Path, kind: str) -> None:

@@ -680,3 +680,15 @@ def test_an_item_the_applier_stops_listing_goes_unless_another_manager_owns_part
     side = [c for c in pod_spec(out)["containers"] if c["name"] == "side"]
     # kept for what "other" owns (its image, its env), without the applier's pull policy
     assert side == [{"name": "side", "image": "busybox:2", "env": [{"name": "KEEP", "value": "1"}]}]
+
+
+def test_apply_merges_keyed_lists_in_structured_merge_diffs_order():
+    """Live items the configuration does not name keep their places; the
+    configuration's items follow its order."""
+    live = deployment()
+    pod_spec(live)["containers"] = [{"name": n, "image": "x"} for n in "abcd"]
+    config = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+              "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "y"}, {"name": "a", "image": "y"}]}}}}
+    out = fieldmanager.apply(live, config, "m", "Deployment", force=True, kind_has_status=True, now="t")
+    assert [(c["name"], c["image"]) for c in pod_spec(out)["containers"]] == [
+        ("b", "x"), ("c", "y"), ("d", "x"), ("a", "y")]
