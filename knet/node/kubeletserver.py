@@ -49,6 +49,7 @@ from knet.api.errors import ApiError
 from knet.node import wschannel
 from knet.node.enter import entering
 from knet.node.logclock import LogClock
+from knet.node.nodeinfo import KUBELET_PORT
 from knet.node.podspec import container_env
 from knet.node.portforward import PodDialer, SpdyPortForward, channel_port_forward
 from knet.node.sandbox import sandbox_for
@@ -67,7 +68,7 @@ from knet.node.streamconn import (
 
 log = logging.getLogger("knet.kubelet")
 
-PORT = 10250  # kubelet's --port
+PORT = KUBELET_PORT  # kubelet's --port, as the Node's daemonEndpoints tell the API server
 LOG_POLL = 0.1  # how often a followed log is read again
 DRAIN_AFTER_EXIT = 2.0  # how long output of an exited command's leftover children is still sent
 
