@@ -9,10 +9,11 @@ pods:
 - the list request kubectl makes (GET /api/v1/pods?limit=500 with its Table
   Accept header), on a kept-alive connection and on a new connection each time,
   HTTPS and unix in alternation: p50/p99 and the ratio of the medians;
-- 100 parallel list+watch clients (knet's async client, as node agents and
-  informers use it): the lists' latency under that load, then the delay from
-  a write to each watcher's event (p50/p99), and the server's RSS with the 100
-  watches open above its RSS before (the memory TLS connections cost).
+- 100 parallel list+watch clients of each transport at once (knet's async
+  client, as node agents and informers use it): the lists' latency under that
+  load, then the delay from a write to each watcher's event (p50/p99); and,
+  each transport alone on a freshly started server process, its RSS with 100
+  clients listed and watching above its RSS before (per client).
 
 Usage: .venv/bin/python bench/api.py [--sizes 10,100,1000] [--runs 20] [--clients 100] [--writes 20]
 The last line is one JSON object with every figure.
@@ -50,10 +51,12 @@ SERVER = """
 import os, socket, sys, trio
 from knet.api.registry import Registry
 from knet.api.server import ApiServer
-from knet.api.tls import server_context, write_pki
+from knet.api.tls import pki_paths, server_context, write_pki
 from knet.store.sqlite import SqliteStore
 d, token = sys.argv[1], sys.argv[2]
-pki = write_pki(d, "127.0.0.1", "10.96.0.0/12", "cluster.local")
+pki = pki_paths(d)
+if not os.path.exists(pki.ca_crt):  # kept across restarts, as a cluster's
+    write_pki(d, "127.0.0.1", "10.96.0.0/12", "cluster.local")
 reg = Registry(SqliteStore(os.path.join(d, "store.db")))
 reg.bootstrap()
 server = ApiServer(reg, token, tls=server_context(pki))
@@ -163,54 +166,55 @@ def kubectl_get(d: str, path: str, runs: int, n: int) -> dict:
     return summary(times)
 
 
-def list_watch(d: str, port: int, server_pid: int, kind: str, clients: int, writes: int) -> dict:
-    """`clients` clients each list the pods and watch from the list's revision;
-    then `writes` annotations of one pod, each carrying its write time."""
+def watchers(d: str, port: int, server_pid: int, kinds: dict[str, int], writes: int) -> dict:
+    """kinds[k] clients of each transport at once, each listing the pods and
+    watching from the list's revision; then `writes` annotations of one pod,
+    each carrying its write time. Both transports' clients run in the same
+    moments, so what the machine is doing meanwhile falls on both alike."""
     import trio
 
     from knet.api.aclient import AsyncClient
 
     ca = os.path.join(d, "pki", "ca.crt")
 
-    def client() -> AsyncClient:
+    def client(kind: str) -> AsyncClient:
         if kind == "tls":
             return AsyncClient("127.0.0.1", port, TOKEN, ca_file=ca)
         return AsyncClient("", 0, TOKEN, unix_path=os.path.join(d, "api.sock"))
 
-    list_times: list[float] = []
-    delays: list[float] = []
+    list_times: dict[str, list[float]] = {k: [] for k in kinds}
+    delays: dict[str, list[float]] = {k: [] for k in kinds}
+    total = sum(kinds.values())
     out: dict = {}
 
-    async def watcher(ready: trio.Semaphore, done: trio.Event, watching: list) -> None:
-        api = client()
+    async def watcher(kind: str, ready: trio.Semaphore, done: trio.Event) -> None:
+        api = client(kind)
         t0 = time.perf_counter()
         listed = await api.list(PODS)
-        list_times.append(time.perf_counter() - t0)
-        rv = listed["metadata"]["resourceVersion"]
-        seen = 0
-        watching.append(1)
+        list_times[kind].append(time.perf_counter() - t0)
         ready.release()
-        async for ev in api.watch(PODS, None, resource_version=rv):
+        seen = 0
+        async for ev in api.watch(PODS, None, resource_version=listed["metadata"]["resourceVersion"]):
             stamp = (ev["object"].get("metadata", {}).get("annotations") or {}).get("bench/t")
             if ev["type"] == "MODIFIED" and stamp:
-                delays.append(time.time() - float(stamp))
+                delays[kind].append(time.time() - float(stamp))
                 seen += 1
                 if seen == writes:
                     break
-        if len(delays) == clients * writes:
+        if sum(map(len, delays.values())) == total * writes:
             done.set()
 
     async def main() -> None:
-        ready = trio.Semaphore(0, max_value=clients)
+        ready = trio.Semaphore(0, max_value=total)
         done = trio.Event()
-        watching: list = []
         before = rss_mb([server_pid])
         async with trio.open_nursery() as nursery:
-            for _ in range(clients):
-                nursery.start_soon(watcher, ready, done, watching)
-            for _ in range(clients):
+            for kind, count in kinds.items():
+                for _ in range(count):
+                    nursery.start_soon(watcher, kind, ready, done)
+            for _ in range(total):
                 await ready.acquire()
-            await trio.sleep(0.5)  # the watches are open on the server
+            await trio.sleep(0.5)  # every watch is open on the server
             out["serverRssMbBefore"] = round(before, 1)
             out["serverRssMbWatching"] = round(rss_mb([server_pid]), 1)
             writer = AsyncClient("", 0, TOKEN, unix_path=os.path.join(d, "api.sock"))
@@ -222,10 +226,32 @@ def list_watch(d: str, port: int, server_pid: int, kind: str, clients: int, writ
             nursery.cancel_scope.cancel()
 
     trio.run(main)
-    out.update(lists=summary(list_times), eventDelay=summary(delays) if delays else None,
-               events=len(delays), expected=clients * writes,
-               serverRssMbPerWatcher=round((out["serverRssMbWatching"] - out["serverRssMbBefore"]) / clients, 3))
+    for kind in kinds:
+        out[kind] = {"lists": summary(list_times[kind]),
+                     "eventDelay": summary(delays[kind]) if delays[kind] else None, "events": len(delays[kind])}
+    out["expectedEvents"] = writes * total
+    out["serverRssMbPerWatcher"] = round((out["serverRssMbWatching"] - out["serverRssMbBefore"]) / total, 3)
     return out
+
+
+def start_server(d: str) -> tuple[subprocess.Popen, int]:
+    """The API server on the store in d (made on first start, kept after), HTTPS on a free port."""
+    try:
+        os.unlink(os.path.join(d, "port"))
+    except FileNotFoundError:
+        pass
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, d, TOKEN])
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(d, "port")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the API server did not start")
+        time.sleep(0.05)
+    return proc, int(open(os.path.join(d, "port")).read())
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(10)
 
 
 def populate(c: Client, have: int, want: int) -> None:
@@ -247,44 +273,42 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     figures: dict = {"sizes": {}, "clients": args.clients, "writes": args.writes}
     with tempfile.TemporaryDirectory(prefix="knet-bench-api-") as d:
-        proc = subprocess.Popen([sys.executable, "-c", SERVER, d, TOKEN])
+        proc, port = start_server(d)
         try:
-            deadline = time.monotonic() + 30
-            while not os.path.exists(os.path.join(d, "port")):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the API server did not start")
-                time.sleep(0.05)
-            port = int(open(os.path.join(d, "port")).read())
             ctx = ssl.create_default_context(cafile=os.path.join(d, "pki", "ca.crt"))
             c = Client(TOKEN, unix_path=os.path.join(d, "api.sock"))
             for i in range(10):
                 c.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"ns{i}"}})
-            path = kubeconfig(d, port)
             have = 0
             for n in sizes:
                 populate(c, have, n)
                 have = n
-                fig: dict = {"kubectlGetPodsA": kubectl_get(d, path, args.kubectl_runs, n),
+                fig: dict = {"kubectlGetPodsA": kubectl_get(d, kubeconfig(d, port), args.kubectl_runs, n),
                              "list": raw_lists(d, port, ctx, args.runs)}
-                for kind in ("tls", "unix"):
-                    fig[f"listWatch_{kind}"] = list_watch(d, port, proc.pid, kind, args.clients, args.writes)
-                lw_t, lw_u = fig["listWatch_tls"], fig["listWatch_unix"]
+                # Latency: both transports' clients at once. Memory: each alone on a fresh server process.
+                lw = fig["listWatch"] = watchers(d, port, proc.pid, {"tls": args.clients, "unix": args.clients},
+                                                 args.writes)
                 fig["listWatchTlsOverUnix"] = {
-                    "listsP50": round(lw_t["lists"]["p50"] / lw_u["lists"]["p50"], 3),
-                    "eventDelayP50": round(lw_t["eventDelay"]["p50"] / lw_u["eventDelay"]["p50"], 3)
-                    if lw_t["eventDelay"] and lw_u["eventDelay"] else None,
-                }
+                    "listsP50": round(lw["tls"]["lists"]["p50"] / lw["unix"]["lists"]["p50"], 3),
+                    "eventDelayP50": round(lw["tls"]["eventDelay"]["p50"] / lw["unix"]["eventDelay"]["p50"], 3)
+                    if lw["tls"]["eventDelay"] and lw["unix"]["eventDelay"] else None}
+                for kind in ("tls", "unix"):
+                    stop_server(proc)
+                    proc, port = start_server(d)
+                    m = watchers(d, port, proc.pid, {kind: args.clients}, 1)
+                    fig[f"memory_{kind}"] = {k: m[k] for k in ("serverRssMbBefore", "serverRssMbWatching",
+                                                               "serverRssMbPerWatcher")}
                 figures["sizes"][str(n)] = fig
-                print(f"{n} pods: kubectl get pods -A p50 {fig['kubectlGetPodsA']['p50']} ms; list warm TLS/unix "
-                      f"{fig['list']['warm']['tlsOverUnixP50']}x, cold {fig['list']['cold']['tlsOverUnixP50']}x; "
-                      f"{args.clients} list+watch: lists p50 TLS {lw_t['lists']['p50']} / unix {lw_u['lists']['p50']} ms, "
-                      f"event delay p50 TLS {(lw_t['eventDelay'] or {}).get('p50')} / unix "
-                      f"{(lw_u['eventDelay'] or {}).get('p50')} ms; server RSS per watcher TLS "
-                      f"{lw_t['serverRssMbPerWatcher']} / unix {lw_u['serverRssMbPerWatcher']} MB", flush=True)
+                print(f"{n} pods: kubectl get pods -A p50 {fig['kubectlGetPodsA']['p50']} ms; list TLS/unix p50 "
+                      f"kept-alive {fig['list']['warm']['tlsOverUnixP50']}x, new connection "
+                      f"{fig['list']['cold']['tlsOverUnixP50']}x; {args.clients}+{args.clients} list+watch: lists p50 "
+                      f"TLS {lw['tls']['lists']['p50']} / unix {lw['unix']['lists']['p50']} ms, event delay p50 TLS "
+                      f"{(lw['tls']['eventDelay'] or {}).get('p50')} / unix {(lw['unix']['eventDelay'] or {}).get('p50')}"
+                      f" ms; server MB per list+watch client TLS {fig['memory_tls']['serverRssMbPerWatcher']} / unix "
+                      f"{fig['memory_unix']['serverRssMbPerWatcher']}", flush=True)
             figures["serverRssMb"] = round(rss_mb([proc.pid]), 1)
         finally:
-            proc.terminate()
-            proc.wait(10)
+            stop_server(proc)
     emit(figures)
 
 

@@ -49,6 +49,8 @@ FRESHNESS_WAIT = 3.0
 # The most a watch coroutine encodes into one send: what it holds in memory
 # while a slow client's socket is full.
 WATCH_CHUNK = 256 * 1024
+# The most of one answer handed to the connection at once (see ApiServer._send).
+SEND_CHUNK = 64 * 1024
 
 
 def decode_body(body: bytes, res: Resource | None = None) -> object:
@@ -455,8 +457,16 @@ class ApiServer:
         headers += [("Warning", decode.warning_header(w)) for w in warnings]
         if close:
             headers.append(("Connection", "close"))
-        await stream.send_all(conn.send(h11.Response(status_code=code, headers=headers)))
-        await stream.send_all(conn.send(h11.Data(data=data)))
+        # One write for a small answer (over TLS: one record, not three); a large one in slices, so
+        # what a connection holds encrypted and unsent stays bounded (100 clients listing 1,000 pods
+        # at once otherwise hold each list twice over, plain and encrypted).
+        head = conn.send(h11.Response(status_code=code, headers=headers))
+        if len(data) <= SEND_CHUNK:
+            return await stream.send_all(head + conn.send(h11.Data(data=data)) + conn.send(h11.EndOfMessage()))
+        await stream.send_all(head)
+        view = memoryview(data)
+        for i in range(0, len(data), SEND_CHUNK):
+            await stream.send_all(conn.send(h11.Data(data=view[i:i + SEND_CHUNK])))
         await stream.send_all(conn.send(h11.EndOfMessage()))
 
     def _authorized(self, req: Request) -> bool:

@@ -129,6 +129,10 @@ def cmd_status(args: argparse.Namespace, connect: Connect) -> int:
         print(f"API server: not reachable ({e})")
         return 1
     print(f"API server: {version['gitVersion']}, revision {progress['revision']}")
+    from knet.cluster import host_port
+
+    if (port := host_port(info["cluster"])) is not None:
+        print(f"  kubectl: https://127.0.0.1:{port} (context knet-{info['cluster']}; knet kubeconfig prints it)")
     if st := progress.get("store"):
         mib = 1024 * 1024
         print(f"  store: {st['sizeBytes'] / mib:.1f} MiB on disk (file {st['fileBytes'] / mib:.1f} MiB, "

@@ -57,6 +57,7 @@ def test_the_kubeconfig_up_wrote(c):
     assert os.stat(c.kubeconfig).st_mode & 0o777 == 0o600
     printed = c.knet("kubeconfig").stdout
     assert yaml.safe_load(printed)["clusters"][0]["cluster"]["server"] == url
+    assert f"kubectl: {url} (context {name}" in c.knet("status").stdout
 
 
 def test_version_without_skew_warning(c):
