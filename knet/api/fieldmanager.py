@@ -275,25 +275,26 @@ def record_update(old: dict | None, new: dict, manager: str, kind: str, *, kind_
                   subresource: str | None = None, now: str) -> None:
     """Record in `new`'s managedFields what an ordinary write (create, update,
     patch) by `manager` changed from `old`. A write that sets managedFields
-    itself (a client resetting or migrating them) is kept as it asked."""
+    itself has them as the base for its own entry; one that sets them empty
+    clears them (upstream's reset)."""
     m = new.setdefault("metadata", {})
     old_entries = ((old or {}).get("metadata") or {}).get("managedFields")
+    base = old
     if "managedFields" in m and m["managedFields"] != old_entries:
         if not m["managedFields"]:
             m.pop("managedFields")
-        return
+            return
+        base = new
     flat_new = flatten(new, kind)
     flat_old = flatten(old, kind) if old else {}
     changed = {p for p, v in flat_new.items() if p not in flat_old or not _same(flat_old[p], v)}
-    removed = {p for p in flat_old if p not in flat_new}
-    allowed = owned_paths(flat_new, kind_has_status, subresource)
-    changed &= allowed
-    removed = {p for p in removed if p in owned_paths({p: None}, kind_has_status, subresource)}
+    changed &= owned_paths(flat_new, kind_has_status, subresource)
+    removed = {p for p in flat_old if p not in flat_new} & owned_paths(flat_old, kind_has_status, subresource)
     if not changed and not removed:
-        if old_entries:
+        if base is old and old_entries:
             m["managedFields"] = old_entries
         return
-    entries = decode_entries(old)
+    entries = decode_entries(base)
     mine = None
     sub = subresource or ""
     for e in entries:
