@@ -280,6 +280,15 @@ def test_the_python_client_lists_nodes_and_pods(c):
     assert scale.spec.replicas == c.get("Deployment", "default", "web")["spec"]["replicas"]
     leases = client.CoordinationV1Api(config.new_client_from_config(config_file=c.kubeconfig))
     assert leases.read_namespaced_lease("worker-1", "kube-node-lease").spec.holder_identity == "worker-1"
+    # Every kind's list deserializes into the client's models (each required field present).
+    assert api.list_event_for_all_namespaces().items and api.list_namespace().items
+    assert client.DiscoveryV1Api(api.api_client).list_endpoint_slice_for_all_namespaces().items
+    assert apps.list_replica_set_for_all_namespaces().items
+    assert client.NetworkingV1Api(api.api_client).list_network_policy_for_all_namespaces().items
+    review = client.AuthorizationV1Api(api.api_client).create_self_subject_access_review(
+        client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(verb="delete", resource="pods", namespace="default"))))
+    assert review.status.allowed is True
 
 
 def test_kubectl_get_watch_prints_table_rows(c):
