@@ -234,6 +234,11 @@ def check_apply_config(res: Resource, config: dict, directive: str) -> tuple[dic
     if not kind or not api_version:
         raise errors.bad_request(f"failed to create typed patch object ({gvk}): the applied configuration "
                                  "must set apiVersion and kind")
+    if api_version != res.api_version:
+        raise errors.bad_request("Incorrect version specified in apply patch. Specified patch version: "
+                                 f"{api_version}, expected: {res.api_version}")
+    if isinstance(config.get("metadata"), dict) and config["metadata"].get("managedFields") is not None:
+        raise errors.bad_request("metadata.managedFields must be nil")
     try:
         obj, strict = decode.decode_typed(config, res.kind, patch=True)
     except decode.DecodeError as e:

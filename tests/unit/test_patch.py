@@ -497,6 +497,11 @@ def test_apply_refuses_a_configuration_that_does_not_fit_the_kind(api):
     assert code == 400
     assert out["message"] == ("failed to create typed patch object (apps/v1, Kind=Deployment): "
                               ".spec.replicaz: field not declared in schema")
+    code, out, _ = applied(api, APPLIED.replace("apps/v1", "apps/v1beta2"))
+    assert code == 400 and out["message"] == ("Incorrect version specified in apply patch. Specified patch version: "
+                                              "apps/v1beta2, expected: apps/v1")
+    code, out, _ = applied(api, APPLIED.replace("  name: web\n", "  name: web\n  managedFields: []\n"))
+    assert code == 400 and out["message"] == "metadata.managedFields must be nil"
     code, out, _ = applied(api, "- a\n- b\n")
     assert code == 400 and out["message"].startswith("error decoding YAML")
     code, out, _ = applied(api, APPLIED.replace("name: web\n  labels", "name: other\n  labels"))
