@@ -115,6 +115,37 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     'Patch': {
         '': 'Patch is provided to give a concrete name and type to the Kubernetes PATCH request body.',
     },
+    'Binding': {
+        '': 'Binding ties one object to another; for example, a pod is bound to a node by a scheduler.',
+        'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+        'metadata': "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+        'target': 'The target object that you want to bind to the standard object.',
+    },
+    'Eviction': {
+        '': 'Eviction evicts a pod from its node subject to certain policies and safety constraints. This is a subresource of Pod.  A request to cause such an eviction is created by POSTing to .../pods/<pod name>/evictions.',
+        'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+        'metadata': 'metadata describes the pod that is being evicted.',
+        'deleteOptions': 'deleteOptions may be provided',
+    },
+    'Scale': {
+        '': 'Scale represents a scaling request for a resource.',
+        'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+        'metadata': 'metadata is the standard object metadata; More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata.',
+        'spec': 'spec defines the behavior of the scale. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status.',
+        'status': 'status is the current status of the scale. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status. Read-only.',
+    },
+    'ScaleSpec': {
+        '': 'ScaleSpec describes the attributes of a scale subresource.',
+        'replicas': 'replicas is the desired number of instances for the scaled object.',
+    },
+    'ScaleStatus': {
+        '': 'ScaleStatus represents the current status of a scale subresource.',
+        'replicas': 'replicas is the actual number of observed instances of the scaled object.',
+        'selector': 'selector is the label query over pods that should match the replicas count. This is same as the label selector but in the string format to avoid introspection by clients. The string will be in the same format as the query-param syntax. More info about label selectors: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/',
+    },
     'Pod': {
         '': 'Pod is a collection of containers that can run on a host. This resource is created by clients and scheduled onto hosts.',
         'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
@@ -1458,6 +1489,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     'OwnerReference': ('apiVersion', 'kind', 'name', 'uid'),
     'LabelSelectorRequirement': ('key', 'operator'),
     'Condition': ('type', 'status', 'lastTransitionTime', 'reason', 'message'),
+    'Binding': ('target',),
+    'ScaleStatus': ('replicas',),
     'PodSpec': ('containers',),
     'Container': ('name',),
     'EphemeralContainer': ('name',),

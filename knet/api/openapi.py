@@ -34,6 +34,7 @@ from email.utils import formatdate
 from functools import lru_cache
 
 from knet.api import errors, patchmeta, schema
+from knet.api.discovery import SUBRESOURCES, subresources_of
 from knet.api.resources import RESOURCES, Resource
 
 # Groups whose kinds upstream serves as CustomResourceDefinitions.
@@ -113,7 +114,7 @@ def _element(t: str) -> str:
 
 
 def _group_prefix(group: str, version: str) -> str:
-    if not group:
+    if not group or group == "core":
         return f"io.k8s.api.core.{version}."
     if group in CRD_GROUPS:
         return ".".join(reversed(group.split("."))) + f".{version}."
@@ -132,9 +133,12 @@ def definition_names(records: tuple[Resource, ...] = RESOURCES) -> dict[str, str
     names = {}
     for s in schema.STRUCTS:
         found = groups.get(s, set())
-        if s in schema.META_V1:
+        package = schema.GO_PACKAGES.get(s)
+        if package == "meta/v1":
             prefix = _META
-        elif s in schema.CORE_V1 or len(found) != 1:
+        elif package:
+            prefix = _group_prefix(*package.split("/"))
+        elif len(found) != 1:
             prefix = "io.k8s.api.core.v1."
         else:
             prefix = _group_prefix(*next(iter(found)))
@@ -266,7 +270,9 @@ def _definitions(b: _Builder, kinds: list[Resource], extra: Iterable[str] = ()) 
     out: dict[str, dict] = {}
     crd = [r for r in kinds if r.group in CRD_GROUPS]
     typed = [r for r in kinds if r.group not in CRD_GROUPS]
-    roots = [r.kind for r in typed] + ["ObjectMeta", "ListMeta", "Status", "DeleteOptions", "Patch", *extra]
+    bodies = [SUBRESOURCES[sub][0] for r in kinds for sub in subresources_of(r)]
+    roots = [r.kind for r in typed] + ["ObjectMeta", "ListMeta", "Status", "DeleteOptions", "Patch", *extra,
+                                       *(b for b in bodies if b in schema.STRUCTS)]
     for name in _closure(roots):
         out[b.names[name]] = b.struct(name)
     for r in crd:  # a CRD's schema is one tree: metadata by reference, the rest inline
@@ -359,6 +365,34 @@ _DELETE = [
            "Value must be non-negative integer. The value zero indicates delete immediately."),
     _query("propagationPolicy", "string", "Whether and how garbage collection will be performed."),
 ]
+_LOG = [
+    _query("container", "string", "The container for which to stream logs. Defaults to only container if there is "
+           "one container in the pod."),
+    _query("follow", "boolean", "Follow the log stream of the pod. Defaults to false."),
+    _query("limitBytes", "integer", "If set, the number of bytes to read from the server before terminating the "
+           "log output."),
+    _query("previous", "boolean", "Return previous terminated container logs. Defaults to false."),
+    _query("sinceSeconds", "integer", "A relative time in seconds before the current time from which to show "
+           "logs."),
+    _query("tailLines", "integer", "If set, the number of lines from the end of the logs to show."),
+    _query("timestamps", "boolean", "If true, add an RFC3339 or RFC3339Nano timestamp at the beginning of every "
+           "line of log output. Defaults to false."),
+]
+_STREAMS = [
+    _query("container", "string", "The container in which to execute the command. Defaults to only container if "
+           "there is only one container in the pod."),
+    _query("stderr", "boolean", "Redirect the standard error stream of the pod for this call."),
+    _query("stdin", "boolean", "Redirect the standard input stream of the pod for this call. Defaults to false."),
+    _query("stdout", "boolean", "Redirect the standard output stream of the pod for this call."),
+    _query("tty", "boolean", "TTY if true indicates that a tty will be allocated for the exec call. Defaults to "
+           "false."),
+]
+_CONNECT = {
+    "exec": [_query("command", "string", "Command is the remote command to execute. argv array. Not executed "
+                    "within a shell."), *_STREAMS],
+    "attach": _STREAMS,
+    "portforward": [_query("ports", "integer", "List of ports to forward Required when using WebSockets")],
+}
 _PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json",
                 "application/strategic-merge-patch+json")
 
@@ -368,14 +402,17 @@ def _path_param(name: str, what: str) -> dict:
             "schema": {"type": "string", "uniqueItems": True}}
 
 
-def _ops_id(verb: str, r: Resource, namespaced: bool, suffix: str = "") -> str:
+def _gv_word(r: Resource) -> str:
+    """The group-version as operation IDs spell it: CoreV1, AppsV1, PolicyNetworkingK8sIoV1alpha1."""
     if not r.group:
-        gv = "Core" + r.version.capitalize()
-    elif r.group in CRD_GROUPS:
-        gv = "".join(p.capitalize() for p in r.group.split(".")) + r.version.capitalize()
-    else:
-        gv = r.group.split(".")[0].capitalize() + r.version.capitalize()
-    return f"{verb}{gv}{'Namespaced' if namespaced else ''}{r.kind}{suffix}"
+        return "Core" + r.version.capitalize()
+    if r.group in CRD_GROUPS:
+        return "".join(p.capitalize() for p in r.group.split(".")) + r.version.capitalize()
+    return r.group.split(".")[0].capitalize() + r.version.capitalize()
+
+
+def _ops_id(verb: str, r: Resource, namespaced: bool, suffix: str = "") -> str:
+    return f"{verb}{_gv_word(r)}{'Namespaced' if namespaced else ''}{r.kind}{suffix}"
 
 
 class _Paths:
@@ -387,16 +424,17 @@ class _Paths:
 
     def _op(self, r: Resource, action: str, op_id: str, description: str, params: list[dict],
             response: str, codes: tuple[str, ...], body: str | None = None, body_types: Iterable[str] = ("*/*",),
-            kind: str | None = None) -> dict:
+            gvk: dict | None = None) -> dict:
         b = self.b
         tag = (r.group.split(".")[0] if r.group else "core") + "_" + r.version
         op: dict = {"description": description, "operationId": op_id, "tags": [tag]}
         reasons = {"200": "OK", "201": "Created", "202": "Accepted"}
+        produces = "*/*" if response == "string" else "application/json"
         if b.v3:
             op["parameters"] = list(params)
             if body:
                 op["requestBody"] = {"content": {t: {"schema": b.ref(body)} for t in body_types}, "required": True}
-            op["responses"] = {c: {"description": reasons[c], "content": {"application/json": {
+            op["responses"] = {c: {"description": reasons[c], "content": {produces: {
                 "schema": self._resp(response)}}} for c in codes}
         else:
             params = list(params)
@@ -404,15 +442,17 @@ class _Paths:
                 params.append({"name": "body", "in": "body", "required": True, "schema": b.ref(body)})
             op["parameters"] = [self._v2_param(p) for p in params]
             op["consumes"] = list(body_types) if body else ["*/*"]
-            op["produces"] = ["application/json"]
+            op["produces"] = [produces]
             op["schemes"] = ["https"]
             op["responses"] = {c: {"description": reasons[c], "schema": self._resp(response)} for c in codes}
         op["responses"]["401"] = {"description": "Unauthorized"}
         op["x-kubernetes-action"] = action
-        op["x-kubernetes-group-version-kind"] = _gvk(r, kind)
+        op["x-kubernetes-group-version-kind"] = gvk or _gvk(r)
         return op
 
     def _resp(self, name: str) -> dict:
+        if name == "string":
+            return {"type": "string"}
         if name.endswith("List") and name[:-4] in schema.STRUCTS and name not in schema.STRUCTS:
             return {"$ref": self.b.prefix + self.b.names[name[:-4]] + "List"}
         return self.b.ref(name)
@@ -424,6 +464,38 @@ class _Paths:
         out = {k: v for k, v in p.items() if k != "schema"}
         out.update(p["schema"])
         return out
+
+    def _subresource(self, r: Resource, sub: str, nsd: bool, patch_types: list[str]) -> dict[str, dict]:
+        """The operations of one subresource, as upstream lists them: status
+        and scale read, replaced and patched; binding and eviction created;
+        log read; exec, attach and portforward connected (upgraded) by GET or POST."""
+        kind, group, version = SUBRESOURCES[sub][:3]
+        gvk = {"group": group, "kind": kind, "version": version or "v1"} if kind else None
+        k, title = r.kind, sub.capitalize()
+        if sub in ("status", "scale"):
+            body = r.kind if sub == "status" else kind
+            return {
+                "get": self._op(r, "get", _ops_id("read", r, nsd, title), f"read {sub} of the specified {k}", [],
+                                body, ("200",), gvk=gvk),
+                "put": self._op(r, "put", _ops_id("replace", r, nsd, title), f"replace {sub} of the specified {k}",
+                                [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION], body, ("200", "201"), body=body,
+                                gvk=gvk),
+                "patch": self._op(r, "patch", _ops_id("patch", r, nsd, title),
+                                  f"partially update {sub} of the specified {k}",
+                                  [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION, _FORCE], body, ("200", "201"),
+                                  body="Patch", body_types=patch_types, gvk=gvk),
+            }
+        if sub in ("binding", "eviction"):
+            return {"post": self._op(r, "post", _ops_id("create", r, nsd, title), f"create {sub} of a {k}",
+                                     [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION], kind, ("200", "201", "202"),
+                                     body=kind, gvk=gvk)}
+        if sub == "log":
+            return {"get": self._op(r, "get", _ops_id("read", r, nsd, title), f"read log of the specified {k}",
+                                    _LOG, "string", ("200",), gvk=gvk)}
+        params = _CONNECT.get(sub, [])
+        return {m.lower(): self._op(r, "connect", f"connect{_gv_word(r)}{m}{'Namespaced' if nsd else ''}{k}{title}",
+                                    f"connect {m} requests to {sub} of {k}", params, "string", ("200",), gvk=gvk)
+                for m in ("Get", "Post")}
 
     def resource(self, r: Resource) -> dict[str, dict]:
         """Every path of one kind: its collection (namespaced and across
@@ -465,19 +537,9 @@ class _Paths:
                                 f"list or watch objects of kind {k}", _LIST, k + "List", ("200",)),
                 "parameters": [_PRETTY],
             }
-        if r.status:
-            paths[f"{collection}/{{name}}/status"] = {
-                "get": self._op(r, "get", _ops_id("read", r, nsd, "Status"), f"read status of the specified {k}",
-                                [], k, ("200",)),
-                "put": self._op(r, "put", _ops_id("replace", r, nsd, "Status"),
-                                f"replace status of the specified {k}",
-                                [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION], k, ("200", "201"), body=k),
-                "patch": self._op(r, "patch", _ops_id("patch", r, nsd, "Status"),
-                                  f"partially update status of the specified {k}",
-                                  [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION, _FORCE], k, ("200", "201"),
-                                  body="Patch", body_types=patch_types),
-                "parameters": name + scope + [_PRETTY],
-            }
+        for sub in subresources_of(r):
+            paths[f"{collection}/{{name}}/{sub}"] = {**self._subresource(r, sub, nsd, patch_types),
+                                                     "parameters": name + scope + [_PRETTY]}
         # Only the verbs the kind serves (a Namespace has no deletecollection).
         where = {"list": [(collection, "get"), (f"{base}/{plural}", "get")], "create": [(collection, "post")],
                  "deletecollection": [(collection, "delete")], "get": [(f"{collection}/{{name}}", "get")],

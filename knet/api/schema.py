@@ -95,6 +95,12 @@ STRUCTS: dict[str, dict[str, str]] = {
                       "ignoreStoreReadErrorWithClusterBreakingPotential": B},
     "Preconditions": {"uid": "UID", "resourceVersion": S},
     "Patch": {},
+    # What subresources take and answer (pods/binding, pods/eviction, */scale).
+    "Binding": {**_OBJECT, "target": "ObjectReference"},
+    "Eviction": {**_OBJECT, "deleteOptions": "DeleteOptions"},
+    "Scale": {**_OBJECT, "spec": "ScaleSpec", "status": "ScaleStatus"},
+    "ScaleSpec": {"replicas": I32},
+    "ScaleStatus": {"replicas": I32, "selector": S},
 
     # -- core/v1: Pod -------------------------------------------------------------------
     "Pod": {**_OBJECT, "spec": "PodSpec", "status": "PodStatus"},
@@ -460,7 +466,11 @@ def go_name(t: str) -> str:
 # that use them (OpenAPI names a definition by its package: io.k8s.api.core.v1.PodTemplateSpec).
 # Any other struct lives in its kinds' group's package, or core/v1 if kinds of
 # several groups share it.
-META_V1 = frozenset({"ObjectMeta", "OwnerReference", "ManagedFieldsEntry", "LabelSelector",
+GO_PACKAGES: dict[str, str] = {
+    **dict.fromkeys(("ObjectMeta", "OwnerReference", "ManagedFieldsEntry", "LabelSelector",
                      "LabelSelectorRequirement", "Condition", "ListMeta", "Status", "StatusDetails",
-                     "StatusCause", "DeleteOptions", "Preconditions", "Patch"})
-CORE_V1 = frozenset({"PodTemplateSpec", "ObjectReference"})
+                     "StatusCause", "DeleteOptions", "Preconditions", "Patch"), "meta/v1"),
+    **dict.fromkeys(("PodTemplateSpec", "ObjectReference", "Binding"), "core/v1"),
+    **dict.fromkeys(("Scale", "ScaleSpec", "ScaleStatus"), "autoscaling/v1"),
+    "Eviction": "policy/v1",
+}

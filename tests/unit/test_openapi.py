@@ -102,7 +102,7 @@ def test_the_v2_document_has_the_swagger_2_shape():
                 else:
                     assert p["type"] in ("string", "integer", "boolean") and "schema" not in p
             if method != "parameters":
-                assert "requestBody" not in op and op["produces"] == ["application/json"]
+                assert "requestBody" not in op and op["produces"] in (["application/json"], ["*/*"])
                 for response in op["responses"].values():
                     assert "content" not in response
 
@@ -308,6 +308,31 @@ def test_the_operations_are_the_verbs_the_kind_serves(r):
     assert actions == {expected[v] for v in r.served_verbs if v in expected}
     if r.kind == "Namespace":
         assert "deletecollection" not in actions
+
+
+def test_subresources_are_documented_as_upstream_documents_them():
+    paths = V3["api/v1"]["paths"]
+    pod = "/api/v1/namespaces/{namespace}/pods/{name}"
+    assert set(paths[pod + "/status"]) == {"get", "put", "patch", "parameters"}
+    assert paths[pod + "/log"]["get"]["operationId"] == "readCoreV1NamespacedPodLog"
+    assert {p["name"] for p in paths[pod + "/log"]["get"]["parameters"]} >= {"container", "follow", "tailLines"}
+    exec_ = paths[pod + "/exec"]
+    assert exec_["post"]["operationId"] == "connectCoreV1PostNamespacedPodExec"
+    assert exec_["get"]["x-kubernetes-action"] == "connect"
+    assert exec_["get"]["x-kubernetes-group-version-kind"] == {"group": "", "kind": "PodExecOptions", "version": "v1"}
+    eviction = paths[pod + "/eviction"]["post"]
+    assert eviction["x-kubernetes-group-version-kind"] == {"group": "policy", "kind": "Eviction", "version": "v1"}
+    assert eviction["requestBody"]["content"]["*/*"]["schema"] == {"$ref": "#/components/schemas/io.k8s.api.policy.v1.Eviction"}
+    binding = paths[pod + "/binding"]["post"]
+    assert binding["requestBody"]["content"]["*/*"]["schema"] == {"$ref": "#/components/schemas/io.k8s.api.core.v1.Binding"}
+    scale = V3["apis/apps/v1"]["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]
+    assert scale["put"]["operationId"] == "replaceAppsV1NamespacedDeploymentScale"
+    assert scale["patch"]["x-kubernetes-group-version-kind"] == {"group": "autoscaling", "kind": "Scale", "version": "v1"}
+    definition = V3["apis/apps/v1"]["components"]["schemas"]["io.k8s.api.autoscaling.v1.Scale"]
+    assert set(definition["properties"]) == {"apiVersion", "kind", "metadata", "spec", "status"}
+    # only what the kind serves: a Service has no scale, a Deployment no log
+    assert not [p for p in paths if p.startswith("/api/v1/namespaces/{namespace}/services/{name}/scale")]
+    assert not [p for p in V3["apis/apps/v1"]["paths"] if p.endswith("/log")]
 
 
 def test_explain_finds_each_kind_by_its_collection_path():
