@@ -225,6 +225,11 @@ class Registry:
         old = self.get(res, namespace, name)
         new, warnings = patching.patched(res, old, body, ptype, field_validation, name)
         self._check_kind(res, new)
+        m = new["metadata"]
+        if m.get("name") != name:
+            raise errors.bad_request(f"the name of the object ({m.get('name')}) does not match the name on the URL ({name})")
+        if res.namespaced and m.get("namespace") != namespace:
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
         expected = new["metadata"].get("resourceVersion")
         if expected and expected != old["metadata"]["resourceVersion"]:
             raise errors.conflict(res.plural, name)

@@ -352,6 +352,15 @@ def test_json_patch_that_does_not_apply_is_422_as_upstream(api, ops):
         "resourceVersion"]
 
 
+def test_a_patch_may_not_rename_or_move_the_object(api):
+    created(api)
+    code, out, _ = call(api, "PATCH", DEPLOY.path("default", "web"),
+                        [{"op": "replace", "path": "/metadata/name", "value": "other"}], JSONP)
+    assert code == 400 and out["message"] == "the name of the object (other) does not match the name on the URL (web)"
+    code, out, _ = call(api, "PATCH", DEPLOY.path("default", "web"), {"metadata": {"namespace": "kube-system"}}, SMP)
+    assert code == 400 and "namespace of the provided object does not match" in out["message"]
+
+
 def test_json_patch_that_is_not_a_list_of_operations_is_400(api):
     created(api)
     code, out, _ = call(api, "PATCH", DEPLOY.path("default", "web"), {"op": "add"}, JSONP)
