@@ -76,14 +76,18 @@ class FieldError:
     }
 
     def __str__(self) -> str:
+        return f"{truncate(self.field)}: {self.body()}"
+
+    def body(self) -> str:
+        """The error without its field (apimachinery's ErrorBody), as a Status cause carries it:
+        kubectl prints each cause as `field: body`."""
         detail = f": {truncate(self.detail, MAX_VALUE_CHARS * 4)}" if self.detail else ""
-        field = truncate(self.field)
         if self.type in ("Required value", "Forbidden", "Too long") or self.value is self.OMITTED:
-            return f"{field}: {self.type}{detail}"
-        return f"{field}: {self.type}: {render_value(self.value)}{detail}"
+            return f"{self.type}{detail}"
+        return f"{self.type}: {render_value(self.value)}{detail}"
 
     def cause(self) -> dict:
-        return {"reason": self.REASONS.get(self.type, "FieldValueInvalid"), "message": str(self),
+        return {"reason": self.REASONS.get(self.type, "FieldValueInvalid"), "message": self.body(),
                 "field": truncate(self.field)}
 
 

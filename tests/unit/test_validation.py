@@ -384,7 +384,7 @@ def update_messages(old, change):
     try:
         validate_update(updated(old, change), old)
     except Invalid as e:
-        return [c["message"] for c in e.details["causes"]]
+        return [f'{c["field"]}: {c["message"]}' for c in e.details["causes"]]  # as kubectl prints causes
     return []
 
 
