@@ -102,6 +102,12 @@ _KIND_DOCS = {
     ("Deployment", "READY"): "Number of the pod with ready state",
     ("Event", "TYPE"): "Type of this event (Normal, Warning), new types could be added in the future",
     ("Event", "NAME"): _NAME_DOC,
+    ("Node", "EXTERNAL-IP"): "List of addresses reachable to the node.",
+    ("ReplicaSet", "READY"): "readyReplicas is the number of pods targeted by this ReplicaSet with a Ready "
+                             "Condition.",
+    ("DaemonSet", "READY"): "numberReady is the number of nodes that should be running the daemon pod and have "
+                            "one or more of the daemon pod running with a Ready Condition.",
+    ("Service", "SELECTOR"): "Route service traffic to pods with label keys and values matching this selector.",
 }
 
 TABLE_VERSIONS = ("v1", "v1beta1")
