@@ -197,6 +197,11 @@ def test_patch_strategic_merge_and_json(c):
                     check=False)
     assert out.returncode == 1 and "does not contain declared merge key: name" in out.stderr
 
+    out = c.kubectl("patch", "deployment/patchme", "-p", '{"spec":{"replicas":-1}}', check=False)
+    assert out.returncode == 1
+    assert out.stderr.strip() == ('The Deployment "patchme" is invalid: spec.replicas: Invalid value: -1: '
+                                  "must be greater than or equal to 0")
+
     same = c.kubectl("patch", "deployment/patchme", "--type=merge", "-p", '{"metadata":{"labels":{"x":"y"}}}')
     assert same.stdout.strip() == "deployment.apps/patchme patched (no change)"
 
