@@ -69,7 +69,7 @@ from knet.node.streamconn import (
 log = logging.getLogger("knet.kubelet")
 
 PORT = KUBELET_PORT  # kubelet's --port, as the Node's daemonEndpoints tell the API server
-LOG_POLL = 0.1  # how often a followed log is read again
+LOG_POLL = 0.5  # a followed log is read when inotify says it grew (knet.node.logclock), and at least this often
 DRAIN_AFTER_EXIT = 2.0  # how long output of an exited command's leftover children is still sent
 
 
@@ -244,7 +244,7 @@ class KubeletServer:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_cancel_on_eof, stream, nursery.cancel_scope)
                     while not out.full:
-                        await trio.sleep(LOG_POLL)
+                        await self.clock.wait_for_write(path, LOG_POLL)
                         if f is None and os.path.exists(path):
                             f = open(path, "rb")
                         live = c.running and c.restart_count == instance
@@ -409,7 +409,7 @@ class KubeletServer:
                         await ws.send_channel(wschannel.STDOUT, chunk)
                     if not live:
                         break
-                    await trio.sleep(LOG_POLL)
+                    await self.clock.wait_for_write(path, LOG_POLL)
                 if not gone.is_set():
                     await ws.send_error(wschannel.exit_status(0, []))
                 nursery.cancel_scope.cancel()

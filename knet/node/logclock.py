@@ -77,9 +77,17 @@ class LogClock:
         self.marks = Marks()
         self.watches: dict[int, str] = {}  # watch descriptor -> directory
         self.watched: dict[str, int] = {}
+        self.waiters: dict[str, trio.Event] = {}  # a followed log's readers, woken when it grows
 
     def time_of(self, path: str, end: int, default: float) -> float:
         return self.marks.time_of(path, end, default)
+
+    async def wait_for_write(self, path: str, timeout: float) -> None:
+        """Until `path` is written to, or `timeout` (a log not watched yet, or
+        a follower's other reasons to look: the container ending)."""
+        event = self.waiters.setdefault(path, trio.Event())
+        with trio.move_on_after(timeout):
+            await event.wait()
 
     async def run(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -122,6 +130,9 @@ class LogClock:
             self.marks.note(path, os.stat(path).st_size, at)
         except OSError:
             pass
+        waiting = self.waiters.pop(path, None)
+        if waiting is not None:
+            waiting.set()
 
     def _events(self, data: bytes, at: float) -> None:
         pos = 0

@@ -277,3 +277,28 @@ def test_since_and_stamps_use_each_lines_own_time():
     assert partial and stamped.splitlines() == [
         podlogs.format_time(10.0).encode() + b" old", podlogs.format_time(20.0).encode() + b" new",
         podlogs.format_time(30.0).encode() + b" newer"]
+
+
+def test_a_noted_write_wakes_the_logs_followers(tmp_path):
+    import trio
+    import trio.testing
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    path = logs / "c.log"
+    path.write_bytes(b"x\n")
+    clock = logclock.LogClock(lambda: [])
+    clock.watches[1], clock.watched[str(logs)] = str(logs), 1
+    woken = []
+
+    async def main():
+        async with trio.open_nursery() as n:
+            async def follower():
+                await clock.wait_for_write(str(path), 60)
+                woken.append(trio.current_time())
+            n.start_soon(follower)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not woken
+            clock._events(struct.pack("iIII", 1, clock.IN_MODIFY, 0, 16) + b"c.log".ljust(16, b"\0"), 1.0)
+    trio.run(main, clock=trio.testing.MockClock())
+    assert woken == [0.0]  # at once, not after its timeout
