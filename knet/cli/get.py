@@ -280,6 +280,10 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
         raise CliError("--output-watch-events option can only be used with --watch or --watch-only")
     output = _Output(args)
     output.all_namespaces = args.all_namespaces
+    if args.show_labels and output.kind != "table":
+        raise CliError(f"--show-labels option cannot be used with {args.output} printer")
+    if args.label_columns and output.kind == "columns":
+        raise CliError(f"--label-columns option cannot be used with {args.output} printer")
     kinds = args.kind.split(",")
     resources = []
     for k in kinds:
@@ -297,20 +301,34 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
     if watching:
         return _watch(args, client, resources[0], None if not resources[0].namespaced else ns, output)
     objects_by_res = []
+    errors: list[ApiError] = []
     for res in resources:
         rns = ns if res.namespaced else None
-        if args.name:
-            try:
-                items = [client.get(res, rns, n) for n in args.name]
-            except ApiError as e:
-                print(f"Error from server ({e.reason}): {e.message}", file=sys.stderr)
-                return 1
+        if args.name:  # each name found is printed; the others are errors after them (ContinueOnError)
+            items = []
+            for n in args.name:
+                try:
+                    items.append(client.get(res, rns, n))
+                except ApiError as e:
+                    if not (e.code == 404 and args.ignore_not_found):
+                        errors.append(e)
         else:
             items = client.list(res, rns, args.selector, args.field_selector)["items"]
         objects_by_res.append((res, _typed(res, items)))
+    code = _print_got(args, client, output, resources, objects_by_res, ns, quiet=bool(errors))
+    for e in errors:
+        print(f"Error from server ({e.reason}): {e.message}", file=sys.stderr)
+    return 1 if errors else code
+
+
+def _print_got(args: argparse.Namespace, client: Client, output: _Output, resources: list[Resource],
+               objects_by_res: list[tuple[Resource, list[dict]]], ns: str | None, quiet: bool) -> int:
+    """What `get` prints of the objects it got; `quiet`: no "No resources found" (errors follow)."""
     if output.kind != "table":
         pairs = [(res, o) for res, objs in objects_by_res for o in objs]
         single = bool(args.name) and len(resources) == 1 and len(args.name) == 1
+        if single and not pairs:
+            return 0  # the one object asked for is not there: its error (or nothing, --ignore-not-found)
         if args.sort_by and not single:
             pairs = _sorted(pairs, args.sort_by, table=False)
         if output.kind == "name":
@@ -330,13 +348,13 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
                 items = [o for _, o in _sorted([(res, o) for o in items], args.sort_by, table=True)]
             except CliError:
                 continue  # kubectl's get drops the table printer's error: the kind prints nothing
-
         if printed:
             print()
         text = printers_table(client, res, items, args, show_kind=len(resources) > 1)
         print(text, end="")
         printed = True
-    if not printed:  # kubectl's words: the namespace named only when every kind asked for is namespaced
+    if not printed and not quiet and not args.ignore_not_found:
+        # kubectl's words: the namespace named only when every kind asked for is namespaced
         print("No resources found" if args.all_namespaces or not all(r.namespaced for r in resources)
               else f"No resources found in {ns} namespace.", file=sys.stderr)
     return 0
@@ -354,14 +372,28 @@ def _sorted(pairs: list[tuple[Resource, dict]], field: str, table: bool) -> list
         raise CliError(str(e)) from None
 
 
+def _label_columns(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """-L KEY (a column per label key, headed by its last path segment in capitals)
+    and --show-labels (LABELS), after kubectl's columns as kubectl's decorateTable adds them."""
+    from knet.api.tables import format_labels
+
+    out: list[tuple[str, object]] = []
+    for key in [k for arg in args.label_columns or [] for k in arg.split(",") if k]:
+        out.append((key.split("/")[-1].upper(),
+                    lambda o, key=key: str(((o.get("metadata") or {}).get("labels") or {}).get(key, ""))))
+    if args.show_labels:
+        out.append(("LABELS", lambda o: format_labels((o.get("metadata") or {}).get("labels"))))
+    return out
+
+
 def printers_table(client: Client, res: Resource, items: list[dict], args: argparse.Namespace,
                    show_kind: bool) -> str:
     from knet import printers
 
     wide = args.output == "wide"
-    extra = _pod_policy_columns(client, items) if wide and res.kind == "Pod" else []
+    extra = _label_columns(args) + (_pod_policy_columns(client, items) if wide and res.kind == "Pod" else [])
     text = printers.table(res.kind, items, wide=wide, all_namespaces=args.all_namespaces,
-                          show_kind=show_kind, extra=extra)
+                          show_kind=show_kind or args.show_kind, extra=extra)
     if args.no_headers:
         text = text.split("\n", 1)[1]
     return text
@@ -385,12 +417,17 @@ def _watch(args: argparse.Namespace, client: Client, res: Resource, ns: str | No
 
     field_selector = args.field_selector
     if args.name:
-        client.get(res, ns, args.name[0])  # NotFound is kubectl's error, before anything is printed
+        try:
+            client.get(res, ns, args.name[0])  # NotFound is kubectl's error, before anything is printed
+        except ApiError as e:
+            if e.code == 404 and args.ignore_not_found:
+                return 0
+            raise
         field_selector = ",".join(f for f in (f"metadata.name={args.name[0]}", field_selector) if f)
 
     def wide_extra(objs: list[dict]) -> list:
-        return _pod_policy_columns(client, objs) if output.kind == "table" and output.wide \
-            and res.kind == "Pod" else []
+        return _label_columns(args) + (_pod_policy_columns(client, objs) if output.kind == "table" and output.wide
+                                       and res.kind == "Pod" else [])
 
     def emit(events: list[tuple[str, dict]]) -> None:
         text = output.events_text(res, events, wide_extra([o for _, o in events]))

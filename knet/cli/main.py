@@ -152,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="BOOL", help="a missing key prints nothing in jsonpath (default true)")
     s.add_argument("--show-managed-fields", action="store_true", help="keep metadata.managedFields in json/yaml")
     s.add_argument("--sort-by", metavar="PATH", help="order by a JSONPath's value, e.g. .metadata.creationTimestamp")
+    s.add_argument("-L", "--label-columns", action="append", metavar="KEY[,KEY]", help="a column per label key")
+    s.add_argument("--show-labels", action="store_true", help="a LABELS column")
+    s.add_argument("--show-kind", action="store_true", help="name objects as kind/name")
+    s.add_argument("--ignore-not-found", action="store_true", help="a NAME that does not exist is not an error")
     s.set_defaults(run=("get", "cmd_get"))
 
     s = sub.add_parser("describe", parents=[common, nsopt], help="show one object in detail, with its events")
