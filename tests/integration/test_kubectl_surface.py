@@ -10,6 +10,7 @@ prints against a real cluster."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -207,8 +208,6 @@ def test_auth_can_i_and_whoami(c):
 
 
 def test_describe_node_shows_capacity_system_info_and_lease(c):
-    import os
-
     out = c.kubectl("describe", "node", "worker-1").stdout
     capacity = out.split("Capacity:")[1].split("Allocatable:")[0]
     assert re.search(rf"cpu:\s+{os.cpu_count()}\n", capacity)
@@ -294,7 +293,7 @@ def test_the_python_client_lists_nodes_and_pods(c):
 def test_kubectl_get_watch_prints_table_rows(c):
     """`kubectl get -w` watches with Tables: the header once, then a row per event."""
     proc = subprocess.Popen([KUBECTL, "get", "deploy", "web", "-w"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={"KUBECONFIG": c.kubeconfig, "PATH": "/usr/bin:/bin"})
+                            text=True, env={**os.environ, "KUBECONFIG": c.kubeconfig})
     stop = threading.Timer(60, proc.kill)  # a kubectl that prints nothing more must not hang the test
     stop.start()
     try:
