@@ -235,3 +235,23 @@ def test_watch_of_one_object_as_json_events(server, capsys, stored):
 
 def test_watch_of_a_missing_object_is_kubectls_error(knet, stored):
     assert knet("get", "pod", "nope", "-w") == (1, "", 'Error from server (NotFound): pods "nope" not found\n')
+
+
+# -- label columns, several names ----------------------------------------------------------
+
+
+def test_label_columns_and_show_labels(knet, stored):
+    code, out, err = knet("get", "pods", "-L", "app,tier", "--show-labels")
+    assert (code, err) == (0, "")
+    assert [line.split()[:1] + line.split()[5:] for line in out.splitlines()] == [
+        ["NAME", "APP", "TIER", "LABELS"], ["db-0", "db", "app=db"], ["web-0", "web", "fe", "app=web,tier=fe"]]
+    assert knet("get", "pods", "--show-labels", "-o", "json") == (
+        1, "", "error: --show-labels option cannot be used with json printer\n")
+
+
+def test_several_names_print_those_found_then_the_errors(knet, stored):
+    code, out, err = knet("get", "pods", "web-0", "nope", "-o", "name")
+    assert (code, out, err) == (1, "pod/web-0\n", 'Error from server (NotFound): pods "nope" not found\n')
+    assert knet("get", "pods", "web-0", "nope", "-o", "name", "--ignore-not-found") == (0, "pod/web-0\n", "")
+    assert knet("get", "pod", "nope", "-o", "json", "--ignore-not-found") == (0, "", "")
+    assert knet("get", "pods", "-l", "app=none", "--ignore-not-found") == (0, "", "")
