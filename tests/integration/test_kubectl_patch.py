@@ -119,6 +119,13 @@ def test_apply_then_reapply_a_changed_image_keeps_ports_and_rolls_the_pods(c):
 
 def test_server_side_apply_creates_updates_and_reports_conflicts(c):
     manifest = app("agnhost:2.40", name="ssa", replicas=1, labels="tier: front")
+    out = c.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=manifest)
+    assert out.stdout.strip() == "deployment.apps/ssa serverside-applied (server dry run)"
+    assert c.kubectl("get", "deployment", "ssa", check=False).returncode == 1  # nothing made
+    ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: ssa-ns, labels: {team: a}}\n"
+    assert c.kubectl("apply", "--server-side", "-f", "-", input=ns).stdout.strip() == \
+        "namespace/ssa-ns serverside-applied"
+    assert get(c, "namespace", "ssa-ns")["metadata"]["labels"]["team"] == "a"
     out = c.kubectl("apply", "--server-side", "-f", "-", input=manifest)
     assert out.stdout.strip() == "deployment.apps/ssa serverside-applied"
     d = get(c, "deployment", "ssa")

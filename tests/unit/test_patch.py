@@ -706,3 +706,24 @@ def test_apply_merges_keyed_lists_in_structured_merge_diffs_order():
     out = fieldmanager.apply(live, config, "m", "Deployment", force=True, kind_has_status=True, now="t")
     assert [(c["name"], c["image"]) for c in pod_spec(out)["containers"]] == [
         ("b", "x"), ("c", "y"), ("d", "x"), ("a", "y")]
+
+
+@pytest.mark.parametrize("field_manager, agent, want", [
+    ("kubectl-edit", "kubectl/v1.37.0 (linux/amd64) kubernetes/abc", "kubectl-edit"),
+    (None, "kubectl/v1.37.0 (linux/amd64) kubernetes/abc", "kubectl"),
+    (None, "OpenAPI-Generator/37.0.0/python", "OpenAPI-Generator"),
+    (None, "a\x07b" + "c" * 200, "ab" + "c" * 126),
+    (None, None, ""),
+])
+def test_the_manager_is_the_field_manager_else_the_user_agents_product(field_manager, agent, want):
+    from knet.api.patch import manager_name
+    assert manager_name(field_manager, agent) == want
+
+
+def test_patch_options_are_checked(api):
+    created(api)
+    code, out, _ = call(api, "PATCH", DEPLOY.path("default", "web"), APPLIED, APPLY,
+                        {"fieldManager": "kubectl", "force": "maybe"})
+    assert code == 400 and "force" in out["message"]
+    code, out, _ = call(api, "PATCH", DEPLOY.path("default", "web"), {"spec": {}}, SMP, {"fieldManager": "m" * 129})
+    assert code == 422 and "fieldManager: Too long: may not be more than 128 bytes" in out["message"]
