@@ -102,8 +102,10 @@ class KubeletServer:
                     await self.serve(host, port)
                 except OSError as e:
                     log.warning("kubelet server on %s:%d: %s; trying again in %gs", host, port, e, delay)
-                    await trio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                except Exception:  # a bug here must not take the node's pods down with the agent
+                    log.exception("kubelet server failed; starting it again in %gs", delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     # -- HTTP --------------------------------------------------------------------
 

@@ -90,6 +90,13 @@ class LogClock:
             await event.wait()
 
     async def run(self) -> None:
+        """Watch until cancelled; a failure here costs only the times' precision, never the agent."""
+        try:
+            await self._run()
+        except Exception:
+            log.exception("log clock failed; log timestamps are the times lines are read")
+
+    async def _run(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
@@ -121,7 +128,11 @@ class LogClock:
                     continue
                 self.watches[wd], self.watched[d] = d, wd
                 now = time.time()
-                for name in os.listdir(d):  # what was written before the watch began
+                try:
+                    names = os.listdir(d)
+                except OSError:  # gone again with its pod
+                    names = []
+                for name in names:  # what was written before the watch began
                     self._stat(os.path.join(d, name), now)
             await trio.sleep(self.POLL)
 
