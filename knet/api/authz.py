@@ -66,9 +66,8 @@ class PrivilegedGroups:
         return any(g in self.groups for g in user.groups)
 
     def authorize(self, user: User, attributes: dict, resource: bool) -> tuple[bool, bool, str]:
-        if self._privileged(user):
-            return True, False, ""
-        return False, False, "no RBAC policy matched"
+        # No opinion otherwise, and no reason given: what kube-apiserver answers a user no rule allows.
+        return self._privileged(user), False, ""
 
     def rules(self, user: User, namespace: str) -> tuple[list[dict], list[dict], bool]:
         if self._privileged(user):
@@ -85,14 +84,39 @@ DEFAULT = PrivilegedGroups()
 
 
 def user_of(req: object) -> User:
-    """Who sent the request: what authentication put on it, else the admin
-    (the only identity knet's credentials carry today)."""
+    """Who the request is for: what authentication put on it (else the admin,
+    the only identity knet's credentials carry today), or the user it
+    impersonates (`kubectl --as=jane --as-group=dev`), which the admin may."""
     user = getattr(req, "user", None)
     if isinstance(user, User):
+        pass
+    elif isinstance(user, tuple) and len(user) == 2:  # the server's (name, groups)
+        user = User(str(user[0]), tuple(user[1]))
+    else:
+        user = ADMIN
+    return impersonated(req, user)
+
+
+def impersonated(req: object, user: User) -> User:
+    """The Impersonate-User / Impersonate-Group headers' user, as upstream's
+    impersonation filter makes it (system:authenticated added); only a user
+    allowed everything may impersonate here (a 403 otherwise)."""
+    headers = getattr(req, "headers", {}) or {}
+    name = headers.get("impersonate-user")
+    raw = getattr(req, "raw_headers", None) or []
+    groups = [v.decode("latin-1") if isinstance(v, bytes) else v for k, v in raw
+              if (k.decode("latin-1") if isinstance(k, bytes) else k).lower() == "impersonate-group"]
+    if not groups and headers.get("impersonate-group"):
+        groups = [headers["impersonate-group"]]
+    if not name:
+        if groups:
+            raise errors.bad_request("requested impersonation of groups without impersonating a user")
         return user
-    if isinstance(user, tuple) and len(user) == 2:  # the server's (name, groups)
-        return User(str(user[0]), tuple(user[1]))
-    return ADMIN
+    if MASTERS not in user.groups:
+        raise errors.ApiError(403, "Forbidden", f'users "{name}" is forbidden: User "{user.name}" cannot impersonate '
+                              'resource "users" in API group "" at the cluster scope')
+    groups = [g for g in groups if g != AUTHENTICATED] + [AUTHENTICATED]
+    return User(name, tuple(groups))
 
 
 def _meta() -> dict:

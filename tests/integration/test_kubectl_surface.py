@@ -205,6 +205,11 @@ def test_auth_can_i_and_whoami(c):
     assert ["*.*", "[]", "[]", "[*]"] in listed
     who = columns(c.kubectl("auth", "whoami").stdout)
     assert who[1] == ["Username", "kubernetes-admin"] and "system:masters" in who[2][1]
+    # Asked for another user (the admin may impersonate), the answer is that user's: no rights without RBAC.
+    out = c.kubectl("auth", "can-i", "create", "pods", "--as=jane", check=False)
+    assert (out.returncode, out.stdout.strip()) == (1, "no")
+    assert c.kubectl("auth", "can-i", "create", "pods", "--as=jane", "--as-group=system:masters").stdout.strip() == "yes"
+    assert columns(c.kubectl("auth", "whoami", "--as=jane").stdout)[1] == ["Username", "jane"]
 
 
 def test_describe_node_shows_capacity_system_info_and_lease(c):

@@ -460,3 +460,21 @@ def test_a_nodes_lease_goes_with_its_node(tmp_path):
     reg.delete(by_kind("Node"), None, "worker-9")
     reconcile(reg)
     assert reg.find(by_kind("Lease"), "kube-node-lease", "worker-9") is None
+
+
+def test_reviews_answer_for_the_impersonated_user(server):
+    ask = {"spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}}
+    path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    r = req("POST", path, ask, {"impersonate-user": "jane"})
+    assert server.handle(r)[1]["status"]["allowed"] is False  # jane has no rights: `kubectl auth can-i --as=jane`
+    r = req("POST", path, ask, {"impersonate-user": "jane", "impersonate-group": "system:masters"})
+    r.raw_headers = [(b"impersonate-user", b"jane"), (b"impersonate-group", b"dev"),
+                     (b"impersonate-group", b"system:masters")]
+    assert server.handle(r)[1]["status"]["allowed"] is True
+    r = req("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", {}, {"impersonate-user": "jane"})
+    assert server.handle(r)[1]["status"]["userInfo"] == {"username": "jane", "groups": ["system:authenticated"]}
+    r = req("POST", path, ask, {"impersonate-user": "bob"})
+    r.user = ("jane", ["system:authenticated"])
+    with pytest.raises(ApiError) as e:
+        server.handle(r)
+    assert e.value.code == 403 and 'User "jane" cannot impersonate' in e.value.message
