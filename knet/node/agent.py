@@ -45,7 +45,7 @@ from knet.node.cri import RuntimeClient, RuntimeRefused, RuntimeUnavailable
 from knet.node.kubeletserver import KubeletServer
 from knet.node.lease import NodeLease
 from knet.node.network import VTEP_ANNOTATION, NodeNetwork
-from knet.node.nodeinfo import static_status
+from knet.node.nodeinfo import KUBELET_VERSION, static_status
 from knet.node.podspec import service_env
 from knet.node.podworker import PodWorker
 from knet.node.runtime import socket_path
@@ -104,9 +104,7 @@ class Agent:
         # kubelet's port 10250: logs, exec, attach and port-forward, which the API server proxies here.
         self.kubelet = KubeletServer(self, token)
         self.lease = NodeLease(self.api, node)  # kube-node-lease/<node>, renewed every 10 s as kubelet's
-        # The API server's release: a kubeadm cluster's kubelets run the control plane's.
-        from knet.api.server import VERSION
-        self.status_static = static_status(cfg.name, node, VERSION["gitVersion"], f"knet://{__version__}")
+        self.status_static = static_status(cfg.name, node, KUBELET_VERSION, f"knet://{__version__}")
 
     # -- helpers for workers ---------------------------------------------------------
 

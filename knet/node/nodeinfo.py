@@ -24,6 +24,10 @@ MAX_PODS = 110
 EVICTION_MEMORY_KI = 100 * 1024
 EVICTION_NODEFS_FRACTION = 0.10
 KUBELET_PORT = 10250
+# The release the node reports running: the API server's (knet.api.server.VERSION; a unit
+# test keeps them equal), as a kubeadm cluster's kubelets run the control plane's. Not
+# imported from there: the agent would load the whole server to read one string.
+KUBELET_VERSION = "v1.37.0"
 
 
 def _read(path: str) -> str:

@@ -478,3 +478,9 @@ def test_reviews_answer_for_the_impersonated_user(server):
     with pytest.raises(ApiError) as e:
         server.handle(r)
     assert e.value.code == 403 and 'User "jane" cannot impersonate' in e.value.message
+
+
+def test_nodes_report_the_api_servers_release():
+    from knet.api.server import VERSION
+
+    assert nodeinfo.KUBELET_VERSION == VERSION["gitVersion"]
