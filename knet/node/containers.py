@@ -22,6 +22,7 @@ import subprocess
 
 import trio
 
+from knet.node.console import Console
 from knet.node.enter import entering
 from knet.node.podspec import expand
 from knet.node.sandbox import Sandbox
@@ -30,10 +31,10 @@ log = logging.getLogger("knet.node")
 
 
 async def spawn(sb: Sandbox, pod: dict, container: dict, env: dict[str, str],
-                argv: list[str] | None = None, capture: bool = False) -> trio.Process:
+                argv: list[str] | None = None, capture: bool = False, console: Console | None = None) -> trio.Process:
     """Start the container's command (or argv, for exec probes) inside the pod,
     entered as `knet exec` enters it; stdout and stderr go to its log unless
-    captured."""
+    captured; stdin is the console's (knet.node.console) when it has one."""
     if argv is None:
         argv = [expand(a, env) for a in (container.get("command") or [])] + \
                [expand(a, env) for a in (container.get("args") or [])]
@@ -42,6 +43,21 @@ async def spawn(sb: Sandbox, pod: dict, container: dict, env: dict[str, str],
     with entering(sb, pod, container) as enter:
         logf = subprocess.PIPE if capture else open(sb.log_path(container["name"]), "ab")
         try:
+            if console is not None:
+                stdin, stdout, stderr = console.child_stdio(logf.fileno())
+
+                def enter_console() -> None:
+                    enter()
+                    console.after_fork()
+                try:
+                    proc = await trio.lowlevel.open_process(
+                        argv, stdin=stdin if stdin >= 0 else subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                        env=env, preexec_fn=enter_console, start_new_session=True, close_fds=True)
+                except BaseException:
+                    console.close()
+                    raise
+                console.started()
+                return proc
             return await trio.lowlevel.open_process(
                 argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT if capture else logf, env=env,
                 preexec_fn=enter, start_new_session=True, close_fds=True)

@@ -288,7 +288,7 @@ class KubeletServer:
             io = await WebSocket.accept(conn, stream, req, wschannel.EXEC_PROTOCOLS)
         try:
             if verb == "attach":
-                await self._attach(io, worker, c)
+                await self._attach(io, worker, c, stdin)
             else:
                 await self._run(io, worker, c, command, stdin, stdout, stderr and not tty, tty)
         finally:
@@ -335,11 +335,15 @@ class KubeletServer:
         pty = trio.lowlevel.FdStream(master) if tty else None
         outputs = [(pty, wschannel.STDOUT)] if tty else [
             (s, ch) for s, ch in ((proc.stdout, wschannel.STDOUT), (proc.stderr, wschannel.STDERR)) if s]
-        sink = pty if tty else proc.stdin
+        if tty:
+            inp = _Input(pty.send_all if stdin else None, (lambda: pty.send_all(b"\x04")) if stdin else None,
+                         lambda columns, rows: _resize(master, columns, rows))
+        else:
+            inp = _Input(proc.stdin.send_all, proc.stdin.aclose) if stdin else _Input()
         try:
             async with trio.open_nursery() as nursery:
                 gone = trio.Event()  # the client closed the connection: the command is killed
-                nursery.start_soon(self._feed, ws, sink if stdin else None, master if tty else -1, gone)
+                nursery.start_soon(self._feed, ws, inp, gone)
                 async with trio.open_nursery() as pumps:
                     for source, channel in outputs:
                         pumps.start_soon(_pump, source, ws, channel)
@@ -364,36 +368,40 @@ class KubeletServer:
                         await s.aclose()
 
     @staticmethod
-    async def _feed(ws: WebSocket | SpdyExec, sink, master: int, gone: trio.Event) -> None:
+    async def _feed(ws: WebSocket | SpdyExec, inp: _Input, gone: trio.Event) -> None:
         """The client's messages: stdin, its end (v5's close), terminal resizes."""
         try:
             async for channel, data in ws.inputs():
-                if channel == wschannel.STDIN and sink is not None and data:
+                if channel == wschannel.STDIN and inp.write is not None and data:
                     try:
-                        await sink.send_all(data)
+                        await inp.write(data)
                     except BROKEN:
-                        sink = None
-                elif channel == wschannel.CLOSE and data[:1] == bytes((wschannel.STDIN,)) and sink is not None:
-                    if master < 0:
-                        with trio.CancelScope(shield=True):
-                            await sink.aclose()
-                    else:
-                        with ignore_broken():
-                            await sink.send_all(b"\x04")  # a terminal has no half-close: end of input is ^D
-                    sink = None
-                elif channel == wschannel.RESIZE and master >= 0:
+                        inp.write = None
+                elif channel == wschannel.CLOSE and data[:1] == bytes((wschannel.STDIN,)) and inp.end is not None:
+                    with trio.CancelScope(shield=True), ignore_broken():
+                        await inp.end()
+                    inp.write = inp.end = None
+                elif channel == wschannel.RESIZE and inp.resize is not None:
                     size = wschannel.parse_resize(data)
                     if size:
                         with ignore_broken():
-                            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+                            inp.resize(*size)
         except BROKEN:
             pass
         gone.set()
 
-    async def _attach(self, ws: WebSocket | SpdyExec, worker, c) -> None:
-        """A knet container's output goes to its log: attach follows it from
-        now until the instance ends (its stdin is not open: input is dropped)."""
+    async def _attach(self, ws: WebSocket | SpdyExec, worker, c, stdin: bool) -> None:
+        """A knet container's output goes to its log (a terminal's too: its
+        console copies it there): attach follows it from now until the
+        instance ends. Input goes to the container's console, when its spec
+        asked for stdin or a terminal (knet.node.console); else it is dropped."""
         path = worker.sb.log_path(c.name)
+        console = c.console if c.console is not None and not c.console.closed else None
+        inp = _Input()
+        if console is not None:
+            inp.resize = console.resize
+            if stdin and console.stdin:
+                inp.write, inp.end = console.write, console.end_input
         instance = c.restart_count
         f = open(path, "rb") if os.path.exists(path) else None
         if f is not None:
@@ -401,7 +409,7 @@ class KubeletServer:
         try:
             async with trio.open_nursery() as nursery:
                 gone = trio.Event()
-                nursery.start_soon(self._feed, ws, None, -1, gone)
+                nursery.start_soon(self._feed, ws, inp, gone)
                 while not gone.is_set():
                     live = c.running and c.restart_count == instance
                     if f is None and os.path.exists(path):
@@ -418,6 +426,9 @@ class KubeletServer:
         finally:
             if f is not None:
                 f.close()
+            if inp.end is not None and console.once:  # stdinOnce: the first client's leaving ends the input
+                with trio.CancelScope(shield=True), ignore_broken():
+                    await console.end_input()
 
     # -- port-forward ------------------------------------------------------------
 
@@ -464,6 +475,18 @@ class KubeletServer:
 
 
 # -- helpers --------------------------------------------------------------------
+
+
+class _Input:
+    """Where a client's input goes (a pipe, a terminal, a container's
+    console), how it ends, and how the terminal is resized."""
+
+    def __init__(self, write=None, end=None, resize=None):
+        self.write, self.end, self.resize = write, end, resize
+
+
+def _resize(master: int, columns: int, rows: int) -> None:
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
 def _kill(proc: trio.Process) -> None:

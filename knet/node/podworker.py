@@ -22,6 +22,7 @@ from knet.api.errors import ApiError
 from knet.api.objects import condition, now_rfc3339, parse_rfc3339
 from knet.net import procs
 from knet.node import sandbox as sandboxes
+from knet.node.console import Console
 from knet.node.containers import spawn
 from knet.node.cri import RuntimeRefused, RuntimeUnavailable
 from knet.node.podspec import container_env
@@ -44,6 +45,7 @@ class Container:
     builtin: bool = False
     stop_builtin: trio.CancelScope | None = None
     killed_for: str = ""
+    console: Console | None = None  # its stdin and terminal, when its spec asks for them (kubectl attach -i)
 
     @property
     def name(self) -> str:
@@ -408,21 +410,30 @@ class PodWorker:
             self._mark_running(c, adopted.get("startedAt"), adopted=True)
         else:
             try:
-                c.process = await spawn(self.sb, self.pod, c.spec, env)
+                c.console = Console(c.spec) if Console.wanted(c.spec) else None
+                c.process = await spawn(self.sb, self.pod, c.spec, env, console=c.console)
             except OSError as e:
                 c.process = None
                 return 128, f"StartError: {e}"
             c.pid = c.process.pid
             self._mark_running(c)
         self._record()
-        async with trio.open_nursery() as n:
-            n.start_soon(self.probe_loops, c, env)
-            if c.process:
-                code = await c.process.wait()
-            else:
-                await wait_pid(c.pid)
-                code = 137
-            n.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as n:
+                n.start_soon(self.probe_loops, c, env)
+                if c.process and c.console:
+                    n.start_soon(c.console.pump, self.sb.log_path(c.name))
+                if c.process:
+                    code = await c.process.wait()
+                    if c.console:
+                        await c.console.finish()
+                else:
+                    await wait_pid(c.pid)
+                    code = 137
+                n.cancel_scope.cancel()
+        finally:
+            if c.console:
+                c.console.close()
         if code < 0:
             code = 128 - code
         if c.killed_for:

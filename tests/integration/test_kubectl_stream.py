@@ -334,6 +334,50 @@ def test_attach_follows_the_containers_output(c):
         proc.wait()
 
 
+def read_until(fd: int, wanted: bytes, timeout: float = 20) -> bytes:
+    out = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in out and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:  # the terminal hung up: kubectl is gone
+                break
+    return out
+
+
+def test_run_with_stdin_and_its_exit_code(c):
+    # kubectl run -i: a pod with stdin (stdinOnce), attached with its input; --rm deletes it after.
+    out = c.kubectl("run", "-i", "--rm", "--restart=Never", "reader", "--image=busybox", "--",
+                    "sh", "-c", "read x; echo got $x; exit 3", input="hello\n", check=False)
+    assert out.returncode == 3, out
+    assert out.stdout.startswith("got hello\n")
+    c.wait_gone("Pod", "default", "reader")
+
+
+def test_run_an_interactive_shell(c):
+    # kubectl run -it ... -- sh: the debugging shell people start to look at a cluster's network.
+    master, slave = pty.openpty()
+    env = {**os.environ, "KUBECONFIG": c.kubeconfig}
+    proc = subprocess.Popen([KUBECTL, "run", "-it", "--rm", "--restart=Never", "shell", "--image=busybox",
+                             "--", "sh"], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    try:
+        read_until(master, b"try pressing enter")  # attached
+        os.write(master, b"echo $((6*7)); tty\r")
+        out = read_until(master, b"/dev/pts/")
+        assert b"\r\n42\r\n/dev/pts/" in out, out  # run by a shell on a terminal of its own
+        os.write(master, b"exit 4\r")
+        read_until(master, b"deleted")
+        assert proc.wait(timeout=30) == 4
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    c.wait_gone("Pod", "default", "shell")
+
+
 # -- port-forward ---------------------------------------------------------------
 
 

@@ -302,3 +302,41 @@ def test_a_noted_write_wakes_the_logs_followers(tmp_path):
             clock._events(struct.pack("iIII", 1, clock.IN_MODIFY, 0, 16) + b"c.log".ljust(16, b"\0"), 1.0)
     trio.run(main, clock=trio.testing.MockClock())
     assert woken == [0.0]  # at once, not after its timeout
+
+
+# -- a container's console ------------------------------------------------------
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["pipe", "terminal"])
+def test_a_console_feeds_the_container_and_keeps_its_output_in_the_log(tmp_path, tty):
+    import trio
+
+    from knet.node.console import Console
+
+    log_path = tmp_path / "c.log"
+    console = Console({"stdin": True, "stdinOnce": True, "tty": tty})
+
+    async def main():
+        with open(log_path, "ab") as log:
+            stdin, stdout, stderr = console.child_stdio(log.fileno())
+            proc = await trio.lowlevel.open_process(
+                ["sh", "-c", "read x; echo got $x; stty size 2>/dev/null; cat; echo end"], stdin=stdin, stdout=stdout,
+                stderr=stderr, preexec_fn=console.after_fork, start_new_session=True)
+        console.started()
+        async with trio.open_nursery() as n:
+            n.start_soon(console.pump, str(log_path))
+            console.resize(91, 17)
+            await console.write(b"hi\n")
+            await console.write(b"more\n")
+            await console.end_input()  # cat sees the end of its input
+            with trio.fail_after(20):
+                assert await proc.wait() == 0
+            await console.finish()
+    trio.run(main)
+    assert console.closed and console.master == console.input_w == -1
+    text = log_path.read_text().replace("\r\n", "\n")
+    if tty:  # the terminal echoes what is typed (when it will), and has the size it was given
+        assert sorted(text.splitlines()) == sorted(["hi", "got hi", "17 91", "more", "more", "end"]), text
+        assert text.endswith("end\n")
+    else:
+        assert text == "got hi\nmore\nend\n"
