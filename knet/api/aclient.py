@@ -46,8 +46,10 @@ class _Conn:
 
 
 class AsyncClient:
-    def __init__(self, host: str, port: int, token: str, unix_path: str | None = None, ca_file: str | None = None):
+    def __init__(self, host: str, port: int, token: str, unix_path: str | None = None, ca_file: str | None = None,
+                 handshake_timeout: float = 10.0):
         self.host, self.port, self.token, self.unix_path = host, port, token, unix_path
+        self.handshake_timeout = handshake_timeout  # Go's TLSHandshakeTimeout: 10 s
         self._idle: list[_Conn] = []
         self._tls = None
         if ca_file and not unix_path:
@@ -62,7 +64,7 @@ class AsyncClient:
             elif self._tls is not None:
                 stream = await trio.open_ssl_over_tcp_stream(self.host, self.port, ssl_context=self._tls,
                                                              https_compatible=True)
-                with trio.fail_after(10):
+                with trio.fail_after(self.handshake_timeout):
                     await stream.do_handshake()
             else:
                 stream = await trio.open_tcp_stream(self.host, self.port)

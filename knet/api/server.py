@@ -51,6 +51,10 @@ FRESHNESS_WAIT = 3.0
 WATCH_CHUNK = 256 * 1024
 # The most of one answer handed to the connection at once (see ApiServer._send).
 SEND_CHUNK = 64 * 1024
+# How long a TLS handshake may take (kube-apiserver's ReadHeaderTimeout is 32 s). Generous: a
+# server busy with 100 clients listing 1,000 pods at once takes seconds to get to a new
+# connection's handshake, and the client's own timeout decides when it gives up.
+HANDSHAKE_TIMEOUT = 30.0
 
 
 def decode_body(body: bytes, res: Resource | None = None) -> object:
@@ -319,12 +323,13 @@ class ApiServer:
 
     async def _handle_tcp(self, stream: trio.abc.Stream) -> None:
         """A TCP connection: TLS first when the server has a context. A client
-        that does not finish its handshake in 10 s, or fails it, is dropped."""
+        that does not finish its handshake in HANDSHAKE_TIMEOUT, or fails it,
+        is dropped."""
         if self.tls is None:
             return await self._handle_stream(stream)
         tls = trio.SSLStream(stream, self.tls, server_side=True, https_compatible=True)
         try:
-            with trio.fail_after(10):
+            with trio.fail_after(HANDSHAKE_TIMEOUT):
                 await tls.do_handshake()
         except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             log.debug("TLS handshake failed: %s", e)
