@@ -70,6 +70,7 @@ log = logging.getLogger("knet.kubelet")
 
 PORT = KUBELET_PORT  # kubelet's --port, as the Node's daemonEndpoints tell the API server
 LOG_POLL = 0.5  # a followed log is read when inotify says it grew (knet.node.logclock), and at least this often
+REQUEST_TIMEOUT = 10.0  # for a request's head and body to arrive
 DRAIN_AFTER_EXIT = 2.0  # how long output of an exited command's leftover children is still sent
 
 
@@ -114,7 +115,9 @@ class KubeletServer:
         Nothing a client does may escape: it would stop the listener."""
         conn = h11.Connection(h11.SERVER)
         try:
-            req = await self._read_request(conn, stream)
+            req = None
+            with trio.move_on_after(REQUEST_TIMEOUT):  # pods reach this port: a silent client is not kept
+                req = await self._read_request(conn, stream)
             if req is None:
                 return
             try:
