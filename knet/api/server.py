@@ -75,7 +75,7 @@ class Request:
     oversize: int = 0  # bytes received past MAX_BODY (then body is empty)
     res: Resource | None = None  # the resource the path names, once routed
     warnings: list[str] = field(default_factory=list)  # sent back as `Warning: 299 - "..."` headers
-    user: tuple[str, list[str]] | None = None  # (name, groups) once authenticated; see ApiServer.authenticate
+    user: tuple[str, list[str]] | None = None  # (name, groups) once authenticated; see ApiServer._authorized
     raw_query: str = ""  # the query string as sent: exec repeats `command=` once per argument
     raw_headers: list | None = None  # h11's (name, value) pairs, repeats kept (a SPDY client's protocol versions)
 
