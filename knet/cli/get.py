@@ -144,10 +144,13 @@ class _Output:
         self.header_done = False
         self.printed = 0
         self.jsonpath = self.columns = None
+        self.all_namespaces = args.all_namespaces
         name, sep, template = fmt.partition("=")
         if name in ("jsonpath", "jsonpath-file", "jsonpath-as-json"):
             from knet.cli.jsonpath import JSONPath, JSONPathError
 
+            if not sep and args.template:  # -o jsonpath --template='{...}'
+                template = args.template
             if not template:
                 raise CliError("template format specified but no template given")
             if name == "jsonpath-file":
@@ -193,11 +196,11 @@ class _Output:
         try:
             return self.jsonpath.execute(data)
         except JSONPathError as e:
-            from knet.cli.jsonpath import go_sharp_v
+            from knet.cli.jsonpath import go_quote, go_sharp_v
 
             template = self.jsonpath.template
             raise CliError(
-                f"error executing jsonpath {json.dumps(template)}: Error executing template: {e}. Printing more "
+                f"error executing jsonpath {go_quote(template)}: Error executing template: {e}. Printing more "
                 f"information for debugging the template:\n\ttemplate was:\n\t\t{template}\n\tobject given to "
                 f"jsonpath engine was:\n\t\t{go_sharp_v(data)}\n\n") from None
 
@@ -279,7 +282,6 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
     if args.output_watch_events and not watching:
         raise CliError("--output-watch-events option can only be used with --watch or --watch-only")
     output = _Output(args)
-    output.all_namespaces = args.all_namespaces
     if args.show_labels and output.kind != "table":
         raise CliError(f"--show-labels option cannot be used with {args.output} printer")
     if args.label_columns and output.kind == "columns":

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["JSONPath", "JSONPathError", "go_sharp_v", "go_text", "go_json"]
+__all__ = ["JSONPath", "JSONPathError", "go_json", "go_quote", "go_sharp_v", "go_text"]
 
 
 class JSONPathError(Exception):
@@ -128,7 +128,7 @@ def go_text(value: object) -> str:
     return str(value)
 
 
-def _go_quote(s: str) -> str:
+def go_quote(s: str) -> str:
     """strconv.Quote: Go's double-quoted string literal."""
     out = ['"']
     for ch in s:
@@ -165,13 +165,13 @@ def go_sharp_v(value: object) -> str:
         if isinstance(v, int):
             return str(v)
         if isinstance(v, str):
-            return _go_quote(v)
+            return go_quote(v)
         if isinstance(v, dict):
             return "map[string]interface {}{" + ", ".join(
-                f"{_go_quote(str(k))}:{inner(v[k])}" for k in sorted(v)) + "}"
+                f"{go_quote(str(k))}:{inner(v[k])}" for k in sorted(v)) + "}"
         if isinstance(v, (list, tuple)):
             return "[]interface {}{" + ", ".join(inner(x) for x in v) + "}"
-        return _go_quote(str(v))
+        return go_quote(str(v))
     return inner(value)
 
 

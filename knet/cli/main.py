@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-missing-template-keys", type=_go_bool, nargs="?", const=True, default=True,
                    metavar="BOOL", help="a missing key prints nothing in jsonpath (default true)")
     s.add_argument("--show-managed-fields", action="store_true", help="keep metadata.managedFields in json/yaml")
+    s.add_argument("--template", metavar="TEMPLATE", help="the template of -o jsonpath / jsonpath-file / "
+                                                        "jsonpath-as-json given without =")
     s.add_argument("--sort-by", metavar="PATH", help="order by a JSONPath's value, e.g. .metadata.creationTimestamp")
     s.add_argument("-L", "--label-columns", action="append", metavar="KEY[,KEY]", help="a column per label key")
     s.add_argument("--show-labels", action="store_true", help="a LABELS column")

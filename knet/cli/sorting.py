@@ -12,7 +12,7 @@ import re
 from fractions import Fraction
 
 from knet.cli.columns import ColumnsError, relaxed_path
-from knet.cli.jsonpath import JSONPath, JSONPathError
+from knet.cli.jsonpath import JSONPath, JSONPathError, go_quote
 from knet.printers import go_sort
 
 __all__ = ["SortError", "sort_objects"]
@@ -99,7 +99,7 @@ def sort_objects(objects: list[dict], field: str, relaxed_or_raw: bool = False) 
     except JSONPathError as e:
         raise SortError(f"sorting error: {e}" if relaxed_or_raw else str(e)) from None
     if objects and not any(found for found, _ in firsts):
-        raise SortError(f"couldn't find any field with path {_go_quote(path)} in the list of objects")
+        raise SortError(f"couldn't find any field with path {go_quote(path)} in the list of objects")
     order = list(range(len(objects)))
 
     def less(i: int, j: int) -> bool:
@@ -115,9 +115,3 @@ def sort_objects(objects: list[dict], field: str, relaxed_or_raw: bool = False) 
                             f"err: {e}") from None
     go_sort(order, less)
     return [objects[i] for i in order]
-
-
-def _go_quote(text: str) -> str:
-    import json
-
-    return json.dumps(text, ensure_ascii=False)

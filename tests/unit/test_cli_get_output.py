@@ -255,3 +255,7 @@ def test_several_names_print_those_found_then_the_errors(knet, stored):
     assert knet("get", "pods", "web-0", "nope", "-o", "name", "--ignore-not-found") == (0, "pod/web-0\n", "")
     assert knet("get", "pod", "nope", "-o", "json", "--ignore-not-found") == (0, "", "")
     assert knet("get", "pods", "-l", "app=none", "--ignore-not-found") == (0, "", "")
+
+
+def test_jsonpath_template_flag(knet, stored):
+    assert knet("get", "pods", "-o", "jsonpath", "--template={.items[0].metadata.name}") == (0, "db-0", "")
