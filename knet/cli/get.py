@@ -5,7 +5,6 @@ command: this module and what it imports are the start-up cost of `knet get`."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -17,25 +16,12 @@ if TYPE_CHECKING:
     from knet.api.resources import Resource
 
 
-_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
-def _go_numbers(value: object) -> object:
-    """Whole floats as ints: Go's encoder prints 4.0 as 4 (and so kubectl does)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _go_numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_go_numbers(v) for v in value]
-    return value
-
-
 def _dump(obj: dict, fmt: str) -> str:
     """kubectl's -o json (json.MarshalIndent: keys sorted, <>& escaped) or -o yaml."""
     if fmt == "json":
-        text = json.dumps(_go_numbers(obj), indent=4, sort_keys=True, ensure_ascii=False)
-        return "".join(_HTML.get(c, c) for c in text) if any(c in text for c in _HTML) else text
+        from knet.cli.jsonpath import go_json_indent
+
+        return go_json_indent(obj)
     import yaml
 
     return yaml.dump(obj, Dumper=_go_yaml_dumper(yaml), default_flow_style=False, sort_keys=True,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["JSONPath", "JSONPathError", "go_json", "go_quote", "go_sharp_v", "go_text"]
+__all__ = ["JSONPath", "JSONPathError", "go_json", "go_json_indent", "go_quote", "go_sharp_v", "go_text"]
 
 
 class JSONPathError(Exception):
@@ -111,6 +111,24 @@ def go_json(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(go_json(v) for v in value) + "]"
     return _json_string(str(value))
+
+
+def _whole_floats(value: object) -> object:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats(v) for v in value]
+    return value
+
+
+def go_json_indent(value: object) -> str:
+    """encoding/json.MarshalIndent(value, "", "    ") (kubectl's -o json): keys
+    sorted, <>& escaped, whole floats as integers. Through the C encoder, for
+    thousands of objects; a fractional float keeps Python's exponent form."""
+    text = json.dumps(_whole_floats(value), indent=4, sort_keys=True, ensure_ascii=False)
+    return _HTML.sub(lambda m: _HTML_ESCAPES[m.group()], text) if _HTML.search(text) else text
 
 
 def go_text(value: object) -> str:
@@ -610,8 +628,7 @@ class JSONPath:
 
     def _print(self, results: list) -> str:
         if self.output_json:
-            return json.dumps([None if r is _INVALID else r for r in results], indent=4, sort_keys=True,
-                              ensure_ascii=False) + "\n"
+            return go_json_indent([None if r is _INVALID else r for r in results]) + "\n"
         return " ".join(go_json(r) if isinstance(r, (dict, list, tuple)) else go_text(r) for r in results)
 
     def _walk(self, values: list, node: tuple) -> list:
