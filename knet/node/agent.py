@@ -351,7 +351,6 @@ class Agent:
             # agent still setting up its network and adopting pods must not look dead to the node
             # lifecycle controller (which would mark every pod here Ready=False after the grace period).
             nursery.start_soon(self.heartbeat)
-            nursery.start_soon(self.lease.run)
             await nursery.start(self.network.serve)
             self.nodes.start(nursery)
             with trio.move_on_after(5):
@@ -364,6 +363,9 @@ class Agent:
             nursery.start_soon(self.policy.run)
             nursery.start_soon(trim_when_quiet, lambda: self.activity)
             nursery.start_soon(self.kubelet.run, self.node_ip)
+            # The Lease once the node is set up (kubelet's lease controller starts after registration):
+            # its first writes must not delay a restarted agent's heartbeat and adoption.
+            nursery.start_soon(self.lease.run)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     # Like kubelet: stopping the agent leaves pods running; `knet down` removes them.
