@@ -579,13 +579,14 @@ def _describe_conditions(w: _Writer, conditions: object) -> None:
 
 
 def _probe(probe: Obj) -> str:
-    # Absent fields read as the API server's defaults, which a real cluster would show.
+    # DescribeProbe (kubectl 1.37 spells the thresholds out). Absent fields read as the API server's
+    # defaults, which a real cluster would show.
     attrs = (
         f"delay={to_int(probe.get('initialDelaySeconds'))}s "
         f"timeout={to_int(probe.get('timeoutSeconds'), 1) or 1}s "
         f"period={to_int(probe.get('periodSeconds'), 10) or 10}s "
-        f"#success={to_int(probe.get('successThreshold'), 1) or 1} "
-        f"#failure={to_int(probe.get('failureThreshold'), 3) or 3}"
+        f"successThreshold={to_int(probe.get('successThreshold'), 1) or 1} "
+        f"failureThreshold={to_int(probe.get('failureThreshold'), 3) or 3}"
     )
     if isinstance(probe.get("exec"), dict):
         return f"exec [{' '.join(str(c) for c in probe['exec'].get('command') or [])}] {attrs}"

@@ -127,7 +127,9 @@ def test_output_is_kubectls(c, args):
 
 @pytest.mark.parametrize("what", [("svc", "web"), ("deploy", "web"), ("svc",), ("deploy",), ("rs",),
                                   ("endpointslices",), ("ns", "default"), ("svc", "-n", "kube-system"), ("svc", "we"),
-                                  ("svc", "--show-events"), ("deploy", "web", "--show-events=false")])
+                                  ("svc", "--show-events"), ("deploy", "web", "--show-events=false"),
+                                  ("deploy", "-n", "kube-system"), ("rs", "-n", "kube-system"),
+                                  ("endpointslices", "-n", "kube-system")])
 def test_describe_is_kubectls(c, what):
     kubectl, knet = both(c, "describe", *what)
     assert knet == kubectl
