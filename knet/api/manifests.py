@@ -135,6 +135,10 @@ def check_yaml_bounds(text: str, source: str, loader) -> None:
 def _yaml_error(e, source: str) -> str:
     """One line with the line and column, where PyYAML spreads an error over several."""
     problem = getattr(e, "problem", None)
+    if problem is not None and problem.startswith("exceeded maximum nesting depth"):
+        # libyaml 0.2.5+ (PyYAML's wheels) stops at 1,000 flow levels while
+        # scanning, before the parser hands us the events our own limit counts.
+        return f"error parsing {source}: yaml: {_where(getattr(e, 'problem_mark', None))}exceeded max depth of {MAX_DEPTH}"
     if problem is None:
         return f"error parsing {source}: yaml: {' '.join(str(e).split())}"
     text = _where(getattr(e, "problem_mark", None)) + problem
