@@ -42,7 +42,6 @@ from knet.net.memory import trim_when_quiet
 from knet.net.nft import Nft
 from knet.node import sandbox as sandboxes
 from knet.node.cri import RuntimeClient, RuntimeRefused, RuntimeUnavailable
-from knet.node.kubeletserver import KubeletServer
 from knet.node.lease import NodeLease
 from knet.node.network import VTEP_ANNOTATION, NodeNetwork
 from knet.node.nodeinfo import KUBELET_VERSION, static_status
@@ -101,8 +100,8 @@ class Agent:
                                    resync=cfg.proxy_resync_seconds)
         # The node runtime serves the built-in servers; the cluster's supervisor keeps it running.
         self.cri = RuntimeClient(socket_path(cfg.state_dir, node))
-        # kubelet's port 10250: logs, exec, attach and port-forward, which the API server proxies here.
-        self.kubelet = KubeletServer(self, token)
+        self.kubelet = None  # kubelet's port 10250 (knet.node.kubeletserver), once the node is up
+        self._token = token
         self.lease = NodeLease(self.api, node)  # kube-node-lease/<node>, renewed every 10 s as kubelet's
         self.status_static = static_status(cfg.name, node, KUBELET_VERSION, f"knet://{__version__}")
 
@@ -335,6 +334,15 @@ class Agent:
         self.observed = rv
         self.progress_changed()
 
+    async def serve_kubelet_port(self) -> None:
+        """kubelet's port 10250: logs, exec, attach and port-forward, which the
+        API server proxies here. Imported only now: its modules (wsproto, ...)
+        are not on a restarted agent's way to its first heartbeat."""
+        from knet.node.kubeletserver import KubeletServer
+
+        self.kubelet = KubeletServer(self, self._token)
+        await self.kubelet.run(self.node_ip)
+
     async def run(self) -> None:
         while True:
             await self.wait_for_api()
@@ -362,7 +370,7 @@ class Agent:
             nursery.start_soon(self.proxy.run)
             nursery.start_soon(self.policy.run)
             nursery.start_soon(trim_when_quiet, lambda: self.activity)
-            nursery.start_soon(self.kubelet.run, self.node_ip)
+            nursery.start_soon(self.serve_kubelet_port)
             # The Lease once the node is set up (kubelet's lease controller starts after registration):
             # its first writes must not delay a restarted agent's heartbeat and adoption.
             nursery.start_soon(self.lease.run)
