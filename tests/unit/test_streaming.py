@@ -340,3 +340,120 @@ def test_a_console_feeds_the_container_and_keeps_its_output_in_the_log(tmp_path,
         assert text.endswith("end\n")
     else:
         assert text == "got hi\nmore\nend\n"
+
+
+# -- SPDY sessions, in memory -----------------------------------------------------
+
+
+def test_spdy_port_forward_joins_each_data_stream_to_a_pod_connection():
+    import trio
+    import trio.testing
+
+    from knet.node.portforward import SpdyPortForward
+    from knet.node.streamconn import RawTransport
+
+    pods: dict[int, trio.abc.Stream] = {}
+
+    class Dialer:  # the pod's side of each connection, in memory
+        async def connect(self, port: int):
+            if port == 81:
+                raise ConnectionRefusedError(111, "Connection refused")
+            ours, theirs = trio.testing.memory_stream_pair()
+            pods[port] = theirs
+            return ours
+
+        def error(self, port: int, e: Exception) -> str:
+            return f"error forwarding port {port}: {e.strerror.lower()}"
+
+    async def main():
+        client, server = trio.testing.memory_stream_pair()
+        codec, reader = spdy.HeaderCodec(), spdy.Reader(spdy.HeaderCodec())
+        frames: list[spdy.Frame] = []
+
+        async def until(cond):
+            with trio.fail_after(10):
+                while not cond():
+                    frames.extend(reader.feed(await client.receive_some(65536)))
+
+        async with trio.open_nursery() as n:
+            n.start_soon(SpdyPortForward(RawTransport(server, b""), Dialer()).run)
+            await client.send_all(
+                spdy.syn_stream(codec, 1, {"streamType": "error", "port": "80", "requestID": "0"})
+                + spdy.syn_stream(codec, 3, {"streamType": "data", "port": "80", "requestID": "0"})
+                + spdy.data(3, b"GET /") + spdy.ping(9))
+            await until(lambda: 80 in pods and any(f.type == spdy.PING for f in frames))
+            assert sorted(f.stream_id for f in frames if f.type == spdy.SYN_REPLY) == [1, 3]
+            assert next(f.value for f in frames if f.type == spdy.PING) == 9
+            pod = pods[80]
+            assert await pod.receive_some(100) == b"GET /"  # sent before the pod connection was up: kept
+            await pod.send_all(b"answer")
+            await pod.aclose()
+            await until(lambda: sum(f.fin for f in frames if f.type == 0) == 2)
+            data = [f for f in frames if f.type == 0]
+            assert b"".join(f.data for f in data if f.stream_id == 3) == b"answer"
+            assert {f.stream_id for f in data if f.fin} == {1, 3}  # both streams end: kubectl's connection is done
+            # A port nothing listens on: the error stream says why, and both streams end.
+            frames.clear()
+            await client.send_all(
+                spdy.syn_stream(codec, 5, {"streamType": "error", "port": "81", "requestID": "1"})
+                + spdy.syn_stream(codec, 7, {"streamType": "data", "port": "81", "requestID": "1"}))
+            await until(lambda: sum(f.fin for f in frames if f.type == 0) == 2)
+            error = b"".join(f.data for f in frames if f.type == 0 and f.stream_id == 5)
+            assert error == b"error forwarding port 81: connection refused"
+            await client.send_all(spdy.goaway(7))  # the client is done: the session ends
+    trio.run(main)
+
+
+def test_spdy_exec_session_maps_streams_to_channels():
+    import h11
+    import trio
+    import trio.testing
+
+    from knet.node.streamconn import SpdyExec
+
+    async def main():
+        client, server = trio.testing.memory_stream_pair()
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"POST /exec/ns/p/c?command=sh&stdin=true&stdout=true&tty=true HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v9.channel.k8s.io\r\n"
+                          b"X-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n")
+        req = conn.next_event()
+        assert conn.next_event() == h11.EndOfMessage()
+        codec, reader = spdy.HeaderCodec(), spdy.Reader(spdy.HeaderCodec())
+        async with trio.open_nursery() as n:
+            accepted = []
+
+            async def accept():
+                accepted.append(await SpdyExec.accept(conn, server, req, stdin=True, stdout=True, stderr=False,
+                                                      tty=True))
+            n.start_soon(accept)
+            head = await client.receive_some(65536)
+            assert head.startswith(b"HTTP/1.1 101 ") and b"X-Stream-Protocol-Version: v4.channel.k8s.io" in head
+            await client.send_all(b"".join(spdy.syn_stream(codec, sid, {"streamType": kind}) for sid, kind in (
+                (1, "error"), (3, "stdin"), (5, "stdout"), (7, "resize"))) + spdy.data(3, b"typed")
+                + spdy.data(7, b'{"Width":80,"Height":24}{"Width":') + spdy.data(7, b'100,"Height":30}')
+                + spdy.data(3, b"", fin=True))
+            with trio.fail_after(10):
+                while not accepted:
+                    await trio.sleep(0.01)
+            io = accepted[0]
+            inputs = []
+            with trio.fail_after(10):
+                async for item in io.inputs():
+                    inputs.append(item)
+                    if item[0] == wschannel.CLOSE:
+                        break
+            assert inputs == [(wschannel.STDIN, b"typed"), (wschannel.RESIZE, b'{"Width":80,"Height":24}'),
+                              (wschannel.RESIZE, b'{"Width":100,"Height":30}'), (wschannel.CLOSE, b"\x00")]
+            await io.send_channel(wschannel.STDOUT, b"out")
+            await io.send_error(wschannel.exit_status(2, ["sh"]))
+            await io.close()
+            frames = []
+            with trio.fail_after(10):
+                while not any(f.type == spdy.GOAWAY for f in frames):
+                    frames += reader.feed(await client.receive_some(65536))
+            data = {(f.stream_id, f.data, f.fin) for f in frames if f.type == 0}
+            assert (5, b"out", False) in data and (5, b"", True) in data and (1, b"", True) in data
+            status = json.loads(next(d for sid, d, fin in data if sid == 1 and d))
+            assert status["reason"] == "NonZeroExitCode" and status["details"]["causes"][0]["message"] == "2"
+    trio.run(main)
