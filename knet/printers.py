@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knet.api.resources import by_kind, lookup
 from knet.api.tables import (
@@ -42,6 +42,9 @@ from knet.api.tables import (
     since,
     to_int,
 )
+
+if TYPE_CHECKING:
+    from fractions import Fraction  # imported where quantities are summed: not on `knet get`'s path
 
 __all__ = ["describe", "go_sort", "isolated_cell", "policies_cell", "table", "table_cells", "tabwrite"]
 
@@ -1083,7 +1086,8 @@ def _describe_selected_pods(w: _Writer, pods: list[Obj] | None, with_namespace: 
         w.write(1, f"{name}\t{ip}\n")
 
 
-def _describe_node(w: _Writer, node: Obj, events: list[Obj] | None, now: float, **_: Any) -> None:
+def _describe_node(w: _Writer, node: Obj, events: list[Obj] | None, now: float, *,
+                   pods: list[Obj] | None = None, lease: Obj | str | None = None, **_: Any) -> None:
     meta = node.get("metadata") or {}
     spec = node.get("spec") or {}
     st = node.get("status") or {}
@@ -1102,6 +1106,8 @@ def _describe_node(w: _Writer, node: Obj, events: list[Obj] | None, now: float, 
         value = f"={taint['value']}" if taint.get("value") else ""
         w.write(0, f"{taint.get('key', '')}{value}:{taint.get('effect', '')}\n")
     w.write(0, f"Unschedulable:\t{'true' if spec.get('unschedulable') else 'false'}\n")
+    if lease is not None:
+        _describe_node_lease(w, lease)
     conditions = [c for c in st.get("conditions") or [] if isinstance(c, dict)]
     if conditions:
         w.write(0, "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n")
@@ -1127,8 +1133,7 @@ def _describe_node(w: _Writer, node: Obj, events: list[Obj] | None, now: float, 
         ("Machine ID", "machineID"), ("System UUID", "systemUUID"), ("Boot ID", "bootID"),
         ("Kernel Version", "kernelVersion"), ("OS Image", "osImage"),
         ("Operating System", "operatingSystem"), ("Architecture", "architecture"),
-        ("Container Runtime Version", "containerRuntimeVersion"),
-        ("Kubelet Version", "kubeletVersion"), ("Kube-Proxy Version", "kubeProxyVersion"),
+        ("Container Runtime Version", "containerRuntimeVersion"), ("Kubelet Version", "kubeletVersion"),
     ):
         w.write(0, f"  {title}:\t{info.get(key, '')}\n")
     if spec.get("podCIDR"):
@@ -1137,7 +1142,184 @@ def _describe_node(w: _Writer, node: Obj, events: list[Obj] | None, now: float, 
         w.write(0, f"PodCIDRs:\t{','.join(spec['podCIDRs'])}\n")
     if spec.get("providerID"):
         w.write(0, f"ProviderID:\t{spec['providerID']}\n")
+    if pods is not None:
+        _describe_node_resources(w, node, [p for p in pods if isinstance(p, dict)
+                                           and dig(p, "spec", "nodeName") == meta.get("name")
+                                           and dig(p, "status", "phase") not in ("Succeeded", "Failed")], now)
     _describe_events(w, events, now)
+
+
+def _describe_node_lease(w: _Writer, lease: Obj | str) -> None:
+    """describeNodeLease, or the error kubectl met getting it."""
+    if isinstance(lease, str):
+        w.write(0, f"Lease:\tFailed to get lease: {lease}\n")
+        return
+    spec = lease.get("spec") or {}
+    w.write(0, "Lease:\n")
+    w.write(1, f"HolderIdentity:\t{spec.get('holderIdentity') or '<unset>'}\n")
+    w.write(1, f"AcquireTime:\t{_rfc1123z(spec['acquireTime']) if spec.get('acquireTime') else '<unset>'}\n")
+    w.write(1, f"RenewTime:\t{_rfc1123z(spec['renewTime']) if spec.get('renewTime') else '<unset>'}\n")
+
+
+# Kubernetes quantities as describe sums and prints them: (amount, format), format one of
+# "DecimalSI", "BinarySI", "DecimalExponent" (resource.Quantity keeps the format of what it parsed).
+_QTY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei)|[eE]([+-]?\d+)|(m|k|M|G|T|P|E|n|u)?)")
+_BIN = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DEC = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+
+
+def _parse_qty(value: object) -> tuple[Fraction, str] | None:
+    from fractions import Fraction
+
+    m = _QTY.fullmatch(str(value)) if value is not None else None
+    if m is None:
+        return None
+    number, binary, exponent, decimal = m.groups()
+    amount = Fraction(number.rstrip(".") or "0")
+    if binary:
+        return amount * 1024 ** _BIN[binary], "BinarySI"
+    if exponent is not None:
+        return amount * Fraction(10) ** int(exponent), "DecimalExponent"
+    return amount * Fraction(10) ** _DEC[decimal or ""], "DecimalSI"
+
+
+def _qty_string(q: tuple[Fraction, str] | None) -> str:
+    """Quantity.String(): its canonical form ("100m", "170Mi", "2k", "0")."""
+    if q is None or q[0] == 0:
+        return "0"
+    amount, fmt = q
+    if fmt == "BinarySI" and (-1024 < amount < 1024 or amount.denominator != 1):
+        fmt = "DecimalSI"
+    sign = "-" if amount < 0 else ""
+    amount = abs(amount)
+    if fmt == "BinarySI":
+        n, exp = int(amount), 0
+        while n % 1024 == 0 and exp < 6:
+            n, exp = n // 1024, exp + 1
+        return f"{sign}{n}{['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'][exp]}"
+    # decimal: the smallest multiple-of-3 exponent (at least n, 1e-9) that leaves an integer, then as large
+    # as the integer's trailing zeros allow
+    if amount * 10 ** 9 != int(amount * 10 ** 9):
+        from fractions import Fraction
+
+        amount = Fraction(-(-amount * 10 ** 9 // 1), 10 ** 9)  # kubectl rounds up to nanounits
+    exp = -9
+    mantissa = int(amount * 10 ** 9)
+    while mantissa % 1000 == 0 and exp < 18:
+        mantissa, exp = mantissa // 1000, exp + 3
+    if fmt == "DecimalExponent":
+        return f"{sign}{mantissa}" + (f"e{exp}" if exp else "")
+    suffix = {-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}[exp]
+    return f"{sign}{mantissa}{suffix}"
+
+
+def _qty_add(a: tuple[Fraction, str] | None, b: tuple[Fraction, str] | None) -> tuple[Fraction, str] | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a[0] + b[0], a[1]
+
+
+def _pod_resources(pod: Obj, field: str) -> dict[str, tuple[Fraction, str]]:
+    """resourcehelper.PodRequests / PodLimits: the containers' sum, at least each init container's
+    (restartable sidecars count with the containers), plus the overhead; pod-level resources win."""
+    spec = pod.get("spec") or {}
+    total: dict[str, tuple[Fraction, str]] = {}
+
+    def add_into(into: dict, values: object) -> None:
+        for name, value in (values or {}).items() if isinstance(values, dict) else ():
+            q = _parse_qty(value)
+            if q is not None:
+                into[name] = _qty_add(into.get(name), q)
+
+    for c in spec.get("containers") or []:
+        add_into(total, dig(c, "resources", field))
+    sidecars: dict[str, tuple[Fraction, str]] = {}
+    init_max: dict[str, tuple[Fraction, str]] = {}
+    for c in spec.get("initContainers") or []:
+        values = dig(c, "resources", field)
+        if c.get("restartPolicy") == "Always":
+            add_into(sidecars, values)
+            add_into(total, values)
+            continue
+        step = dict(sidecars)
+        add_into(step, values)
+        for name, q in step.items():
+            if name not in init_max or q[0] > init_max[name][0]:
+                init_max[name] = q
+    for name, q in init_max.items():
+        if name not in total or q[0] > total[name][0]:
+            total[name] = q
+    overhead = spec.get("overhead")
+    if isinstance(overhead, dict) and (field == "requests" or total):
+        for name, value in overhead.items():
+            q = _parse_qty(value)
+            if q is not None and (field == "requests" or name in total):
+                total[name] = _qty_add(total.get(name), q)
+    pod_level = dig(spec, "resources", field)
+    if isinstance(pod_level, dict):
+        for name in ("cpu", "memory"):
+            q = _parse_qty(pod_level.get(name)) if name in pod_level else None
+            if q is not None:
+                total[name] = q
+    return total
+
+
+def _percent(part: tuple[Fraction, str] | None, whole: tuple[Fraction, str] | None, milli: bool) -> int:
+    """int64(float64(part) / float64(whole) * 100), in milli-units for cpu, units (rounded up) otherwise."""
+    def scaled(q: tuple[Fraction, str] | None) -> int:
+        if q is None:
+            return 0
+        v = q[0] * 1000 if milli else q[0]
+        return -((-v.numerator) // v.denominator)  # Value()/MilliValue() round up
+    denominator = scaled(whole)
+    if denominator == 0:
+        return 0
+    return int(scaled(part) / denominator * 100)
+
+
+def _describe_node_resources(w: _Writer, node: Obj, pods: list[Obj], now: float) -> None:
+    """describeNodeResource: each non-terminated pod's requests and limits against allocatable, and the sums."""
+    st = node.get("status") or {}
+    allocatable = st.get("allocatable") or st.get("capacity") or {}
+    alloc = {name: _parse_qty(value) for name, value in allocatable.items()}
+    w.write(0, f"Non-terminated Pods:\t({len(pods)} in total)\n")
+    w.write(1, "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge\n")
+    w.write(1, "---------\t----\t\t------------\t----------\t---------------\t-------------\t---\n")
+    reqs: dict[str, tuple[Fraction, str]] = {}
+    limits: dict[str, tuple[Fraction, str]] = {}
+    for pod in pods:
+        req, lim = _pod_resources(pod, "requests"), _pod_resources(pod, "limits")
+        for name, q in req.items():
+            reqs[name] = _qty_add(reqs.get(name), q)
+        for name, q in lim.items():
+            limits[name] = _qty_add(limits.get(name), q)
+        cells = []
+        for res, milli in (("cpu", True), ("memory", False)):
+            for values in (req, lim):
+                cells.append(f"{_qty_string(values.get(res))} ({_percent(values.get(res), alloc.get(res), milli)}%)")
+        meta = pod.get("metadata") or {}
+        w.write(1, f"{meta.get('namespace', '')}\t{meta.get('name', '')}\t\t{cells[0]}\t{cells[1]}\t{cells[2]}\t"
+                   f"{cells[3]}\t{since(meta.get('creationTimestamp'), now)}\n")
+    w.write(0, "Allocated resources:\n  (Total limits may be over 100 percent, i.e., overcommitted.)\n")
+    w.write(1, "Resource\tRequests\tLimits\n")
+    w.write(1, "--------\t--------\t------\n")
+
+    def row(res: str, milli: bool) -> None:
+        r, lim = reqs.get(res), limits.get(res)
+        w.write(1, f"{res}\t{_qty_string(r)} ({_percent(r, alloc.get(res), milli)}%)\t"
+                   f"{_qty_string(lim)} ({_percent(lim, alloc.get(res), milli)}%)\n")
+    row("cpu", True)
+    row("memory", False)
+    row("ephemeral-storage", False)
+    standard = {"cpu", "memory", "ephemeral-storage", "storage", "pods"}
+    for res in sorted(r for r in allocatable if r.startswith("hugepages-")):
+        row(res, False)
+    for res in sorted(r for r in allocatable if not r.startswith("hugepages-") and r not in standard
+                      and not r.startswith("requests.") and not r.startswith("limits.")):
+        r, lim = reqs.get(res), limits.get(res)
+        w.write(1, f"{res}\t{_qty_string(r)}\t{_qty_string(lim)}\n")
 
 
 def _format_endpoint_slices(slices: list[Obj] | None, port_name: str) -> str:
@@ -1725,6 +1907,7 @@ def describe(
     endpoint_slices: Iterable[dict] | None = None,
     replica_sets: Iterable[dict] | None = None,
     isolation: dict | None = None,
+    lease: dict | str | None = None,
     show_events: bool = True,
 ) -> str:
     """The `knet describe` text for one object, ending in a newline.
@@ -1732,10 +1915,12 @@ def describe(
     `events` should already be narrowed to the object; they are sorted by last
     occurrence as kubectl does, and no events prints `Events: <none>`. kubectl
     fills some lines from other objects, so the caller may pass them: `pods`
-    (for the Pods Status line of ReplicaSets, DaemonSets and StatefulSets),
-    `endpoint_slices` of a Service (for its Endpoints lines) and `replica_sets`
-    (for a Deployment's Old/NewReplicaSet lines). Lines whose source was not
-    passed are left out rather than printed with made-up numbers.
+    (for the Pods Status line of ReplicaSets, DaemonSets and StatefulSets, and
+    a Node's Non-terminated Pods and Allocated resources), `endpoint_slices` of
+    a Service (for its Endpoints lines), `replica_sets` (for a Deployment's
+    Old/NewReplicaSet lines) and a Node's `lease` (its Lease, or the error
+    met getting it). Lines whose source was not passed are left out rather
+    than printed with made-up numbers.
 
     knet's additions: for a NetworkPolicy, AdminNetworkPolicy or
     BaselineAdminNetworkPolicy, `pods` are the pods it selects (Selected Pods);
@@ -1753,5 +1938,6 @@ def describe(
         endpoint_slices=list(endpoint_slices) if endpoint_slices is not None else None,
         replica_sets=list(replica_sets) if replica_sets is not None else None,
         isolation=isolation,
+        lease=lease,
     )
     return w.render()

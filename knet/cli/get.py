@@ -511,6 +511,12 @@ def _related(client: Client, res: Resource, objs: list[dict]) -> list[dict]:
             extra["replica_sets"] = listed("ReplicaSet", ns)
         elif res.kind in ("ReplicaSet", "DaemonSet", "StatefulSet"):
             extra["pods"] = listed("Pod", ns)
+        elif res.kind == "Node":
+            extra["pods"] = listed("Pod", None)
+            try:
+                extra["lease"] = client.get(by_kind("Lease"), "kube-node-lease", meta["name"])
+            except ApiError as e:
+                extra["lease"] = e.message
         out.append(extra)
     return out
 
@@ -551,6 +557,9 @@ def cmd_describe(args: argparse.Namespace, connect: Connect) -> int:
     for i, (obj, extra) in enumerate(zip(objs, _related(client, res, objs), strict=True)):
         uid = obj["metadata"].get("uid")
         mine = [e for e in events if e.get("involvedObject", {}).get("uid") == uid]  # listed order kept
+        if res.kind == "Node":  # kubelets name a node's events by the node's name as UID: kubectl asks for both
+            mine += [e for e in events if e.get("involvedObject", {}).get("uid") == obj["metadata"]["name"]
+                     and e.get("involvedObject", {}).get("kind") == "Node"]
         text = printers.describe(obj, mine, show_events=show_events, **extra)
         if prefix:
             print(text)

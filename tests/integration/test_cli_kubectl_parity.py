@@ -41,6 +41,23 @@ spec:
   type: NodePort
   selector: {app: web}
   ports: [{port: 80, targetPort: http, name: http}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: heavy}
+spec:
+  nodeName: worker-1
+  initContainers:
+  - {name: init, image: busybox, command: ["true"], resources: {requests: {cpu: 300m, memory: 64Mi}}}
+  containers:
+  - name: a
+    image: busybox
+    command: ["sh", "-c", "sleep 100000"]
+    resources: {requests: {cpu: 100m, memory: 70Mi}, limits: {memory: 170Mi, cpu: "1"}}
+  - name: b
+    image: busybox
+    command: ["sh", "-c", "sleep 100000"]
+    resources: {requests: {cpu: 50m, memory: 1Gi, ephemeral-storage: 1G}, limits: {memory: 1536Mi}}
 """
 
 
@@ -121,23 +138,26 @@ def both(c: Cluster, *args: str) -> tuple[tuple[int, str, str], tuple[int, str, 
     ("get", "pod", "nope", "-w"),
 ])
 def test_output_is_kubectls(c, args):
-    kubectl, knet = both(c, *args)
-    assert knet == kubectl
+    same(*both(c, *args))
 
 
 @pytest.mark.parametrize("what", [("svc", "web"), ("deploy", "web"), ("svc",), ("deploy",), ("rs",),
                                   ("endpointslices",), ("ns", "default"), ("svc", "-n", "kube-system"), ("svc", "we"),
                                   ("svc", "--show-events"), ("deploy", "web", "--show-events=false"),
                                   ("deploy", "-n", "kube-system"), ("rs", "-n", "kube-system"),
-                                  ("endpointslices", "-n", "kube-system")])
+                                  ("endpointslices", "-n", "kube-system"),
+                                  ("node", "worker-1")])  # Lease; pods' requests and limits against allocatable
 def test_describe_is_kubectls(c, what):
     kubectl, knet = both(c, "describe", *what)
-    assert knet == kubectl
+    same(kubectl, knet)
     mine = knet[1]
     if what == ("svc", "web"):
         assert "Endpoints:" in mine and " + 1 more..." in mine  # four endpoints: three shown
     elif what == ("deploy", "web"):
         assert "NewReplicaSet:   web-" in mine and "(4/4 replicas created)" in mine
+    elif what == ("node", "worker-1"):
+        assert "  default  heavy  " in " ".join(mine.split("\n")) or "heavy" in mine
+        assert "Lease:\n  HolderIdentity:  worker-1\n" in mine
 
 
 def test_describe_orders_events_of_one_second_as_kubectl(c):
@@ -154,13 +174,22 @@ def test_describe_orders_events_of_one_second_as_kubectl(c):
             "reason": f"Reason{i:02d}", "message": f"message {i}", "type": "Normal", "count": 1,
             "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": "parity-test"}})
     kubectl, knet = both(c, "describe", "svc", "web")
-    assert knet == kubectl
+    same(kubectl, knet)
     mine = knet[1]
     shown = [line.split()[1] for line in mine.splitlines() if "parity-test" in line]
     listed = sorted((e for e in c.list("Event", "default") if e["source"].get("component") == "parity-test"),
                     key=lambda e: e["metadata"]["name"])  # the server lists by name
     stable = [e["reason"] for e in sorted(listed, key=lambda e: e["lastTimestamp"])]
     assert sorted(shown) == sorted(stable) and shown != stable  # Go's sort.Sort is not a stable sort
+
+
+def same(kubectl: tuple[int, str, str], knet: tuple[int, str, str]) -> None:
+    """Equal answers, or a failure that shows where they differ."""
+    if knet != kubectl:
+        import difflib
+
+        diff = "".join(difflib.unified_diff(kubectl[1].splitlines(True), knet[1].splitlines(True), "kubectl", "knet"))
+        raise AssertionError(f"exit codes {kubectl[0]} / {knet[0]}; stderr {kubectl[2]!r} / {knet[2]!r}\n{diff}")
 
 
 def _start(argv: list[str], env: dict | None = None) -> subprocess.Popen:

@@ -711,3 +711,45 @@ def test_describe_escapes_terminal_control_characters():
     pod = make_pod()
     pod["metadata"]["labels"] = {"evil": "\x1b[2J"}
     assert "evil=^[[2J" in describe(pod, now=NOW)
+
+
+# -- describe node: resources ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values,expected", [
+    (["100m", "50m"], "150m"), (["70Mi", "1Gi"], "1094Mi"), (["1G"], "1G"), (["1536Mi"], "1536Mi"),
+    (["1.5"], "1500m"), (["0.1"], "100m"), (["1000"], "1k"), (["1500"], "1500"), (["512"], "512"),
+    (["1Ki", "1"], "1025"), (["0"], "0"), (["1e3"], "1e3"), (["100Mi", "100M"], "204857600"),
+])
+def test_quantities_sum_and_print_as_kubectl(values, expected):
+    from knet.printers import _parse_qty, _qty_add, _qty_string
+
+    total = None
+    for v in values:
+        total = _qty_add(total, _parse_qty(v))
+    assert _qty_string(total) == expected
+
+
+def test_describe_node_lists_its_pods_resources_and_lease():
+    node = {"kind": "Node", "metadata": {"name": "worker-1", "creationTimestamp": T0},
+            "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110", "hugepages-2Mi": "0"}}}
+    pod = {"metadata": {"namespace": "default", "name": "heavy", "creationTimestamp": T0},
+           "spec": {"nodeName": "worker-1",
+                    "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "300m"}}}],
+                    "containers": [{"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "1Gi"},
+                                                               "limits": {"memory": "2Gi"}}},
+                                   {"name": "b", "resources": {"requests": {"cpu": "50m"}}}]},
+           "status": {"phase": "Running"}}
+    done = {**pod, "metadata": {**pod["metadata"], "name": "done"}, "status": {"phase": "Succeeded"}}
+    lease = {"spec": {"holderIdentity": "worker-1", "renewTime": "2026-12-01T10:00:05.000000Z"}}
+    out = describe(node, [], now=NOW, pods=[pod, done], lease=lease)
+    assert "Lease:\n  HolderIdentity:  worker-1\n  AcquireTime:     <unset>\n" \
+           "  RenewTime:       Tue, 01 Dec 2026 10:00:05 +0000\n" in out
+    assert "Non-terminated Pods:          (1 in total)\n" in out  # the Succeeded one is not counted
+    # the init container's 300m outweighs the containers' 150m; memory 1Gi of 4Gi is 25%
+    assert "  default                     heavy    300m (15%)    0 (0%)      1Gi (25%)        2Gi (50%)" in out
+    assert "  cpu                300m (15%)  0 (0%)\n  memory             1Gi (25%)   2Gi (50%)\n" in out
+    assert "  hugepages-2Mi      0 (0%)      0 (0%)\n" in out
+    assert "Lease:\tFailed" not in describe(node, [], now=NOW, lease="leases.coordination.k8s.io \"x\" not found")
+    assert "Lease:              Failed to get lease: leases.coordination.k8s.io \"x\" not found\n" in describe(
+        node, [], now=NOW, lease="leases.coordination.k8s.io \"x\" not found")
