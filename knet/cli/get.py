@@ -14,48 +14,7 @@ from knet.cli.common import CliError, Connect, label
 if TYPE_CHECKING:
     from knet.api.client import Client
     from knet.api.resources import Resource
-
-
-def _dump(obj: dict, fmt: str) -> str:
-    """kubectl's -o json (json.MarshalIndent: keys sorted, <>& escaped) or -o yaml."""
-    if fmt == "json":
-        from knet.cli.jsonpath import go_json_indent
-
-        return go_json_indent(obj)
-    import yaml
-
-    return yaml.dump(obj, Dumper=_go_yaml_dumper(yaml), default_flow_style=False, sort_keys=True,
-                     allow_unicode=True)
-
-
-def _go_yaml_dumper(yaml):  # noqa: ANN001, ANN202 (yaml is imported by the caller, only for YAML output)
-    """PyYAML's SafeDumper choosing a string's style as go-yaml (sigs.k8s.io/yaml)
-    does: one that would read back as another type ("5", "true", a timestamp)
-    double-quoted, one with line breaks as a literal block, the rest plain or,
-    where plain is not allowed, single-quoted."""
-    class GoDumper(yaml.SafeDumper):
-        def choose_scalar_style(self):  # noqa: ANN202
-            style = super().choose_scalar_style()
-            event = self.event
-            if isinstance(event, yaml.ScalarEvent) and event.tag == "tag:yaml.org,2002:str" and event.style is None:
-                if not event.implicit[0]:
-                    return '"'
-                if "\n" in event.value and self.analysis.allow_block:
-                    return "|"
-            return style
-    return GoDumper
-
-
-def _without_managed_fields(data: object) -> object:
-    """kubectl's OmitManagedFieldsPrinter: -o json/yaml leave metadata.managedFields
-    out (of an object, or of each item of a List) unless --show-managed-fields."""
-    def strip(obj: object) -> object:
-        if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict) and "managedFields" in obj["metadata"]:
-            obj = {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
-        return obj
-    if isinstance(data, dict) and isinstance(data.get("items"), list):
-        return {**data, "items": [strip(o) for o in data["items"]]}
-    return strip(data)
+    from knet.cli.output import Output
 
 
 _POLICY_KINDS = ("NetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy")
@@ -112,147 +71,6 @@ def _selected_pods(client: Client, obj: dict) -> list[dict]:
     return subject_pods(obj, client.list(by_kind("Pod"), None)["items"], namespaces)
 
 
-_ALLOWED = "custom-columns,custom-columns-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,wide,yaml"
-_EVENT_TYPES = {"ADDED": "ADDED   ", "MODIFIED": "MODIFIED", "DELETED": "DELETED ", "ERROR": "ERROR   "}
-
-
-class _Output:
-    """One `-o` format, printing objects as kubectl's printer for it does,
-    call after call: the table's header once and its column widths remembered
-    (a watch adds a row per event), YAML documents separated by `---`."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        fmt = args.output or ""
-        self.events = bool(getattr(args, "output_watch_events", False))
-        self.no_headers = args.no_headers
-        self.managed_fields = args.show_managed_fields
-        self.widths: list[int] = []
-        self.header_done = False
-        self.printed = 0
-        self.jsonpath = self.columns = None
-        self.all_namespaces = args.all_namespaces
-        name, sep, template = fmt.partition("=")
-        if name in ("jsonpath", "jsonpath-file", "jsonpath-as-json"):
-            from knet.cli.jsonpath import JSONPath, JSONPathError
-
-            if not sep and args.template:  # -o jsonpath --template='{...}'
-                template = args.template
-            if not template:
-                raise CliError("template format specified but no template given")
-            if name == "jsonpath-file":
-                try:
-                    with open(template) as f:
-                        template = f.read()
-                except OSError as e:
-                    raise CliError(f"error reading --template {template}, {e}") from None
-            try:
-                self.jsonpath = JSONPath(template, allow_missing_keys=args.allow_missing_template_keys,
-                                         output_json=name == "jsonpath-as-json")
-            except JSONPathError as e:
-                raise CliError(f"error parsing jsonpath {template}, {e}") from None
-            self.kind = "jsonpath"
-        elif name in ("custom-columns", "custom-columns-file"):
-            from knet.cli import columns
-
-            try:
-                if name == "custom-columns-file":
-                    try:
-                        with open(template) as f:
-                            text = f.read()
-                    except OSError as e:
-                        raise CliError(f"error reading template {template}, {e}") from None
-                    self.columns = columns.from_file(text)
-                else:
-                    self.columns = columns.from_spec(template, self.no_headers)
-            except columns.ColumnsError as e:
-                raise CliError(str(e)) from None
-            self.kind = "columns"
-        elif fmt in ("json", "yaml", "name"):
-            self.kind = fmt
-        elif fmt in ("", "wide"):
-            self.kind = "table"
-            self.wide = fmt == "wide"
-        else:
-            raise CliError(f'unable to match a printer suitable for the output format "{fmt}", '
-                           f"allowed formats are: {_ALLOWED}")
-
-    def _jsonpath(self, data: object) -> str:
-        from knet.cli.jsonpath import JSONPathError
-
-        try:
-            return self.jsonpath.execute(data)
-        except JSONPathError as e:
-            from knet.cli.jsonpath import go_quote, go_sharp_v
-
-            template = self.jsonpath.template
-            raise CliError(
-                f"error executing jsonpath {go_quote(template)}: Error executing template: {e}. Printing more "
-                f"information for debugging the template:\n\ttemplate was:\n\t\t{template}\n\tobject given to "
-                f"jsonpath engine was:\n\t\t{go_sharp_v(data)}\n\n") from None
-
-    def whole(self, data: dict, objects: list[dict]) -> str:
-        """One get's answer: `data` is the object or the List kubectl prints
-        (json, yaml, jsonpath); `objects` are its items (the other formats)."""
-        if self.kind in ("json", "yaml"):
-            text = _dump(data if self.managed_fields else _without_managed_fields(data), self.kind)
-            return text if self.kind == "yaml" else text + "\n"
-        if self.kind == "jsonpath":
-            return self._jsonpath(data)
-        if self.kind == "columns":
-            from knet import printers
-
-            return printers.tabwrite(self.columns.lines(objects), self.widths)
-        raise AssertionError(self.kind)
-
-    def events_text(self, res: Resource, events: list[tuple[str, dict]], extra: list | None = None) -> str:
-        """Watch output: each (type, object) as kubectl -w prints it, in order."""
-        if not events:
-            return ""
-        if self.kind == "table":
-            from knet import printers
-
-            cells = printers.table_cells(res.kind, [o for _, o in events], wide=self.wide,
-                                         all_namespaces=self.all_namespaces, extra=extra or [])
-            if self.events:
-                cells = [["EVENT"] + cells[0]] + [[_EVENT_TYPES.get(t, t)] + row
-                                                  for (t, _), row in zip(events, cells[1:], strict=True)]
-            if self.header_done or self.no_headers:
-                cells = cells[1:]
-            self.header_done = True
-            return printers.tabwrite(cells, self.widths)
-        out = []
-        rows: list[list[str]] = []  # custom-columns: one flush of the tabwriter per call, as kubectl's
-        for kind, obj in events:
-            if self.kind in ("json", "yaml") and not self.managed_fields and not self.events:
-                obj = _without_managed_fields(obj)  # (kubectl's printer leaves a WatchEvent's object whole)
-            data = {"type": kind, "object": obj} if self.events else obj
-            if self.kind == "json":
-                # metav1.WatchEvent is a struct: "type" comes before "object"
-                out.append((f'{{"type":{_compact(kind)},"object":{_compact(obj)}}}' if self.events
-                            else _dump(data, "json")) + "\n")
-            elif self.kind == "yaml":
-                out.append(("---\n" if self.printed else "") + _dump(data, "yaml"))
-            elif self.kind == "name":
-                out.append(label(res, obj["metadata"]["name"]) + "\n")
-            elif self.kind == "jsonpath":
-                out.append(self._jsonpath(data))
-            elif self.kind == "columns":
-                rows.extend(self.columns.lines([data]))
-            self.printed += 1
-        if rows:
-            from knet import printers
-
-            out.append(printers.tabwrite(rows, self.widths))
-        return "".join(out)
-
-
-def _compact(data: object) -> str:
-    """json.Marshal: compact, keys sorted, <>& escaped (a watch event per line)."""
-    from knet.cli.jsonpath import go_json
-
-    return go_json(data)
-
-
 def _typed(res: Resource, items: list[dict]) -> list[dict]:
     """List items carry their apiVersion and kind, as kubectl's unstructured items do."""
     for o in items:
@@ -267,7 +85,9 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
     watching = args.watch or args.watch_only
     if args.output_watch_events and not watching:
         raise CliError("--output-watch-events option can only be used with --watch or --watch-only")
-    output = _Output(args)
+    from knet.cli.output import Output
+
+    output = Output(args)
     if args.show_labels and output.kind != "table":
         raise CliError(f"--show-labels option cannot be used with {args.output} printer")
     if args.label_columns and output.kind == "columns":
@@ -287,7 +107,9 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
     client = connect()
     ns = None if args.all_namespaces else (args.namespace or "default")
     if watching:
-        return _watch(args, client, resources[0], None if not resources[0].namespaced else ns, output)
+        from knet.cli.watch import watch
+
+        return watch(args, client, resources[0], None if not resources[0].namespaced else ns, output)
     objects_by_res = []
     errors: list[ApiError] = []
     for res in resources:
@@ -309,7 +131,7 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
     return 1 if errors else code
 
 
-def _print_got(args: argparse.Namespace, client: Client, output: _Output, resources: list[Resource],
+def _print_got(args: argparse.Namespace, client: Client, output: Output, resources: list[Resource],
                objects_by_res: list[tuple[Resource, list[dict]]], ns: str | None, quiet: bool) -> int:
     """What `get` prints of the objects it got; `quiet`: no "No resources found" (errors follow)."""
     if output.kind != "table":
@@ -385,97 +207,6 @@ def printers_table(client: Client, res: Resource, items: list[dict], args: argpa
     if args.no_headers:
         text = text.split("\n", 1)[1]
     return text
-
-
-def _key(obj: dict) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return meta.get("namespace") or "", meta.get("name") or ""
-
-
-def _watch(args: argparse.Namespace, client: Client, res: Resource, ns: str | None, output: _Output) -> int:
-    """kubectl get -w: the current objects (unless --watch-only), then a row
-    per change, from the list's resourceVersion. Beyond kubectl, which ends
-    when the server closes the watch, it goes on: a closed or broken watch is
-    resumed from the last resourceVersion seen, and a 410 Gone lists again and
-    prints what changed meanwhile (as client-go's reflector would see it).
-    Ctrl-C ends it quietly with exit 0, as kubectl's interrupt handler does."""
-    import time
-
-    from knet.api.client import ProtocolError
-
-    field_selector = args.field_selector
-    if args.name:
-        try:
-            client.get(res, ns, args.name[0])  # NotFound is kubectl's error, before anything is printed
-        except ApiError as e:
-            if e.code == 404 and args.ignore_not_found:
-                return 0
-            raise
-        field_selector = ",".join(f for f in (f"metadata.name={args.name[0]}", field_selector) if f)
-
-    def wide_extra(objs: list[dict]) -> list:
-        return _label_columns(args) + (_pod_policy_columns(client, objs) if output.kind == "table" and output.wide
-                                       and res.kind == "Pod" else [])
-
-    def emit(events: list[tuple[str, dict]]) -> None:
-        text = output.events_text(res, events, wide_extra([o for _, o in events]))
-        if text:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-
-    def listing() -> tuple[str, dict[tuple[str, str], dict]]:
-        answer = client.list(res, ns, args.selector, field_selector)
-        return answer["metadata"]["resourceVersion"], {_key(o): o for o in _typed(res, answer["items"])}
-
-    if args.sort_by:
-        which = "--watch-only" if args.watch_only else "--watch"
-        print(f"warning: {which} requested, --sort-by will be ignored"
-              + (" for watch events received" if not args.watch_only else ""), file=sys.stderr)
-    try:
-        listed, known = listing()
-        rv: str | None = listed
-        if not args.watch_only:
-            initial = list(known.values())
-            if args.sort_by and output.kind == "table" and len(initial) > 1:  # the listing's table is sorted
-                initial = [o for _, o in _sorted([(res, o) for o in initial], args.sort_by, table=True)]
-            emit([("ADDED", o) for o in initial])
-        while True:
-            began = time.monotonic()
-            try:
-                if rv is None:  # after 410 Gone: list again, and print what changed meanwhile
-                    rv, fresh = listing()
-                    changes = [("ADDED" if k not in known else "MODIFIED", o) for k, o in fresh.items()
-                               if k not in known or known[k]["metadata"].get("resourceVersion")
-                               != o["metadata"].get("resourceVersion")]
-                    changes += [("DELETED", o) for k, o in known.items() if k not in fresh]
-                    known = fresh
-                    emit(changes)
-                for ev in client.watch(res, ns, rv, args.selector, field_selector):
-                    kind, obj = ev.get("type"), ev.get("object") or {}
-                    if kind == "ERROR":
-                        raise ApiError.from_status(obj)
-                    rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
-                    if kind == "BOOKMARK":
-                        continue
-                    _typed(res, [obj])
-                    if kind == "DELETED":
-                        known.pop(_key(obj), None)
-                    else:
-                        known[_key(obj)] = obj
-                    emit([(kind, obj)])
-            except ApiError as e:
-                if e.code != 410:
-                    raise
-                rv = None
-            except (ConnectionError, ProtocolError):
-                time.sleep(1)  # the API server restarting: resume from rv once it answers
-            if time.monotonic() - began < 1:
-                time.sleep(0.5)  # a server closing every watch at once is not polled in a tight loop
-    except KeyboardInterrupt:
-        import signal
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while leaving is not an error either
-        return 0
 
 
 def _related(client: Client, res: Resource, objs: list[dict]) -> list[dict]:
