@@ -1546,6 +1546,10 @@ def _describe_statefulset(
     w.write(0, f"Selector:\t{selector_string(spec.get('selector'))}\n")
     _labels_multiline(w, "Labels", meta.get("labels"))
     _annotations_multiline(w, "Annotations", meta.get("annotations"))
+    if spec.get("serviceName"):
+        w.write(0, f"Service Name:\t{spec['serviceName']}\n")
+    if spec.get("podManagementPolicy"):
+        w.write(0, f"Pod Management Policy:\t{spec['podManagementPolicy']}\n")
     w.write(0, f"Replicas:\t{replicas_of(sts)} desired | {to_int(dig(sts, 'status', 'replicas'))} total\n")
     strategy = spec.get("updateStrategy") or {}
     w.write(0, f"Update Strategy:\t{strategy.get('type') or 'RollingUpdate'}\n")
@@ -1554,6 +1558,11 @@ def _describe_statefulset(
         w.write(1, f"Partition:\t{to_int(ru['partition'])}\n")
         if ru.get("maxUnavailable") is not None:
             w.write(1, f"MaxUnavailable:\t{ru['maxUnavailable']}\n")
+    retention = spec.get("persistentVolumeClaimRetentionPolicy")
+    if isinstance(retention, dict):
+        w.write(0, "Persistent Volume Claim Retention Policy:\n")
+        w.write(1, f"WhenDeleted:\t{retention.get('whenDeleted', '')}\n")
+        w.write(1, f"WhenScaled:\t{retention.get('whenScaled', '')}\n")
     _pods_status(w, sts, pods)
     _describe_pod_template(w, spec.get("template"))
     claims = [c for c in spec.get("volumeClaimTemplates") or [] if isinstance(c, dict)]

@@ -753,3 +753,30 @@ def test_describe_node_lists_its_pods_resources_and_lease():
     assert "Lease:\tFailed" not in describe(node, [], now=NOW, lease="leases.coordination.k8s.io \"x\" not found")
     assert "Lease:              Failed to get lease: leases.coordination.k8s.io \"x\" not found\n" in describe(
         node, [], now=NOW, lease="leases.coordination.k8s.io \"x\" not found")
+
+
+def test_describe_statefulset_service_policy_and_retention():
+    sts = {"kind": "StatefulSet", "metadata": {"name": "db", "namespace": "default", "creationTimestamp": T0},
+           "spec": {"serviceName": "db", "podManagementPolicy": "OrderedReady", "replicas": 2,
+                    "selector": {"matchLabels": {"app": "db"}},
+                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+                    "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": []}}},
+           "status": {"replicas": 2}}
+    out = describe(sts, [], now=NOW)
+    # kubectl describe sts, as v1.37 printed it for this StatefulSet on a live cluster
+    assert out.startswith(
+        "Name:                   db\n"
+        "Namespace:              default\n"
+        "CreationTimestamp:      Tue, 01 Dec 2026 10:00:00 +0000\n"
+        "Selector:               app=db\n"
+        "Labels:                 <none>\n"
+        "Annotations:            <none>\n"
+        "Service Name:           db\n"
+        "Pod Management Policy:  OrderedReady\n"
+        "Replicas:               2 desired | 2 total\n"
+        "Update Strategy:        RollingUpdate\n"
+        "  Partition:            0\n"
+        "Persistent Volume Claim Retention Policy:\n"
+        "  WhenDeleted:  Retain\n"
+        "  WhenScaled:   Retain\n")
