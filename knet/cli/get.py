@@ -79,6 +79,14 @@ def _typed(res: Resource, items: list[dict]) -> list[dict]:
     return items
 
 
+def _category(name: str) -> list[Resource]:
+    """The kinds a category names (`get all`), in discovery's order as kubectl
+    expands it: groups by name, the core group first, kinds by plural."""
+    from knet.api.resources import RESOURCES
+
+    return sorted((r for r in RESOURCES if name.lower() in (r.categories or ())), key=lambda r: (r.group, r.plural))
+
+
 def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
     from knet.api.resources import lookup
 
@@ -96,9 +104,12 @@ def cmd_get(args: argparse.Namespace, connect: Connect) -> int:
     resources = []
     for k in kinds:
         res = lookup(k)
-        if res is None:
+        if res is not None:
+            resources.append(res)
+        elif _category(k):
+            resources += [r for r in _category(k) if r not in resources]
+        else:
             raise CliError(f'the server doesn\'t have a resource type "{k}"')
-        resources.append(res)
     if watching and len(resources) > 1:
         raise CliError("you may only specify a single resource type")
     if watching and len(args.name) > 1:

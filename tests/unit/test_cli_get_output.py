@@ -259,3 +259,9 @@ def test_several_names_print_those_found_then_the_errors(knet, stored):
 
 def test_jsonpath_template_flag(knet, stored):
     assert knet("get", "pods", "-o", "jsonpath", "--template={.items[0].metadata.name}") == (0, "db-0", "")
+
+
+def test_get_all_is_the_all_category_in_discovery_order(knet, stored):
+    code, out, err = knet("get", "all", "-o", "name")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == ["pod/db-0", "pod/web-0", "service/kubernetes"]
