@@ -161,7 +161,8 @@ def test_server_side_apply_creates_updates_and_reports_conflicts(c):
 
 def test_diff_shows_the_change_and_changes_nothing(c):
     c.kubectl("apply", "-f", "-", input=app("agnhost:2.40", name="differ", replicas=1))
-    rv = get(c, "deployment", "differ")["metadata"]["resourceVersion"]
+    rolled_out(c, "differ")  # its status settled, so that only the change differs
+    generation = get(c, "deployment", "differ")["metadata"]["generation"]
     same = c.kubectl("diff", "-f", "-", input=app("agnhost:2.40", name="differ", replicas=1), check=False)
     assert same.returncode == 0 and same.stdout == ""
     out = c.kubectl("diff", "-f", "-", input=app("agnhost:2.99", name="differ", replicas=1), check=False)
@@ -171,7 +172,9 @@ def test_diff_shows_the_change_and_changes_nothing(c):
                     check=False)
     assert out.returncode == 1, out.stderr
     assert "+        image: agnhost:2.98" in out.stdout
-    assert get(c, "deployment", "differ")["metadata"]["resourceVersion"] == rv
+    d = get(c, "deployment", "differ")
+    assert d["metadata"]["generation"] == generation
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "agnhost:2.40"
 
 
 def test_patch_strategic_merge_and_json(c):
