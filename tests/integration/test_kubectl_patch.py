@@ -94,7 +94,8 @@ def test_apply_then_reapply_a_changed_image_keeps_ports_and_rolls_the_pods(c):
     rolled_out(c, "web")
     before = hashes(c, "web")
     ip = get(c, "service", "web")["spec"]["clusterIP"]
-    assert ask_service(c, ip) in {p["metadata"]["name"] for p in pods_of(c, "web")}
+    first = {p["metadata"]["name"] for p in pods_of(c, "web")}
+    c.wait_for("the Service answering from a pod", lambda: ask_service(c, ip) in first, timeout=60)
 
     out = c.kubectl("apply", "-f", "-", input=app("agnhost:2.45") + "---\n" + SERVICE)
     assert out.stdout.splitlines() == ["deployment.apps/web configured", "service/web unchanged"]
@@ -111,10 +112,10 @@ def test_apply_then_reapply_a_changed_image_keeps_ports_and_rolls_the_pods(c):
     after = hashes(c, "web")
     assert len(after) == 1 and not after & before
     names = {p["metadata"]["name"] for p in pods_of(c, "web")}
-    c.wait_for("the Service answering from a new pod", lambda: ask_service(c, ip) in names, timeout=30)
+    c.wait_for("the Service answering from a new pod", lambda: ask_service(c, ip) in names, timeout=60)
     assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] in ("1", "2")
     c.wait_for("revision 2", lambda: get(c, "deployment", "web")["metadata"]["annotations"][
-        "deployment.kubernetes.io/revision"] == "2")
+        "deployment.kubernetes.io/revision"] == "2", timeout=60)
 
 
 def test_server_side_apply_creates_updates_and_reports_conflicts(c):
@@ -237,7 +238,7 @@ def test_rollout_restart_and_undo(c):
     assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "agnhost:2.40"
     rolled_out(c, "roll")
     c.wait_for("revision 4", lambda: get(c, "deployment", "roll")["metadata"]["annotations"][
-        "deployment.kubernetes.io/revision"] == "4")
+        "deployment.kubernetes.io/revision"] == "4", timeout=60)
     images = {p["spec"]["containers"][0]["image"] for p in pods_of(c, "roll")}
     assert images == {"agnhost:2.40"}
 
