@@ -323,3 +323,14 @@ def test_the_python_client_patches_strategic_json_and_applies(c):
     with pytest.raises(client.ApiException) as e:
         apps.patch_namespaced_deployment("pyclient", "default", [{"op": "test", "path": "/spec/replicas", "value": 9}])
     assert e.value.status == 422
+
+
+def test_edit_sends_a_strategic_patch_of_the_change(c, monkeypatch):
+    c.kubectl("apply", "-f", "-", input=app("agnhost:2.40", name="edited", replicas=1))
+    monkeypatch.setenv("KUBE_EDITOR", "sed -i -e s/agnhost:2.40/agnhost:2.41/")
+    out = c.kubectl("edit", "deployment/edited")
+    assert out.stdout.strip() == "deployment.apps/edited edited"
+    d = get(c, "deployment", "edited")
+    web = d["spec"]["template"]["spec"]["containers"][0]
+    assert web["image"] == "agnhost:2.41" and web["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+    assert "kubectl-edit" in {e["manager"] for e in d["metadata"]["managedFields"]}
