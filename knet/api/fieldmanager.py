@@ -250,8 +250,25 @@ def decode_entries(obj: dict | None) -> list[Entry]:
     return out
 
 
+MAX_UPDATE_MANAGERS = 10  # upstream's DefaultMaxUpdateManagers
+ANCIENT_CHANGES = "ancient-changes"
+
+
+def _cap_updaters(entries: list[Entry]) -> list[Entry]:
+    """At most MAX_UPDATE_MANAGERS Update entries: the oldest are merged into
+    one "ancient-changes" entry, as upstream's capManagersManager does, so that
+    a stream of one-off clients cannot grow an object without bound."""
+    updaters = sorted((e for e in entries if e.operation == "Update"), key=lambda e: e.time or "")
+    if len(updaters) <= MAX_UPDATE_MANAGERS:
+        return entries
+    old = updaters[:len(updaters) - MAX_UPDATE_MANAGERS + 1]
+    bucket = Entry(ANCIENT_CHANGES, "Update", old[-1].api_version, old[-1].time, "",
+                   set().union(*(e.paths for e in old)))
+    return [e for e in entries if all(e is not o for o in old)] + [bucket]
+
+
 def _encode_entries(entries: list[Entry]) -> list[dict]:
-    kept = [e for e in entries if e.paths]
+    kept = _cap_updaters([e for e in entries if e.paths])
     kept.sort(key=lambda e: (e.operation, e.time or "", e.manager, e.api_version, e.subresource))  # upstream's order
     return [e.encode() for e in kept]
 

@@ -727,3 +727,15 @@ def test_patch_options_are_checked(api):
     assert code == 400 and "force" in out["message"]
     code, out, _ = call(api, "PATCH", DEPLOY.path("default", "web"), {"spec": {}}, SMP, {"fieldManager": "m" * 129})
     assert code == 422 and "fieldManager: Too long: may not be more than 128 bytes" in out["message"]
+
+
+def test_update_managers_are_capped_with_the_oldest_merged_into_ancient_changes(api):
+    created(api)
+    for i in range(12):
+        code, out, _ = call(api, "PATCH", DEPLOY.path("default", "web"), {"metadata": {"labels": {f"l{i}": "x"}}},
+                            MERGE, {"fieldManager": f"m{i:02d}"})
+        assert code == 200
+    managers = [e["manager"] for e in out["metadata"]["managedFields"]]
+    assert len(managers) == 10 and "ancient-changes" in managers
+    ancient = next(e for e in out["metadata"]["managedFields"] if e["manager"] == "ancient-changes")
+    assert set(ancient["fieldsV1"]["f:metadata"]["f:labels"]) >= {"f:l0", "f:l1"}
