@@ -570,7 +570,8 @@ class ApiServer:
             if m == "POST":
                 if res.namespaced and ns is None:
                     raise errors.ApiError(405, "MethodNotAllowed", "POST needs a namespace in the path")
-                return 201, reg.create(res, ns, req.object(), dry_run=req.query.get("dryRun") == "All")
+                return 201, reg.create(res, ns, req.object(), dry_run=req.query.get("dryRun") == "All",
+                                       manager=self._manager(req))
             if m == "DELETE":
                 items, _ = reg.list(res, ns, matcher(req.query))
                 for obj in items:
@@ -598,7 +599,7 @@ class ApiServer:
                 return 200, reg.get(res, ns, name)
             dry = req.query.get("dryRun") == "All"
             if m == "PUT":
-                return 200, reg.update(res, ns, name, req.object(name), sub, dry_run=dry)
+                return 200, reg.update(res, ns, name, req.object(name), sub, dry_run=dry, manager=self._manager(req))
             if m == "PATCH":
                 from knet.api import patch  # JSON, merge, strategic patches and server-side apply
                 return patch.serve(reg, req, res, ns, name, sub)
@@ -608,6 +609,17 @@ class ApiServer:
                     grace = req.json().get("gracePeriodSeconds")
                 return 200, reg.delete(res, ns, name, _int_param(grace, "gracePeriodSeconds") if grace is not None else None)
         raise errors.ApiError(405, "MethodNotAllowed", f"{m} is not allowed on {req.path}")
+
+    @staticmethod
+    def _manager(req: Request) -> str | None:
+        """The field manager of a create or update, as upstream's
+        managerOrUserAgent; None (untracked) for knet's own clients, which
+        send neither: the controllers' and agents' writes stay cheap."""
+        from knet.api.patch import manager_name
+
+        if not req.query.get("fieldManager") and not req.headers.get("user-agent"):
+            return None
+        return manager_name(req.query.get("fieldManager"), req.headers.get("user-agent")) or None
 
     def _discovery(self, path: str) -> dict | None:
         return discovery.document(path, SERVED)

@@ -231,9 +231,26 @@ def call(api, method, path, body=None, content_type=None, query=None, agent="kub
 
 
 def created(api, obj=None) -> dict:
-    code, out, _ = call(api, "POST", DEPLOY.path("default"), obj or deployment(), "application/json")
+    """POST as knet's own clients send it (no field manager, no user agent):
+    untracked."""
+    code, out, _ = call(api, "POST", DEPLOY.path("default"), obj or deployment(), "application/json", agent="")
     assert code == 201, out
     return out
+
+
+def test_create_and_update_record_their_manager_as_upstream(api):
+    code, out, _ = call(api, "POST", DEPLOY.path("default"), deployment(), "application/json",
+                        {"fieldManager": "kubectl-create"})
+    assert code == 201, out
+    entry, = out["metadata"]["managedFields"]
+    assert (entry["manager"], entry["operation"]) == ("kubectl-create", "Update")
+    assert "f:replicas" in entry["fieldsV1"]["f:spec"]
+    obj = api.registry.get(DEPLOY, "default", "web")
+    obj["spec"]["replicas"] = 5
+    code, out, _ = call(api, "PUT", DEPLOY.path("default", "web"), obj, "application/json")
+    assert code == 200, out
+    managers = {(e["manager"], e["operation"]) for e in out["metadata"]["managedFields"]}
+    assert ("kubectl", "Update") in managers  # the user agent's first word, without fieldManager
 
 
 def test_kubectl_apply_of_a_changed_image_keeps_ports_and_stores_no_directive(api):
