@@ -32,6 +32,7 @@ INTEGRATION = Path(__file__).parent / "integration"
 # of its own in a temporary directory (the harness's Cluster uses one per cluster on top of that).
 _KUBEDIR = tempfile.mkdtemp(prefix="knet-tests-kube-")
 os.environ["KUBECONFIG"] = os.path.join(_KUBEDIR, "config")
+os.environ["KUBECACHEDIR"] = os.path.join(_KUBEDIR, "cache")  # kubectl's discovery/OpenAPI cache, not ~/.kube/cache
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -94,6 +94,8 @@ class Cluster:
         its kubeconfig: the host listener on 127.0.0.1, TLS, the admin's
         client certificate. A kubectl that hangs fails the test after timeout."""
         env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+        # kubectl's disk cache beside the kubeconfig (removed with it), not in ~/.kube/cache
+        env.setdefault("KUBECACHEDIR", os.path.join(os.path.dirname(self.kubeconfig), "kubectl-cache"))
         out = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, timeout=timeout,
                              env=env)
         if check and out.returncode != 0:
