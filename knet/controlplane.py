@@ -6,7 +6,9 @@ agents and pods, HTTPS on the host's loopback listener for kubectl (a socket
 `knet up` bound in the host's namespace and the supervisor passes down as
 HOST_LISTENER_ENV), and plain HTTP on a root-only unix socket for knet's CLI.
 Controllers call the registry in-process: the same rules as over HTTP
-without the round trip.
+without the round trip. They run beside the server as trio tasks, each with
+a queue of keys fed by an informer cache of the store (knet/controllers/
+loop.py, cache.py), so a request never waits for a reconcile.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+import weakref
 
 import trio
 
@@ -34,13 +37,12 @@ from knet.controllers import (
     nodeipam,
     nodelifecycle,
     replicaset,
+    scheduler,
     statefulset,
     taints,
 )
-from knet.controllers.base import View
-from knet.controllers.loop import Kick
+from knet.controllers.loop import Controller, Manager
 from knet.controllers.nodelifecycle import check_nodes
-from knet.controllers.scheduler import schedule_pass
 from knet.net.memory import trim_when_quiet
 from knet.paths import HOST_LISTENER_ENV
 from knet.store.sqlite import SqliteStore
@@ -48,56 +50,66 @@ from knet.store.sqlite import SqliteStore
 log = logging.getLogger("knet.controlplane")
 
 
-WATCHED = tuple(f"/registry/{plural}/" for plural in (
-    "pods", "nodes", "replicasets", "deployments", "daemonsets", "statefulsets", "services"))
+def controllers(pod_subnet: str | None = None) -> list[Controller]:
+    """kube-controller-manager's controllers and the scheduler, each with its
+    own queue of keys (knet/controllers/loop.py)."""
+    def keys(kind):
+        return lambda cache: cache.keys(kind)
+
+    def tainted_pods(cache):
+        return [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for n in cache.list("Node")
+                if taints._no_execute(n) for p in cache.pods_on(n["metadata"]["name"])]
+
+    out = [
+        Controller("node lifecycle controller", nodelifecycle.WATCHES, nodelifecycle.keys_for,
+                   nodelifecycle.sync_key, keys("Node")),
+        Controller("deployment controller", deployment.WATCHES, deployment.keys_for, deployment.sync_key,
+                   keys("Deployment")),
+        Controller("replicaset controller", replicaset.WATCHES, replicaset.keys_for, replicaset.sync_key,
+                   keys("ReplicaSet")),
+        Controller("daemonset controller", daemonset.WATCHES, daemonset.keys_for, daemonset.sync_key,
+                   keys("DaemonSet")),
+        Controller("statefulset controller", statefulset.WATCHES, statefulset.keys_for, statefulset.sync_key,
+                   keys("StatefulSet")),
+        Controller("endpointslice controller", endpointslice.WATCHES, endpointslice.keys_for,
+                   endpointslice.sync_key, keys("Service")),
+        Controller("garbage collector", gc.WATCHES, gc.keys_for, gc.sync_key,
+                   lambda cache: [(k, key) for k in gc.OWNED_KINDS for key in cache.keys(k)]),
+        Controller("taint eviction", taints.WATCHES, taints.keys_for, taints.sync_key, tainted_pods),
+        Controller("scheduler", scheduler.WATCHES, scheduler.keys_for, scheduler.schedule_key,
+                   lambda cache: sorted(cache.unbound, key=lambda k: cache.unbound[k]["metadata"].get(
+                       "creationTimestamp", ""))),
+    ]
+    if pod_subnet:
+        out.insert(0, Controller("node ipam", nodeipam.WATCHES, nodeipam.keys_for,
+                                 functools.partial(nodeipam.sync_key, pod_subnet=pod_subnet), keys("Node")))
+    return out
 
 
-def reconcile(reg: Registry, controllers: tuple | None = None) -> None:
-    """One level-triggered pass of every controller, repeated while they still
-    write (a Deployment's ReplicaSet's pods get created and bound in one go)."""
-    for _ in range(8):
-        before = reg.store.revision()
-        view = View(reg)
-        for name, step in controllers or CONTROLLERS:
-            try:
-                step(view)
-            except Exception:
-                log.exception("%s failed", name)
-            view.wrote()
-        try:
-            schedule_pass(reg)
-        except Exception:
-            log.exception("scheduler pass failed")
-        if reg.store.revision() == before:
-            return
+_managers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-CONTROLLERS = (
-    ("node lifecycle controller", nodelifecycle.sync),  # first: its pods' readiness feeds the slices below
-    ("deployment controller", deployment.sync),
-    ("replicaset controller", replicaset.sync),
-    ("daemonset controller", daemonset.sync),
-    ("statefulset controller", statefulset.sync),
-    ("endpointslice controller", endpointslice.sync),
-    ("garbage collector", gc.sync),
-    ("taint eviction", taints.sync),
-)
+def reconcile(reg: Registry) -> int:
+    """Every controller over every key, then whatever that queued, until all
+    queues are empty: the synchronous drive tests use (the control plane runs
+    the same controllers as trio tasks, `run_controllers`)."""
+    manager = _managers.get(reg)
+    if manager is None:
+        manager = _managers[reg] = Manager(reg, controllers())
+    manager.resync()
+    return manager.drain()
 
 
 async def run_controllers(reg: Registry, server: ApiServer, cfg: ClusterConfig) -> None:
-    controllers = (("node ipam", functools.partial(nodeipam.sync, pod_subnet=cfg.pod_subnet)), *CONTROLLERS)
-    kick = Kick(reg.store, WATCHED)
+    manager = Manager(reg, controllers(cfg.pod_subnet))
     progress = server.progress.setdefault("controllers", Progress())
-    while True:
-        relevant = True  # stays so on the periodic resync (e.g. for tolerationSeconds)
-        with trio.move_on_after(5):
-            relevant = await kick.wait()
-        observed = reg.store.revision()
-        if relevant:
-            reconcile(reg, controllers)
-            if reg.store.revision() > observed:  # its own writes: a pass is synchronous
-                progress.written = reg.store.revision()
-        progress.observed = observed
+
+    def idle(observed: int, written: int) -> None:
+        progress.observed = max(progress.observed, observed)
+        progress.written = max(progress.written, written)
+
+    manager.on_idle = idle
+    await manager.run()
 
 
 def bootstrap_kubernetes_service(reg: Registry, cfg: ClusterConfig) -> None:

@@ -1,11 +1,13 @@
-"""What every workload controller shares: a per-pass view of the API objects,
-owner references, pod readiness, template hashes, and pods made from templates.
+"""What every workload controller shares: a view of the API objects through
+the informer cache (knet/controllers/cache.py), owner references, pod
+readiness, template hashes, and pods made from templates.
 
-Controllers are level-triggered, as in kube-controller-manager: each pass
-reads what exists now and writes the difference to what should exist, so a
-control plane killed in the middle of anything simply finishes the job on the
-next pass. They read the store directly (never a stale cache), which is why
-no "expectations" bookkeeping is needed to avoid duplicate pods.
+Controllers are level-triggered per key, as in kube-controller-manager: a
+sync reads what exists now for one object and writes the difference to what
+should exist, so a control plane killed in the middle of anything simply
+finishes the job on the next sync. The cache is updated inside each store
+write (never stale in this process), which is why no "expectations"
+bookkeeping is needed to avoid duplicate pods.
 """
 
 from __future__ import annotations
@@ -58,35 +60,44 @@ def recorder_for(reg: Registry) -> Recorder:
     return rec
 
 
+_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def cache_for(reg: Registry):
+    """One informer cache per registry for the life of the process (it
+    subscribes to the store once; every View and the controllers read it)."""
+    from knet.controllers.cache import Cache
+
+    cache = _caches.get(reg)
+    if cache is None:
+        cache = _caches[reg] = Cache(reg)
+    return cache
+
+
 class View:
-    """One pass's reads: each kind listed at most once until somebody writes it.
+    """One sync's reads (from the informer cache) and writes (through the registry).
 
     Its writes never raise: a write the API refuses is a failure on an object,
     logged at warning level and recorded as a Warning Event, on the object the
     controller is `acting_for` or else on the written object's controller owner
     (a ReplicaSet whose pod cannot be created gets FailedCreate, as upstream).
     Conflicts and vanished objects are the normal races of level-triggered
-    controllers, retried by the next pass, and stay at debug level."""
+    controllers and stay at debug level; either way `retry` is set, so the
+    controller's queue brings the key back after its backoff."""
 
-    def __init__(self, reg: Registry):
+    def __init__(self, reg: Registry, cache=None):
         self.reg = reg
-        self._lists: dict[tuple[str, str | None], tuple[int, list[dict]]] = {}
+        self.cache = cache if cache is not None else cache_for(reg)
         self.writes = 0
+        self.retry = False
         self.recorder = recorder_for(reg)
         self._acting: list[tuple[dict, str, str, str, bool]] = []
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict]:
-        # A namespace's objects come from the store's namespace prefix unless the whole kind is
-        # already at hand: kube-system's ReplicaSet (coredns) must not decode every pod of the
-        # cluster on each pass (measured: 100 pods applied took 40% more control-plane CPU).
-        whole = self._lists.get((kind, None))
-        if namespace is not None and whole is not None and whole[0] == self.writes:
-            return [o for o in whole[1] if o["metadata"].get("namespace") == namespace]
-        cached = self._lists.get((kind, namespace))
-        if cached is None or cached[0] != self.writes:
-            cached = (self.writes, self.reg.list(by_kind(kind), namespace)[0])
-            self._lists[(kind, namespace)] = cached
-        return cached[1]
+        return self.cache.list(kind, namespace)
+
+    def get(self, kind: str, key: str) -> dict | None:
+        return self.cache.get(kind, key)
 
     def wrote(self) -> None:
         self.writes += 1
@@ -104,6 +115,7 @@ class View:
         try:
             yield
         except Exception as e:
+            self.retry = True
             log.exception("%s", what)
             self.failed(obj, reason, f"{what}: {type(e).__name__}: {e}", component)
         finally:
@@ -126,8 +138,10 @@ class View:
         m = obj.get("metadata", {})
         name = m.get("name") or m.get("generateName") or ""
         if e.code == 409 or e.code == 404 or (e.code == 403 and "being terminated" in e.message):
+            self.retry = self.retry or e.code == 409
             log.debug("%s %s %s: %s", verb, kind, name, e.message)
             return
+        self.retry = True
         claimed = [a for a in self._acting if a[4]]
         if claimed:
             target, reason, what, component, _ = claimed[-1]
@@ -141,7 +155,7 @@ class View:
             return
         self.failed(target, FAILED_REASON[verb], message, "controller-manager")
 
-    # -- writes, each invalidating the cached lists --------------------------------
+    # -- writes --------------------------------
 
     def create(self, kind: str, namespace: str | None, obj: dict) -> dict | None:
         try:
@@ -204,13 +218,17 @@ def controller_ref(obj: dict) -> dict | None:
 
 def claim(view: View, kind: str, owner: dict, eligible=lambda obj: True) -> list[dict]:
     """The objects of `kind` this owner controls, adopting orphans its
-    selector matches (upstream's ControllerRefManager)."""
+    selector matches (upstream's ControllerRefManager), from the cache's
+    owner and orphan indexes: the work follows the owner's objects, not the
+    namespace's."""
     from knet.api.selectors import selector_from_label_selector
 
-    objs = view.list(kind, owner["metadata"]["namespace"])
-    mine = owned_by(objs, owner)
+    mine = view.cache.owned(kind, owner["metadata"]["uid"])
+    orphans = view.cache.orphans(kind, owner["metadata"]["namespace"])
+    if not orphans:
+        return mine
     selector = selector_from_label_selector(owner["spec"].get("selector"))
-    for obj in objs:
+    for obj in orphans:
         if controller_ref(obj) is None and eligible(obj) and selector.matches(obj["metadata"].get("labels")):
             adopted = deep_copy(obj)
             adopted["metadata"]["ownerReferences"] = [*(obj["metadata"].get("ownerReferences") or []),
@@ -224,6 +242,14 @@ def claim(view: View, kind: str, owner: dict, eligible=lambda obj: True) -> list
 def owned_by(objs: list[dict], owner: dict) -> list[dict]:
     uid = owner["metadata"]["uid"]
     return [o for o in objs if (controller_ref(o) or {}).get("uid") == uid]
+
+
+def owner_key(obj: dict | None, kind: str) -> str | None:
+    """"namespace/name" of the object's controller owner if it is of `kind`."""
+    ref = controller_ref(obj) if obj else None
+    if ref and ref.get("kind") == kind:
+        return f"{obj['metadata']['namespace']}/{ref['name']}"
+    return None
 
 
 # -- pods ---------------------------------------------------------------------------

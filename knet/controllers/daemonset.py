@@ -15,11 +15,11 @@ from knet.controllers.base import (
     View,
     is_active,
     is_ready,
-    owned_by,
+    owner_key,
     pod_from_template,
     template_hash,
 )
-from knet.controllers.scheduling import why_not
+from knet.controllers.scheduling import node_ready, why_not
 
 COMPONENT = "daemonset-controller"
 HASH_LABEL = "controller-revision-hash"
@@ -64,18 +64,45 @@ def pinned_node(pod: dict) -> str | None:
     return None
 
 
+WATCHES = ("DaemonSet", "Pod", "Node")
+
+
 def sync(view: View) -> None:
-    nodes = view.list("Node")
     for ds in view.list("DaemonSet"):
-        if not ds["metadata"].get("deletionTimestamp"):
-            with view.guard(ds, COMPONENT):
-                sync_one(view, ds, nodes)
+        sync_key(view, f"{ds['metadata']['namespace']}/{ds['metadata']['name']}")
+
+
+def sync_key(view: View, key: str) -> None:
+    ds = view.get("DaemonSet", key)
+    if ds is not None and not ds["metadata"].get("deletionTimestamp"):
+        with view.guard(ds, COMPONENT):
+            sync_one(view, ds, view.list("Node"))
+
+
+def _node_state(node: dict | None) -> tuple | None:
+    """What of a node decides eligibility (not its heartbeats)."""
+    if node is None:
+        return None
+    return node["metadata"].get("labels"), node.get("spec"), node_ready(node)
+
+
+def keys_for(kind: str, old: dict | None, new: dict | None, cache) -> set[str]:
+    """Its own events; a pod's, for its owner; a node's that changes what may
+    run there (labels, taints, readiness), for every DaemonSet."""
+    obj = new or old
+    if kind == "DaemonSet":
+        return {f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"}
+    if kind == "Pod":
+        return {k for k in (owner_key(old, "DaemonSet"), owner_key(new, "DaemonSet")) if k}
+    if _node_state(old) == _node_state(new):
+        return set()
+    return {f"{ds['metadata']['namespace']}/{ds['metadata']['name']}" for ds in cache.list("DaemonSet")}
 
 
 def sync_one(view: View, ds: dict, nodes: list[dict]) -> None:
     template = ds["spec"]["template"]
     revision = template_hash(template)
-    pods = owned_by(view.list("Pod", ds["metadata"]["namespace"]), ds)
+    pods = view.cache.owned("Pod", ds["metadata"]["uid"])
     by_node: dict[str, list[dict]] = {}
     for p in pods:
         if is_active(p) or p["metadata"].get("deletionTimestamp"):

@@ -10,13 +10,15 @@ plane restart carries on from where the pods are.
 from __future__ import annotations
 
 from knet.api.objects import deep_copy, now_rfc3339
+from knet.api.selectors import selector_from_label_selector
 from knet.controllers.base import (
     View,
     claim,
     controller_ref,
     count_ready,
     is_active,
-    owned_by,
+    is_ready,
+    owner_key,
     owner_ref,
     resolve_int_or_percent,
     template_hash,
@@ -25,14 +27,53 @@ from knet.controllers.base import (
 COMPONENT = "deployment-controller"
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
+WATCHES = ("Deployment", "ReplicaSet", "Pod")
 
 
 def sync(view: View) -> None:
     for d in view.list("Deployment"):
-        if d["metadata"].get("deletionTimestamp"):
-            continue
-        with view.guard(d, COMPONENT):
-            sync_one(view, d)
+        sync_key(view, f"{d['metadata']['namespace']}/{d['metadata']['name']}")
+
+
+def sync_key(view: View, key: str) -> None:
+    d = view.get("Deployment", key)
+    if d is None or d["metadata"].get("deletionTimestamp"):
+        return
+    with view.guard(d, COMPONENT):
+        sync_one(view, d)
+
+
+def _pod_state(pod: dict | None) -> tuple | None:
+    """What of a pod a Deployment's status and Recreate follow."""
+    if pod is None:
+        return None
+    return (pod["metadata"].get("deletionTimestamp"), (pod.get("status") or {}).get("phase"), is_ready(pod),
+            controller_ref(pod) and controller_ref(pod).get("uid"))
+
+
+def keys_for(kind: str, old: dict | None, new: dict | None, cache) -> set[str]:
+    """Its own events; a ReplicaSet's, for its owner (or, an orphan, the
+    Deployments that could adopt it); a pod's, for its ReplicaSet's owner."""
+    obj = new or old
+    ns = obj["metadata"].get("namespace")
+    if kind == "Deployment":
+        return {f"{ns}/{obj['metadata']['name']}"}
+    if kind == "ReplicaSet":
+        keys = {k for k in (owner_key(old, "Deployment"), owner_key(new, "Deployment")) if k}
+        if new is not None and controller_ref(new) is None:
+            labels = new["metadata"].get("labels") or {}
+            for d in cache.list("Deployment", ns):
+                if selector_from_label_selector(d["spec"].get("selector")).matches(labels):
+                    keys.add(f"{ns}/{d['metadata']['name']}")
+        return keys
+    if _pod_state(old) == _pod_state(new):
+        return set()
+    keys = set()
+    for rs_key in {owner_key(old, "ReplicaSet"), owner_key(new, "ReplicaSet")} - {None}:
+        key = owner_key(cache.get("ReplicaSet", rs_key), "Deployment")
+        if key:
+            keys.add(key)
+    return keys
 
 
 def _template_without_hash(rs: dict) -> dict:
@@ -90,8 +131,8 @@ def sync_one(view: View, d: dict) -> None:
     if new_rs is None:
         return
     olds = [rs for rs in sets if rs["metadata"]["uid"] != new_rs["metadata"]["uid"]]
-    pods = view.list("Pod", d["metadata"]["namespace"])
-    pods_of = {rs["metadata"]["uid"]: [p for p in owned_by(pods, rs) if is_active(p)] for rs in [new_rs, *olds]}
+    owned = {rs["metadata"]["uid"]: view.cache.owned("Pod", rs["metadata"]["uid"]) for rs in [new_rs, *olds]}
+    pods_of = {uid: [p for p in pods if is_active(p)] for uid, pods in owned.items()}
     replicas = int(d["spec"].get("replicas", 1))
     if d["spec"].get("paused"):
         pass
@@ -99,9 +140,8 @@ def sync_one(view: View, d: dict) -> None:
         for rs in olds:
             _set_replicas(view, d, rs, 0)
         # Recreate waits until old pods are gone, terminating ones included.
-        old_uids = {rs["metadata"]["uid"] for rs in olds}
-        still_running = [p for p in pods if (controller_ref(p) or {}).get("uid") in old_uids
-                         and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
+        still_running = [p for rs in olds for p in owned[rs["metadata"]["uid"]]
+                         if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
         if not still_running:
             new_rs = _set_replicas(view, d, new_rs, replicas)
     else:

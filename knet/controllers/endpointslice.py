@@ -72,20 +72,60 @@ def desired_groups(svc: dict, pods: list[dict]) -> dict[str, tuple[list[dict], l
     return groups
 
 
+WATCHES = ("Service", "Pod", "EndpointSlice")
+
+
 def sync(view: View) -> None:
-    slices = view.list("EndpointSlice")
-    for svc in view.list("Service"):
-        if not svc["spec"].get("selector") or svc["spec"].get("type") == "ExternalName":
-            continue
-        ns = svc["metadata"]["namespace"]
-        mine = [s for s in slices if s["metadata"].get("namespace") == ns
-                and (s["metadata"].get("labels") or {}).get(SERVICE_LABEL) == svc["metadata"]["name"]
-                and (s["metadata"].get("labels") or {}).get(MANAGED_BY) == CONTROLLER]
-        # A refused slice write (e.g. a Service with more than 100 ports: a Service
-        # may have any number, a slice at most 100) is upstream's Warning Event.
-        with view.acting_for(svc, "FailedToUpdateEndpointSlices",
-                             f"Error updating Endpoint Slices for Service {ns}/{svc['metadata']['name']}", COMPONENT):
-            sync_one(view, svc, view.list("Pod", ns), mine)
+    for svc in sorted(view.list("Service"), key=lambda s: (s["metadata"]["namespace"], s["metadata"]["name"])):
+        sync_key(view, f"{svc['metadata']['namespace']}/{svc['metadata']['name']}")
+
+
+def sync_key(view: View, key: str) -> None:
+    """One Service: its pods from the cache's label index (the work follows
+    the Service's pods, not the namespace's), its slices from the
+    service-name index."""
+    svc = view.get("Service", key)
+    if svc is None or not svc["spec"].get("selector") or svc["spec"].get("type") == "ExternalName":
+        return
+    ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+    mine = [s for s in view.cache.slices_of(ns, name)
+            if (s["metadata"].get("labels") or {}).get(MANAGED_BY) == CONTROLLER]
+    # A refused slice write (e.g. a Service with more than 100 ports: a Service
+    # may have any number, a slice at most 100) is upstream's Warning Event.
+    with view.acting_for(svc, "FailedToUpdateEndpointSlices",
+                         f"Error updating Endpoint Slices for Service {ns}/{name}", COMPONENT):
+        sync_one(view, svc, view.cache.pods_matching(ns, svc["spec"]["selector"]), mine)
+
+
+def _endpoint_state(pod: dict | None) -> tuple | None:
+    """What of a pod its endpoints are made of (a change elsewhere, e.g. a
+    restart count, syncs no Service)."""
+    if pod is None:
+        return None
+    st = pod.get("status") or {}
+    return (pod["metadata"].get("labels"), st.get("podIP"), st.get("phase") in ("Succeeded", "Failed"),
+            is_ready(pod), bool(pod["metadata"].get("deletionTimestamp")), pod["spec"].get("nodeName"),
+            pod["spec"].get("hostname"), pod["spec"].get("subdomain"),
+            [c.get("ports") for c in pod["spec"].get("containers") or []])
+
+
+def keys_for(kind: str, old: dict | None, new: dict | None, cache) -> set[str]:
+    """A Service's own events; a pod's that changes its endpoint, for the
+    Services selecting it before or after (found from its labels); a slice's
+    not written by this controller's current sync (someone else's edit or
+    delete), for its Service."""
+    obj = new or old
+    ns = obj["metadata"].get("namespace")
+    if kind == "Service":
+        return {f"{ns}/{obj['metadata']['name']}"}
+    if kind == "EndpointSlice":
+        labels = obj["metadata"].get("labels") or {}
+        if labels.get(MANAGED_BY) == CONTROLLER and labels.get(SERVICE_LABEL):
+            return {f"{ns}/{labels[SERVICE_LABEL]}"}
+        return set()
+    if _endpoint_state(old) == _endpoint_state(new):
+        return set()
+    return cache.services_selecting(old) | cache.services_selecting(new)
 
 
 def slice_name(svc: dict, taken: set[str]) -> str:

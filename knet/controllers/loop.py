@@ -1,33 +1,164 @@
-"""In-process controller plumbing: a level-triggered "something changed" signal
-over the store's event stream, coalescing bursts into one pass."""
+"""Controllers driven by keys, beside the API server: client-go's informer +
+workqueue + worker, in-process.
+
+Each controller is a `Controller`: the kinds it watches, `keys_for(kind, old,
+new, cache)` mapping one store event to the keys it affects (a pod event to
+its owner ReplicaSet, the Services selecting it, its node...), `sync(view,
+key)` reconciling one key from the cache, and its own `WorkQueue`. The cache's
+handler (called inside each store write) only enqueues keys, so a write costs
+the API server a few dictionary look-ups, never a reconcile; the workers run
+as their own trio tasks and yield after every key, so a `get` waits at most
+one key's sync.
+
+Events caused by a controller's own sync (a ReplicaSet's pods it just
+created, its status it just wrote) are not queued again for the key being
+synced: the sync already acted on them (everything here runs on one thread,
+so nothing else can write during a sync). A sync that has more to do returns
+a delay (0: go round the queue again) and one whose write was refused or
+conflicted (`View.retry`) is re-queued with its backoff.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+
 import trio
 
-from knet.store import Event, Store
+from knet.api.registry import Registry
+from knet.controllers.base import View, cache_for
+from knet.controllers.workqueue import WorkQueue
+
+log = logging.getLogger("knet.controllers")
+
+RESYNC_SECONDS = 30.0  # a periodic resync: every key once more (a missed event is corrected by it)
 
 
-class Kick:
-    """Set by store events whose key starts with one of `prefixes`; a controller
-    waits on it, then reconciles everything once, however many events came."""
+@dataclass
+class Controller:
+    name: str
+    watches: tuple[str, ...]
+    keys_for: Callable[..., Iterable[Hashable]]
+    sync: Callable[[View, Hashable], float | None]
+    all_keys: Callable[..., Iterable[Hashable]]
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    current: Hashable | None = None
+    syncs: int = 0
 
-    def __init__(self, store: Store, prefixes: tuple[str, ...]):
-        self._event = trio.Event()
-        self.prefixes = prefixes
-        self.relevant = True
-        store.subscribe(self._on_event)
-        self._event.set()
 
-    def _on_event(self, ev: Event) -> None:
-        if ev.key.startswith(self.prefixes):
-            self.relevant = True
-        self._event.set()
+class Manager:
+    """The controllers of one registry, sharing its informer cache."""
 
-    async def wait(self) -> bool:
-        """Wait for any change; returns whether a relevant one came since the last wait."""
-        await self._event.wait()
-        self._event = trio.Event()
-        await trio.sleep(0)  # let a burst of writes land before reconciling
-        relevant, self.relevant = self.relevant, False
-        return relevant
+    def __init__(self, reg: Registry, controllers: list[Controller]):
+        self.reg = reg
+        self.cache = cache_for(reg)
+        self.controllers = controllers
+        self.written = 0  # the last revision a controller wrote
+        self.observed = 0  # the last revision at which every queue was idle
+        self.idle = trio.Event()
+        self.on_idle: Callable[[int, int], None] | None = None  # (observed, written), e.g. the progress report
+        self._by_kind: dict[str, list[Controller]] = {}
+        for c in controllers:
+            c.queue.name = c.name
+            for kind in c.watches:
+                self._by_kind.setdefault(kind, []).append(c)
+        self.cache.handlers.append(self._on_change)
+        self.resync()
+
+    def close(self) -> None:
+        if self._on_change in self.cache.handlers:
+            self.cache.handlers.remove(self._on_change)
+
+    def _on_change(self, kind: str, old: dict | None, new: dict | None) -> None:
+        for c in self._by_kind.get(kind, ()):
+            try:
+                keys = c.keys_for(kind, old, new, self.cache)
+            except Exception:
+                log.exception("%s: mapping a %s event to keys", c.name, kind)
+                continue
+            for key in keys:
+                if key != c.current:
+                    c.queue.add(key)
+
+    def resync(self) -> None:
+        for c in self.controllers:
+            for key in c.all_keys(self.cache):
+                c.queue.add(key)
+
+    def process(self, c: Controller, key: Hashable) -> None:
+        """One key through one controller, with client-go's outcome rules."""
+        view = View(self.reg, self.cache)
+        before = self.reg.store.revision()
+        c.current = key
+        c.syncs += 1
+        try:
+            again = c.sync(view, key)
+        except Exception:
+            log.exception("%s: syncing %s", c.name, key)
+            again, view.retry = None, True
+        finally:
+            c.current = None
+        if view.retry:
+            c.queue.add_rate_limited(key)
+        else:
+            c.queue.forget(key)
+            if again is not None:
+                c.queue.add_after(key, again)
+        c.queue.done(key)
+        if self.reg.store.revision() != before:
+            self.written = self.reg.store.revision()
+        self.check_idle()
+
+    def busy(self) -> bool:
+        return any(c.queue.busy() for c in self.controllers)
+
+    def check_idle(self) -> None:
+        if not self.busy():
+            self.observed = self.reg.store.revision()
+            if self.on_idle is not None:
+                self.on_idle(self.observed, self.written)
+            self.idle.set()
+            self.idle = trio.Event()
+
+    def drain(self, max_keys: int = 100_000) -> int:
+        """Process every ready key until all queues are empty (synchronously: the
+        tests' and `reconcile`'s way); returns how many keys were processed."""
+        n = 0
+        while n < max_keys:
+            progressed = False
+            for c in self.controllers:
+                key = c.queue.get_nowait()
+                if key is None:
+                    continue
+                self.process(c, key)
+                progressed = True
+                n += 1
+            if not progressed:
+                return n
+        return n
+
+    async def run(self, resync_seconds: float = RESYNC_SECONDS) -> None:
+        async with trio.open_nursery() as nursery:
+            for c in self.controllers:
+                nursery.start_soon(self._worker, c, name=f"controller {c.name}")
+            nursery.start_soon(self._resync_every, resync_seconds)
+            nursery.start_soon(self._watch_idle)
+
+    async def _worker(self, c: Controller) -> None:
+        while True:
+            key = await c.queue.get()
+            self.process(c, key)
+            await trio.sleep(0)  # the API server's requests go between keys
+
+    async def _resync_every(self, seconds: float) -> None:
+        while True:
+            await trio.sleep(seconds)
+            self.resync()
+
+    async def _watch_idle(self) -> None:
+        """Events that map to no key leave every queue idle: the controllers
+        have still observed them (what `knet apply --wait` waits for)."""
+        while True:
+            await trio.sleep(0.02)
+            self.check_idle()

@@ -9,18 +9,30 @@ import ipaddress
 from knet.api.objects import deep_copy
 from knet.controllers.base import View
 
+WATCHES = ("Node",)
+
 
 def sync(view: View, pod_subnet: str, node_prefix: int = 24) -> None:
-    nodes = view.list("Node")
-    taken = {n["spec"]["podCIDR"] for n in nodes if n.get("spec", {}).get("podCIDR")}
+    for node in sorted(view.list("Node"), key=lambda n: n["metadata"]["name"]):
+        sync_key(view, node["metadata"]["name"], pod_subnet, node_prefix)
+
+
+def sync_key(view: View, key: str, pod_subnet: str, node_prefix: int = 24) -> None:
+    node = view.get("Node", key)
+    if node is None or node.get("spec", {}).get("podCIDR"):
+        return
+    taken = {n["spec"]["podCIDR"] for n in view.list("Node") if n.get("spec", {}).get("podCIDR")}
     free = (str(c) for c in ipaddress.ip_network(pod_subnet).subnets(new_prefix=node_prefix) if str(c) not in taken)
-    for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
-        if node.get("spec", {}).get("podCIDR"):
-            continue
-        cidr = next(free, None)
-        if cidr is None:
-            return  # exhausted: the node stays without pods networking, as upstream reports CIDRNotAvailable
-        new = deep_copy(node)
-        new.setdefault("spec", {})["podCIDR"] = cidr
-        new["spec"]["podCIDRs"] = [cidr]
-        view.update("Node", new)
+    cidr = next(free, None)
+    if cidr is None:
+        return  # exhausted: the node stays without pods networking, as upstream reports CIDRNotAvailable
+    new = deep_copy(node)
+    new.setdefault("spec", {})["podCIDR"] = cidr
+    new["spec"]["podCIDRs"] = [cidr]
+    view.update("Node", new)
+
+
+def keys_for(kind: str, old: dict | None, new: dict | None, cache) -> set[str]:
+    if new is not None and not new.get("spec", {}).get("podCIDR"):
+        return {new["metadata"]["name"]}
+    return set()

@@ -194,21 +194,53 @@ def check_nodes(reg: Registry, grace: float, now: float | None = None) -> list[s
     return changed
 
 
+WATCHES = ("Node", "Pod")
+
+
 def sync(view: View, now: float | None = None) -> None:
-    now = time.time() if now is None else now
     for node in view.list("Node"):
-        with view.guard(node, COMPONENT):
-            taints = reconcile_taints(node.get("spec", {}).get("taints") or [], wanted_taints(node), now)
-            if taints is not None:
-                new = deep_copy(node)
-                new.setdefault("spec", {})["taints"] = taints
-                if view.update("Node", new):
-                    log.info("node %s: taints now %s", node["metadata"]["name"],
-                             ", ".join(f"{t['key']}:{t['effect']}" for t in taints) or "none")
-            if ready_status(node) == "True":
-                continue
-            for pod in pods_to_mark(node, view.list("Pod")):
-                if view.update("Pod", marked_not_ready(pod, now), "status"):
-                    log.info("pod %s/%s on not-Ready node %s: Ready=False", pod["metadata"]["namespace"],
-                             pod["metadata"]["name"], node["metadata"]["name"])
-                    view.event(pod, "Warning", "NodeNotReady", "Node is not ready", COMPONENT)
+        sync_key(view, node["metadata"]["name"], now)
+
+
+def sync_key(view: View, key: str, now: float | None = None) -> None:
+    """One node: its condition taints, and while it is not Ready its pods'
+    readiness (the pods on it, from the cache's node index)."""
+    now = time.time() if now is None else now
+    node = view.get("Node", key)
+    if node is None:
+        return
+    with view.guard(node, COMPONENT):
+        taints = reconcile_taints(node.get("spec", {}).get("taints") or [], wanted_taints(node), now)
+        if taints is not None:
+            new = deep_copy(node)
+            new.setdefault("spec", {})["taints"] = taints
+            if view.update("Node", new):
+                log.info("node %s: taints now %s", node["metadata"]["name"],
+                         ", ".join(f"{t['key']}:{t['effect']}" for t in taints) or "none")
+        if ready_status(node) == "True":
+            return
+        for pod in pods_to_mark(node, view.cache.pods_on(key)):
+            if view.update("Pod", marked_not_ready(pod, now), "status"):
+                log.info("pod %s/%s on not-Ready node %s: Ready=False", pod["metadata"]["namespace"],
+                         pod["metadata"]["name"], node["metadata"]["name"])
+                view.event(pod, "Warning", "NodeNotReady", "Node is not ready", COMPONENT)
+
+
+def _node_state(node: dict | None) -> tuple | None:
+    if node is None:
+        return None
+    return wanted_taints(node), node.get("spec", {}).get("taints")
+
+
+def keys_for(kind: str, old: dict | None, new: dict | None, cache) -> set[str]:
+    """A node's change of conditions or taints (not its heartbeats), for
+    itself; a pod's on a node that is not Ready (it may have to be marked)."""
+    if kind == "Node":
+        if _node_state(old) == _node_state(new) or new is None:
+            return set()
+        return {new["metadata"]["name"]}
+    name = (new or {}).get("spec", {}).get("nodeName")
+    node = cache.get("Node", name) if name else None
+    if node is not None and ready_status(node) != "True":
+        return {name}
+    return set()

@@ -13,7 +13,7 @@ from knet.controllers.base import (
     View,
     is_active,
     is_ready,
-    owned_by,
+    owner_key,
     pod_from_template,
     template_hash,
 )
@@ -44,11 +44,27 @@ def new_pod(sts: dict, i: int, revision: str) -> dict:
     return pod
 
 
+WATCHES = ("StatefulSet", "Pod")
+
+
 def sync(view: View) -> None:
     for sts in view.list("StatefulSet"):
-        if not sts["metadata"].get("deletionTimestamp"):
-            with view.guard(sts, COMPONENT):
-                sync_one(view, sts)
+        sync_key(view, f"{sts['metadata']['namespace']}/{sts['metadata']['name']}")
+
+
+def sync_key(view: View, key: str) -> None:
+    sts = view.get("StatefulSet", key)
+    if sts is not None and not sts["metadata"].get("deletionTimestamp"):
+        with view.guard(sts, COMPONENT):
+            sync_one(view, sts)
+
+
+def keys_for(kind: str, old: dict | None, new: dict | None, cache) -> set[str]:
+    """Its own events; a pod's, for its owner."""
+    obj = new or old
+    if kind == "StatefulSet":
+        return {f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"}
+    return {k for k in (owner_key(old, "StatefulSet"), owner_key(new, "StatefulSet")) if k}
 
 
 def sync_one(view: View, sts: dict) -> None:
@@ -57,7 +73,7 @@ def sync_one(view: View, sts: dict) -> None:
     replicas = int(sts["spec"].get("replicas", 1))
     parallel = sts["spec"].get("podManagementPolicy") == "Parallel"
     pods: dict[int, dict] = {}
-    for p in owned_by(view.list("Pod", ns), sts):
+    for p in view.cache.owned("Pod", sts["metadata"]["uid"]):
         i = ordinal(sts, p)
         if i is not None:
             pods[i] = p

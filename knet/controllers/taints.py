@@ -64,24 +64,58 @@ def eviction_time(pod: dict, node: dict, now: float) -> float | None:
     return start + delay
 
 
+WATCHES = ("Node", "Pod")
+
+
 def sync(view: View, now: float | None = None) -> float | None:
     """Evict what must go now; returns seconds until the next tolerationSeconds
     deadline, if any, so the caller can come back then."""
-    now = time.time() if now is None else now
-    nodes = {n["metadata"]["name"]: n for n in view.list("Node")}
     soonest = None
     for pod in view.list("Pod"):
-        node = nodes.get(pod["spec"].get("nodeName") or "")
-        if node is None or is_terminating(pod):
-            continue
-        deadline = eviction_time(pod, node, now)
-        if deadline is None:
-            continue
-        if deadline <= now:
-            evict(view, pod, now)
-        else:
-            soonest = deadline - now if soonest is None else min(soonest, deadline - now)
+        m = pod["metadata"]
+        delay = sync_key(view, f"{m['namespace']}/{m['name']}", now)
+        if delay is not None:
+            soonest = delay if soonest is None else min(soonest, delay)
     return soonest
+
+
+def sync_key(view: View, key: str, now: float | None = None) -> float | None:
+    """One pod: evicted now, or the seconds until its deadline (the queue
+    brings the key back then)."""
+    now = time.time() if now is None else now
+    pod = view.get("Pod", key)
+    if pod is None or is_terminating(pod):
+        return None
+    node = view.get("Node", pod["spec"].get("nodeName") or "")
+    if node is None:
+        return None
+    deadline = eviction_time(pod, node, now)
+    if deadline is None:
+        return None
+    if deadline <= now:
+        evict(view, pod, now)
+        return None
+    return deadline - now
+
+
+def _no_execute(node: dict | None) -> list:
+    return [t for t in (node or {}).get("spec", {}).get("taints") or [] if t.get("effect") == "NoExecute"]
+
+
+def keys_for(kind: str, old: dict | None, new: dict | None, cache) -> set[str]:
+    """A node whose NoExecute taints changed: the pods on it; a pod bound to
+    (or changing tolerations on) a node with NoExecute taints: itself."""
+    if kind == "Node":
+        if new is None or _no_execute(old) == _no_execute(new):
+            return set()
+        return {f"{p['metadata']['namespace']}/{p['metadata']['name']}"
+                for p in cache.pods_on(new["metadata"]["name"])}
+    if new is None or not new["spec"].get("nodeName") or not _no_execute(cache.get("Node", new["spec"]["nodeName"])):
+        return set()
+    if old is not None and old["spec"].get("nodeName") == new["spec"]["nodeName"] and \
+            old["spec"].get("tolerations") == new["spec"].get("tolerations"):
+        return set()
+    return {f"{new['metadata']['namespace']}/{new['metadata']['name']}"}
 
 
 def evict(view: View, pod: dict, now: float) -> None:
