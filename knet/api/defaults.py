@@ -106,6 +106,24 @@ def default_pod(obj: dict) -> None:
     if isinstance(grace, int) and not isinstance(grace, bool) and grace < 0:
         spec["terminationGracePeriodSeconds"] = 1
     default_toleration_seconds(spec)
+    default_priority(spec)
+
+
+# The Priority admission plugin's built-in classes (scheduling/v1 system classes).
+SYSTEM_PRIORITIES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
+
+
+def default_priority(spec: dict) -> None:
+    """Upstream's Priority admission (Pods only): a pod with no class gets
+    priority 0 and the PreemptLowerPriority policy, which `kubectl describe
+    pod` prints. A class other than the two system ones is left unresolved:
+    knet serves no PriorityClass kind."""
+    name = spec.get("priorityClassName")
+    value = 0 if not name else SYSTEM_PRIORITIES.get(name)
+    if value is None or "priority" in spec:
+        return
+    spec["priority"] = value
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
 
 # The DefaultTolerationSeconds admission plugin's tolerations: a pod stays bound

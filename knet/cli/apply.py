@@ -252,7 +252,8 @@ def cmd_delete(args: argparse.Namespace, connect: Connect) -> int:
             out = client.delete(res, ns, name, grace)
             last_rev = max(last_rev, int(out["metadata"].get("resourceVersion", 0)))
             deleted.append((res, ns, name, out["metadata"].get("uid")))
-            print(f'{label(res, name)} deleted')
+            # kubectl 1.33+ names the namespace of a namespaced object
+            print(f'{label(res, name).rpartition("/")[0]} "{name}" deleted' + (f' from {ns} namespace' if res.namespaced and ns else ''))
         except ApiError as e:
             if e.code == 404 and args.ignore_not_found:
                 continue

@@ -253,7 +253,7 @@ def test_grace_period_sigterm_then_sigkill(c):
     polite_took = time.monotonic() - t0
     t0 = time.monotonic()
     out = c.knet("delete", "pod", "stubborn")
-    assert "pod/stubborn deleted" in out.stdout
+    assert 'pod "stubborn" deleted' in out.stdout
     assert c.get("Pod", "default", "stubborn")["metadata"].get("deletionTimestamp")
     assert "Terminating" in c.knet("get", "pod", "stubborn").stdout
     c.wait_gone("Pod", "default", "stubborn", timeout=10)

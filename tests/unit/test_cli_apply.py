@@ -110,12 +110,12 @@ def test_delete_by_name_kind_slash_name_selector_and_file(knet, server, tmp_path
     pods = write(tmp_path, "pods.yaml", "---\n".join(POD % (n, app) for n, app in
                                                      (("a", "x"), ("b", "x"), ("c", "y"), ("d", "y"), ("e", "z"))))
     assert knet("apply", "-f", pods)[0] == 0
-    assert knet("delete", "pod", "a") == (0, "pod/a deleted\n", "")
+    assert knet("delete", "pod", "a") == (0, "pod \"a\" deleted from default namespace\n", "")
     assert knet("delete", "pod/b", "svc/nope") == (
-        1, "pod/b deleted\n", 'Error from server (NotFound): services "nope" not found\n')
+        1, "pod \"b\" deleted from default namespace\n", 'Error from server (NotFound): services "nope" not found\n')
     assert knet("delete", "pod", "a", "--ignore-not-found") == (0, "", "")
-    assert knet("delete", "pods", "--all", "-l", "app=y") == (0, "pod/c deleted\npod/d deleted\n", "")
-    assert knet("delete", "-f", write(tmp_path, "e.yaml", POD % ("e", "z"))) == (0, "pod/e deleted\n", "")
+    assert knet("delete", "pods", "--all", "-l", "app=y") == (0, "pod \"c\" deleted from default namespace\npod \"d\" deleted from default namespace\n", "")
+    assert knet("delete", "-f", write(tmp_path, "e.yaml", POD % ("e", "z"))) == (0, "pod \"e\" deleted from default namespace\n", "")
     assert names(server.client(), PODS) == []
 
 
@@ -153,7 +153,7 @@ def test_wait_times_out_naming_who_is_behind(knet, server, tmp_path):
     report(client, "controllers", 10**6)
     report(client, "node/worker-1", 1, error="nftables: No such file or directory")
     code, out, err = knet("delete", "pod", "web", "--wait", "--timeout", "0.2")
-    assert (code, out) == (1, "pod/web deleted\n")
+    assert (code, out) == (1, "pod \"web\" deleted from default namespace\n")
     warning, error = err.splitlines()
     assert warning == "warning: node/worker-1: nftables: No such file or directory (still waiting)"
     assert error.startswith("error: timed out after 0.2s waiting for worker-1 to reach revision ")

@@ -121,7 +121,8 @@ def test_describe_shows_the_object_and_its_events(knet, stored):
     code, out, err = knet("describe", "pod", "web-0")
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert [line.split() for line in lines[:3]] == [["Name:", "web-0"], ["Namespace:", "default"], ["Node:", "worker-1/"]]
+    assert [line.split() for line in lines[:4]] == [["Name:", "web-0"], ["Namespace:", "default"], ["Priority:", "0"],
+                                                    ["Node:", "worker-1/"]]  # priority: the Priority admission's
     events = lines[lines.index(next(line for line in lines if line.startswith("Events:"))):]
     assert events[1].split() == ["Type", "Reason", "Age", "From", "Message"]
     assert events[3].split()[:2] == ["Warning", "BackOff"] and events[3].endswith("Back-off restarting failed container c")
