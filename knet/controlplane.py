@@ -76,7 +76,7 @@ def controllers(pod_subnet: str | None = None) -> list[Controller]:
         Controller("garbage collector", gc.WATCHES, gc.keys_for, gc.sync_key,
                    lambda cache: [(k, key) for k in gc.OWNED_KINDS for key in cache.keys(k)]),
         Controller("taint eviction", taints.WATCHES, taints.keys_for, taints.sync_key, tainted_pods),
-        Controller("scheduler", scheduler.WATCHES, scheduler.keys_for, scheduler.schedule_key,
+        Controller("scheduler", scheduler.WATCHES, scheduler.keys_for, scheduler.sync_key,
                    lambda cache: sorted(cache.unbound, key=lambda k: cache.unbound[k]["metadata"].get(
                        "creationTimestamp", ""))),
     ]

@@ -100,9 +100,9 @@ def sync_key(view: View, key: str) -> None:
 def _endpoint_state(pod: dict | None) -> tuple | None:
     """What of a pod its endpoints are made of (a change elsewhere, e.g. a
     restart count, syncs no Service)."""
-    if pod is None:
-        return None
-    st = pod.get("status") or {}
+    st = (pod or {}).get("status") or {}
+    if not st.get("podIP"):
+        return None  # not an endpoint of any Service
     return (pod["metadata"].get("labels"), st.get("podIP"), st.get("phase") in ("Succeeded", "Failed"),
             is_ready(pod), bool(pod["metadata"].get("deletionTimestamp")), pod["spec"].get("nodeName"),
             pod["spec"].get("hostname"), pod["spec"].get("subdomain"),

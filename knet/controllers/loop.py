@@ -103,7 +103,7 @@ class Manager:
             c.queue.add_rate_limited(key)
         else:
             c.queue.forget(key)
-            if again is not None:
+            if again is not None and not isinstance(again, bool):
                 c.queue.add_after(key, again)
         c.queue.done(key)
         if self.reg.store.revision() != before:
@@ -159,6 +159,16 @@ class Manager:
     async def _watch_idle(self) -> None:
         """Events that map to no key leave every queue idle: the controllers
         have still observed them (what `knet apply --wait` waits for)."""
+        busy_since = None
         while True:
             await trio.sleep(0.02)
             self.check_idle()
+            if not self.busy():
+                busy_since = None
+            elif busy_since is None:
+                busy_since = trio.current_time()
+            elif trio.current_time() - busy_since > 5:
+                busy_since = trio.current_time()
+                log.info("controllers busy: %s", ", ".join(
+                    f"{c.name}: {len(c.queue)} queued, {sorted(map(str, c.queue._processing))} in hand"
+                    for c in self.controllers if c.queue.busy()))

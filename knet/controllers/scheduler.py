@@ -56,6 +56,12 @@ def schedule_key(view, key: str) -> bool:
     return False
 
 
+def sync_key(view, key: str) -> None:
+    """The scheduler as a controller: nothing to come back for (a pod that
+    fits nowhere is queued again by the node events that may change that)."""
+    schedule_key(view, key)
+
+
 def schedule_pass(reg: Registry) -> int:
     """Try to bind every unbound pod once, oldest first; returns how many were bound."""
     from knet.controllers.base import View
