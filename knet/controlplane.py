@@ -34,6 +34,7 @@ from knet.controllers import (
     deployment,
     endpointslice,
     gc,
+    loadbalancer,
     nodeipam,
     nodelifecycle,
     replicaset,
@@ -101,7 +102,7 @@ def reconcile(reg: Registry) -> int:
 
 
 async def run_controllers(reg: Registry, server: ApiServer, cfg: ClusterConfig) -> None:
-    manager = Manager(reg, controllers(cfg.pod_subnet))
+    manager = Manager(reg, [*controllers(cfg.pod_subnet), loadbalancer.controller(cfg.lb_pool)])
     progress = server.progress.setdefault("controllers", Progress())
 
     def idle(observed: int, written: int) -> None:
@@ -227,8 +228,7 @@ async def main_async(cluster: str) -> None:
     st = store.stats()
     log.info("store: %d objects, %.1f MiB on disk, history after revision %d of %d",
              st["keys"], st["sizeBytes"] / 1048576, st["compacted"], st["revision"])
-    lb_pool = tuple(cfg.lb_pool.split("-")) if cfg.lb_pool else None
-    allocator = ServiceAllocator(cfg.service_subnet, cfg.node_port_range, lb_pool)
+    allocator = ServiceAllocator(cfg.service_subnet, cfg.node_port_range)
     reg = Registry(store, allocators={"Service": allocator}, pod_netns=cfg.pod_netns)
     reg.bootstrap()
     bootstrap_kubernetes_service(reg, cfg)
