@@ -1,8 +1,8 @@
 """Service creates per second as the cluster's Services grow: the cost of
 allocation (ClusterIP, NodePort) at admission. A Registry over a fresh
 SqliteStore in this process (no cluster needed), the default cluster's
-ranges (10.96.0.0/12, 30000-32767); at each size N, N Services (half
-NodePort) exist, then `--probe` more are created and timed: creates/s at
+ranges (10.96.0.0/12, 30000-32767); at each size N, N Services (one in
+five NodePort) exist, then `--probe` more are created and timed: creates/s at
 that size. The probe Services are deleted again so each size measures N.
 
 Usage: .venv/bin/python bench/allocation.py [--sizes 100,1000,10000] [--probe 200]
@@ -51,11 +51,11 @@ def main() -> None:
         have = 0
         for size in sizes:
             while have < size:
-                reg.create(SVC, "default", service(f"s{have}", have % 2 == 0))
+                reg.create(SVC, "default", service(f"s{have}", have % 5 == 0))
                 have += 1
             t0 = time.perf_counter()
             for i in range(args.probe):
-                reg.create(SVC, "default", service(f"probe{i}", i % 2 == 0))
+                reg.create(SVC, "default", service(f"probe{i}", i % 5 == 0))
             rate = args.probe / (time.perf_counter() - t0)
             for i in range(args.probe):
                 reg.delete(SVC, "default", f"probe{i}")

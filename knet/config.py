@@ -31,6 +31,7 @@ class NodeConfig:
     ip: str
     labels: dict[str, str] = field(default_factory=dict)
     taints: list[dict] = field(default_factory=list)
+    max_pods: int = 110  # Node capacity.pods, as kubelet's --max-pods (maxPods in the cluster file)
 
 
 @dataclass
@@ -235,10 +236,13 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
                 taints.append(dict(CONTROL_PLANE_TAINT))
         labels.setdefault("kubernetes.io/hostname", node_name)
         labels.setdefault("kubernetes.io/os", "linux")
+        max_pods = n.get("maxPods", 110)
+        if isinstance(max_pods, bool) or not isinstance(max_pods, int) or not 1 <= max_pods <= 10000:
+            raise ConfigError(f"nodes[{i}].maxPods: Invalid value: {max_pods!r}: must be an integer from 1 to 10000")
         index = 10 + i
         if index >= len(hosts):
             raise ConfigError(f"nodes[{i}]: the LAN {lan} has no room for node {node_name}")
-        cfg.nodes.append(NodeConfig(node_name, role, str(hosts[index - 1]), labels, taints))
+        cfg.nodes.append(NodeConfig(node_name, role, str(hosts[index - 1]), labels, taints, max_pods))
     cps = [n for n in cfg.nodes if n.role == "control-plane"]
     if len(cps) != 1:
         raise ConfigError(f"nodes: Invalid value: exactly one control-plane node is required, found {len(cps)}")

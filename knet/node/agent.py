@@ -103,7 +103,8 @@ class Agent:
         self.kubelet = None  # kubelet's port 10250 (knet.node.kubeletserver), once the node is up
         self._token = token
         self.lease = NodeLease(self.api, node)  # kube-node-lease/<node>, renewed every 10 s as kubelet's
-        self.status_static = static_status(cfg.name, node, KUBELET_VERSION, f"knet://{__version__}")
+        self.status_static = static_status(cfg.name, node, KUBELET_VERSION, f"knet://{__version__}",
+                                           cfg.node(node).max_pods)
 
     # -- helpers for workers ---------------------------------------------------------
 

@@ -63,13 +63,13 @@ def os_image(os_release: str | None = None) -> str:
     return "Linux"
 
 
-def resources(cpus: int, mem_ki: int, fs_bytes: int) -> tuple[dict[str, str], dict[str, str]]:
+def resources(cpus: int, mem_ki: int, fs_bytes: int, max_pods: int = MAX_PODS) -> tuple[dict[str, str], dict[str, str]]:
     """(capacity, allocatable) as kubelet's Quantities: memory and ephemeral
     storage capacity in Ki, allocatable less the default hard eviction
     thresholds (storage in bytes, as kubelet's arithmetic leaves it)."""
     fs_ki = fs_bytes // 1024
     capacity = {"cpu": str(cpus), "ephemeral-storage": f"{fs_ki}Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
-                "memory": f"{mem_ki}Ki", "pods": str(MAX_PODS)}
+                "memory": f"{mem_ki}Ki", "pods": str(max_pods)}
     allocatable = dict(capacity)
     allocatable["memory"] = f"{max(mem_ki - EVICTION_MEMORY_KI, 0)}Ki"
     allocatable["ephemeral-storage"] = str(int(fs_ki * 1024 * (1 - EVICTION_NODEFS_FRACTION)))
@@ -102,9 +102,11 @@ def node_info(cluster: str, node: str, kubelet_version: str, runtime_version: st
     }
 
 
-def static_status(cluster: str, node: str, kubelet_version: str, runtime_version: str) -> dict:
-    """The parts of a node's status that do not change while its agent runs."""
-    capacity, allocatable = resources(os.cpu_count() or 1, memory_ki(), root_fs_bytes())
+def static_status(cluster: str, node: str, kubelet_version: str, runtime_version: str,
+                  max_pods: int = MAX_PODS) -> dict:
+    """The parts of a node's status that do not change while its agent runs;
+    `max_pods` is the node's maxPods from the cluster file (kubelet's --max-pods)."""
+    capacity, allocatable = resources(os.cpu_count() or 1, memory_ki(), root_fs_bytes(), max_pods)
     return {"capacity": capacity, "allocatable": allocatable,
             "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
             "nodeInfo": node_info(cluster, node, kubelet_version, runtime_version)}
