@@ -140,19 +140,63 @@ def slice_name(svc: dict, taken: set[str]) -> str:
     raise RuntimeError(f"no free EndpointSlice name for Service {name}")
 
 
+def _ep_key(ep: dict) -> str:
+    return (ep.get("targetRef") or {}).get("uid") or ep["addresses"][0]
+
+
+def place(groups: dict[str, tuple[list[dict], list[dict]]], existing: list[dict]
+          ) -> tuple[list[tuple[dict | None, list[dict], list[dict]]], list[dict]]:
+    """Where each endpoint goes: (slice or None for a new one, ports,
+    endpoints) per slice, and the slices to delete. An endpoint stays in the
+    slice that holds it and new ones fill the room left (as upstream's
+    reconciler does), so one pod's change rewrites one slice, not every
+    slice after it in name order."""
+    free = sorted(existing, key=lambda s: s["metadata"]["name"])
+    out: list[tuple[dict | None, list[dict], list[dict]]] = []
+    drop: list[dict] = []
+    if not groups:  # an empty slice says "no endpoints", as upstream keeps one
+        keep = next((s for s in free if not s.get("ports")), free[0] if free else None)
+        return [(keep, [], [])], [s for s in free if s is not keep]
+    for ports, eps in groups.values():
+        mine = [s for s in free if (s.get("ports") or []) == ports]
+        free = [s for s in free if (s.get("ports") or []) != ports]
+        wanted = {_ep_key(e): e for e in eps}
+        used: set[str] = set()
+        placed: list[tuple[dict | None, list[dict]]] = []
+        for sl in mine:
+            kept = []
+            for e in sl.get("endpoints") or []:
+                k = _ep_key(e)
+                if k in wanted and k not in used:
+                    kept.append(wanted[k])
+                    used.add(k)
+            placed.append((sl, kept))
+        rest = [e for e in eps if _ep_key(e) not in used]
+        for _, kept in placed:
+            room = MAX_ENDPOINTS - len(kept)
+            if room > 0 and rest:
+                kept.extend(rest[:room])
+                rest = rest[room:]
+        for i in range(0, len(rest), MAX_ENDPOINTS):
+            placed.append((None, rest[i:i + MAX_ENDPOINTS]))
+        for sl, kept in placed:
+            if kept:
+                out.append((sl, ports, kept))
+            else:
+                drop.append(sl)
+    # slices of port lists no endpoint has any more are reused before new ones are made
+    for i, (sl, ports, eps) in enumerate(out):
+        if sl is None and free:
+            out[i] = (free.pop(0), ports, eps)
+    return out, drop + free
+
+
 def sync_one(view: View, svc: dict, pods: list[dict], existing: list[dict]) -> None:
-    wanted = []
-    for ports, eps in desired_groups(svc, pods).values():
-        for i in range(0, len(eps), MAX_ENDPOINTS):
-            wanted.append((ports, eps[i:i + MAX_ENDPOINTS]))
-    if not wanted:
-        wanted = [([], [])]  # an empty slice says "no endpoints", as upstream keeps one
-    existing = sorted(existing, key=lambda s: s["metadata"]["name"])
+    planned, extra = place(desired_groups(svc, pods), existing)
     name = svc["metadata"]["name"]
     taken = {s["metadata"]["name"] for s in existing}
-    for i, (ports, eps) in enumerate(wanted):
-        if i < len(existing):
-            cur = existing[i]
+    for cur, ports, eps in planned:
+        if cur is not None:
             if (cur.get("endpoints") or []) == eps and (cur.get("ports") or []) == ports:
                 continue
             new = deep_copy(cur)
@@ -166,5 +210,6 @@ def sync_one(view: View, svc: dict, pods: list[dict], existing: list[dict]) -> N
                              "labels": {SERVICE_LABEL: name, MANAGED_BY: CONTROLLER},
                              "ownerReferences": [owner_ref(svc)]},
                 "addressType": "IPv4", "endpoints": eps, "ports": ports})
-    for extra in existing[len(wanted):]:
-        view.delete("EndpointSlice", extra)
+    for sl in extra:
+        if sl is not None:
+            view.delete("EndpointSlice", sl)

@@ -85,6 +85,10 @@ def keys_for(kind: str, old: dict | None, new: dict | None, cache) -> set[str]:
     if kind == "Pod":
         if new is not None and not new["spec"].get("nodeName") and not new["metadata"].get("deletionTimestamp"):
             return {f"{new['metadata']['namespace']}/{new['metadata']['name']}"}
+        if old is not None and old["spec"].get("nodeName") and active(old) and (new is None or not active(new)):
+            # a node's pod count went down: the pods that found every node full may fit now
+            return {k for k, p in cache.unbound.items()
+                    if (condition(p, "PodScheduled") or {}).get("status") == "False"}
         return set()
     if _node_state(old) == _node_state(new):
         return set()

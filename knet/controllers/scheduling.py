@@ -134,6 +134,14 @@ def anti_affinity_penalties(pod: dict, nodes: list[dict], placed: dict[str, list
     return out
 
 
+def pod_capacity(node: dict) -> float:
+    """The node's allocatable pods (kubelet's --max-pods), unbounded if it reports none."""
+    try:
+        return int(((node.get("status") or {}).get("allocatable") or {}).get("pods"))
+    except (TypeError, ValueError):
+        return float("inf")
+
+
 def choose_node(pod: dict, nodes: list[dict], pods_per_node: Counter,
                 placed: dict[str, list[dict]] | None = None) -> tuple[str | None, str]:
     """Pick the feasible node with the least anti-affinity (with `placed`, the
@@ -143,6 +151,8 @@ def choose_node(pod: dict, nodes: list[dict], pods_per_node: Counter,
     reasons: Counter = Counter()
     for node in nodes:
         reason = why_not(pod, node)
+        if reason is None and pods_per_node.get(node["metadata"]["name"], 0) >= pod_capacity(node):
+            reason = "Too many pods"  # NodeResourcesFit's reason for allocatable.pods
         if reason is None:
             feasible.append(node["metadata"]["name"])
         else:

@@ -334,3 +334,40 @@ def test_running_controllers_act_on_writes_between_requests_and_go_idle(reg):
     adds, seen = trio.run(main)
     assert all(p["spec"].get("nodeName") for p in reg.list(PODS, "default")[0])
     assert adds == 3 and seen and seen[-1] == reg.store.revision()
+
+
+def test_a_pod_waiting_on_full_nodes_is_retried_when_one_frees_up(reg):
+    manager = Manager(reg, controllers())
+    for name in ("w1", "w2"):
+        n = reg.get(NODES, None, name)
+        n["status"]["allocatable"] = {"pods": "1"}
+        reg.update(NODES, None, name, n, "status")
+    for i in range(3):
+        reg.create(PODS, "default", pod(f"p{i}"))
+    manager.drain()
+    waiting = [p for p in reg.list(PODS, "default")[0] if not p["spec"].get("nodeName")]
+    assert len(waiting) == 1
+    assert waiting[0]["status"]["conditions"][0]["message"] == "0/2 nodes are available: 2 Too many pods."
+    gone = next(p for p in reg.list(PODS, "default")[0] if p["spec"].get("nodeName"))
+    reg.delete(PODS, "default", gone["metadata"]["name"], grace=0)
+    manager.drain()
+    assert reg.get(PODS, "default", waiting[0]["metadata"]["name"])["spec"]["nodeName"] == gone["spec"]["nodeName"]
+
+
+def test_a_new_endpoint_rewrites_one_slice_not_every_slice_after_it(reg):
+    manager = Manager(reg, controllers())
+    reg.create(SVC, "default", service("big", {"app": "big"}))
+    for i in range(150):
+        reg.create(PODS, "default", pod(f"p{i:03d}", {"app": "big"}, node="w1"))
+        running(reg, f"p{i:03d}", f"10.244.{i // 200}.{i % 250 + 2}")
+    manager.drain()
+    assert sorted(len(s["endpoints"]) for s in reg.list(SLICES, "default")[0]) == [50, 100]
+    writes = []
+    unsubscribe = reg.store.subscribe(lambda ev: writes.append(ev.key)
+                                      if ev.key.startswith("/registry/endpointslices/") else None)
+    reg.create(PODS, "default", pod("a-first-by-name", {"app": "big"}, node="w1"))
+    running(reg, "a-first-by-name", "10.244.9.9")
+    manager.drain()
+    unsubscribe()
+    assert len(writes) == 1
+    assert sorted(len(s["endpoints"]) for s in reg.list(SLICES, "default")[0]) == [51, 100]

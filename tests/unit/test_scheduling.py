@@ -95,3 +95,11 @@ def test_anti_affinity_topology_is_every_node_sharing_the_key():
     counts = Counter({"w1": 1, "w3": 5})
     # w2 shares zone a with w1: both are avoided, though w2 is empty and w3 holds five pods.
     assert choose_node(_dns_pod("n", affinity=zone_anti), HOSTS, counts, placed)[0] == "w3"
+
+
+def test_a_full_node_is_too_many_pods():
+    full = {"metadata": {"name": "w1"}, "spec": {},
+            "status": {"allocatable": {"pods": "2"}, "conditions": [{"type": "Ready", "status": "True"}]}}
+    roomy = {**full, "metadata": {"name": "w2"}, "status": {**full["status"], "allocatable": {"pods": "110"}}}
+    assert choose_node(pod(), [full, roomy], Counter({"w1": 2, "w2": 50})) == ("w2", "")
+    assert choose_node(pod(), [full], Counter({"w1": 2})) == (None, "0/1 nodes are available: 1 Too many pods.")
