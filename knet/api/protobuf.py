@@ -2,7 +2,8 @@
 
 client-go's typed clients send built-in kinds as protobuf
 (application/vnd.kubernetes.protobuf) whatever the server: `kubectl create
-deployment|namespace|service`, `kubectl drain`'s evictions. Unlike CBOR
+deployment|namespace|service`, `kubectl drain`'s evictions and deletes' DeleteOptions,
+`kubectl auth can-i|whoami`'s reviews. Unlike CBOR
 there is no fallback to JSON after a 415 (client-go's rest client falls
 back only for CBOR), so the server has to read them. The wire form
 (apimachinery's protobuf serializer): the magic "k8s\\0", then a

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 import trio
 
-from knet.api import decode, discovery, errors, protobody, selectors, subresources, tablecodec
+from knet.api import decode, discovery, errors, selectors, subresources, tablecodec
 from knet.api.errors import ApiError
 from knet.api.registry import Registry, filter_event
 from knet.api.resources import SERVED, Resource, by_path
@@ -258,14 +258,19 @@ def media_type(value: str) -> str:
 def unsupported_media_type(req: Request) -> ApiError | None:
     """The 415 a body in a format knet does not decode gets, worded as the API
     server's negotiation error, so clients fall back to JSON. A protobuf
-    create or update is read as the JSON it stands for, when it maps exactly."""
+    create or update (a review, an eviction too), or a delete's DeleteOptions, is read as the JSON it
+    stands for, when it maps exactly."""
     if not req.body or media_type(req.headers.get("content-type", "")) not in BINARY_MEDIA_TYPES:
         return None
-    if media_type(req.headers["content-type"]) == "application/vnd.kubernetes.protobuf" and req.method in ("POST", "PUT"):
+    if (media_type(req.headers["content-type"]) == "application/vnd.kubernetes.protobuf"
+            and req.method in ("POST", "PUT", "DELETE")):
         from knet.api import protobuf
 
         try:
-            req.body = json.dumps(protobuf.decode(req.body), separators=(",", ":")).encode()
+            obj = protobuf.decode(req.body)
+            if req.method == "DELETE" and obj["kind"] != "DeleteOptions":
+                raise protobuf.Unsupported(f"a {obj['kind']} as a delete's body")
+            req.body = json.dumps(obj, separators=(",", ":")).encode()
         except protobuf.Unsupported as e:
             log.info("refused a protobuf body for %s %s: %s", req.method, req.path, e)
         except protobuf.Malformed as e:
@@ -495,7 +500,6 @@ class ApiServer:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             if req.oversize:
                 raise errors.request_too_large(MAX_BODY)
-            protobody.transcode(req)  # typed clients' protobuf reviews, evictions, deletes: as JSON
             if (refused := unsupported_media_type(req) or not_acceptable(req)) is not None:
                 raise refused
             if "/pods/" in req.path:  # log, exec, attach, portforward: proxied to the pod's kubelet

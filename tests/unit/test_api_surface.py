@@ -2,7 +2,7 @@
 (knet/api/tablecodec.py), discovery's subresources, categories and verbs,
 the scale subresource and unknown subresources (knet/api/subresources.py),
 the access reviews (knet/api/authz.py), the protobuf bodies of kubectl's
-typed clients (knet/api/protobody.py), and what a node reports (knet/node)."""
+typed clients (knet/api/protobuf.py), and what a node reports (knet/node)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import re
 
 import pytest
 
-from knet.api import authz, discovery, protobody, tablecodec
+from knet.api import authz, discovery, protobuf, tablecodec
 from knet.api.errors import ApiError
 from knet.api.registry import Registry
 from knet.api.resources import RESOURCES, SERVED, by_kind
-from knet.api.server import ApiServer, Request
+from knet.api.server import ApiServer, Request, unsupported_media_type
 from knet.api.validation import validation_errors
 from knet.node import lease, nodeinfo
 from knet.printers import table as knet_table
@@ -391,25 +391,38 @@ def _field(number, payload):
 
 
 def test_kubectls_protobuf_review_reads_as_its_json():
-    out = json.loads(protobody.to_json(KUBECTL_SSAR))
-    assert out == {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1", "metadata": {},
+    out = protobuf.decode(KUBECTL_SSAR)
+    assert out == {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                    "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}}
     r = Request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {},
                 {"content-type": "application/vnd.kubernetes.protobuf"}, KUBECTL_SSAR)
-    protobody.transcode(r)
-    assert r.headers["content-type"] == "application/json" and json.loads(r.body)["spec"]["resourceAttributes"]
+    assert unsupported_media_type(r) is None
+    assert r.headers["content-type"] == "application/json" and json.loads(r.body) == out
 
 
-def test_an_eviction_and_what_is_not_read_here():
+def _envelope(api_version: bytes, kind: bytes, raw: bytes) -> bytes:
+    return protobuf.MAGIC + _field(1, _field(1, api_version) + _field(2, kind)) + _field(2, raw)
+
+
+def test_an_eviction_and_a_deletes_options():
     options = _field(1, 5) + _field(5, b"All")
     raw = _field(1, _field(1, b"web-1") + _field(3, b"default")) + _field(2, options)
-    body = protobody.MAGIC + _field(1, _field(1, b"policy/v1") + _field(2, b"Eviction")) + _field(2, raw)
-    assert json.loads(protobody.to_json(body)) == {
+    assert protobuf.decode(_envelope(b"policy/v1", b"Eviction", raw)) == {
         "kind": "Eviction", "apiVersion": "policy/v1", "metadata": {"name": "web-1", "namespace": "default"},
         "deleteOptions": {"gracePeriodSeconds": 5, "dryRun": ["All"]}}
-    pod_body = protobody.MAGIC + _field(1, _field(1, b"v1") + _field(2, b"Pod")) + _field(2, b"")
-    assert protobody.to_json(pod_body) is None  # a Pod is the general decoder's (knet.api.protobuf)
-    assert protobody.to_json(b"k8s\x00\xff\xff") is None and protobody.to_json(b'{"kind":"Pod"}') is None
+    delete = Request("DELETE", "/api/v1/namespaces/default/pods/web-1", {},
+                     {"content-type": "application/vnd.kubernetes.protobuf"},
+                     _envelope(b"v1", b"DeleteOptions", options + _field(4, b"Background")))
+    assert unsupported_media_type(delete) is None and json.loads(delete.body) == {
+        "kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 5, "dryRun": ["All"],
+        "propagationPolicy": "Background"}
+    # a delete's body is its options: a Pod there is refused (415), as bytes that are not protobuf are (400)
+    pod = Request("DELETE", "/api/v1/namespaces/default/pods/web-1", {},
+                  {"content-type": "application/vnd.kubernetes.protobuf"}, _envelope(b"v1", b"Pod", b""))
+    assert unsupported_media_type(pod).code == 415
+    garbage = Request("POST", "/api/v1/namespaces/default/pods", {},
+                      {"content-type": "application/vnd.kubernetes.protobuf"}, b"k8s\x00\xff\xff")
+    assert unsupported_media_type(garbage).code == 400
 
 
 # -- nodes and leases ----------------------------------------------------------------
