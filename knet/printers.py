@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from knet.api.gofmt import go_float
 from knet.api.resources import by_kind, lookup
 from knet.api.tables import (
     Obj,
@@ -1814,32 +1815,6 @@ def _smart_label(field: str) -> str:
     return " ".join(parts)
 
 
-def _go_float(f: float) -> str:
-    """fmt's %v for a float64: shortest digits, exponent form from 1e+06 or below 1e-04."""
-    if f != f:
-        return "NaN"
-    if f in (float("inf"), float("-inf")):
-        return "+Inf" if f > 0 else "-Inf"
-    if f == 0:
-        return "0"
-    sign = "-" if f < 0 else ""
-    mantissa, _, exp_text = repr(abs(f)).partition("e")
-    whole, _, frac = mantissa.partition(".")
-    frac = frac.rstrip("0")
-    digits = (whole + frac).lstrip("0")
-    point = len(whole) + int(exp_text or 0) - (len(whole + frac) - len((whole + frac).lstrip("0")))
-    digits = digits.rstrip("0") or "0"
-    exp = point - 1
-    if exp < -4 or exp >= 6:
-        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{body}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return sign + digits + "0" * (point - len(digits))
-    return f"{sign}{digits[:point]}.{digits[point:]}"
-
-
 def _go_value(value: object) -> str:
     """fmt's %v for a value decoded from JSON into interface{}."""
     if value is None:
@@ -1847,7 +1822,7 @@ def _go_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return _go_float(value)
+        return go_float(value)
     if isinstance(value, list):
         return "[" + " ".join(_go_value(v) for v in value) + "]"
     if isinstance(value, dict):

@@ -214,6 +214,15 @@ def _required(struct: str, fields: dict, pkg: Package) -> list[str]:
     return [n for n in fields if n in by_json and by_json[n].is_required()]
 
 
+def _write_nested(f, table: dict[str, dict], show) -> None:
+    """One struct -> {field: value} table's entries, a line a field, each value as show() prints it."""
+    for struct, out in table.items():
+        f.write(f"    {struct!r}: {{\n")
+        for k, v in out.items():
+            f.write(f"        {k!r}: {show(v)},\n")
+        f.write("    },\n")
+
+
 def _write(descriptions: dict, enums: dict, required: dict) -> None:
     target = Path(__file__).resolve().parent.parent / "knet/api/fielddocs.py"
     with open(target, "w") as f:
@@ -224,18 +233,10 @@ def _write(descriptions: dict, enums: dict, required: dict) -> None:
                 'Apache-2.0); do not edit by hand."""\n\n')
         f.write("# struct -> {field: description}; \"\" is the struct's own description.\n")
         f.write("DESCRIPTIONS: dict[str, dict[str, str]] = {\n")
-        for struct, out in descriptions.items():
-            f.write(f"    {struct!r}: {{\n")
-            for k, v in out.items():
-                f.write(f"        {k!r}: {v!r},\n")
-            f.write("    },\n")
+        _write_nested(f, descriptions, repr)
         f.write("}\n\n# struct -> {field: the values of its +enum type}.\n")
         f.write("ENUMS: dict[str, dict[str, tuple[str, ...]]] = {\n")
-        for struct, out in enums.items():
-            f.write(f"    {struct!r}: {{\n")
-            for k, v in out.items():
-                f.write(f"        {k!r}: {tuple(v)!r},\n")
-            f.write("    },\n")
+        _write_nested(f, enums, lambda values: repr(tuple(values)))
         f.write("}\n\n# struct -> the fields OpenAPI lists as required.\n")
         f.write("REQUIRED: dict[str, tuple[str, ...]] = {\n")
         for struct, req in required.items():

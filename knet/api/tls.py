@@ -94,6 +94,23 @@ def _pem_cert(cert) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _builder(subject, issuer, public_key, now: datetime.datetime, days: int, *, ca: bool):
+    """What a CA and a leaf certificate share (kubeadm's pkiutil): a random serial, valid from five
+    minutes ago (a clock a little behind still accepts it) for `days`, basic constraints and key
+    usage, certSign only for the CA."""
+    from cryptography import x509
+
+    return (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(issuer).public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True))
+
+
 def make_ca(cn: str = "kubernetes", now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
     """A self-signed CA: (key PEM, certificate PEM). kubeadm names its CA "kubernetes"."""
     from cryptography import x509
@@ -103,15 +120,7 @@ def make_ca(cn: str = "kubernetes", now: datetime.datetime | None = None) -> tup
     key = _key()
     name = _name(cn)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+    cert = (_builder(name, name, key.public_key(), now, CA_DAYS, ca=True)
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256()))
     return _pem_key(key), _pem_cert(cert)
@@ -132,15 +141,7 @@ def make_cert(ca_key_pem: bytes, ca_cert_pem: bytes, cn: str, orgs: tuple[str, .
     ca_key = serialization.load_pem_private_key(ca_key_pem, None)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
     key = _key()
-    b = (x509.CertificateBuilder()
-         .subject_name(_name(cn, orgs)).issuer_name(ca_cert.subject).public_key(key.public_key())
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(now - datetime.timedelta(minutes=5))
-         .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
-         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-         .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                      data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+    b = (_builder(_name(cn, orgs), ca_cert.subject, key.public_key(), now, CERT_DAYS, ca=False)
          .add_extension(x509.ExtendedKeyUsage(
              [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
          .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False))

@@ -12,13 +12,15 @@ template has to print the same bytes here; this is a port of the behaviour
 
 Two differences are deliberate: Go visits a map's keys in random order (for
 `.*` and `..`); here they come sorted, one of the orders kubectl may print.
-Pure and standard-library only: it runs on `knet get`'s start-up path.
+Pure and standard-library only (Go's float printing is knet.api.gofmt's): it runs on `knet get`'s start-up path.
 """
 
 from __future__ import annotations
 
 import json
 import re
+
+from knet.api.gofmt import go_float, json_float
 
 __all__ = ["JSONPath", "JSONPathError", "go_json", "go_json_indent", "go_quote", "go_sharp_v", "go_text"]
 
@@ -33,54 +35,6 @@ _INVALID = object()
 
 
 # ------------------------------------------------------------------ Go formatting
-
-
-def _go_float(f: float) -> str:
-    """fmt's %v of a float64: shortest digits, exponent form from 1e+06 or below 1e-04."""
-    if f != f:
-        return "NaN"
-    if f in (float("inf"), float("-inf")):
-        return "+Inf" if f > 0 else "-Inf"
-    if f == 0:
-        return "0"
-    digits, point = _digits(abs(f))
-    sign = "-" if f < 0 else ""
-    exp = point - 1
-    if exp < -4 or exp >= 6:
-        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{body}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    return sign + _place(digits, point)
-
-
-def _digits(f: float) -> tuple[str, int]:
-    """The shortest round-tripping digits of f > 0 and where the decimal point goes."""
-    mantissa, _, exp_text = repr(f).partition("e")
-    whole, _, frac = mantissa.partition(".")
-    raw = whole + frac.rstrip("0")
-    stripped = raw.lstrip("0")
-    point = len(whole) + int(exp_text or 0) - (len(raw) - len(stripped))
-    return stripped.rstrip("0") or "0", point
-
-
-def _place(digits: str, point: int) -> str:
-    if point <= 0:
-        return "0." + "0" * -point + digits
-    if point >= len(digits):
-        return digits + "0" * (point - len(digits))
-    return digits[:point] + "." + digits[point:]
-
-
-def _json_float(f: float) -> str:
-    """encoding/json's float64: plain digits unless the exponent is below -6 or from 21."""
-    if f == 0:
-        return "0"
-    digits, point = _digits(abs(f))
-    sign = "-" if f < 0 else ""
-    exp = point - 1
-    if exp < -6 or exp >= 21:
-        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{body}e{'-' if exp < 0 else '+'}{abs(exp)}"
-    return sign + _place(digits, point)
 
 
 _HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -103,7 +57,7 @@ def go_json(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return _json_float(value)
+        return json_float(value)
     if isinstance(value, str):
         return _json_string(value)
     if isinstance(value, dict):
@@ -142,7 +96,7 @@ def go_text(value: object) -> str:
     if value is False:
         return "false"
     if isinstance(value, float):
-        return _go_float(value)
+        return go_float(value)
     return str(value)
 
 
@@ -179,7 +133,7 @@ def go_sharp_v(value: object) -> str:
         if v is False:
             return "false"
         if isinstance(v, float):
-            return _go_float(v)
+            return go_float(v)
         if isinstance(v, int):
             return str(v)
         if isinstance(v, str):
