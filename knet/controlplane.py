@@ -51,11 +51,17 @@ from knet.store.sqlite import SqliteStore
 log = logging.getLogger("knet.controlplane")
 
 
+# How long a pod event's key waits for the events after it (see Controller.batch).
+POD_BATCH_SECONDS = 0.05
+
+
 def controllers(pod_subnet: str | None = None) -> list[Controller]:
     """kube-controller-manager's controllers and the scheduler, each with its
     own queue of keys (knet/controllers/loop.py)."""
     def keys(kind):
         return lambda cache: cache.keys(kind)
+
+    pods_batched = {"Pod": POD_BATCH_SECONDS}
 
     def tainted_pods(cache):
         return [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for n in cache.list("Node")
@@ -65,15 +71,15 @@ def controllers(pod_subnet: str | None = None) -> list[Controller]:
         Controller("node lifecycle controller", nodelifecycle.WATCHES, nodelifecycle.keys_for,
                    nodelifecycle.sync_key, keys("Node")),
         Controller("deployment controller", deployment.WATCHES, deployment.keys_for, deployment.sync_key,
-                   keys("Deployment")),
+                   keys("Deployment"), batch=pods_batched),
         Controller("replicaset controller", replicaset.WATCHES, replicaset.keys_for, replicaset.sync_key,
-                   keys("ReplicaSet")),
+                   keys("ReplicaSet"), batch=pods_batched),
         Controller("daemonset controller", daemonset.WATCHES, daemonset.keys_for, daemonset.sync_key,
                    keys("DaemonSet")),
         Controller("statefulset controller", statefulset.WATCHES, statefulset.keys_for, statefulset.sync_key,
                    keys("StatefulSet")),
         Controller("endpointslice controller", endpointslice.WATCHES, endpointslice.keys_for,
-                   endpointslice.sync_key, keys("Service")),
+                   endpointslice.sync_key, keys("Service"), batch=pods_batched),
         Controller("garbage collector", gc.WATCHES, gc.keys_for, gc.sync_key,
                    lambda cache: [(k, key) for k in gc.OWNED_KINDS for key in cache.keys(k)]),
         Controller("taint eviction", taints.WATCHES, taints.keys_for, taints.sync_key, tainted_pods),

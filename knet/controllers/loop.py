@@ -43,6 +43,10 @@ class Controller:
     sync: Callable[[View, Hashable], float | None]
     all_keys: Callable[..., Iterable[Hashable]]
     queue: WorkQueue = field(default_factory=WorkQueue)
+    # Per watched kind, how long its events' keys wait, so a burst (a rollout's
+    # pods turning Ready one after another) makes one sync of the big object that
+    # owns them, not one per pod (upstream's endpointUpdatesBatchPeriod).
+    batch: dict[str, float] = field(default_factory=dict)
     current: Hashable | None = None
     syncs: int = 0
 
@@ -77,9 +81,10 @@ class Manager:
             except Exception:
                 log.exception("%s: mapping a %s event to keys", c.name, kind)
                 continue
+            delay = c.batch.get(kind, 0.0)
             for key in keys:
                 if key != c.current:
-                    c.queue.add(key)
+                    c.queue.add_after(key, delay)
 
     def resync(self) -> None:
         for c in self.controllers:
@@ -122,8 +127,9 @@ class Manager:
             self.idle = trio.Event()
 
     def drain(self, max_keys: int = 100_000) -> int:
-        """Process every ready key until all queues are empty (synchronously: the
-        tests' and `reconcile`'s way); returns how many keys were processed."""
+        """Process every ready key until all queues are empty, batched keys
+        included (synchronously: the tests' and `reconcile`'s way); returns how
+        many keys were processed."""
         n = 0
         while n < max_keys:
             progressed = False
@@ -134,7 +140,8 @@ class Manager:
                 self.process(c, key)
                 progressed = True
                 n += 1
-            if not progressed:
+            if not progressed and not any(c.queue.promote_within(max(c.batch.values(), default=0.0))
+                                          for c in self.controllers if c.batch):
                 return n
         return n
 

@@ -97,6 +97,17 @@ class WorkQueue:
                 del self._due[key]
                 self.add(key)
 
+    def promote_within(self, seconds: float) -> int:
+        """Make ready now the delayed keys due within `seconds` that are not
+        backing off from a failure (a synchronous drain's way past batching)."""
+        now, n = self.clock(), 0
+        for due, _, key in list(self._waiting):
+            if due - now <= seconds and self._due.get(key) == due and not self._failures.get(key):
+                del self._due[key]
+                self.add(key)
+                n += 1
+        return n
+
     def next_due(self) -> float | None:
         """Seconds until the next delayed key is due, if any."""
         while self._waiting and self._due.get(self._waiting[0][2]) != self._waiting[0][0]:
