@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 from knet.api.objects import deep_copy
-from knet.api.selectors import selector_from_map
 from knet.controllers.base import View, is_ready, owner_ref, template_hash
 
 MAX_ENDPOINTS = 100
@@ -56,18 +55,24 @@ def endpoint(pod: dict) -> dict:
 
 
 def desired_groups(svc: dict, pods: list[dict]) -> dict[str, tuple[list[dict], list[dict]]]:
-    """Endpoints grouped by their resolved port list (one slice set per group)."""
-    selector = selector_from_map(svc["spec"].get("selector"))
+    """Endpoints grouped by their resolved port list (one slice set per group).
+    Without a named targetPort every pod has the same ports: resolved once."""
+    selector = svc["spec"].get("selector") or {}
+    named = any(isinstance(sp.get("targetPort"), str) and not sp["targetPort"].isdigit()
+                for sp in svc["spec"].get("ports") or [])
+    same = None if named else resolve_ports(svc, {"spec": {}})
     groups: dict[str, tuple[list[dict], list[dict]]] = {}
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-        if not pod.get("status", {}).get("podIP") or not selector.matches(pod["metadata"].get("labels")):
+        st = pod.get("status") or {}
+        if not st.get("podIP") or st.get("phase") in ("Succeeded", "Failed"):
             continue
-        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        labels = pod["metadata"].get("labels") or {}
+        if not selector or any(labels.get(k) != v for k, v in selector.items()):
             continue
-        ports = resolve_ports(svc, pod)
+        ports = same if same is not None else resolve_ports(svc, pod)
         if ports is None:
             continue
-        key = json.dumps(ports, sort_keys=True)
+        key = "" if same is not None else json.dumps(ports, sort_keys=True)
         groups.setdefault(key, (ports, []))[1].append(endpoint(pod))
     return groups
 

@@ -21,6 +21,7 @@ conflicted (`View.retry`) is re-queued with its backoff.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
@@ -32,7 +33,9 @@ from knet.controllers.workqueue import WorkQueue
 
 log = logging.getLogger("knet.controllers")
 
-RESYNC_SECONDS = 30.0  # a periodic resync: every key once more (a missed event is corrected by it)
+RESYNC_SECONDS = 30.0
+SLOW_SYNC_SECONDS = 0.05
+MAX_BATCH_SECONDS = 0.5  # a periodic resync: every key once more (a missed event is corrected by it)
 
 
 @dataclass
@@ -46,9 +49,13 @@ class Controller:
     # Per watched kind, how long its events' keys wait, so a burst (a rollout's
     # pods turning Ready one after another) makes one sync of the big object that
     # owns them, not one per pod (upstream's endpointUpdatesBatchPeriod).
-    batch: dict[str, float] = field(default_factory=dict)
+    # A callable batch is given the key and the cache: a big owner's burst waits
+    # longer (its sync costs more), so its syncs stay a few per second.
+    batch: dict[str, float | Callable[[Hashable, object], float]] = field(default_factory=dict)
     current: Hashable | None = None
     syncs: int = 0
+    seconds: float = 0.0  # spent in syncs: what this controller cost the process
+    slowest: float = 0.0  # the longest one sync held the loop (a request waited at most this)
 
 
 class Manager:
@@ -84,7 +91,7 @@ class Manager:
             delay = c.batch.get(kind, 0.0)
             for key in keys:
                 if key != c.current:
-                    c.queue.add_after(key, delay)
+                    c.queue.add_after(key, delay(key, self.cache) if callable(delay) else delay)
 
     def resync(self) -> None:
         for c in self.controllers:
@@ -97,6 +104,7 @@ class Manager:
         before = self.reg.store.revision()
         c.current = key
         c.syncs += 1
+        start = time.perf_counter()
         try:
             again = c.sync(view, key)
         except Exception:
@@ -104,6 +112,12 @@ class Manager:
             again, view.retry = None, True
         finally:
             c.current = None
+            took = time.perf_counter() - start
+            c.seconds += took
+            if took > c.slowest:
+                c.slowest = took
+                if took > SLOW_SYNC_SECONDS:
+                    log.info("%s: syncing %s took %.0f ms", c.name, key, took * 1000)
         if view.retry:
             c.queue.add_rate_limited(key)
         else:
@@ -140,7 +154,7 @@ class Manager:
                 self.process(c, key)
                 progressed = True
                 n += 1
-            if not progressed and not any(c.queue.promote_within(max(c.batch.values(), default=0.0))
+            if not progressed and not any(c.queue.promote_within(MAX_BATCH_SECONDS)
                                           for c in self.controllers if c.batch):
                 return n
         return n
