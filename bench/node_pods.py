@@ -1,0 +1,74 @@
+"""The node agent's work per pod as one node fills up (issue 14): a
+control-plane + one-worker cluster whose worker takes --max-pods (nodes[].
+maxPods), filled in steps of --step pods (a Deployment each) to --pods; per
+step, the worker agent's CPU seconds (utime+stime of its component process,
+knet.cluster.component_pid(name, "node-worker-1")) per pod started, and its
+idle CPU per pod over --idle seconds at the first and last size. Flat means
+the last step's figure is near the first's.
+
+Run as root on a quiet machine:
+    .venv/bin/python bench/node_pods.py [--step 100 --pods 300 --idle 10]
+The last line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import emit, require_root  # noqa: E402
+from bench.scale import apply_and_wait, cpu_seconds, deployment  # noqa: E402
+from knet.cluster import component_pid  # noqa: E402
+from knet.harness.cluster import Cluster, unique_name  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--step", type=int, default=100)
+    p.add_argument("--pods", type=int, default=300)
+    p.add_argument("--idle", type=float, default=10)
+    p.add_argument("--timeout", type=float, default=300)
+    args = p.parse_args()
+    require_root()
+    doc = {"nodes": [{"role": "control-plane"}, {"role": "worker", "maxPods": args.pods + 50}]}
+    c = Cluster.up(doc=doc, name=unique_name("knp"))
+    figures: dict = {"step": args.step, "pods": args.pods}
+    try:
+        agent = component_pid(c.name, "node-worker-1")
+        steps, idles = [], {}
+        for i in range(args.pods // args.step):
+            before = cpu_seconds(agent)
+            n = (i + 1) * args.step
+            secs = apply_and_wait(c, deployment(f"fill{i}", args.step, {"tier": "fill", "app": f"fill{i}"}),
+                                  "tier=fill", n, args.timeout)
+            time.sleep(1)  # the probes' and status writes' tail
+            steps.append((cpu_seconds(agent) - before) / args.step)
+            print(f"  {n} pods: step {secs:.2f} s, agent {1000 * steps[-1]:.1f} CPU ms per pod started", flush=True)
+            if i == 0 or n + args.step > args.pods:
+                before = cpu_seconds(agent)
+                time.sleep(args.idle)
+                idles[n] = (cpu_seconds(agent) - before) / args.idle / n
+                print(f"  idle at {n} pods: {1e6 * idles[n]:.1f} CPU µs per pod per second", flush=True)
+    finally:
+        c.down()
+    first, last = min(idles), max(idles)
+    figures.update({
+        "agent_cpu_ms_per_pod_started": [round(1000 * x, 2) for x in steps],
+        "start_ratio_last_first": round(steps[-1] / steps[0], 2) if steps[0] else None,
+        f"idle_cpu_us_per_pod_s_at_{first}": round(1e6 * idles[first], 1),
+        f"idle_cpu_us_per_pod_s_at_{last}": round(1e6 * idles[last], 1),
+        "idle_ratio_last_first": round(idles[last] / idles[first], 2) if idles[first] else None,
+    })
+    print(f"agent CPU per pod started, first vs last step: {1000 * steps[0]:.1f} vs {1000 * steps[-1]:.1f} ms "
+          f"(ratio {figures['start_ratio_last_first']})")
+    print(f"agent idle CPU per pod, {first} vs {last} pods: {1e6 * idles[first]:.1f} vs {1e6 * idles[last]:.1f} µs/s "
+          f"(ratio {figures['idle_ratio_last_first']})")
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""Scale benchmark (issue 14: the control plane's cost follows the change,
+not the cluster). Side by side in one run, on a three+one cluster whose
+workers take --max-pods pods each (nodes[].maxPods):
+
+- steps of +STEP pods (a Deployment and its Service each) up to MAX pods:
+  seconds from apply to all Running, and the control plane's CPU seconds
+  (utime+stime of knet.cluster.component_pid(name, "control-plane")) per
+  step; the last step over the first (target <= 1.3 for both);
+- resident memory of all knet processes at MAX pods;
+- one BIG-replica Deployment from apply to all Running, pods/s beside a
+  STEP-replica one's; `knet get pod NAME` latency p50/p99 while it rolls out;
+- one pod's readiness change with SERVICES Services x 10 endpoints: the
+  EndpointSlice writes it causes (watched from the API; one Service selects
+  that pod, so 1 is right);
+- `knet down` of the cluster holding MAX pods; `knet up` of three+one and of
+  --up-workers workers (--with-50 adds 50, which is slow).
+
+Run as root on a quiet machine (`uptime`):
+    .venv/bin/python bench/scale.py [--step 100 --max 1000 --big 1000 --services 1000]
+    .venv/bin/python bench/scale.py --quick      # the smoke test's sizes
+The last line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import emit, require_root, rss_mb  # noqa: E402
+from knet.api.resources import by_kind  # noqa: E402
+from knet.cluster import component_pid, knet_pids, owned_netns  # noqa: E402
+from knet.harness.cluster import Cluster, unique_name  # noqa: E402
+
+PODS, SLICES = by_kind("Pod"), by_kind("EndpointSlice")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """utime + stime of one process (fields 14 and 15 of /proc/<pid>/stat)."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def deployment(name: str, replicas: int, labels: dict[str, str] | None = None, probe: str = "") -> str:
+    labels = labels or {"app": name}
+    sel = ", ".join(f"{k}: {v}" for k, v in labels.items())
+    return (f"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\n"
+            f"spec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{{sel}}}}}\n"
+            f"  template:\n    metadata: {{labels: {{{sel}}}}}\n"
+            f"    spec: {{containers: [{{name: web, image: agnhost, ports: [{{containerPort: 8080}}]{probe}}}]}}\n")
+
+
+# Group 0's readiness: an exec probe on a flag file in the host's /tmp, which pods share.
+NOT_READY_FLAG = "/tmp/knet-scale-notready-"
+FLAG_PROBE = (', readinessProbe: {exec: {command: [sh, -c, "test ! -f ' + NOT_READY_FLAG
+              + '`hostname`"]}, periodSeconds: 1}')
+
+
+def service(name: str, app: str) -> str:
+    return (f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n"
+            f"spec: {{selector: {{app: {app}}}, ports: [{{port: 80, targetPort: 8080}}]}}\n")
+
+
+def running(c: Cluster, selector: str | None = None) -> int:
+    pods = c.client.list(PODS, "default", label_selector=selector)["items"]
+    return sum(p.get("status", {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+               for p in pods)
+
+
+def wait_until(what: str, fn, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def component_pids(c: Cluster) -> list[int]:
+    out = []
+    for pid in knet_pids(c.name, owned_netns(c.name)):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"knet." in f.read():
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def apply_and_wait(c: Cluster, manifest: str, selector: str, n: int, timeout: float) -> float:
+    t0 = time.perf_counter()
+    c.knet("apply", "-f", "-", input=manifest, timeout=timeout)
+    wait_until(f"{n} pods Running ({selector})", lambda: running(c, selector) >= n, timeout)
+    return time.perf_counter() - t0
+
+
+def delete_and_wait(c: Cluster, kind: str, names: list[str], selector: str | None, timeout: float) -> None:
+    c.knet("delete", kind, *names, timeout=timeout)
+    wait_until(f"pods gone ({selector})",
+               lambda: not c.client.list(PODS, "default", label_selector=selector)["items"], timeout)
+
+
+def single_rollouts(c: Cluster, step: int, big: int, timeout: float) -> dict:
+    """A STEP-replica Deployment, then a BIG-replica one, each apply -> all
+    Running; `knet get pod probe` timed in a loop while the big one rolls out."""
+    c.knet("apply", "-f", "-", input="apiVersion: v1\nkind: Pod\nmetadata: {name: probe, labels: {run: probe}}\n"
+           "spec: {containers: [{name: web, image: agnhost}]}\n", timeout=timeout)
+    wait_until("the probe pod Running", lambda: running(c, "run=probe") >= 1, timeout)
+    small = apply_and_wait(c, deployment("small", step), "app=small", step, timeout)
+    delete_and_wait(c, "deployment", ["small"], "app=small", timeout)
+    wait_until("the probe pod Running", lambda: running(c, "run=probe") >= 1, timeout)
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "knet.cli", "--cluster", c.name, "get", "pod", "probe"],
+                           capture_output=True)
+            latencies.append(time.perf_counter() - t0)
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    try:
+        large = apply_and_wait(c, deployment("large", big), "app=large", big, timeout)
+    finally:
+        stop.set()
+        t.join()
+    delete_and_wait(c, "deployment", ["large"], "app=large", timeout)
+    delete_and_wait(c, "pod", ["probe"], "run=probe", timeout)
+    return {"small_s": small, "small_pods_per_s": step / small, "big_s": large, "big_pods_per_s": big / large,
+            "get_p50_ms": 1000 * statistics.median(latencies), "get_p99_ms": 1000 * pct(latencies, 0.99),
+            "get_samples": len(latencies)}
+
+
+def steps(c: Cluster, step: int, total: int, timeout: float) -> dict:
+    cp = component_pid(c.name, "control-plane")
+    secs, cpus = [], []
+    for i in range(total // step):
+        before = cpu_seconds(cp)
+        n = (i + 1) * step
+        secs.append(apply_and_wait(c, deployment(f"step{i}", step, {"tier": "step", "app": f"step{i}"})
+                                   + service(f"step{i}", f"step{i}"), "tier=step", n, timeout))
+        cpus.append(cpu_seconds(cp) - before)
+        print(f"  +{step} pods ({n} Running): {secs[-1]:6.2f} s, control plane {cpus[-1]:5.2f} CPU s", flush=True)
+    time.sleep(1)
+    return {"step_s": secs, "step_cpu_s": cpus, "rss_mb": rss_mb(component_pids(c))}
+
+
+def readiness_writes(c: Cluster, groups: int, services: int, timeout: float) -> dict:
+    """`groups` Deployments of 10 pods; `services` Services of 10 endpoints,
+    group 0 selected by exactly one of them; then the Ready condition of one
+    group-0 pod goes False (its readiness probe starts failing) and the
+    EndpointSlice events that follow are counted for 4 s."""
+    names = [f"ep{g}" for g in range(groups)]
+    c.knet("apply", "-f", "-", input="".join(deployment(n, 10, probe=FLAG_PROBE if n == "ep0" else "")
+                                             for n in names), timeout=timeout)
+    svcs = [("ep0-0", "ep0")] + [(f"ep{1 + j % (groups - 1)}-{j}", f"ep{1 + j % (groups - 1)}")
+                                 for j in range(services - 1)]
+    c.knet("apply", "-f", "-", input="".join(service(n, app) for n, app in svcs), timeout=timeout)
+
+    def settled() -> bool:
+        if running(c, None) < 10 * groups:
+            return False
+        slices = c.client.list(SLICES, "default")["items"]
+        ready = sum(1 for s in slices for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready"))
+        return ready >= 10 * services
+
+    wait_until(f"{services} Services x 10 ready endpoints", settled, timeout)
+    time.sleep(1)
+    pod = c.client.list(PODS, "default", label_selector="app=ep0")["items"][0]
+    rev = c.client.list(SLICES, "default")["metadata"]["resourceVersion"]
+    seen: list[dict] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 4
+        try:  # bookmarks keep the stream busy: the window ends at the deadline or a read timeout
+            for ev in c.client.watch(SLICES, "default", resource_version=rev, timeout=4):
+                if ev.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                    seen.append(ev)
+                if time.monotonic() > deadline:
+                    break
+        except Exception:
+            pass
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    time.sleep(0.2)
+    flag = NOT_READY_FLAG + pod["metadata"]["name"]
+    try:
+        open(flag, "w").close()  # its probe fails within a second; its kubelet writes Ready=False
+        t.join()
+    finally:
+        os.unlink(flag)
+    names_written = sorted({e["object"]["metadata"]["name"] for e in seen})
+    c.knet("delete", "deployment", *names, timeout=timeout)
+    c.knet("delete", "service", *[n for n, _ in svcs], timeout=timeout)
+    wait_until("pods gone", lambda: not c.client.list(PODS, "default")["items"], timeout)
+    return {"slice_writes": len(seen), "slices_written": names_written}
+
+
+def up_down(workers: int, timeout: float) -> tuple[float, float]:
+    c = Cluster.up(name=unique_name("ks"), workers=workers)
+    try:
+        return c.up_seconds, 0.0
+    finally:
+        t0 = time.perf_counter()
+        c.down()
+        print(f"  knet up of {workers} workers: {c.up_seconds:.2f} s (down {time.perf_counter() - t0:.2f} s)",
+              flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--step", type=int, default=100)
+    p.add_argument("--max", type=int, default=1000)
+    p.add_argument("--big", type=int, default=1000)
+    p.add_argument("--services", type=int, default=1000)
+    p.add_argument("--groups", type=int, default=100, help="Deployments of 10 pods behind the Services")
+    p.add_argument("--up-workers", type=int, default=10)
+    p.add_argument("--with-50", action="store_true", help="also `knet up` with 50 workers (slow)")
+    p.add_argument("--quick", action="store_true", help="smoke-test sizes")
+    p.add_argument("--timeout", type=float, default=300)
+    args = p.parse_args()
+    if args.quick:
+        args.step, args.max, args.big, args.services, args.groups, args.up_workers = 4, 8, 8, 6, 3, 4
+        args.timeout = min(args.timeout, 120)
+    require_root()
+    per_worker = max(args.max, args.big, 10 * args.groups) // 3 + 60
+    doc = {"nodes": [{"role": "control-plane"}] + [{"role": "worker", "maxPods": per_worker}] * 3}
+    figures: dict = {"step": args.step, "max": args.max, "big": args.big, "services": args.services}
+    c = Cluster.up(doc=doc, name=unique_name("ksc"))
+    figures["up_three_plus_one_s"] = round(c.up_seconds, 3)
+    try:
+        print(f"knet up (three+one): {c.up_seconds:.2f} s", flush=True)
+        r = single_rollouts(c, args.step, args.big, args.timeout)
+        print(f"{args.step}-replica Deployment: {r['small_s']:.2f} s ({r['small_pods_per_s']:.1f} pods/s); "
+              f"{args.big}-replica: {r['big_s']:.2f} s ({r['big_pods_per_s']:.1f} pods/s); "
+              f"knet get pod during it: p50 {r['get_p50_ms']:.1f} ms, p99 {r['get_p99_ms']:.1f} ms", flush=True)
+        rw = readiness_writes(c, args.groups, args.services, args.timeout)
+        print(f"one pod's readiness change, {args.services} Services x 10 endpoints: "
+              f"{rw['slice_writes']} EndpointSlice writes {rw['slices_written']}", flush=True)
+        s = steps(c, args.step, args.max, args.timeout)
+    finally:
+        t0 = time.perf_counter()
+        c.down()
+        figures["down_with_max_pods_s"] = round(time.perf_counter() - t0, 3)
+    ups = {f"up_{args.up_workers}_workers_s": up_down(args.up_workers, args.timeout)[0]}
+    if args.with_50:
+        ups["up_50_workers_s"] = up_down(50, args.timeout)[0]
+    first, last = s["step_s"][0], s["step_s"][-1]
+    cfirst, clast = s["step_cpu_s"][0], s["step_cpu_s"][-1]
+    figures.update({
+        "step_s": [round(x, 3) for x in s["step_s"]], "step_cp_cpu_s": [round(x, 3) for x in s["step_cpu_s"]],
+        "step_ratio_last_first": round(last / first, 2),
+        "cp_cpu_ratio_last_first": round(clast / cfirst, 2) if cfirst else None,
+        "rss_mb_at_max": round(s["rss_mb"], 1), "rss_mb_per_pod": round(s["rss_mb"] / args.max, 3),
+        "small_deploy_s": round(r["small_s"], 3), "small_pods_per_s": round(r["small_pods_per_s"], 1),
+        "big_deploy_s": round(r["big_s"], 3), "big_pods_per_s": round(r["big_pods_per_s"], 1),
+        "pods_per_s_ratio_small_big": round(r["small_pods_per_s"] / r["big_pods_per_s"], 2),
+        "get_pod_p50_ms": round(r["get_p50_ms"], 1), "get_pod_p99_ms": round(r["get_p99_ms"], 1),
+        "get_pod_samples": r["get_samples"], "readiness_slice_writes": rw["slice_writes"],
+        **{k: round(v, 3) for k, v in ups.items()},
+    })
+    print(f"step seconds, first vs last:        {first:7.2f} vs {last:7.2f}   ratio {last / first:.2f} "
+          "(target <= 1.3)")
+    print(f"control-plane CPU s, first vs last: {cfirst:7.2f} vs {clast:7.2f}   ratio "
+          f"{figures['cp_cpu_ratio_last_first']} (target <= 1.3)")
+    print(f"pods/s, {args.step} vs {args.big} replicas:     {r['small_pods_per_s']:7.1f} vs {r['big_pods_per_s']:7.1f}"
+          f"   ratio {figures['pods_per_s_ratio_small_big']} (target <= 1.3)")
+    print(f"RSS of knet at {args.max} pods: {s['rss_mb']:.1f} MB ({figures['rss_mb_per_pod']} MB/pod); "
+          f"knet down with them: {figures['down_with_max_pods_s']:.2f} s")
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
