@@ -137,6 +137,7 @@ def single_rollouts(c: Cluster, step: int, big: int, timeout: float) -> dict:
             subprocess.run([sys.executable, "-m", "knet.cli", "--cluster", c.name, "get", "pod", "probe"],
                            capture_output=True)
             latencies.append(time.perf_counter() - t0)
+            stop.wait(0.1)  # paced, so the probe's own CPU does not slow the rollout it measures
 
     t = threading.Thread(target=probe, daemon=True)
     t.start()
