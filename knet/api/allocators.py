@@ -119,6 +119,7 @@ class ServiceAllocator:
         self.node_ports = {proto: Bitmap(self.ports[0], size, offset, self.rng) for proto in ("TCP", "UDP", "SCTP")}
         self._held: dict[str, tuple[list[str], list[tuple[int, str]]]] = {}
         self._store = None
+        self._unsubscribe = None
 
     def kubernetes_ip(self) -> str:
         return str(self.net.network_address + 1)
@@ -130,12 +131,14 @@ class ServiceAllocator:
         thread: no event can fall between the two)."""
         if self._store is store:
             return
+        if self._unsubscribe is not None:  # another store (a test's second registry): forget the first's
+            self._unsubscribe()
         self._store = store
         self._held.clear()
         self.ips.owner.clear()
         for bitmap in self.node_ports.values():
             bitmap.owner.clear()
-        store.subscribe(self._on_event)
+        self._unsubscribe = store.subscribe(self._on_event)
         for key, value, _ in store.list(SERVICES_PREFIX)[0]:
             self._hold(key, json.loads(value))
 
