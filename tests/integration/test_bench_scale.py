@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.root, pytest.mark.cluster]
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 KEYS = {"step_s", "step_cp_cpu_s", "step_ratio_last_first", "cp_cpu_ratio_last_first", "rss_mb_at_max",
-        "rss_mb_per_pod", "small_deploy_s", "small_pods_per_s", "big_deploy_s", "big_pods_per_s",
+        "rss_mb_per_pod", "rss_mb_idle", "small_deploy_s", "small_pods_per_s", "big_deploy_s", "big_pods_per_s",
         "pods_per_s_ratio_small_big", "get_pod_p50_ms", "get_pod_p99_ms", "get_pod_samples",
         "readiness_slice_writes", "up_three_plus_one_s", "up_4_workers_s", "down_with_max_pods_s"}
 
