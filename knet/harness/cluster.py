@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 
 from knet.api.client import Client
@@ -46,6 +47,9 @@ class Cluster:
         self._kubedir = tempfile.mkdtemp(prefix=f"knet-{cfg.name}-kube-")
         # The kubeconfig `up` merges this cluster's context into (current), for kubectl and client libraries.
         self.kubeconfig = os.path.join(self._kubedir, "config")
+        # Removed with the object or at exit at the latest: a test may take its cluster down
+        # through knet.cluster.down or the CLI instead of Cluster.down.
+        weakref.finalize(self, shutil.rmtree, self._kubedir, True)
 
     @classmethod
     def up(cls, doc: dict | None = None, name: str | None = None, workers: int = 3, **knet: float) -> Cluster:
