@@ -436,6 +436,7 @@ class Options:
     metrics_port: int = 9153
     token_file: str | None = None
     ca_file: str | None = None
+    lameduck: float = 5.0
 
 
 def build(opts: Options) -> tuple[DnsServer, object]:
@@ -493,9 +494,11 @@ async def main_async(opts: Options) -> None:
     informers = Informers(api)
     watched = feed(informers, zone, ZONE_KINDS)
     udp, tcp = await open_sockets(opts.address, opts.port)
+    draining = trio.Event()
     routes = {
         "/health": lambda: (200, "OK"),
-        "/ready": lambda: (200, "OK") if server.ready.is_set() else (503, "not synced with the API\n"),
+        "/ready": lambda: ((503, "shutting down: lame duck\n") if draining.is_set() else (200, "OK")
+                           if server.ready.is_set() else (503, "not synced with the API\n")),
         "/metrics": lambda: (200, metrics_text(server.stats, getattr(zone, "generation", 0))),
     }
     async with trio.open_nursery() as nursery:
@@ -511,8 +514,15 @@ async def main_async(opts: Options) -> None:
         log.info("synced with the API at %s:%d: ready", endpoint.host, endpoint.port)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
-                nursery.cancel_scope.cancel()
                 break
+        # CoreDNS's `health { lameduck 5s }`: a pod being deleted keeps answering while the
+        # EndpointSlice marks it terminating and every node's proxy takes it out of the Service;
+        # closing the socket at once turns the queries already on their way into ICMP
+        # port-unreachable, which dig and glibc report as "connection refused" without retrying.
+        draining.set()
+        log.info("terminating: lame duck for %.1f s", opts.lameduck)
+        await trio.sleep(opts.lameduck)
+        nursery.cancel_scope.cancel()
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -530,9 +540,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--metrics-port", type=int, default=9153)
     p.add_argument("--token-file", default=None, help="the API token, when no ServiceAccount token is mounted")
     p.add_argument("--ca-file", default=None, help="the cluster CA, when no ServiceAccount ca.crt is mounted")
+    p.add_argument("--lameduck", type=float, default=5.0,
+                   help="seconds to keep answering after SIGTERM (CoreDNS's health lameduck)")
     a = p.parse_args(argv)
     return Options(a.domain, a.upstream, a.service_subnet, a.pod_subnet, a.forward_from, a.address, a.port,
-                   a.health_port, a.ready_port, a.metrics_port, a.token_file, a.ca_file)
+                   a.health_port, a.ready_port, a.metrics_port, a.token_file, a.ca_file, a.lameduck)
 
 
 def main(argv: list[str] | None = None) -> None:
