@@ -34,7 +34,10 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=300)
     args = p.parse_args()
     require_root()
-    doc = {"nodes": [{"role": "control-plane"}, {"role": "worker", "maxPods": args.pods + 50}]}
+    # a /24 per node holds 253 pods: past that, the node's podCIDR must be larger (nodeCIDRMaskSize)
+    mask = 32 - max(8, (args.pods + 60).bit_length())
+    doc = {"networking": {"nodeCIDRMaskSize": min(24, mask)},
+           "nodes": [{"role": "control-plane"}, {"role": "worker", "maxPods": args.pods + 50}]}
     c = Cluster.up(doc=doc, name=unique_name("knp"))
     figures: dict = {"step": args.step, "pods": args.pods}
     try:

@@ -39,6 +39,7 @@ class ClusterConfig:
     name: str = "knet"
     nodes: list[NodeConfig] = field(default_factory=list)
     pod_subnet: str = "10.244.0.0/16"
+    node_cidr_mask_size: int = 24  # each node's podCIDR, as kube-controller-manager's --node-cidr-mask-size
     service_subnet: str = "10.96.0.0/12"
     lan_subnet: str = "192.168.56.0/24"
     ext_ip: str = "192.168.56.1"
@@ -163,6 +164,9 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
             except ValueError as e:
                 raise ConfigError(f"networking.{key}: Invalid value: {net[key]!r}: {e}") from None
             setattr(cfg, attr, value)
+    if "nodeCIDRMaskSize" in net:
+        low = ipaddress.ip_network(cfg.pod_subnet).prefixlen
+        cfg.node_cidr_mask_size = _int(net["nodeCIDRMaskSize"], "networking.nodeCIDRMaskSize", low, 30)
     if "dnsDomain" in net:
         cfg.dns_domain = _dns_domain(net["dnsDomain"])
     if "dnsUpstreams" in net:
@@ -243,6 +247,11 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
         if index >= len(hosts):
             raise ConfigError(f"nodes[{i}]: the LAN {lan} has no room for node {node_name}")
         cfg.nodes.append(NodeConfig(node_name, role, str(hosts[index - 1]), labels, taints, max_pods))
+    spare_bits = cfg.node_cidr_mask_size - ipaddress.ip_network(cfg.pod_subnet).prefixlen
+    room = 2 ** spare_bits if spare_bits >= 0 else 0
+    if len(cfg.nodes) > room:
+        raise ConfigError(f"networking.nodeCIDRMaskSize: Invalid value: {cfg.node_cidr_mask_size}: the podSubnet "
+                          f"{cfg.pod_subnet} holds {room} node CIDRs of that size, and there are {len(cfg.nodes)} nodes")
     cps = [n for n in cfg.nodes if n.role == "control-plane"]
     if len(cps) != 1:
         raise ConfigError(f"nodes: Invalid value: exactly one control-plane node is required, found {len(cps)}")

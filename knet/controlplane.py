@@ -78,7 +78,7 @@ def _endpoints(key, cache) -> int:
     return sum(len(s.get("endpoints") or []) for s in cache.slices_of(ns, name))
 
 
-def controllers(pod_subnet: str | None = None) -> list[Controller]:
+def controllers(pod_subnet: str | None = None, node_cidr_mask_size: int = 24) -> list[Controller]:
     """kube-controller-manager's controllers and the scheduler, each with its
     own queue of keys (knet/controllers/loop.py)."""
     def keys(kind):
@@ -113,7 +113,8 @@ def controllers(pod_subnet: str | None = None) -> list[Controller]:
     ]
     if pod_subnet:
         out.insert(0, Controller("node ipam", nodeipam.WATCHES, nodeipam.keys_for,
-                                 functools.partial(nodeipam.sync_key, pod_subnet=pod_subnet), keys("Node")))
+                                 functools.partial(nodeipam.sync_key, pod_subnet=pod_subnet,
+                                                   node_prefix=node_cidr_mask_size), keys("Node")))
     return out
 
 
@@ -132,7 +133,7 @@ def reconcile(reg: Registry) -> int:
 
 
 async def run_controllers(reg: Registry, server: ApiServer, cfg: ClusterConfig) -> None:
-    manager = Manager(reg, [*controllers(cfg.pod_subnet), loadbalancer.controller(cfg.lb_pool)])
+    manager = Manager(reg, [*controllers(cfg.pod_subnet, cfg.node_cidr_mask_size), loadbalancer.controller(cfg.lb_pool)])
     progress = server.progress.setdefault("controllers", Progress())
 
     def idle(observed: int, written: int) -> None:

@@ -39,6 +39,11 @@ def test_kind_style_file():
     ({"networking": {"dnsUpstreams": ["192.168.56.1", "dns.google"]}}, "networking.dnsUpstreams[1]"),
     ({"networking": {"dnsUpstreams": ["0.0.0.0"]}}, "networking.dnsUpstreams[0]"),
     ({"networking": {"dnsUpstreams": ["1.1.1.1", "1.1.1.1"]}}, "networking.dnsUpstreams[1]"),
+    ({"networking": {"nodeCIDRMaskSize": 15}}, "networking.nodeCIDRMaskSize"),
+    ({"networking": {"nodeCIDRMaskSize": 31}}, "networking.nodeCIDRMaskSize"),
+    ({"networking": {"nodeCIDRMaskSize": "23"}}, "networking.nodeCIDRMaskSize"),
+    ({"networking": {"podSubnet": "10.244.0.0/24"}}, "networking.nodeCIDRMaskSize"),
+    ({"networking": {"podSubnet": "10.244.0.0/22", "nodeCIDRMaskSize": 23}}, "networking.nodeCIDRMaskSize"),
 ])
 def test_bad_cluster_files_name_the_field(doc, field):
     with pytest.raises(ConfigError) as e:
@@ -61,3 +66,13 @@ def test_dns_settings():
     assert (cfg.dns_domain, cfg.dns_upstreams, cfg.dns_service_ip) == (
         "lab.test", ["192.168.56.1", "2001:db8::53"], "10.100.0.10")
     assert type(cfg).from_json(cfg.to_json()).dns_upstreams == cfg.dns_upstreams
+
+
+def test_node_cidr_mask_size():
+    """kube-controller-manager's --node-cidr-mask-size: a /23 per node holds the 300 pods a raised
+    maxPods allows (a /24 runs out at 253)."""
+    assert default_config().node_cidr_mask_size == 24
+    cfg = parse_cluster({"networking": {"nodeCIDRMaskSize": 23},
+                         "nodes": [{"role": "control-plane"}, {"maxPods": 300}]})
+    assert cfg.node_cidr_mask_size == 23 and cfg.nodes[1].max_pods == 300
+    assert parse_cluster({"networking": {"podSubnet": "10.244.0.0/22", "nodeCIDRMaskSize": 24}}).nodes
