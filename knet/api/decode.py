@@ -158,6 +158,11 @@ class _Decoder:
             return v
         if t in _INT_RANGES:
             return self._int(v, t, ctx)
+        if t == "bytes":  # []byte: base64 in JSON, as encoding/json decodes it
+            if not isinstance(v, str):
+                raise self._type_error(v, "[]uint8", ctx)
+            _base64(v)
+            return v
         if t == "bool":
             if not isinstance(v, bool):
                 raise self._type_error(v, t, ctx)
@@ -279,6 +284,18 @@ def _zero(t: str) -> Any:
     if t == "string" or t in schema.NAMED_STRINGS:
         return ""
     return None
+
+
+def _base64(v: str) -> None:
+    """encoding/json's []byte: standard base64 with padding, or its error."""
+    import base64
+    import binascii
+
+    try:
+        base64.b64decode(v, validate=True)
+    except (binascii.Error, ValueError):
+        bad = next((i for i, c in enumerate(v) if not (c.isalnum() or c in "+/=")), len(v))
+        raise DecodeError(f"illegal base64 data at input byte {bad}") from None
 
 
 def _quantity(v: Any) -> str:

@@ -63,6 +63,7 @@ SUBRESOURCES: dict[str, tuple[str | None, str, str, tuple[str, ...]]] = {
     "exec": ("PodExecOptions", "", "", ("create", "get")),
     "attach": ("PodAttachOptions", "", "", ("create", "get")),
     "portforward": ("PodPortForwardOptions", "", "", ("create", "get")),
+    "token": ("TokenRequest", "authentication.k8s.io", "v1", ("create",)),
 }
 
 

@@ -76,6 +76,7 @@ _SCALARS = {
     "int64": {"type": "integer", "format": "int64"},
     "bool": {"type": "boolean"},
     "float64": {"type": "number", "format": "double"},
+    "bytes": {"type": "string", "format": "byte"},
 }
 # A field knet keeps as it comes (volume sources it never reads, ...): any JSON.
 _ANY = {"x-kubernetes-preserve-unknown-fields": True}

@@ -215,6 +215,22 @@ FIELDS_TEXT: dict[str, str] = {
     "SelfSubjectReview": "metadata=1 status=2",
     "SelfSubjectReviewStatus": "userInfo=1",
     "UserInfo": "username=1 uid=2 groups=3 extra=4",
+    # core/v1 configuration and identity, rbac.authorization.k8s.io/v1, authentication.k8s.io/v1 TokenRequest
+    "ConfigMap": "metadata=1 data=2 binaryData=3 immutable=4*",
+    "Secret": "metadata=1 data=2 type=3 stringData=4 immutable=5*",
+    "ServiceAccount": "metadata=1 secrets=2 imagePullSecrets=3 automountServiceAccountToken=4*",
+    "Role": "metadata=1 rules=2",
+    "ClusterRole": "metadata=1 rules=2 aggregationRule=3*",
+    "PolicyRule": "verbs=1 apiGroups=2 resources=3 resourceNames=4 nonResourceURLs=5",
+    "AggregationRule": "clusterRoleSelectors=1",
+    "RoleBinding": "metadata=1 subjects=2 roleRef=3",
+    "ClusterRoleBinding": "metadata=1 subjects=2 roleRef=3",
+    "Subject": "kind=1 apiGroup=2 name=3 namespace=4",
+    "RoleRef": "apiGroup=1 kind=2 name=3",
+    "TokenRequest": "metadata=1 spec=2 status=3",
+    "TokenRequestSpec": "audiences=1 expirationSeconds=4* boundObjectRef=3*",
+    "BoundObjectReference": "kind=1 apiVersion=2 name=3 uid=4",
+    "TokenRequestStatus": "token=1 expirationTimestamp=2",
     "VolumeSource": "hostPath=1* emptyDir=2* gcePersistentDisk=3* awsElasticBlockStore=4* gitRepo=5* secret=6* nfs=7* iscsi=8* glusterfs=9* persistentVolumeClaim=10* rbd=11* flexVolume=12* cinder=13* cephfs=14* flocker=15* downwardAPI=16* fc=17* azureFile=18* configMap=19* vsphereVolume=20* quobyte=21* azureDisk=22* photonPersistentDisk=23* projected=26* portworxVolume=24* scaleIO=25* storageos=27* csi=28* ephemeral=29* image=30*",
 }
 
@@ -257,6 +273,10 @@ EXTRA_STRUCTS: dict[str, dict[str, str]] = {
     "SelfSubjectReview": {"metadata": "ObjectMeta", "status": "SelfSubjectReviewStatus"},
     "SelfSubjectReviewStatus": {"userInfo": "UserInfo"},
     "UserInfo": {"username": "string", "uid": "string", "groups": "[]string", "extra": "any"},
+    "TokenRequest": {"metadata": "ObjectMeta", "spec": "TokenRequestSpec", "status": "TokenRequestStatus"},
+    "TokenRequestSpec": {"audiences": "[]string", "expirationSeconds": "int64", "boundObjectRef": "BoundObjectReference"},
+    "BoundObjectReference": {"kind": "string", "apiVersion": "string", "name": "string", "uid": "string"},
+    "TokenRequestStatus": {"token": "string", "expirationTimestamp": "Time"},
 }
 
 

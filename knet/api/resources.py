@@ -121,6 +121,8 @@ _DEFAULTS = "knet.api.defaults:"
 _POLICY = "knet.api.validation.policy:"
 _LABEL = "knet.api.validation.fields:is_dns1123_label"
 _SUBDOMAIN = "knet.api.selectors:is_dns1123_subdomain"
+_IDENTITY = "knet.api.validation.identity:"
+_RBAC = "rbac.authorization.k8s.io"
 _WORKLOAD_WIDE = "CONTAINERS,IMAGES,SELECTOR"
 _ALL = ("all",)
 # A pod's subresources besides status: the node agent's (log, exec, attach,
@@ -234,6 +236,62 @@ RESOURCES: tuple[Resource, ...] = (
         validate="knet.api.validation.coordination:validate_lease",
         columns=_columns("NAME,HOLDER,AGE"),
         printer="knet.api.tables:lease_row",
+    ),
+    # Configuration and identity (knet/api/serviceaccounts.py, knet/api/rbac.py).
+    Resource(
+        "ConfigMap", "configmaps", "", "v1", True, ("cm",),
+        names=_SUBDOMAIN,
+        validate=_IDENTITY + "validate_configmap",
+        validate_update=_IDENTITY + "validate_immutable_data",
+        columns=_columns("NAME,DATA,AGE"),
+        printer="knet.api.tables:configmap_row",
+    ),
+    Resource(
+        "Secret", "secrets", "", "v1", True, (),
+        names=_SUBDOMAIN,
+        defaults=_IDENTITY + "default_secret",
+        validate=_IDENTITY + "validate_secret",
+        validate_update=_IDENTITY + "validate_secret_update",
+        columns=_columns("NAME,TYPE,DATA,AGE"),
+        printer="knet.api.tables:secret_row",
+    ),
+    Resource(
+        "ServiceAccount", "serviceaccounts", "", "v1", True, ("sa",),
+        names=_SUBDOMAIN,
+        validate=_IDENTITY + "validate_serviceaccount",
+        columns=_columns("NAME,SECRETS,AGE"),
+        printer="knet.api.tables:serviceaccount_row",
+        subresources=("token",),
+    ),
+    Resource(
+        "Role", "roles", _RBAC, "v1", True, (),
+        names=_IDENTITY + "rbac_name",
+        validate=_IDENTITY + "validate_role",
+        columns=_columns("NAME,CREATED AT"),
+        printer="knet.api.tables:role_row",
+    ),
+    Resource(
+        "ClusterRole", "clusterroles", _RBAC, "v1", False, (),
+        names=_IDENTITY + "rbac_name",
+        validate=_IDENTITY + "validate_clusterrole",
+        columns=_columns("NAME,CREATED AT"),
+        printer="knet.api.tables:role_row",
+    ),
+    Resource(
+        "RoleBinding", "rolebindings", _RBAC, "v1", True, (),
+        names=_IDENTITY + "rbac_name",
+        validate=_IDENTITY + "validate_rolebinding",
+        validate_update=_IDENTITY + "validate_binding_update",
+        columns=_columns("NAME,ROLE,AGE", "USERS,GROUPS,SERVICEACCOUNTS"),
+        printer="knet.api.tables:rolebinding_row",
+    ),
+    Resource(
+        "ClusterRoleBinding", "clusterrolebindings", _RBAC, "v1", False, (),
+        names=_IDENTITY + "rbac_name",
+        validate=_IDENTITY + "validate_clusterrolebinding",
+        validate_update=_IDENTITY + "validate_binding_update",
+        columns=_columns("NAME,ROLE,AGE", "USERS,GROUPS,SERVICEACCOUNTS"),
+        printer="knet.api.tables:rolebinding_row",
     ),
     Resource(
         "NetworkPolicy", "networkpolicies", "networking.k8s.io", "v1", True, ("netpol",),

@@ -7,7 +7,7 @@ strict field validation). It is data, one entry per Go struct, so that adding
 a field is adding a line.
 
 A type expression is one of:
-  string int32 int64 bool float64      Go scalars
+  string int32 int64 bool float64      Go scalars (bytes: []byte, a base64 string in JSON)
   IntOrString Quantity Time MicroTime  apimachinery types with their own JSON form
   any                                  free-form JSON (RawExtension, FieldsV1, ...)
   []T  map[string]T                    slices and maps
@@ -42,7 +42,7 @@ NAMED_STRINGS = frozenset({
     "NamespacePhase", "NamespaceConditionType", "NodePhase", "NodeConditionType", "NodeAddressType",
     "UniqueVolumeName", "LoadBalancerIPMode", "ManagedFieldsOperationType", "UID", "Signal",
     "AdminNetworkPolicyRuleAction", "BaselineAdminNetworkPolicyRuleAction", "CIDR", "DomainName",
-    "DeletionPropagation",
+    "DeletionPropagation", "SecretType",
 })
 
 # Named non-struct types: Go's name in errors, and what they decode as.
@@ -379,6 +379,25 @@ STRUCTS: dict[str, dict[str, str]] = {
     "LeaseSpec": {"holderIdentity": S, "leaseDurationSeconds": I32, "acquireTime": "MicroTime",
                   "renewTime": "MicroTime", "leaseTransitions": I32, "strategy": S, "preferredHolder": S},
 
+    # -- core/v1 configuration and identity (ConfigMap, Secret, ServiceAccount) -------------
+    # []byte values are base64 strings in JSON: "bytes" (validation checks the encoding).
+    "ConfigMap": {**_OBJECT, "data": "map[string]string", "binaryData": "map[string]bytes", "immutable": B},
+    "Secret": {**_OBJECT, "data": "map[string]bytes", "stringData": "map[string]string", "type": "SecretType",
+               "immutable": B},
+    "ServiceAccount": {**_OBJECT, "secrets": "[]ObjectReference", "imagePullSecrets": "[]LocalObjectReference",
+                       "automountServiceAccountToken": B},
+
+    # -- rbac.authorization.k8s.io/v1 -------------------------------------------------------
+    "Role": {**_OBJECT, "rules": "[]PolicyRule"},
+    "ClusterRole": {**_OBJECT, "rules": "[]PolicyRule", "aggregationRule": "AggregationRule"},
+    "PolicyRule": {"verbs": "[]string", "apiGroups": "[]string", "resources": "[]string",
+                   "resourceNames": "[]string", "nonResourceURLs": "[]string"},
+    "AggregationRule": {"clusterRoleSelectors": "[]LabelSelector"},
+    "RoleBinding": {**_OBJECT, "subjects": "[]Subject", "roleRef": "RoleRef"},
+    "ClusterRoleBinding": {**_OBJECT, "subjects": "[]Subject", "roleRef": "RoleRef"},
+    "Subject": {"kind": S, "apiGroup": S, "name": S, "namespace": S},
+    "RoleRef": {"apiGroup": S, "kind": S, "name": S},
+
     # -- networking/v1 ----------------------------------------------------------------------
     "NetworkPolicy": {**_OBJECT, "spec": "NetworkPolicySpec"},
     "NetworkPolicySpec": {"podSelector": "LabelSelector", "ingress": "[]NetworkPolicyIngressRule",
@@ -435,7 +454,7 @@ V1ALPHA1 = frozenset({
     "AdminNetworkPolicyRuleAction", "BaselineAdminNetworkPolicyRuleAction", "CIDR", "DomainName",
 })
 
-SCALARS = frozenset({"string", "int32", "int64", "bool", "float64", "IntOrString", "Quantity", "Time",
+SCALARS = frozenset({"string", "bytes", "int32", "int64", "bool", "float64", "IntOrString", "Quantity", "Time",
                      "MicroTime", "any"})
 
 

@@ -592,3 +592,50 @@ def event_row(ev: Obj, wide: bool, now: float) -> list[str]:
 
 def default_row(obj: Obj, wide: bool, now: float) -> list[str]:
     return [name_of(obj), since(dig(obj, "metadata", "creationTimestamp"), now)]
+
+
+# -- configuration and identity (printConfigMap, printSecret, printServiceAccount, printRole, printRoleBinding) --
+
+
+def configmap_row(cm: Obj, wide: bool, now: float) -> list[str]:
+    size = len(cm.get("data") or {}) + len(cm.get("binaryData") or {})
+    return [name_of(cm), str(size), since(dig(cm, "metadata", "creationTimestamp"), now)]
+
+
+def secret_row(secret: Obj, wide: bool, now: float) -> list[str]:
+    return [name_of(secret), secret.get("type") or "", str(len(secret.get("data") or {})),
+            since(dig(secret, "metadata", "creationTimestamp"), now)]
+
+
+def serviceaccount_row(sa: Obj, wide: bool, now: float) -> list[str]:
+    return [name_of(sa), str(len(sa.get("secrets") or [])), since(dig(sa, "metadata", "creationTimestamp"), now)]
+
+
+def role_row(role: Obj, wide: bool, now: float) -> list[str]:
+    """Name and the creation time as RFC 3339 in UTC (kubectl's CREATED AT)."""
+    return [name_of(role), str(dig(role, "metadata", "creationTimestamp") or "")]
+
+
+def _subjects_strings(subjects: list) -> tuple[str, str, str]:
+    """rbac.SubjectsStrings: users, groups and namespace:name service accounts."""
+    users, groups, sas = [], [], []
+    for s in subjects or []:
+        if not isinstance(s, dict):
+            continue
+        kind = s.get("kind")
+        if kind == "User":
+            users.append(s.get("name") or "")
+        elif kind == "Group":
+            groups.append(s.get("name") or "")
+        elif kind == "ServiceAccount":
+            sas.append(f"{s.get('namespace') or ''}:{s.get('name') or ''}")
+    return ", ".join(users), ", ".join(groups), ", ".join(sas)
+
+
+def rolebinding_row(binding: Obj, wide: bool, now: float) -> list[str]:
+    ref = binding.get("roleRef") or {}
+    row = [name_of(binding), f"{ref.get('kind', '')}/{ref.get('name', '')}",
+           since(dig(binding, "metadata", "creationTimestamp"), now)]
+    if wide:
+        row += list(_subjects_strings(binding.get("subjects")))
+    return row
