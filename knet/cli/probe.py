@@ -33,6 +33,7 @@ from knet.policy.prober import (  # noqa: F401 (re-exported: the command's seams
     Outcome,
     Probe,
     Target,
+    cluster_ports,
     matrices,
     next_ports,
     plan,
@@ -75,12 +76,7 @@ def _parse_protocols(text: str | None) -> list[str]:
 
 
 def _cluster_ports(cluster: str, count: int) -> int | None:
-    import os
-
-    from knet.paths import state_dir
-
-    directory = state_dir(cluster)
-    return next_ports(os.path.join(directory, "probe-udp-ports") if os.path.isdir(directory) else None, count)
+    return cluster_ports(cluster, count)
 
 
 # -- the report (pure) ------------------------------------------------------------------------

@@ -222,6 +222,18 @@ def next_ports(state: str | None, count: int, span: tuple[int, int] = PORT_RANGE
             os.close(fd)
 
 
+def cluster_ports(cluster: str, count: int) -> int | None:
+    """next_ports() with the cluster's own counter (in its state directory),
+    so `knet probe` and the harness's probes in one cluster never hand out
+    the same ports lately."""
+    import os
+
+    from knet.paths import state_dir
+
+    directory = state_dir(cluster)
+    return next_ports(os.path.join(directory, "probe-udp-ports") if os.path.isdir(directory) else None, count)
+
+
 # -- the kernel part: every probe at once ----------------------------------------------------
 
 
