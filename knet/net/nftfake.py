@@ -198,6 +198,7 @@ class _Script:
         s = t.sets[name]
         for item in body.strip()[1:-1].split(","):
             key, _, value = (x.strip() for x in item.partition(" : "))
+            key = re.sub(r'\s*comment "[^"]*"$', "", key)  # an element's comment is not part of its key
             if not key:
                 continue
             if verb == "add":

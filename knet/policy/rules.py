@@ -327,6 +327,7 @@ class Compiler:
         self._own_sets: dict[tuple[str, str, str], set[str]] = {}  # a policy's own sets (networks, ports)
         self.banp: tuple[str, str, str] | None = None
         self.ip_owner: dict[str, tuple[str, str]] = {}
+        self.np_labels: dict[str, str] = {}  # a NetworkPolicy's chain -> its name, for the jumps' comments
         self._base()
 
     # -- the seam -------------------------------------------------------------------------
@@ -516,6 +517,7 @@ class Compiler:
         if p.kind == "NetworkPolicy":
             for d in DIRECTIONS:
                 c = f"np-{p.hash}-{d}"
+                self.np_labels[c] = p.label
                 want = yes and p.rules(d) is not None
                 if want and c not in st.np[d]:
                     st.np[d].insert(0, c)
@@ -540,7 +542,8 @@ class Compiler:
                     self.t.pop(m, old_ip)
             chain = f"{d}-{h}"
             if st.np[d] and ip:
-                self.t.chain(chain, [f"jump {c}" for c in st.np[d]]
+                # Each jump names its policy: `knet trace` says which policies isolate the pod.
+                self.t.chain(chain, [f"jump {c} {_comment(self.np_labels.get(c, c))}" for c in st.np[d]]
                              + [f"drop {_comment(f'{info.ns}/{info.name} {d} isolated')}"])
                 self.t.put(f"{d}-pods", ip, f"goto {chain}")
             else:

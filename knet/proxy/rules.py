@@ -49,6 +49,7 @@ class Element:
     map: str
     key: str
     value: str = ""
+    comment: str = ""  # what `knet trace` names the entry by (nft keeps it with the element)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,17 @@ def _add(obj: Obj, table: str) -> str:
 
 
 def _elem(e: Element) -> str:
-    return f"{e.key} : {e.value}" if e.value else e.key
+    key = f'{e.key} comment "{e.comment}"' if e.comment else e.key
+    return f"{key} : {e.value}" if e.value else key
+
+
+def port_label(sp: ServicePort) -> str:
+    """How comments name a service port (knet trace reads them): `<ns>/<name>:<port>/<protocol>`."""
+    return f"{sp.namespace}/{sp.name}:{sp.port}/{sp.protocol}"
+
+
+def _comment(text: str) -> str:
+    return f'comment "{text}"'
 
 
 def _delete(obj: Obj, table: str) -> str:
@@ -276,10 +287,12 @@ def service_objects(sp: ServicePort, pod_subnet: str, node: str = "") -> list[Ob
     objs: list[Obj] = []
     externals = [*sp.external_ips, *sp.lb_ips]
     if not sp.endpoints:
-        objs += [Element("no-endpoint-services", f"{ip} . {sp.protocol} . {sp.port}", "goto reject-chain")
+        label = port_label(sp)
+        objs += [Element("no-endpoint-services", f"{ip} . {sp.protocol} . {sp.port}", "goto reject-chain", label)
                  for ip in [sp.cluster_ip, *externals]]
         if sp.node_port:
-            objs.append(Element("no-endpoint-nodeports", f"{sp.protocol} . {sp.node_port}", "goto reject-chain"))
+            objs.append(Element("no-endpoint-nodeports", f"{sp.protocol} . {sp.node_port}", "goto reject-chain",
+                                label))
         return objs
     local = tuple(e for e in sp.endpoints if e.node == node)
     cluster_eps = local if sp.itp_local else sp.endpoints
@@ -291,7 +304,8 @@ def service_objects(sp: ServicePort, pod_subnet: str, node: str = "") -> list[Ob
     fw_chain = "fw-" + sp.chain[4:]
     if sp.lb_ips and sp.source_ranges:
         # loadBalancerSourceRanges: only these sources reach the LoadBalancer IP.
-        objs += [Chain(fw_chain), Rule(fw_chain, f"ip saddr != {{ {', '.join(sp.source_ranges)} }} drop"),
+        objs += [Chain(fw_chain), Rule(fw_chain, f"ip saddr != {{ {', '.join(sp.source_ranges)} }} drop "
+                                                 + _comment(f"{port_label(sp)} loadBalancerSourceRanges")),
                  Rule(fw_chain, f"goto {ext_chain}")]
     for ip in externals:
         target = fw_chain if ip in sp.lb_ips and sp.source_ranges else ext_chain
@@ -308,7 +322,8 @@ def service_objects(sp: ServicePort, pod_subnet: str, node: str = "") -> list[Ob
                 aff = _affinity_set(sp, ep)
                 objs += [Map(aff, f"type ipv4_addr; flags dynamic,timeout; timeout {sp.affinity_seconds}s;", "set"),
                          Rule(ep_chain, f"update @{aff} {{ ip saddr }}")]
-            objs.append(Rule(ep_chain, _dnat(sp, ep)))
+            objs.append(Rule(ep_chain, _dnat(sp, ep) + " " + _comment(
+                f"{port_label(sp)} endpoint {sp.endpoints.index(ep) + 1} of {len(sp.endpoints)}")))
     # From outside the pod network (nodes, ext, NodePort): masquerade, as kube-proxy does.
     objs.append(Rule(sp.chain, f"ip saddr != {pod_subnet} jump mark-for-masquerade"))
     objs += _pick(sp, sp.chain, cluster_eps)
@@ -342,7 +357,7 @@ def _pick(sp: ServicePort, chain: str, eps: tuple[Endpoint, ...]) -> list[Obj]:
     of the ladder takes 1 in (n-k) of what reaches it, so each endpoint gets
     1/n. With ClientIP affinity, a known client goes to its endpoint first."""
     if not eps:
-        return [Rule(chain, "drop")]
+        return [Rule(chain, "drop " + _comment(f"{port_label(sp)} no local endpoint"))]
     out: list[Obj] = []
     if sp.affinity_seconds:
         out += [Rule(chain, f"ip saddr @{_affinity_set(sp, e)} goto {_ep_chain(sp, e)}") for e in eps]
@@ -350,6 +365,8 @@ def _pick(sp: ServicePort, chain: str, eps: tuple[Endpoint, ...]) -> list[Obj]:
     if n > LADDER_MAX:
         targets = ", ".join(f"{i} : goto {_ep_chain(sp, e)}" for i, e in enumerate(eps))
         return out + [Rule(chain, f"numgen random mod {n} vmap {{ {targets} }}")]
-    actions = [f"goto {_ep_chain(sp, e)}" if _ep_chains(sp) else _dnat(sp, e) for e in eps]
+    # An endpoint's DNAT names it (knet trace's "endpoint i of n"); in its own chain, see service_objects.
+    actions = [f"goto {_ep_chain(sp, e)}" if _ep_chains(sp) else
+               f"{_dnat(sp, e)} {_comment(f'{port_label(sp)} endpoint {i} of {n}')}" for i, e in enumerate(eps, 1)]
     out += [Rule(chain, f"numgen random mod {n - k} == 0 {a}") for k, a in enumerate(actions[:-1])]
     return out + [Rule(chain, actions[-1])]

@@ -307,7 +307,7 @@ def test_end_port_and_protocols():
     sctp = world(np("sctp", ingress=[{"ports": [{"protocol": "SCTP", "port": 80}]}]))
     assert sctp.verdict("y/a", "x/a", 80, "sctp") == "accept"  # SCTP rules are generated
     assert sctp.verdict("y/a", "x/a", 80, "tcp") == "drop"  # and open no TCP
-    rules = [r for c in sctp.tables()["worker"].chains.values() for r in c.rules if "sctp" in r]
+    rules = [r for c in sctp.tables()["worker"].chains.values() for r in c.rules if "sctp" in r.split(" comment ")[0]]
     assert rules == ['sctp dport 80 accept comment "x/sctp ingress rule 0"']
 
 

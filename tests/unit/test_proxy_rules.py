@@ -73,6 +73,7 @@ def trace_table(table: FakeTable, saddr, daddr, dport, proto="tcp", local=(), kn
     def run(chain: str, p: Fraction, mark: bool) -> tuple[str, bool] | None:
         """Evaluate a chain; returns a terminal verdict text or None (fell off the end / return)."""
         for text in chains[chain]:
+            text = re.sub(r' comment "[^"]*"$', "", text)  # knet trace's names, not a match
             if m := re.fullmatch(r"numgen random mod (\d+) == 0 (.*)", text):
                 k = int(m[1])  # 1 in k takes this branch, the rest go on down the chain
                 run_action(m[2], p / k, mark)
