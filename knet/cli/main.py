@@ -244,6 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=1.0, metavar="S", help="seconds per probe (default 1)")
     s.set_defaults(run=("probe", "cmd_probe"))
 
+    s = sub.add_parser("trace", parents=[common, nsopt], help="the path of one connection attempt, hop by hop",
+                       description="Make one real connection attempt from SOURCE (POD, node/NAME or ext) to DEST "
+                                   "(a pod, a Service web or web.shop, an IP or node/NAME, with :PORT), trace it "
+                                   "with nftables in every namespace it crosses, and print its path: the Service "
+                                   "lookup, the policy decisions, the overlay, the masquerade, the delivery or the "
+                                   "drop, named from the rules knet wrote. Leaves no trace rule behind.")
+    s.add_argument("source", metavar="POD|node/NAME|ext")
+    s.add_argument("--to", required=True, metavar="DEST[:PORT]")
+    s.add_argument("--protocol", type=str.upper, choices=["TCP", "UDP", "ICMP"], help="default TCP")
+    s.add_argument("-o", "--output", choices=["json"], help="json: one record per step")
+    s.add_argument("--timeout", type=float, default=1.0, metavar="S", help="seconds to wait for an answer (default 1)")
+    s.set_defaults(run=("trace", "cmd_trace"))
+
     s = sub.add_parser("version", parents=[common], help="print the client and server versions")
     s.set_defaults(run=("cluster", "cmd_version"))
 

@@ -38,8 +38,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # thin kernel edge), and the CLI's tables
     ("engines", ("knet.controllers", "knet.proxy", "knet.cni", "knet.policy", "knet.dns",
                  "knet.printers")),
-    # the processes that compose them: the node agent and runtime, the control plane, the supervisor
-    ("processes", ("knet.node", "knet.controlplane", "knet.supervisor")),
+    # the processes that compose them: the node agent and runtime, the control plane, the supervisor;
+    # and knet.trace, which explains a traced packet from the engines' rules (their names and comments)
+    ("processes", ("knet.node", "knet.controlplane", "knet.supervisor", "knet.trace")),
     # bringing a cluster up and down
     ("cluster", ("knet.cluster",)),
     # what a user or a test drives
@@ -56,6 +57,7 @@ PURE: tuple[str, ...] = (
     "knet.printers",
     "knet.proxy.model", "knet.proxy.rules", "knet.proxy.tracker",
     "knet.cni.spec", "knet.cni.ipam",
+    "knet.trace.events", "knet.trace.explain", "knet.trace.model",
 )
 
 # The kernel's own bindings: pure cores never import them, and the nftables one only its seam
