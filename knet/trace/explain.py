@@ -422,6 +422,8 @@ class Explainer:
                 break
             if end == "lost":
                 t.reason = reason
+        if t.verdict == "unknown" and t.hops and t.hops[-1].steps and t.hops[-1].steps[-1].kind == "out":
+            t.reason = f"{t.hops[-1].steps[-1].text} (not traced further: nothing armed there saw it)"
         if not request:
             t.reason = "no packet was seen: the sender could not send it" + \
                        (f" ({self.cap.outcome})" if self.cap.outcome else "")

@@ -333,7 +333,7 @@ class _World:
         if host.startswith("node/"):
             t = self.node_target(host[5:])
             p = _port(port, 80, protocol)
-            return f"{t.place.label} ({t.address}{_suffix(p, protocol)})", t.address, p, [t]
+            return f"{t.place.label} ({t.address}{_suffix(p, protocol)})", t.address, p, [t] + self.by_port(t.address, p)
         if host == "ext":
             t = self.ext_target()
             p = _port(port, 80, protocol)
@@ -350,6 +350,7 @@ class _World:
             svc = next((s for s in self.services if s.get("spec", {}).get("clusterIP") == host), None)
             if svc is not None:
                 extra += self.endpoint_pods(svc)
+            extra += self.by_port(host, p)
             shown = self.names.get(host, host)
             return f"{shown} ({host}{_suffix(p, protocol)})" if shown != host else host + _suffix(p, protocol), \
                 host, p, extra
@@ -377,6 +378,21 @@ class _World:
         t = self.pod_target(pod, "--to")
         p = _port(port, _container_port(pod, protocol), protocol)
         return f"{t.place.label} ({t.address}{_suffix(p, protocol)})", t.address, p, [t]
+
+    def by_port(self, address: str, port: int) -> list[Target]:
+        """The endpoint pods of the Services a node's address, an external or a
+        LoadBalancer IP reaches at `port` (a NodePort may lead to any of them)."""
+        out: list[Target] = []
+        node_ip = address in self.node_ips.values()
+        for svc in self.services:
+            spec = svc.get("spec", {})
+            lb = [i.get("ip") for i in (svc.get("status", {}).get("loadBalancer") or {}).get("ingress") or []]
+            for sp in spec.get("ports") or []:
+                if (node_ip and sp.get("nodePort") == port) or \
+                        (sp.get("port") == port and (address in (spec.get("externalIPs") or []) or address in lb)):
+                    out += self.endpoint_pods(svc)
+                    break
+        return out
 
     def endpoint_pods(self, svc: dict) -> list[Target]:
         meta = svc["metadata"]
