@@ -478,8 +478,10 @@ def dns(name: str, qtype: str, from_pod: Endpoint, *, server: str | None = None,
         except dns.resolver.NoNameservers as e:
             errors = e.kwargs.get("errors") or []
             response = next((err[4] for err in errors if len(err) > 4 and err[4] is not None), None)
-            rcode = dns.rcode.to_text(response.rcode()) if response is not None else "SERVFAIL"
-            return DnsAnswer(name, qtype.upper(), rcode, (), None, asked, response)
+            if response is None:  # nobody answered: refused, unreachable (no endpoints), a broken reply
+                raise ConnectionError(f"dns {name} {qtype} from {from_pod}: {asked} did not answer: "
+                                      + "; ".join(str(err[3]) for err in errors if len(err) > 3)) from None
+            return DnsAnswer(name, qtype.upper(), dns.rcode.to_text(response.rcode()), (), None, asked, response)
         except dns.exception.Timeout:
             raise TimeoutError(f"dns {name} {qtype} from {from_pod}: no answer from {asked} in {timeout:g}s") from None
         records = tuple(r.to_text() for r in ans.rrset) if ans.rrset is not None else ()

@@ -15,6 +15,9 @@ Fixtures (nothing happens until a test asks for one):
 - ``pod(name)`` -> a Pod handle (ip, node, exec()) once it runs with an IP;
   ``node(name)`` -> a node's or `ext`'s handle.
 
+apply, pod and node are module-scoped like the cluster, so a module's own
+fixtures can use them too.
+
 The helpers (probe, reachability, send, sniff, dns, trace) are plain
 functions in knet.harness. When a test that sniffed fails, what each capture
 saw is written to a pcap file named in the report (``--knet-pcap-dir``).
@@ -65,6 +68,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # -- fixtures -------------------------------------------------------------------------------
 
 
+def _refuse(message: str) -> None:
+    pytest.fail(message, pytrace=False)
+
+
 def _cluster_doc(request: pytest.FixtureRequest) -> dict | None:
     """The cluster document the module asks for: its marker, then the option, then the ini."""
     marker = request.node.get_closest_marker("knet_cluster")
@@ -72,12 +79,12 @@ def _cluster_doc(request: pytest.FixtureRequest) -> dict | None:
     if marker is not None:
         unknown = set(marker.kwargs) - {"file", "doc"}
         if unknown or marker.args:
-            raise pytest.UsageError(f"knet_cluster marker: takes file= or doc= only, got "
-                                    f"{', '.join(sorted(unknown)) or repr(marker.args)}")
+            _refuse(f"knet_cluster marker: takes file= or doc= only, got "
+                    f"{', '.join(sorted(unknown)) or repr(marker.args)}")
         if marker.kwargs.get("doc") is not None:
             doc = marker.kwargs["doc"]
             if not isinstance(doc, dict):
-                raise pytest.UsageError(f"knet_cluster marker: doc must be a mapping, got {type(doc).__name__}")
+                _refuse(f"knet_cluster marker: doc must be a mapping, got {type(doc).__name__}")
             return dict(doc)
         if marker.kwargs.get("file"):
             path = Path(request.node.path).parent / marker.kwargs["file"]
@@ -91,38 +98,44 @@ def _cluster_doc(request: pytest.FixtureRequest) -> dict | None:
     from knet.api.manifests import ManifestError, read_yaml
 
     try:
-        doc = read_yaml(str(path))
+        doc, problem = read_yaml(str(path)), None
     except (ManifestError, OSError) as e:
-        raise pytest.UsageError(f"knet cluster file {path}: {e}") from None
+        doc, problem = None, f"knet cluster file {path}: {e}"
+    if problem:  # out of the except block: one line, without the error it replaces
+        _refuse(problem)
     if not isinstance(doc, (dict, type(None))):
-        raise pytest.UsageError(f"knet cluster file {path}: expected a mapping (kind: Cluster), "
-                                f"got {type(doc).__name__}")
+        _refuse(f"knet cluster file {path}: expected a mapping (kind: Cluster), got {type(doc).__name__}")
     return dict(doc or {})
 
 
 @pytest.fixture(scope="module")
 def knet_cluster(request: pytest.FixtureRequest) -> Iterator:
     """A knet cluster for this module (see the module docstring)."""
-    if os.geteuid() != 0:
-        pytest.fail(f"knet_cluster needs root (network namespaces, nftables) and this runs as uid {os.geteuid()}: "
-                    "run pytest as root (sudo .venv/bin/python -m pytest ...)", pytrace=False)
-    from knet.config import ConfigError
+    from knet.config import ConfigError, parse_cluster
     from knet.harness.cluster import Cluster, unique_name
 
     doc = _cluster_doc(request)
     if doc is not None:
         doc.pop("name", None)  # one name per module, whatever the file says, so runs can go side by side
+    name = unique_name("kh")
     try:
-        cluster = Cluster.up(doc, name=unique_name("kh"))
+        parse_cluster(doc, name)  # a bad file is its own error, with or without root
+        problem = None
     except ConfigError as e:
-        raise pytest.UsageError(f"knet cluster file: {e}") from None
+        problem = f"knet cluster file: {e}"
+    if problem:
+        _refuse(problem)
+    if os.geteuid() != 0:
+        _refuse(f"knet_cluster needs root (network namespaces, nftables) and this runs as uid {os.geteuid()}: "
+                    "run pytest as root (sudo .venv/bin/python -m pytest ...)")
+    cluster = Cluster.up(doc, name=name)
     try:
         yield cluster
     finally:
         cluster.down()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def apply(knet_cluster):
     """apply(manifests, wait=True) -> knet apply's output lines.
 
@@ -137,7 +150,7 @@ def apply(knet_cluster):
     return apply
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def pod(knet_cluster):
     """pod(name, namespace=None, timeout=30) -> Pod, once it is Running with an
     IP; name is "web" (namespace default) or "shop/web"."""
@@ -148,7 +161,7 @@ def pod(knet_cluster):
     return pod
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def node(knet_cluster):
     """node(name) -> Host: a node ("worker-1") or "ext", the outside host."""
     from knet.harness.handles import get_host
