@@ -661,6 +661,12 @@ def _reap(pids: list[int]) -> None:
 
 def _remove_state_dir(sdir: str) -> None:
     for point in ns.mounts_under(sdir):
+        if os.path.isdir(point) and not os.path.islink(point):  # a pod volume's tmpfs (issue 15)
+            try:
+                ns.umount(point)
+            except OSError:
+                pass
+            continue
         ns.remove_ns_file(point)
     shutil.rmtree(sdir, ignore_errors=True)
 
@@ -683,6 +689,9 @@ def down(cluster: str, say: Say = print) -> dict:
         procs.kill_all(pids, signal.SIGKILL)
         killed.update(pids)
     _reap(sorted(killed))
+    from knet.node import cgroups
+
+    cgroups.remove(cgroups.cluster_path(cluster) or "")  # the pods' cgroups (issue 15): whatever escaped the walk
     # Once nothing of the cluster runs, nothing makes another namespace: this last look, taken
     # before the state directory (and its records) goes, finds a pod's namespace made after the
     # first one (a runtime creating a sandbox when `down` came, right after `up`).

@@ -54,6 +54,8 @@ class ClusterConfig:
     restart_backoff_seconds: float = 10.0
     proxy_resync_seconds: float = 30.0
     cluster_id: str = ""  # random, set by `knet up`: marks what this very cluster created
+    pod_sandbox: bool = True  # knet.podSandbox: pods isolated as a runtime does (issue 15); off for comparisons
+    pod_pids_limit: int = -1  # knet.podPidsLimit, as kubelet's podPidsLimit (pids.max of each pod's cgroup)
 
     # -- derived names -------------------------------------------------------
 
@@ -192,6 +194,15 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
             if not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"knet.{key}: Invalid value: {value!r}: must be a positive number")
             setattr(cfg, attr, float(value))
+    if "podSandbox" in knet:
+        if not isinstance(knet["podSandbox"], bool):
+            raise ConfigError(f"knet.podSandbox: Invalid value: {knet['podSandbox']!r}: must be true or false")
+        cfg.pod_sandbox = knet["podSandbox"]
+    if "podPidsLimit" in knet:
+        value = knet["podPidsLimit"]
+        if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and value != -1):
+            raise ConfigError(f"knet.podPidsLimit: Invalid value: {value!r}: must be a positive integer or -1")
+        cfg.pod_pids_limit = value
     lan = ipaddress.ip_network(cfg.lan_subnet)
     hosts = list(lan.hosts())
     cfg.ext_ip = str(hosts[0])

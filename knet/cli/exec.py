@@ -90,10 +90,28 @@ def cmd_exec(args: argparse.Namespace, connect: Connect) -> int:
                      if s["metadata"]["name"] == "kubernetes"]
     env = container_env(pod, container, pod.get("status", {}).get("hostIP", ""), service_env(services))
     env["TERM"] = os.environ.get("TERM", "xterm")
-    with entering(sb, pod, container) as enter:
-        enter()
-        _exec(args.command, env)
-    return 127
+    from knet.node.enter import exec_target, fork_in
+
+    join, cgroup = exec_target(sb, container["name"])  # the container's PID and mount namespaces (issue 15)
+    with entering(sb, pod, container, join=join, cgroup=cgroup) as entry:
+        if entry.pidns is None:
+            entry.enter()
+            _exec(args.command, env)
+        # A PID namespace takes a fork: the child is born in it; this process waits, as nsenter does.
+        pid = fork_in(entry.pidns, os.fork)
+        if pid == 0:
+            try:
+                entry.enter()
+            except OSError as e:
+                print(f"knet exec: entering the pod: {e}", file=sys.stderr)
+                os._exit(126)
+            _exec(args.command, env)
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's ^C reaches the command itself
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
 
 
 def _exec(argv: list[str], env) -> None:

@@ -47,7 +47,8 @@ from wsproto.utilities import RemoteProtocolError as WsProtocolError
 from knet.api import podlogs
 from knet.api.errors import ApiError
 from knet.node import wschannel
-from knet.node.enter import entering
+from knet.node.containers import open_in_pod
+from knet.node.enter import entering, exec_target
 from knet.node.logclock import LogClock
 from knet.node.nodeinfo import KUBELET_PORT
 from knet.node.podspec import container_env
@@ -306,22 +307,17 @@ class KubeletServer:
             env.setdefault("TERM", "xterm")
         master = slave = -1
         try:
-            with entering(worker.sb, worker.pod, c.spec) as enter:
+            join, cgroup = exec_target(worker.sb, c.name)  # the container's PID and mount namespaces (issue 15)
+            with entering(worker.sb, worker.pod, c.spec, join=join, cgroup=cgroup) as entry:
                 if tty:
                     master, slave = os.openpty()
-
-                    def enter_tty() -> None:
-                        enter()
-                        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-                    proc = await trio.lowlevel.open_process(
-                        command, stdin=slave, stdout=slave, stderr=slave, env=env, preexec_fn=enter_tty,
-                        start_new_session=True, close_fds=True)
+                    proc = await open_in_pod(entry, command, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                             after=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
                 else:
-                    proc = await trio.lowlevel.open_process(
-                        command, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                    proc = await open_in_pod(
+                        entry, command, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                         stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
-                        stderr=subprocess.PIPE if stderr else subprocess.DEVNULL,
-                        env=env, preexec_fn=enter, start_new_session=True, close_fds=True)
+                        stderr=subprocess.PIPE if stderr else subprocess.DEVNULL, env=env)
         except (OSError, subprocess.SubprocessError) as e:
             if master >= 0:
                 os.close(master)

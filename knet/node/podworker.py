@@ -21,15 +21,19 @@ import trio
 from knet.api.errors import ApiError
 from knet.api.objects import condition, now_rfc3339, parse_rfc3339
 from knet.net import procs
+from knet.node import cgroups, volumes
 from knet.node import sandbox as sandboxes
 from knet.node.console import Console
 from knet.node.containers import spawn
 from knet.node.cri import RuntimeRefused, RuntimeUnavailable
+from knet.node.enter import non_root_error
 from knet.node.podspec import container_env
 from knet.node.probes import probe_once
 
 log = logging.getLogger("knet.node")
 MAX_BACKOFF = 300.0
+# The shared PID namespace's init (upstream's pause): it reaps what is re-parented to it, ends on TERM.
+PAUSE = 'trap "exit 0" TERM INT; while :; do sleep 2147483647 & wait $!; done'
 
 
 @dataclass
@@ -121,6 +125,9 @@ class PodWorker:
         self.handling_revision = int(pod["metadata"]["resourceVersion"])
         self.env_extra: dict[str, str] = {}
         self.ip: str | None = None
+        self.cgroup: str | None = None  # the pod's cgroup (knet.node.cgroups), with the sandbox on
+        self.pause: dict | None = None  # the shared PID namespace's init: {"pid", "start"} (shareProcessNamespace)
+        self.pause_process: trio.Process | None = None
 
     # -- inputs ------------------------------------------------------------------
 
@@ -173,6 +180,8 @@ class PodWorker:
             else:
                 self.env_extra = await self.agent.service_env(self.pod)
                 await self.attach_network()
+                await self.sandbox_processes()
+                await self.prepare_volumes()
                 async with trio.open_nursery() as cn:
                     for c in self.containers:
                         cn.start_soon(self.run_container, c)
@@ -269,8 +278,84 @@ class PodWorker:
                 sandboxes.write_files(self.agent.cfg, self.sb, self.pod, self.ip)
                 self.mark_dirty()
 
+    async def sandbox_processes(self) -> None:
+        """The pod's cgroup (its pids.max: kubelet's podPidsLimit), and for
+        shareProcessNamespace the pause process whose PID namespace all its
+        containers share (as upstream's pause container: PID 1 there, reaping)."""
+        if not self.sb.sandboxed or not any(c.get("command") or c.get("args") for c in self.pod["spec"]["containers"]):
+            return
+        path = cgroups.pod_path(self.agent.cfg.name, self.uid)
+        if path:
+            try:
+                self.cgroup = await trio.to_thread.run_sync(cgroups.ensure, path)
+                limit = self.agent.cfg.pod_pids_limit
+                cgroups.set_limits(path, {"pids.max": str(limit) if limit > 0 else "max"})
+            except OSError as e:
+                log.warning("%s/%s: no cgroup: %s", self.namespace, self.name, e)
+                self.cgroup = None
+        if not self.pod["spec"].get("shareProcessNamespace"):
+            return
+        recorded = self._recorded().get("")
+        if recorded and procs.alive(recorded["pid"]) and procs.start_time(recorded["pid"]) == recorded["start"]:
+            self.pause = recorded
+            return
+        spec = {"name": "pause", "command": ["/bin/sh", "-c", PAUSE]}
+        self.pause_process = await spawn(self.sb, self.pod, spec, {"PATH": "/usr/bin:/bin"}, capture=False,
+                                         cgroup=self._container_cgroup("pause"))
+        self.pause = {"pid": self.pause_process.pid, "start": procs.start_time(self.pause_process.pid)}
+        self._record()
+
+    async def prepare_volumes(self) -> None:
+        """The pod's volumes (knet.node.volumes), retried every 2 s while one fails,
+        with kubelet's FailedMount event; the containers wait ContainerCreating.
+        A pod with no process (built-in servers only) mounts nothing: skipped."""
+        if not self.sb.sandboxed or not any(c.get("command") or c.get("args") for c in self.pod["spec"]["containers"]):
+            return
+        said: set[str] = set()
+        while not self.terminating.is_set():
+            try:
+                await volumes.prepare(self.pod, self.sb.dir, self._fetch, self._token_request, self.agent.node_ip)
+                return
+            except (volumes.VolumeError, OSError) as e:
+                message = str(e) if isinstance(e, volumes.VolumeError) else f"MountVolume.SetUp failed: {e}"
+                if message not in said:
+                    said.add(message)
+                    log.warning("%s/%s: %s", self.namespace, self.name, message)
+                    self.agent.event(self.pod, "Warning", "FailedMount", message)
+                if not self.synced.is_set():
+                    self._first_pass_done()
+                with trio.move_on_after(2):
+                    await self.terminating.wait()
+
+    async def _fetch(self, kind: str, namespace: str, name: str) -> dict | None:
+        from knet.api.resources import by_kind
+
+        try:
+            return await self.agent.api.get(by_kind(kind), namespace, name)
+        except ApiError as e:
+            if e.code == 404:
+                return None
+            raise volumes.VolumeError(name, e.message) from None
+
+    async def _token_request(self, namespace: str, sa: str, body: dict) -> dict:
+        out = await self.agent.api.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{sa}/token", body)
+        return out.get("status") or {}
+
+    def _container_cgroup(self, name: str) -> str | None:
+        if not self.cgroup:
+            return None
+        try:
+            return cgroups.ensure(os.path.join(self.cgroup, name))
+        except OSError:
+            return None
+
     async def finish(self) -> None:
         """Tear the sandbox down and let the API forget the pod."""
+        if self.cgroup:
+            await trio.to_thread.run_sync(cgroups.remove, self.cgroup)
+        if self.pause_process is not None:
+            with trio.CancelScope(shield=True):
+                await self.pause_process.wait()
         if self.sb is not None:
             await self.stop_builtins()
             try:
@@ -375,16 +460,19 @@ class PodWorker:
         c.restart_count += 1
         return True
 
+    def _recorded(self) -> dict:
+        try:
+            with open(os.path.join(self.sb.dir, "containers.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
     def _adopt(self, c: Container) -> dict | None:
         """The process an earlier agent started for this container, if it still runs:
         {"pid", "start" (kernel start ticks: with the pid, it names the process for good), "startedAt"}."""
         if self.sb is None or not (c.spec.get("command") or c.spec.get("args")):
             return None
-        try:
-            with open(os.path.join(self.sb.dir, "containers.json")) as f:
-                recorded = json.load(f).get(c.name)
-        except (OSError, ValueError):
-            return None
+        recorded = self._recorded().get(c.name)
         if recorded and procs.alive(recorded["pid"]) and procs.start_time(recorded["pid"]) == recorded["start"]:
             return recorded
         return None
@@ -395,6 +483,8 @@ class PodWorker:
         data = {c.name: {"pid": c.pid, "start": procs.start_time(c.pid),
                          "startedAt": c.state.get("running", {}).get("startedAt")}
                 for c in self.containers if c.pid and not c.builtin and self._process_alive(c)}
+        if self.pause:
+            data[""] = self.pause
         tmp = os.path.join(self.sb.dir, "containers.json.tmp")
         with open(tmp, "w") as f:
             json.dump(data, f)
@@ -405,13 +495,24 @@ class PodWorker:
         env = container_env(self.pod, c.spec, self.agent.node_ip, self.env_extra)
         if not c.spec.get("command") and not c.spec.get("args"):
             return await self.run_builtin(c, env)
+        cgroup = self._container_cgroup(c.name) if self.cgroup else None
+        ooms = 0
         if adopted:
             c.pid, c.process = adopted["pid"], None
             self._mark_running(c, adopted.get("startedAt"), adopted=True)
         else:
+            if self.sb.sandboxed and (problem := non_root_error(self.pod, c.spec)):
+                await self.config_error(c, problem)
+            if cgroup:
+                missing = cgroups.set_limits(cgroup, cgroups.container_limits(c.spec))
+                if missing:
+                    log.info("%s/%s: %s not enforced (no cgroup v2 controller for it here)",
+                             self.namespace, self.name, ", ".join(missing))
+                ooms = cgroups.oom_kills(cgroup)
             try:
                 c.console = Console(c.spec) if Console.wanted(c.spec) else None
-                c.process = await spawn(self.sb, self.pod, c.spec, env, console=c.console)
+                c.process = await spawn(self.sb, self.pod, c.spec, env, console=c.console, cgroup=cgroup,
+                                        share_pid=self.pause["pid"] if self.pause else None)
             except OSError as e:
                 c.process = None
                 return 128, f"StartError: {e}"
@@ -436,11 +537,23 @@ class PodWorker:
                 c.console.close()
         if code < 0:
             code = 128 - code
+        if cgroup and code == 137 and cgroups.oom_kills(cgroup) > ooms:
+            c.killed_for = ""
+            return 137, "OOMKilled"  # the kernel's OOM killer, inside the container's memory.max
         if c.killed_for:
             reason, c.killed_for = "Error", ""
         else:
             reason = "Completed" if code == 0 else "Error"
         return code, reason
+
+    async def config_error(self, c: Container, message: str) -> None:
+        """A container kubelet will not create (runAsNonRoot and root): it waits with
+        CreateContainerConfigError until the pod goes, as kubelet's retries would."""
+        c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
+        self.agent.event(self.pod, "Warning", "Failed", f"Error: {message}")
+        self.mark_dirty()
+        await self.terminating.wait()
+        await trio.sleep_forever()  # cancelled with the pod's containers
 
     async def run_builtin(self, c: Container, env: dict[str, str]) -> tuple[int, str]:
         """The built-in server runs in the node runtime, so it outlives this agent; one

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from knet.config import ClusterConfig
+from knet.config import STATE_ROOT, ClusterConfig
 from knet.net import ns, procs
 from knet.node import podspec
 
@@ -25,6 +25,34 @@ class Sandbox:
     uid: str
     netns: str
     dir: str
+    sandboxed: bool = True  # the cluster's knet.podSandbox: processes isolated as a runtime does
+    hidden: list[str] = field(default_factory=list)  # knet's state, never in a pod's view
+    cluster: str = ""
+
+    def volume_dir(self, name: str) -> str:
+        """Where an emptyDir (configMap, secret, ...) volume's files live: under
+        the pod's directory, so removing the pod removes them."""
+        return os.path.join(self.dir, "volumes", name)
+
+    def volume_sources(self, pod: dict) -> dict[str, str]:
+        """Each volume's host path (knet.node.volumes prepares them)."""
+        out = {}
+        for v in pod["spec"].get("volumes") or []:
+            host = v.get("hostPath")
+            out[v["name"]] = host["path"] if host else self.volume_dir(v["name"])
+        return out
+
+    def exposed_files(self, pod: dict, container: dict) -> list[str]:
+        """TEMPORARY (until the coredns pods mount a ServiceAccount token, issue 15's
+        identity half): the cluster's token and CA files the coredns Deployment names
+        with --token-file/--ca-file, shown read-only at their own paths in that pod
+        only; every other pod sees nothing of knet's state."""
+        m = pod["metadata"]
+        if m.get("namespace") != "kube-system" or (m.get("labels") or {}).get("k8s-app") != "kube-dns":
+            return []
+        args = [*(container.get("command") or []), *(container.get("args") or [])]
+        return [args[i + 1] for i, a in enumerate(args[:-1])
+                if a in ("--token-file", "--ca-file") and os.path.isfile(args[i + 1])]
 
     @property
     def netns_path(self) -> str:
@@ -77,7 +105,9 @@ def pods_dir(cfg: ClusterConfig, node: str) -> str:
 
 
 def sandbox_for(cfg: ClusterConfig, node: str, uid: str) -> Sandbox:
-    return Sandbox(uid, cfg.pod_netns(uid), os.path.join(pods_dir(cfg, node), uid))
+    hidden = sorted({STATE_ROOT, cfg.state_dir, ns.NETNS_RUN_DIR, os.path.realpath("/var/run/netns")})
+    return Sandbox(uid, cfg.pod_netns(uid), os.path.join(pods_dir(cfg, node), uid),
+                   sandboxed=getattr(cfg, "pod_sandbox", True), hidden=hidden, cluster=cfg.name)
 
 
 def resolv_conf_text(cfg: ClusterConfig, pod: dict, warnings: list[str] | None = None) -> str:
@@ -133,8 +163,20 @@ def remove(sb: Sandbox) -> None:
     ns.remove_ns_file(sb.netns_path)
     ns.remove_ns_file(sb.uts_path)
     for point in ns.mounts_under(sb.dir):
-        ns.remove_ns_file(point)
+        remove_mount(point)
     shutil.rmtree(sb.dir, ignore_errors=True)
+
+
+def remove_mount(point: str) -> None:
+    """A namespace file (uts), or a volume's tmpfs (emptyDir medium: Memory) or
+    the root scaffold: unmounted, then removed."""
+    if os.path.isdir(point) and not os.path.islink(point):
+        try:
+            ns.umount(point)
+        except OSError:
+            pass
+        return
+    ns.remove_ns_file(point)
 
 
 def existing(cfg: ClusterConfig, node: str) -> list[str]:
