@@ -267,9 +267,11 @@ def host_listener(cfg: ClusterConfig, say: Say = print) -> socket.socket | None:
     return sock
 
 
-def kubeconfig_for(cluster: str) -> dict:
+def kubeconfig_for(cluster: str, user: str | None = None, groups: tuple[str, ...] = ()) -> dict:
     """The cluster's own kubeconfig (what `knet kubeconfig` prints): the host
-    listener's address, the CA, and the admin's client certificate."""
+    listener's address, the CA, and the admin's client certificate; or, with
+    `user`, a new client certificate for that user and its groups (CN and O,
+    as Kubernetes reads them), its user entry named after it."""
     from knet.api import kubeconfig, tls
 
     port = host_port(cluster)
@@ -281,7 +283,14 @@ def kubeconfig_for(cluster: str) -> dict:
     except FileNotFoundError:
         raise ClusterError(f'cluster "{cluster}" has no PKI (made by a knet before TLS): '
                            f"recreate it (knet down --cluster {cluster}, then knet up)") from None
-    return kubeconfig.config_for(cluster, f"https://{HOST_ADDRESS}:{port}", ca, crt, key)
+    if not user:
+        return kubeconfig.config_for(cluster, f"https://{HOST_ADDRESS}:{port}", ca, crt, key)
+    key, crt = tls.user_cert(state_dir(cluster), user, groups)
+    doc = kubeconfig.config_for(cluster, f"https://{HOST_ADDRESS}:{port}", ca, crt, key)
+    entry = f"{user}@{kubeconfig.context_name(cluster)}"
+    doc["users"][0]["name"] = doc["contexts"][0]["context"]["user"] = entry
+    doc["contexts"][0]["name"] = doc["current-context"] = entry
+    return doc
 
 
 def _kubeconfig_record(cluster: str) -> str:
@@ -473,6 +482,8 @@ def _build(cfg: ClusterConfig, say: Say) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(32) + "\n")
     write_pki(cfg.state_dir, cfg.control_plane.ip, cfg.service_subnet, cfg.dns_domain)
+    from knet.api.tls import write_identities
+    write_identities(cfg.state_dir, [n.name for n in cfg.nodes])  # node credentials, the token signing key
     owner = cfg.netns_owner
     ns.create_netns(cfg.fabric_netns, owner)
     hosts = [(cfg.ext_netns, "to-ext", cfg.ext_ip)]

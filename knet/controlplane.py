@@ -43,6 +43,7 @@ from knet.controllers import (
     statefulset,
     taints,
 )
+from knet.controllers.identity import IdentityControllers
 from knet.controllers.loop import MAX_BATCH_SECONDS, Controller, Manager
 from knet.controllers.nodelifecycle import check_nodes
 from knet.net.memory import trim_when_quiet
@@ -192,6 +193,7 @@ def coredns_deployment(cfg: ClusterConfig, python: str = sys.executable) -> dict
                 "metadata": {"labels": dict(DNS_LABELS)},
                 "spec": {
                     "priorityClassName": "system-cluster-critical",
+                    "serviceAccountName": "coredns",  # bound to the system:coredns ClusterRole, as kubeadm's
                     "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
                         "weight": 100, "podAffinityTerm": {
                             "labelSelector": {"matchExpressions": [
@@ -243,6 +245,14 @@ def bootstrap_cluster_dns(reg: Registry, cfg: ClusterConfig) -> None:
         reg.create(deployments, "kube-system", coredns_deployment(cfg))
 
 
+def bootstrap_identity(reg: Registry, cfg: ClusterConfig):
+    """ServiceAccounts, tokens and RBAC (knet/api/identity.py): the default
+    policy created, pods admitted with their ServiceAccount."""
+    from knet.api.identity import Identity
+
+    return Identity.start(reg, cfg.state_dir, cfg.dns_domain, [n.name for n in cfg.nodes])
+
+
 async def run_node_lifecycle(reg: Registry, grace: float) -> None:
     while True:
         await trio.sleep(min(1.0, grace / 4))
@@ -262,12 +272,14 @@ async def main_async(cluster: str) -> None:
     allocator = ServiceAllocator(cfg.service_subnet, cfg.node_port_range)
     reg = Registry(store, allocators={"Service": allocator}, pod_netns=cfg.pod_netns)
     reg.bootstrap()
+    identity = bootstrap_identity(reg, cfg)
     bootstrap_kubernetes_service(reg, cfg)
     try:
         bootstrap_cluster_dns(reg, cfg)
     except Exception:  # the cluster still comes up without DNS; the log says why
         log.exception("creating the cluster DNS (kube-system/coredns, kube-dns) failed")
     server = ApiServer(reg, token, tls=server_context(pki_paths(state)))
+    identity.configure(server)
     host_listener = inherited_listener()
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve_unix, os.path.join(state, "api.sock"))
@@ -276,6 +288,7 @@ async def main_async(cluster: str) -> None:
             await nursery.start(server.serve_socket, host_listener)
             log.info("serving kubectl on the host at %s:%d", *host_listener.getsockname()[:2])
         nursery.start_soon(run_controllers, reg, server, cfg)
+        nursery.start_soon(IdentityControllers(reg, identity.ca_pem).run)  # default SAs, kube-root-ca.crt
         nursery.start_soon(run_node_lifecycle, reg, cfg.node_grace_seconds)
         nursery.start_soon(trim_when_quiet, store.revision)  # after start-up and each burst of writes
         log.info("control plane of cluster %s serving on %s:%d", cluster, cfg.control_plane.ip, cfg.api_port)

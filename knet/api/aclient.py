@@ -47,7 +47,8 @@ class _Conn:
 
 class AsyncClient:
     def __init__(self, host: str, port: int, token: str, unix_path: str | None = None, ca_file: str | None = None,
-                 handshake_timeout: float = 10.0):
+                 handshake_timeout: float = 10.0, cert_file: str | None = None, key_file: str | None = None):
+        """token "" with cert_file: the client certificate is the credential (a node agent's)."""
         self.host, self.port, self.token, self.unix_path = host, port, token, unix_path
         self.handshake_timeout = handshake_timeout  # Go's TLSHandshakeTimeout: 10 s
         self._idle: list[_Conn] = []
@@ -55,7 +56,7 @@ class AsyncClient:
         if ca_file and not unix_path:
             from knet.api.tls import client_context
 
-            self._tls = client_context(ca_file)
+            self._tls = client_context(ca_file, cert_file, key_file)
 
     async def _open(self) -> _Conn:
         try:
@@ -73,8 +74,9 @@ class AsyncClient:
         return _Conn(stream)
 
     def _headers(self, body: bytes | None, content_type: str) -> list[tuple[str, str]]:
-        headers = [("Host", self.host or "localhost"), ("Authorization", f"Bearer {self.token}"),
-                   ("Accept", "application/json")]
+        headers = [("Host", self.host or "localhost"), ("Accept", "application/json")]
+        if self.token:
+            headers.insert(1, ("Authorization", f"Bearer {self.token}"))
         if body is not None:
             headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         else:

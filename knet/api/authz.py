@@ -89,8 +89,8 @@ def user_of(req: object) -> User:
     impersonates (`kubectl --as=jane --as-group=dev`), which the admin may."""
     user = getattr(req, "user", None)
     if isinstance(user, User):
-        pass
-    elif isinstance(user, tuple) and len(user) == 2:  # the server's (name, groups)
+        return user  # the server's, after impersonation (knet.api.rbac.authorize_request)
+    if isinstance(user, tuple) and len(user) == 2:  # the server's (name, groups)
         user = User(str(user[0]), tuple(user[1]))
     else:
         user = ADMIN

@@ -141,7 +141,8 @@ async def serve(server, conn: h11.Connection, stream: trio.abc.Stream, req, rout
         leftover, _ = conn.trailing_data
         raw = getattr(req, "raw_headers", None)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw] if raw else list(req.headers.items())
-        await kubelet.send_all(request_head(req.method, path, host, port, server.token.decode(), headers)
+        token = getattr(server, "kubelet_token", None) or server.token.decode()  # the kubelet client's credential
+        await kubelet.send_all(request_head(req.method, path, host, port, token, headers)
                                + bytes(leftover))
         await splice(stream, kubelet)
     except _BROKEN:

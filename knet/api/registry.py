@@ -64,6 +64,8 @@ class Registry:
         self.store = store
         self.allocators = allocators or {}
         self.pod_netns = pod_netns
+        # The ServiceAccount admission (knet/api/serviceaccounts.py): the control plane turns it on.
+        self.service_accounts = False
 
     # -- reads -----------------------------------------------------------------
 
@@ -165,6 +167,9 @@ class Registry:
             obj["status"] = {"phase": "Pending"}
             if self.pod_netns:
                 m.setdefault("annotations", {})["knet.dev/netns"] = self.pod_netns(m["uid"])
+            if self.service_accounts:
+                from knet.api.serviceaccounts import admit_pod
+                admit_pod(self, obj)
         self._admit(obj, None)
         self._record(res, None, obj, manager, None)
         self._namespace_open(res, namespace)

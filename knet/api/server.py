@@ -303,6 +303,12 @@ class ApiServer:
         self.token = token.encode()
         self.version = version
         self.tls = tls  # ssl.SSLContext for the TCP listeners (knet.api.tls.server_context), or None
+        # Identity (issue 15): knet.api.rbac.Authorizer (None: every authenticated user may do anything, as
+        # the unit tests' servers), the ServiceAccount token authenticator and signer (knet/api/serviceaccounts.py).
+        self.authorizer = None
+        self.token_authenticator = None
+        self.signer = None
+        self.kubelet_token: str | None = None  # what nodeproxy shows kubelets; the admin token if None
         self.progress: dict[str, Progress] = {}
         # Watch figures for `knet status` and the tests: open watches, those
         # closed for falling behind, and the fullest any watcher's queue got.
@@ -490,6 +496,9 @@ class ApiServer:
         if hmac.compare_digest(auth[7:].strip().encode(), self.token):
             req.user = ADMIN
             return True
+        if self.token_authenticator is not None:  # a ServiceAccount's JWT
+            req.user = self.token_authenticator.authenticate(auth[7:].strip())
+            return req.user is not None
         return False
 
     async def _dispatch(self, conn: h11.Connection, stream: trio.abc.Stream, req: Request) -> None:
@@ -498,6 +507,9 @@ class ApiServer:
                 return await self._send(conn, stream, 200, {"status": "ok"})
             if not self._authorized(req):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            if self.authorizer is not None:  # impersonation, then RBAC: a 403 in Kubernetes' words
+                from knet.api.rbac import authorize_request
+                req.user = authorize_request(self.authorizer, req)
             if req.oversize:
                 raise errors.request_too_large(MAX_BODY)
             if (refused := unsupported_media_type(req) or not_acceptable(req)) is not None:
@@ -551,6 +563,9 @@ class ApiServer:
             return 200, {**VERSION, "gitVersion": self.version}
         if req.path.startswith("/knet/v1/"):
             return self._knet(req)
+        if req.path in ("/.well-known/openid-configuration", "/openid/v1/jwks") and self.signer is not None:
+            from knet.api.serviceaccounts import discovery_document
+            return 200, discovery_document(self.signer, req.path, req.headers.get("host", ""))
         if req.path in ("/api", "/apis") or req.path.count("/") <= 3 and parse_path(req.path + "/x") is None:
             discovery = self._discovery(req.path)
             if discovery is not None:

@@ -22,7 +22,7 @@ SCALE_API_VERSION = "autoscaling/v1"
 # What the server itself answers for a subresource, by method (the rest of a
 # served subresource's verbs are another component's: the node agent's log, exec...).
 _SERVER_METHODS = {"status": ("GET", "PUT", "PATCH"), "scale": ("GET", "PUT", "PATCH"),
-                   "binding": ("POST",), "eviction": ("POST",)}
+                   "binding": ("POST",), "eviction": ("POST",), "token": ("POST",)}
 _VERB_METHODS = {"get": "GET", "create": "POST", "update": "PUT", "patch": "PATCH", "delete": "DELETE"}
 
 
@@ -58,7 +58,22 @@ def serve(server: object, req: object, route: object) -> tuple[int, dict] | None
         raise not_found()
     if sub == "scale":
         return scale(server.registry, req, res, route.namespace, route.name)
+    if sub == "token":  # the TokenRequest API (knet/api/serviceaccounts.py)
+        return token(server, req, route.namespace, route.name)
     return None
+
+
+def token(server: object, req: object, namespace: str, name: str) -> tuple[int, dict]:
+    from knet.api import serviceaccounts
+    from knet.api.rbac import NODE_PREFIX, NODES_GROUP
+
+    signer = getattr(server, "signer", None)
+    if signer is None:
+        raise not_found()
+    user = authz.user_of(req)
+    node = user.name[len(NODE_PREFIX):] if NODES_GROUP in user.groups and user.name.startswith(NODE_PREFIX) else None
+    body = req.json() if req.body else {}
+    return 201, serviceaccounts.token_request(server.registry, signer, namespace, name, body, node=node)
 
 
 # -- scale ---------------------------------------------------------------------------

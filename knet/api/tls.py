@@ -222,3 +222,53 @@ def identity(peer_cert: dict | None) -> tuple[str, list[str]] | None:
             elif key == "organizationName":
                 groups.append(value)
     return (user, groups) if user else None
+
+
+# -- identities beyond the admin (issue 15) ----------------------------------------------------
+
+NODES_GROUP = "system:nodes"
+
+
+def node_cert_paths(state_dir: str, node: str) -> tuple[str, str]:
+    """A node agent's client certificate and key: <state>/pki/nodes/<node>.{crt,key}
+    (kubelet's kubelet-client-current.pem)."""
+    d = os.path.join(state_dir, "pki", "nodes")
+    return os.path.join(d, f"{node}.crt"), os.path.join(d, f"{node}.key")
+
+
+def kubelet_token_path(state_dir: str) -> str:
+    """The credential the API server shows kubelets (its apiserver-kubelet-client),
+    so the agents need not hold the admin's token to check it."""
+    return os.path.join(state_dir, "pki", "apiserver-kubelet-client.token")
+
+
+def user_cert(state_dir: str, user: str, groups: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """(key PEM, certificate PEM) for a user: CN=user, O=each group, signed by
+    the cluster CA (what `knet kubeconfig --user` embeds)."""
+    p = pki_paths(state_dir)
+    with open(p.ca_key, "rb") as f:
+        ca_key = f.read()
+    with open(p.ca_crt, "rb") as f:
+        ca_crt = f.read()
+    return make_cert(ca_key, ca_crt, user, tuple(groups))
+
+
+def write_identities(state_dir: str, nodes: list[str]) -> None:
+    """Each node's client certificate (CN=system:node:<name>, O=system:nodes),
+    the kubelet client token and the ServiceAccount signing key, each made
+    once (a restarted cluster keeps them)."""
+    import secrets
+
+    from knet.api.serviceaccounts import write_key
+
+    os.makedirs(os.path.join(state_dir, "pki", "nodes"), mode=0o700, exist_ok=True)
+    for node in nodes:
+        crt, key = node_cert_paths(state_dir, node)
+        if not os.path.exists(crt):
+            k, c = user_cert(state_dir, f"system:node:{node}", (NODES_GROUP,))
+            _write(key, k, 0o600)
+            _write(crt, c, 0o644)
+    path = kubelet_token_path(state_dir)
+    if not os.path.exists(path):
+        _write(path, (secrets.token_urlsafe(32) + "\n").encode(), 0o600)
+    write_key(state_dir)

@@ -176,8 +176,12 @@ def cmd_kubeconfig(args: argparse.Namespace, connect: Connect) -> int:
 
     from knet.cluster import ClusterError, kubeconfig_for
 
+    user = getattr(args, "user", None)
+    groups = tuple(getattr(args, "group", None) or ())
+    if groups and not user:
+        raise CliError("--group needs --user")
     try:
-        doc = kubeconfig_for(cluster_name(args))
+        doc = kubeconfig_for(cluster_name(args), user, groups)
     except ClusterError as e:
         raise CliError(str(e)) from None
     sys.stdout.write(yaml.safe_dump(doc, default_flow_style=False, sort_keys=False))

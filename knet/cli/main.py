@@ -327,6 +327,9 @@ def _stdout_broken() -> bool:
 
     try:
         poller = select.poll()
+    s.add_argument("--user", metavar="NAME", help="a new client certificate for this user (CN=NAME), not the admin's")
+    s.add_argument("--group", metavar="G", action="append", default=[],
+                   help="a group of --user (O=G; repeat for more)")
         poller.register(sys.stdout.fileno(), select.POLLOUT)
         return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
     except (OSError, ValueError):

@@ -61,13 +61,16 @@ class Agent:
     EVENTS = by_kind("Event")
     SERVICES = by_kind("Service")
 
-    def __init__(self, cfg: ClusterConfig, node: str, token: str):
+    def __init__(self, cfg: ClusterConfig, node: str, token: str, cert: tuple[str, str] | None = None):
+        """token: what the kubelet port accepts (the API server's kubelet client credential);
+        cert: the node's own client certificate and key (CN=system:node:<node>), its API credential."""
         self.cfg = cfg
         self.node = node
         self.node_cfg = cfg.node(node)
         self.node_ip = self.node_cfg.ip
-        self.api = AsyncClient(cfg.control_plane.ip, cfg.api_port, token,
-                               ca_file=pki_paths(cfg.state_dir).ca_crt)  # HTTPS, trusting the cluster CA
+        self.api = AsyncClient(cfg.control_plane.ip, cfg.api_port, "" if cert else token,
+                               ca_file=pki_paths(cfg.state_dir).ca_crt,  # HTTPS, trusting the cluster CA
+                               cert_file=cert[0] if cert else None, key_file=cert[1] if cert else None)
         self.workers: dict[str, PodWorker] = {}
         self.observed = 0
         self.activity = 0  # moves with every bit of progress: memory is trimmed once it stands still
@@ -401,9 +404,22 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s {args.node}: %(message)s")
     cfg = load_saved(args.cluster)
-    with open(os.path.join(cfg.state_dir, "token")) as f:
-        token = f.read().strip()
-    trio.run(Agent(cfg, args.node, token).run)
+    trio.run(Agent(cfg, args.node, *node_credentials(cfg.state_dir, args.node)).run)
+
+
+def node_credentials(state_dir: str, node: str) -> tuple[str, tuple[str, str] | None]:
+    """(the kubelet port's token, the node's client certificate and key): the
+    node's own identity (system:node:<node>, node rights only), never the
+    admin's token; a cluster made before nodes had certificates falls back to it."""
+    from knet.api.tls import kubelet_token_path, node_cert_paths
+
+    cert = node_cert_paths(state_dir, node)
+    if os.path.exists(cert[0]) and os.path.exists(kubelet_token_path(state_dir)):
+        with open(kubelet_token_path(state_dir)) as f:
+            return f.read().strip(), cert
+    log.warning("node %s has no credential of its own: using the cluster's token", node)
+    with open(os.path.join(state_dir, "token")) as f:
+        return f.read().strip(), None
 
 
 if __name__ == "__main__":

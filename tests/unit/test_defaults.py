@@ -163,7 +163,7 @@ def test_defaulting_is_idempotent_and_tolerant():
         assert apply_defaults(obj) == once
     odd = {"kind": "Pod", "spec": {"containers": "nope"}}
     assert apply_defaults(odd)["spec"]["containers"] == "nope"
-    assert apply_defaults({"kind": "Secret", "data": {}}) == {"kind": "Secret", "data": {}}
+    assert apply_defaults({"kind": "PersistentVolume", "spec": {}}) == {"kind": "PersistentVolume", "spec": {}}
     assert apply_defaults({"kind": "Service", "spec": []}) == {"kind": "Service", "spec": []}
 
 
