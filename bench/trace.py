@@ -1,0 +1,149 @@
+"""`knet trace` benchmark (issue 16: "answers in under 1 s for a cross-node
+ClusterIP path"), side by side with the reference in one run.
+
+A cluster (control plane + 2 workers): a client pod on worker-1, a server pod
+on worker-2 behind the ClusterIP Service `web`, and 10, 100 then 1,000
+Services in the cluster (each selecting the server, so every one is in every
+node's proxy table with its endpoint). At each size, in alternating order per
+round: the wall time of `knet trace client --to web` (the command on PATH, its
+process start included: what a user waits for) against `knet exec client --
+nc -z -w 1 <ClusterIP> 80` (one plain connect through the same Service, the
+same command start-up), and knet.trace.run in-process (no process start).
+Every trace is checked to name the Service, the endpoint and the VXLAN hop.
+
+Run as root: .venv/bin/python bench/trace.py [--sizes 10,100,1000] [--rounds 7] [--quick]
+The last line printed is one JSON object holding every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import emit, median, require_root, round_order  # noqa: E402
+
+from knet.harness.cluster import Cluster, running  # noqa: E402
+from knet.trace import run  # noqa: E402
+
+APP = """
+apiVersion: v1
+kind: Pod
+metadata: {name: client, labels: {app: client}}
+spec:
+  nodeName: worker-1
+  containers: [{name: c, image: agnhost}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: server, labels: {app: web}}
+spec:
+  nodeName: worker-2
+  containers: [{name: s, image: agnhost, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def services(first: int, last: int) -> str:
+    return "".join(f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: bench-{i}}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+""" for i in range(first, last))
+
+
+def command() -> list[str]:
+    """The `knet` a user runs (scripts/setup's launcher on PATH), else this Python's module."""
+    found = shutil.which("knet")
+    return [found] if found else [sys.executable, "-m", "knet.cli"]
+
+
+def wall(argv: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    return (time.perf_counter() - t0) * 1000, out
+
+
+def measure(c: Cluster, cluster_ip: str, rounds: int) -> dict:
+    knet = command() + ["--cluster", c.name]
+    paths = {
+        "trace": knet + ["trace", "client", "--to", "web"],
+        "nc": knet + ["exec", "client", "--", "nc", "-z", "-w", "1", cluster_ip, "80"],
+    }
+    times: dict[str, list[float]] = {"trace": [], "nc": [], "api": []}
+    for r in range(rounds):
+        for name in round_order(["trace", "nc", "api"], r):
+            if name == "api":
+                t0 = time.perf_counter()
+                t = run(c, "client", "web")
+                times["api"].append((time.perf_counter() - t0) * 1000)
+                check(t.render())
+                continue
+            ms, out = wall(paths[name])
+            if out.returncode != 0:
+                raise SystemExit(f"{name} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+            if name == "trace":
+                check(out.stdout)
+            times[name].append(ms)
+    return {k: median(v) for k, v in times.items()}
+
+
+def check(text: str) -> None:
+    for want in ("Service default/web:80 -> endpoint", "VXLAN to worker-2", "result: delivered"):
+        if want not in text:
+            raise SystemExit(f"trace does not say {want!r}:\n{text}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="10,100,1000", help="Services in the cluster at each step")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--quick", action="store_true", help="smoke run: sizes 10,20, 2 rounds")
+    args = p.parse_args()
+    require_root()
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the cluster comes down
+    sizes = [10, 20] if args.quick else [int(x) for x in args.sizes.split(",")]
+    rounds = 2 if args.quick else args.rounds
+    figures: dict = {"rounds": rounds, "sizes": sizes}
+    with Cluster.up(workers=2) as c:
+        c.apply(APP)
+        for name in ("client", "server"):
+            c.wait_pod("default", name, running)
+        cluster_ip = c.get("Service", "default", "web")["spec"]["clusterIP"]
+        have = len(c.list("Service"))  # kubernetes, kube-dns, web
+        made = 0
+        for n in sizes:
+            if n > have:
+                c.apply(services(made, made + n - have))
+                made += n - have
+                have = n
+            m = measure(c, cluster_ip, rounds)
+            figures[f"trace_ms_{n}"] = round(m["trace"], 1)
+            figures[f"nc_ms_{n}"] = round(m["nc"], 1)
+            figures[f"trace_api_ms_{n}"] = round(m["api"], 1)
+            figures[f"trace_vs_nc_{n}"] = round(m["trace"] / m["nc"], 2)
+            print(f"{have} Services: knet trace {m['trace']:.0f} ms (target < 1000), knet exec nc -z "
+                  f"{m['nc']:.0f} ms ({figures[f'trace_vs_nc_{n}']}x), knet.trace.run in-process "
+                  f"{m['api']:.0f} ms", flush=True)
+    big, small = sizes[-1], sizes[0]
+    figures["trace_big_vs_small"] = round(figures[f"trace_ms_{big}"] / figures[f"trace_ms_{small}"], 2)
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
