@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import IP, TCP
 
-from knet.harness import Matrix, dns, probe, reachability, send, sniff
+from knet.harness import Matrix, dns, probe, reachability, send, sniff, trace
 from knet.harness.cluster import ready
 
 pytestmark = pytest.mark.knet_cluster(file="cluster.yaml")
@@ -93,6 +93,19 @@ def test_the_policy_allows_the_frontend_and_blocks_the_batch_pod(shop):
                 .expect_all_ingress("shop/web", False)
                 .expect("shop/frontend", "shop/web", True))
     assert expected.differences(observed) == [], observed.format()
+
+
+def test_the_trace_names_the_policy_the_service_and_the_overlay(shop):
+    web, frontend, batch = shop
+    blocked = trace(batch, web, 8080)                 # one real SYN, traced by the kernel hop by hop
+    assert blocked.verdict == "dropped", blocked.render()
+    assert blocked.reason == "pod shop/web isolated for ingress by shop/allow-frontend; no rule allowed it"
+    allowed = trace(frontend, "web", 80)              # through the Service, by name, as `knet trace --to web:80`
+    assert allowed.verdict == "delivered", allowed.render()
+    steps = [s.text for s in allowed.steps("service") + allowed.steps("policy") + allowed.steps("out")]
+    assert any(s.startswith("Service shop/web:80 -> endpoint ") for s in steps), allowed.render()
+    assert "allowed by shop/allow-frontend, ingress rule 0" in steps
+    assert any(s.startswith("out knet.1: VXLAN to worker-1") for s in steps)   # frontend and web are on two nodes
 
 
 def test_a_syn_to_the_node_port_arrives_with_the_client_address(shop, node):

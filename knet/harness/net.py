@@ -496,9 +496,25 @@ def dns(name: str, qtype: str, from_pod: Endpoint, *, server: str | None = None,
 # -- trace --------------------------------------------------------------------------------------
 
 
-def trace(src: Endpoint, dst: Endpoint | str, port: int | None = None, proto: str = "TCP", **options):
-    """`knet trace SRC --to DST[:PORT]`: the path one real packet took, hop by
-    hop, from the kernel's trace events (knet trace's own engine)."""
-    raise NotImplementedError(
-        "knet trace is not in this knet yet: trace() calls its Python API once it lands "
-        "(the command `knet trace` and this helper share one engine)")
+def trace(src: Endpoint, dst: Endpoint | str, port: int | None = None, proto: str = "TCP", *,
+          timeout: float = 1.0):
+    """`knet trace SRC --to DST[:PORT]`, through knet trace's own engine
+    (knet.trace.run): one real connection attempt from `src`, traced by the
+    kernel in every namespace it crosses. `dst` is a pod, a node, ext, or
+    what `--to` takes (a Service "web" / "web.shop", an IP, "node/NAME").
+    The knet.trace.Trace says `verdict` (delivered, dropped, rejected),
+    `reason`, `steps("policy")` etc., and `render()` prints it as the command
+    does."""
+    from knet.trace import run
+
+    if isinstance(src, Pod):
+        source, namespace = src.name, src.namespace
+    else:
+        source, namespace = str(src), None
+    if isinstance(dst, Pod):
+        dest = f"pod/{dst.name}" if dst.namespace == (namespace or "default") else f"pod/{dst.name}.{dst.namespace}"
+    else:
+        dest = str(dst)
+    result = run(src.cluster, source, dest, port, proto, namespace=namespace, timeout=timeout)
+    log.info("%s", result.render())
+    return result

@@ -163,10 +163,3 @@ def test_dns_refuses_an_unknown_type_and_a_host_without_a_server():
         net.dns("web", "AAA", host)
     with pytest.raises(ValueError, match="server: ext has no resolv.conf: name the server to ask"):
         net.dns("web", "A", host)
-
-
-def test_trace_says_clearly_what_is_missing():
-    host = net.Host(None, "ext", "192.0.2.1", "/nonexistent")
-    with pytest.raises(NotImplementedError, match="knet trace"):
-        net.trace(host, "192.0.2.2", 80)
-
