@@ -95,9 +95,18 @@ def mount_plan(sb: Sandbox, pod: dict, container: dict) -> mounts.MountPlan:
         binds.append(mounts.Bind(src, m["mountPath"], readonly=bool(m.get("readOnly")), is_dir=os.path.isdir(src)))
     binds += [mounts.Bind(path, path) for path in sb.exposed_files(pod, container)]
     root_dirs, shadowed = mounts.plan_mountpoints([b.target for b in binds])
+    tmp_dir = ""
+    if not (container.get("command") or container.get("args")):
+        # A built-in server's container has no process whose /tmp an exec could join: its execs
+        # (and exec probes) share a directory of the pod's instead, as they would the container's.
+        tmp_dir = os.path.join(sb.dir, "tmp", container["name"])
+        if not os.path.isdir(tmp_dir):
+            os.makedirs(tmp_dir)
+            os.chmod(tmp_dir, 0o1777)
     return mounts.MountPlan(binds=binds, hidden=sb.hidden, privileged=bool(sc.get("privileged")),
                             read_only_root=bool(sc.get("readOnlyRootFilesystem")),
-                            scaffold=os.path.join(sb.dir, "rootfs"), root_dirs=root_dirs, shadowed=shadowed)
+                            scaffold=os.path.join(sb.dir, "rootfs"), root_dirs=root_dirs, shadowed=shadowed,
+                            tmp_dir=tmp_dir)
 
 
 @contextmanager

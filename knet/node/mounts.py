@@ -124,6 +124,7 @@ class MountPlan:
     scaffold: str = ""  # an empty directory of the pod's, for a new "/" when a mount point is missing there
     root_dirs: list[str] = field(default_factory=list)  # top-level directories the new "/" must add
     shadowed: list[str] = field(default_factory=list)  # read-only directories that need a mount point made
+    tmp_dir: str = ""  # a directory of the pod's as /tmp (a built-in server's container: its execs share it)
 
 
 def under(path: str, top: str) -> bool:
@@ -285,13 +286,18 @@ def apply(plan: MountPlan) -> None:
     are cloned first, while the view still shows them."""
     mount(None, "/", None, MS_REC | MS_SLAVE)
     trees = [clone_tree(b.source) for b in plan.binds]
+    tmp_tree = clone_tree(plan.tmp_dir) if plan.tmp_dir else -1
     if plan.root_dirs:
         _new_root(plan.scaffold, plan.root_dirs, plan.binds)
     _detach_under(["/run", *plan.hidden])
     set_readonly("/")
     flags = MS_NOSUID | MS_NODEV
     mount("tmpfs", "/run", "tmpfs", flags | MS_NOEXEC, "mode=755,size=65536k")
-    mount("tmpfs", "/tmp", "tmpfs", flags, "mode=1777")
+    if tmp_tree >= 0:
+        attach_tree(tmp_tree, "/tmp")
+        set_readonly("/tmp", False)
+    else:
+        mount("tmpfs", "/tmp", "tmpfs", flags, "mode=1777")
     try:
         detach("/proc")
     except OSError:

@@ -180,12 +180,10 @@ def test_readiness_probes_gate_ready(c):
 """))
     pod = c.wait_pod("default", "probed", lambda p: status_of(p, "web")["ready"])
     assert not ready(pod) and not status_of(pod, "tcp")["ready"]
-    import os
-    try:
-        open("/tmp/knet-ready-flag-probed", "w").close()
-        c.wait_pod("default", "probed", lambda p: status_of(p, "flag")["ready"])
-    finally:
-        os.unlink("/tmp/knet-ready-flag-probed")
+    # The flag in the container's own /tmp (a pod's /tmp is its own, issue 15): the exec probe sees it there.
+    assert c.exec_pod("default", "probed", ["touch", "/tmp/knet-ready-flag-probed"], container="flag").returncode == 0
+    c.wait_pod("default", "probed", lambda p: status_of(p, "flag")["ready"])
+    assert c.exec_pod("default", "probed", ["rm", "/tmp/knet-ready-flag-probed"], container="flag").returncode == 0
     pod = c.get("Pod", "default", "probed")
     assert not ready(pod)  # the tcp container has nothing on 9999
     c.wait_pod("default", "probed", lambda p: not status_of(p, "flag")["ready"])

@@ -62,7 +62,6 @@ def endpoints(c, svc: str) -> dict[str, dict]:
 
 
 def test_allocation_slices_and_env(c):
-    import os
 
     c.apply(APP)
     table = c.knet("get", "svc").stdout
@@ -77,14 +76,12 @@ def test_allocation_slices_and_env(c):
     c.wait_for("slices list the pods", lambda: set(endpoints(c, "web")) == set(ips))
     assert all(not cond["ready"] for cond in endpoints(c, "web").values())
     first_ip, first = sorted(ips.items())[0]
-    flag = f"/tmp/knet-svc-ready-{first}"
-    try:
-        open(flag, "w").close()
-        c.wait_pod("default", first, ready)
-        c.wait_for("one endpoint ready", lambda: endpoints(c, "web").get(first_ip, {}).get("ready"))
-        assert sum(cond["ready"] for cond in endpoints(c, "web").values()) == 1
-    finally:
-        os.unlink(flag)
+    # The flag in the web container's own /tmp (a pod's /tmp is its own, issue 15), where its exec probe looks.
+    touched = c.exec_pod("default", first, ["touch", f"/tmp/knet-svc-ready-{first}"], container="web")
+    assert touched.returncode == 0, touched.stderr
+    c.wait_pod("default", first, ready)
+    c.wait_for("one endpoint ready", lambda: endpoints(c, "web").get(first_ip, {}).get("ready"))
+    assert sum(cond["ready"] for cond in endpoints(c, "web").values()) == 1
     kube = c.list("EndpointSlice", "default", label_selector="kubernetes.io/service-name=kubernetes")
     assert kube[0]["endpoints"][0]["addresses"] == [c.cfg.control_plane.ip]
     # The container process itself (not just `knet exec`) has the Service variables.
