@@ -84,6 +84,7 @@ def shop(apply, pod):
 
 def test_the_policy_allows_the_frontend_and_blocks_the_batch_pod(shop):
     web, frontend, batch = shop
+    assert web.exec("hostname", check=True).stdout.strip() == "web"   # a command inside the pod
     assert probe(frontend, web, 8080, "TCP")          # allowed by allow-frontend
     assert not probe(batch, web, 8080, "TCP")         # web is isolated for ingress: nothing allows batch
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 TYPE_CHECKING = False
@@ -174,6 +173,3 @@ def get_host(cluster: Cluster, name: str) -> Host:
         raise ValueError(f"node {node!r} is not in cluster {cluster.name!r} (its nodes: {known}; or 'ext')") from None
     return Host(cluster, node, ip, netns_path(cfg.node_netns(node)))
 
-
-def names(pods: Sequence[Pod]) -> list[str]:
-    return [str(p) for p in pods]

@@ -171,7 +171,9 @@ def send(pkt, from_pod: Endpoint, *, iface: str = "eth0", count: int = 1) -> int
             with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as s:
                 s.bind((iface, 0))
                 return [s.send(wire) for _ in range(count)][-1]
-        return _in_netns(from_pod.netns, out_l2)  # type: ignore[return-value]
+        sent = _in_netns(from_pod.netns, out_l2)
+        log.info("sent %s from %s on %s", pkt.summary(), from_pod, iface)
+        return sent  # type: ignore[return-value]
     layer = IP if pkt.haslayer(IP) else IPv6 if pkt.haslayer(IPv6) else None
     if layer is None:
         raise ValueError(f"pkt: {pkt.summary()}: send takes an IP/IPv6 packet or an Ether frame")
@@ -229,8 +231,8 @@ class Sniffer:
         self._decoded: list | None = None
         self._predicate = filter if callable(filter) else None
         self._stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe()
         self._sock = _in_netns(on.netns, self._open)
+        self._wake_r, self._wake_w = os.pipe()  # stop() wakes the reader through it
         self._deadline = time.monotonic() + timeout
         self._thread = threading.Thread(target=self._read, name=f"knet-sniff-{on}", daemon=True)
         self._thread.start()
