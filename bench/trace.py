@@ -17,16 +17,24 @@ The last line printed is one JSON object holding every figure.
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
-import subprocess
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# This file's name is the standard library's `trace`, which other modules import (multiprocessing's
+# children, via pyroute2): take this folder off the import path and load common.py by its file.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 
-from common import emit, median, require_root, round_order  # noqa: E402
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("bench_common", os.path.join(HERE, "common.py"))
+common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(common)
+emit, median, require_root, round_order = common.emit, common.median, common.require_root, common.round_order
 
 from knet.harness.cluster import Cluster, running  # noqa: E402
 from knet.trace import run  # noqa: E402
@@ -116,7 +124,15 @@ def main() -> None:
     args = p.parse_args()
     require_root()
     import signal
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the cluster comes down
+
+    me = os.getpid()
+
+    def stop(sig, _frame):
+        if os.getpid() != me:  # a child pyroute2 forked (IPRoute(netns=...)) and ends with SIGTERM: die as it expects,
+            signal.signal(sig, signal.SIG_DFL)  # never run this process's clean-up (Cluster.down) in it
+            os.kill(os.getpid(), sig)
+        sys.exit(1)  # so the cluster comes down
+    signal.signal(signal.SIGTERM, stop)
     sizes = [10, 20] if args.quick else [int(x) for x in args.sizes.split(",")]
     rounds = 2 if args.quick else args.rounds
     figures: dict = {"rounds": rounds, "sizes": sizes}
