@@ -323,13 +323,27 @@ class TokenAuthenticator:
         self.signer = signer
         self.store = store
         self._verified: dict[str, dict] = {}  # signature checks are ~0.1 ms: once per token
+        # The uid and metadata of the pods and ServiceAccounts tokens name, kept until their key changes:
+        # a bound token's per-request check then costs no store read (the store's events drop an entry).
+        self._objects: dict[str, tuple[str, dict] | None] = {}
+        self.unsubscribe = store.subscribe(self._on_event)
+
+    def _on_event(self, event) -> None:
+        if event.key in self._objects:
+            del self._objects[event.key]
 
     def _uid(self, key: str) -> tuple[str, dict] | None:
+        if key in self._objects:
+            return self._objects[key]
         found = self.store.get(key)
-        if found is None:
-            return None
-        meta = json.loads(found[0]).get("metadata") or {}
-        return meta.get("uid") or "", meta
+        out = None
+        if found is not None:
+            meta = json.loads(found[0]).get("metadata") or {}
+            out = (meta.get("uid") or "", {"deletionTimestamp": meta.get("deletionTimestamp")})
+        if len(self._objects) > 20000:
+            self._objects.clear()
+        self._objects[key] = out
+        return out
 
     def authenticate(self, token: str, now: float | None = None) -> User | None:
         claims = self._verified.get(token)
