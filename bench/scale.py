@@ -63,7 +63,7 @@ def deployment(name: str, replicas: int, labels: dict[str, str] | None = None, p
             f"    spec: {{containers: [{{name: web, image: agnhost, ports: [{{containerPort: 8080}}]{probe}}}]}}\n")
 
 
-# Group 0's readiness: an exec probe on a flag file in the host's /tmp, which pods share.
+# Group 0's readiness: an exec probe on a flag file in the pod's /tmp (set with knet exec).
 NOT_READY_FLAG = "/tmp/knet-scale-notready-"
 FLAG_PROBE = (', readinessProbe: {exec: {command: [sh, -c, "test ! -f ' + NOT_READY_FLAG
               + '`hostname`"]}, periodSeconds: 1}')
@@ -207,12 +207,10 @@ def readiness_writes(c: Cluster, groups: int, services: int, timeout: float) -> 
     t = threading.Thread(target=watch, daemon=True)
     t.start()
     time.sleep(0.2)
-    flag = NOT_READY_FLAG + pod["metadata"]["name"]
-    try:
-        open(flag, "w").close()  # its probe fails within a second; its kubelet writes Ready=False
-        t.join()
-    finally:
-        os.unlink(flag)
+    # The flag in the pod's own /tmp (pods are sandboxes, issue 15: the host's /tmp is not theirs): its probe
+    # fails within a second; its kubelet writes Ready=False.
+    c.knet("exec", pod["metadata"]["name"], "--", "touch", NOT_READY_FLAG + pod["metadata"]["name"], timeout=timeout)
+    t.join()
     names_written = sorted({e["object"]["metadata"]["name"] for e in seen})
     c.knet("delete", "deployment", *names, timeout=timeout)
     c.knet("delete", "service", *[n for n, _ in svcs], timeout=timeout)
