@@ -257,6 +257,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=1.0, metavar="S", help="seconds to wait for an answer (default 1)")
     s.set_defaults(run=("trace", "cmd_trace"))
 
+    s = sub.add_parser("lab", parents=[common], help="labs: a cluster, manifests and checked exercises (knet lab list)",
+                       description="A lab is a folder: lab.yaml (its cluster, manifests, exercises with checks) and a "
+                                   "README.md. LAB is a shipped lab's name (knet lab list) or a folder. The lab's "
+                                   "cluster is lab-<name> unless --cluster names another.")
+    lsub = s.add_subparsers(dest="lab_cmd", metavar="list|up|check|run|down", required=True)
+    r = lsub.add_parser("list", parents=[common], help="the shipped labs")
+    r.set_defaults(run=("lab", "cmd_lab_list"))
+    for verb, text in (("up", "create the lab's cluster, apply its manifests, wait for them, print the first exercise"),
+                       ("check", "run the checks: pass or fail each, with what was expected and seen"),
+                       ("run", "up, every exercise's commands and checks, down (exit 1 on a failure): for CI"),
+                       ("down", "delete the lab's cluster")):
+        r = lsub.add_parser(verb, parents=[common], help=text)
+        r.add_argument("lab", metavar="LAB")
+        if verb == "check":
+            r.add_argument("--exercise", type=int, metavar="N", help="only exercise N (from 1)")
+        if verb in ("up", "run"):
+            r.add_argument("--timeout", type=float, default=120, help="seconds for the cluster and manifests (default 120)")
+        r.set_defaults(run=("lab", f"cmd_lab_{verb}"))
+
     s = sub.add_parser("version", parents=[common], help="print the client and server versions")
     s.set_defaults(run=("cluster", "cmd_version"))
 

@@ -45,6 +45,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cluster", ("knet.cluster",)),
     # what a user or a test drives
     ("top", ("knet.cli", "knet.harness")),
+    # labs: whole clusters driven with the CLI's pieces (apply, jsonpath) and the probe engine
+    ("labs", ("knet.lab",)),
+    # the `knet lab` command over them (main.py names it by string, as every command)
+    ("lab command", ("knet.cli.lab",)),
 ]
 
 # Pure cores: they never import the kernel edge, neither directly nor through another knet module
