@@ -465,4 +465,115 @@ def authorize_request(authorizer: Authorizer, req) -> User:
     allowed, reason = authorizer.check(user, a)
     if not allowed:
         raise forbidden(user, a, reason)
+    if (a.api_group == GROUP and a.resource in _RBAC_KINDS and not a.subresource
+            and a.verb in ("create", "update", "patch") and MASTERS not in user.groups):
+        prevent_escalation(authorizer, user, a, req)
     return user
+
+
+# -- escalation prevention ----------------------------------------------------------------------
+
+_RBAC_KINDS = {"roles": "Role", "clusterroles": "ClusterRole", "rolebindings": "RoleBinding",
+               "clusterrolebindings": "ClusterRoleBinding"}
+
+
+def _body(req) -> dict:
+    """The request's object, JSON or a typed client's protobuf (read here before
+    the server's own decoding: the check needs it first)."""
+    body = getattr(req, "body", b"") or b""
+    if "protobuf" in (req.headers.get("content-type") or ""):
+        from knet.api import protobuf
+
+        try:
+            return protobuf.decode(body)
+        except (protobuf.Unsupported, protobuf.Malformed):
+            return {}
+    try:
+        value = json.loads(body) if body else {}
+    except ValueError:
+        return {}  # the server's decoder answers the 400
+    return value if isinstance(value, dict) else {}
+
+
+def _atoms(rule: dict):
+    """A PolicyRule broken into the single rights it grants."""
+    verbs = rule.get("verbs") or []
+    urls = rule.get("nonResourceURLs") or []
+    if urls:
+        for verb in verbs:
+            for url in urls:
+                yield Attributes(verb, False, url), {"NonResourceURLs": [url], "Verbs": [verb]}
+        return
+    for group in rule.get("apiGroups") or []:
+        for resource in rule.get("resources") or []:
+            res, _, sub = resource.partition("/")
+            for name in rule.get("resourceNames") or [""]:
+                for verb in verbs:
+                    shown = {"APIGroups": [group], "Resources": [resource], "Verbs": [verb]}
+                    if name:
+                        shown["ResourceNames"] = [name]
+                    yield Attributes(verb, True, "", "", group, "", res, sub, name), shown
+
+
+def _missing(authorizer: Authorizer, user: User, rules: list, namespace: str) -> list[str]:
+    out = []
+    for rule in rules or []:
+        if not isinstance(rule, dict):
+            continue
+        for atom, shown in _atoms(rule):
+            atom = atom._replace(namespace=namespace) if atom.resource_request else atom
+            if not authorizer.check(user, atom)[0]:
+                out.append("{" + ", ".join(f"{k}:[{' '.join(json.dumps(v) for v in vs)}]"
+                                           for k, vs in shown.items()) + "}")
+    return out
+
+
+def _refuse(user: User, a: Attributes, name: str, missing: list[str]) -> errors.ApiError:
+    groups = "[" + " ".join(json.dumps(g) for g in user.groups) + "]"
+    msg = (f"user {json.dumps(user.name)} (groups={groups}) is attempting to grant RBAC permissions not currently "
+           "held:\n" + "\n".join(missing))
+    return errors.ApiError(403, "Forbidden", f"{a.resource}.{GROUP} {json.dumps(name)} is forbidden: {msg}",
+                           {"name": name, "group": GROUP, "kind": a.resource})
+
+
+def prevent_escalation(authorizer: Authorizer, user: User, a: Attributes, req) -> None:
+    """RBAC's escalation check (pkg/registry/rbac/*/policybased): a Role or
+    ClusterRole may grant only rights its writer holds, unless it may
+    `escalate`; a binding may name only a role whose rights its writer holds,
+    unless it may `bind` that role. A PATCH of a role's result is not known
+    here, so it needs `escalate` outright (stricter than upstream, which checks
+    the patched object); a binding's roleRef never changes, so its patch is
+    checked against the stored one's role."""
+    kind = _RBAC_KINDS[a.resource]
+    binding = kind.endswith("Binding")
+    if a.verb == "patch":
+        obj = {}
+    else:
+        obj = _body(req)
+    name = a.name or str((obj.get("metadata") or {}).get("name") or "")
+    if not binding:
+        if authorizer.check(user, a._replace(verb="escalate", name=name))[0]:
+            return
+        if a.verb == "patch":
+            raise forbidden(user, a._replace(verb="escalate", name=name))
+        missing = _missing(authorizer, user, obj.get("rules") or [], a.namespace)
+        if missing:
+            raise _refuse(user, a, name, missing)
+        return
+    if a.verb == "patch":  # roleRef never changes: the stored binding's is the patched one's
+        prefix = f"/registry/{a.resource}/{a.namespace}/" if a.namespace else f"/registry/{a.resource}/"
+        found = authorizer.rbac.store.get(prefix + name)
+        obj = json.loads(found[0]) if found else {}
+    ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
+    role_kind = "clusterroles" if ref.get("kind") == "ClusterRole" else "roles"
+    bind = Attributes("bind", True, "", a.namespace, GROUP, "v1", role_kind, "", str(ref.get("name") or ""))
+    if authorizer.check(user, bind)[0]:
+        return
+    idx = authorizer.rbac.index()
+    errs: list[str] = []
+    rules = authorizer.rbac._role_rules(idx, ref, a.namespace, errs)
+    if errs:
+        raise errors.ApiError(500, "InternalError", f"Internal error occurred: {errs[0]}")
+    missing = _missing(authorizer, user, [r.source for r in rules], a.namespace)
+    if missing:
+        raise _refuse(user, a, name, missing)
