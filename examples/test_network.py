@@ -45,7 +45,9 @@ kind: Pod
 metadata: {{name: frontend, namespace: shop, labels: {{role: frontend}}}}
 spec:
   nodeName: worker-2
-  containers: [{{name: app, image: agnhost, ports: [{{containerPort: 8080}}]}}]
+  containers:
+    - {{name: app, image: agnhost, ports: [{{containerPort: 8080}}]}}
+    - {{name: tools, image: busybox, command: [sleep, "3600"]}}
 ---
 apiVersion: v1
 kind: Pod
@@ -84,7 +86,7 @@ def shop(apply, pod):
 
 def test_the_policy_allows_the_frontend_and_blocks_the_batch_pod(shop):
     web, frontend, batch = shop
-    assert web.exec("hostname", check=True).stdout.strip() == "web"   # a command inside the pod
+    assert frontend.exec("hostname", container="tools", check=True).stdout.strip() == "frontend"
     assert probe(frontend, web, 8080, "TCP")          # allowed by allow-frontend
     assert not probe(batch, web, 8080, "TCP")         # web is isolated for ingress: nothing allows batch
 
@@ -112,8 +114,9 @@ def test_the_trace_names_the_policy_the_service_and_the_overlay(shop):
 def test_a_syn_to_the_node_port_arrives_with_the_client_address(shop, node):
     web = shop[0]
     ext, worker = node("ext"), node(web.node)   # the outside host, and the node web runs on
-    # The capture runs in web's network namespace before the SYN is sent.
-    cap = sniff(web, "tcp dst port 8080 and tcp[tcpflags] & tcp-syn != 0", count=1, timeout=5)
+    # The capture runs in web's network namespace before the SYN is sent; it waits for a SYN with our
+    # sequence number (NAT rewrites addresses and ports, never that).
+    cap = sniff(web, "tcp[tcpflags] & tcp-syn != 0 and tcp[4:4] = 1000", count=1, timeout=5)
     send(IP(dst=worker.ip) / TCP(sport=40123, dport=NODE_PORT, flags="S", seq=1000), ext)
     packets = cap.wait()
     assert len(packets) == 1, f"no SYN reached {web} ({web.ip}) from {ext} through {worker.ip}:{NODE_PORT}"
