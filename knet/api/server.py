@@ -491,7 +491,7 @@ class ApiServer:
         if req.user is not None:
             return True
         auth = req.headers.get("authorization", "")
-        if not auth.startswith("Bearer "):
+        if auth[:7].lower() != "bearer ":  # the scheme is case-insensitive (the Python client sends "bearer")
             return False
         if hmac.compare_digest(auth[7:].strip().encode(), self.token):
             req.user = ADMIN

@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -247,3 +248,67 @@ def test_coredns_runs_as_its_serviceaccount_with_kubeadms_role(c):
     token = token_for(c, pods[0]["metadata"]["name"], sa="coredns", namespace="kube-system")
     assert kubectl_with(c, "get", "endpointslices", "-A", token=token).returncode == 0
     assert kubectl_with(c, "get", "secrets", "-A", token=token).returncode == 1
+
+
+INCLUSTER_PY = r"""
+import json, kubernetes
+from kubernetes.client.rest import ApiException
+kubernetes.config.load_incluster_config()
+v1 = kubernetes.client.CoreV1Api()
+out = {"pods": sorted(p.metadata.name for p in v1.list_namespaced_pod("default").items)}
+try:
+    v1.delete_namespaced_pod("quiet", "default")
+    out["delete"] = 200
+except ApiException as e:
+    out["delete"], out["message"] = e.status, json.loads(e.body)["message"]
+print(json.dumps(out), flush=True)
+"""
+
+
+def finished(pod: dict) -> bool:
+    return pod["status"].get("phase") in ("Succeeded", "Failed")
+
+
+def test_in_cluster_clients_reach_the_api_through_the_kubernetes_service_with_the_mounted_token(c):
+    """The Python client's load_incluster_config() and kubectl in a pod: KUBERNETES_SERVICE_HOST
+    (10.96.0.1:443), TLS checked against the mounted ca.crt, the mounted token as the pod's
+    ServiceAccount; bound to view it lists and cannot delete, unbound it gets the 403."""
+    c.kubectl("create", "serviceaccount", "robot")
+    c.kubectl("create", "serviceaccount", "nobody")
+    c.kubectl("create", "rolebinding", "robot-view", "--clusterrole=view", "--serviceaccount=default:robot")
+    pods = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "incluster-py"}, "spec": {
+            "serviceAccountName": "robot", "restartPolicy": "Never",
+            "containers": [{"name": "py", "image": "python", "command": [sys.executable, "-c", INCLUSTER_PY],
+                            "env": [{"name": "HOME", "value": "/tmp"}]}]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "incluster-kubectl"}, "spec": {
+            "serviceAccountName": "nobody", "restartPolicy": "Never",
+            "containers": [{"name": "kubectl", "image": "kubectl", "command": [
+                "/bin/sh", "-c", f"{KUBECTL} get pods -o name; echo rc=$?"],
+                "env": [{"name": "HOME", "value": "/tmp"}]}]}}]}
+    c.kubectl("apply", "-f", "-", input=json.dumps(pods))
+    c.wait_pod("default", "incluster-py", finished, timeout=60)
+    out = json.loads(c.kubectl("logs", "incluster-py").stdout.strip().splitlines()[-1])
+    assert "holder" in out["pods"] and "incluster-py" in out["pods"]
+    assert out["delete"] == 403 and out["message"] == (
+        'pods "quiet" is forbidden: User "system:serviceaccount:default:robot" cannot delete resource "pods" '
+        'in API group "" in the namespace "default"')
+    assert c.get("Pod", "default", "quiet") is not None
+    c.wait_pod("default", "incluster-kubectl", finished, timeout=60)
+    log = c.kubectl("logs", "incluster-kubectl").stdout
+    assert ('Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:default:nobody" '
+            'cannot list resource "pods" in API group "" in the namespace "default"') in log
+    assert log.strip().endswith("rc=1")
+
+
+def test_the_dns_pods_read_the_api_with_their_own_token(c):
+    [pod, *_] = c.wait_for("a running coredns pod", lambda: [
+        p for p in c.list("Pod", "kube-system", label_selector="k8s-app=kube-dns")
+        if p["status"].get("phase") == "Running"], timeout=60)
+    token = c.exec_pod("kube-system", pod["metadata"]["name"],
+                       ["cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"], check=True).stdout
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["sub"] == "system:serviceaccount:kube-system:coredns"
+    assert claims["kubernetes.io"]["pod"]["name"] == pod["metadata"]["name"]
+    assert kubectl_with(c, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", token=token,
+                        check=True).stdout == "system:serviceaccount:kube-system:coredns"
