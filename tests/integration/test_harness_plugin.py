@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import knet
 from knet.harness import net
 from knet.net import ns
 
@@ -23,6 +24,12 @@ pytestmark = [pytest.mark.root, pytest.mark.cluster]
 pytest_plugins = ["pytester"]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _this_knet(monkeypatch):
+    """pytest runs started here import this checkout's knet, as the test process does."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(knet.__file__).resolve().parents[1]))
 
 
 def test_the_worked_example_passes(pytester: pytest.Pytester):

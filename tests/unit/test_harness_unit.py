@@ -11,12 +11,24 @@ import json
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import knet
 from knet.harness import manifests, net
 
 pytest_plugins = ["pytester"]
+
+REPO = str(Path(knet.__file__).resolve().parents[1])
+
+
+@pytest.fixture(autouse=True)
+def _this_knet(monkeypatch):
+    """Runs of pytest and python made here import this checkout's knet, whatever the directory
+    they start in (pytester's), as the test process does."""
+    monkeypatch.setenv("PYTHONPATH", REPO)
+
 
 HEAVY = ("trio", "pyroute2", "scapy", "yaml", "nftables", "cryptography", "dns", "knet.harness.cluster",
          "knet.harness.net", "knet.api", "knet.cluster")
