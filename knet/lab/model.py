@@ -31,7 +31,7 @@ NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 PROTOCOLS = ("TCP", "UDP")
 VIAS = ("clusterIP", "nodePort", "loadBalancer", "externalIP")
 DNS_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT")
-RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED")
+RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "TIMEOUT")  # TIMEOUT: no answer
 COMMANDS = ("knet", "kubectl")
 
 
