@@ -312,3 +312,20 @@ def test_the_dns_pods_read_the_api_with_their_own_token(c):
     assert claims["kubernetes.io"]["pod"]["name"] == pod["metadata"]["name"]
     assert kubectl_with(c, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", token=token,
                         check=True).stdout == "system:serviceaccount:kube-system:coredns"
+
+
+def test_knet_and_kubectl_print_the_identity_kinds_alike(c):
+    c.kubectl("create", "rolebinding", "table-check", "--clusterrole=view", "--user=ann", "--group=devs",
+              "--serviceaccount=default:robot")
+    for args in (["get", "rolebinding", "table-check", "-o", "wide"], ["get", "sa", "coredns", "-n", "kube-system"],
+                 ["get", "cm", "kube-root-ca.crt"], ["get", "clusterrole", "view"]):
+        ours = c.knet(*args).stdout.splitlines()
+        theirs = c.kubectl(*args).stdout.splitlines()
+        assert ours[0].split() == theirs[0].split()
+        # Ages may tick between the two; every other cell matches.
+        assert [cell for cell in ours[1].split() if not cell[:-1].isdigit()] == [
+            cell for cell in theirs[1].split() if not cell[:-1].isdigit()]
+    assert "devs" in c.knet("get", "rolebinding", "table-check", "-o", "wide").stdout
+    assert "system:coredns" in c.kubectl("get", "clusterrolebinding", "system:coredns", "-o", "wide").stdout
+    jwks = json.loads(c.kubectl("get", "--raw", "/openid/v1/jwks").stdout)
+    assert jwks["keys"][0]["alg"] == "ES256"

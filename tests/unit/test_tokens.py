@@ -184,3 +184,17 @@ def test_each_namespace_gets_its_default_serviceaccount_and_root_ca(reg):
         assert reg.get(by_kind("ConfigMap"), "kube-system", "kube-root-ca.crt")["data"] == {"ca.crt": ctl.ca_pem}
     finally:
         unsubscribe()
+
+
+def test_the_issuer_publishes_its_key_for_token_reviewers(signer):
+    conf = sa.discovery_document(signer, "/.well-known/openid-configuration", "192.168.56.10:6443")
+    assert conf == {"issuer": ISSUER, "jwks_uri": "https://192.168.56.10:6443/openid/v1/jwks",
+                    "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["ES256"]}
+    [key] = sa.discovery_document(signer, "/openid/v1/jwks", "")["keys"]
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    nums = signer.public.public_numbers()
+    assert ec.EllipticCurvePublicNumbers(
+        int.from_bytes(base64.urlsafe_b64decode(key["x"] + "=="), "big"),
+        int.from_bytes(base64.urlsafe_b64decode(key["y"] + "=="), "big"), ec.SECP256R1()) == nums
