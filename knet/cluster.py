@@ -488,11 +488,25 @@ def _build(cfg: ClusterConfig, say: Say) -> None:
     ns.create_netns(cfg.fabric_netns, owner)
     hosts = [(cfg.ext_netns, "to-ext", cfg.ext_ip)]
     ns.create_netns(cfg.ext_netns, owner)
-    for i, node in enumerate(cfg.nodes):
+    for node in cfg.nodes:
         ns.create_netns(cfg.node_netns(node.name), owner)
-        hosts.append((cfg.node_netns(node.name), f"to-n{i}", node.ip))
+        hosts.append((cfg.node_netns(node.name), cfg.lan_port(node.name), node.ip))
     build_lan(cfg.fabric_netns, hosts, cfg.lan_prefixlen)
+    _impair_links(cfg)
     say(f" ✓ LAN {cfg.lan_subnet}: ext {cfg.ext_ip}, " + ", ".join(f"{n.name} {n.ip}" for n in cfg.nodes))
+
+
+def _impair_links(cfg: ClusterConfig) -> None:
+    """The cluster file's nodes[].link: loss and rate on each node's LAN link (knet link set's
+    work), before any component starts, so every packet the node sends meets them."""
+    linked = [n for n in cfg.nodes if n.link]
+    if not linked:
+        return
+    from knet.net import impair
+
+    for node in linked:
+        imp = impair.parse_link(node.link, f"nodes[{cfg.nodes.index(node)}].link")
+        impair.apply(cfg.node_netns(node.name), cfg.fabric_netns, cfg.lan_port(node.name), imp)
 
 
 def _restarts(cluster: str) -> dict[str, int]:

@@ -32,6 +32,7 @@ class NodeConfig:
     labels: dict[str, str] = field(default_factory=dict)
     taints: list[dict] = field(default_factory=list)
     max_pods: int = 110  # Node capacity.pods, as kubelet's --max-pods (maxPods in the cluster file)
+    link: dict = field(default_factory=dict)  # impairments of its LAN link: {"loss": "5%", "rate": "10mbit"}
 
 
 @dataclass
@@ -73,6 +74,10 @@ class ClusterConfig:
 
     def node_netns(self, node: str) -> str:
         return f"knet-{self.name}-{node}"
+
+    def lan_port(self, node: str) -> str:
+        """The LAN bridge's port to a node (in the fabric namespace): the far end of its eth0."""
+        return f"to-n{[n.name for n in self.nodes].index(node)}"
 
     def pod_netns(self, uid: str) -> str:
         return f"knet-{self.name}-pod-{uid.replace('-', '')[:12]}"
@@ -254,10 +259,11 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
         max_pods = n.get("maxPods", 110)
         if isinstance(max_pods, bool) or not isinstance(max_pods, int) or not 1 <= max_pods <= 10000:
             raise ConfigError(f"nodes[{i}].maxPods: Invalid value: {max_pods!r}: must be an integer from 1 to 10000")
+        link = _link(n.get("link"), f"nodes[{i}].link")
         index = 10 + i
         if index >= len(hosts):
             raise ConfigError(f"nodes[{i}]: the LAN {lan} has no room for node {node_name}")
-        cfg.nodes.append(NodeConfig(node_name, role, str(hosts[index - 1]), labels, taints, max_pods))
+        cfg.nodes.append(NodeConfig(node_name, role, str(hosts[index - 1]), labels, taints, max_pods, link))
     spare_bits = cfg.node_cidr_mask_size - ipaddress.ip_network(cfg.pod_subnet).prefixlen
     room = 2 ** spare_bits if spare_bits >= 0 else 0
     if len(cfg.nodes) > room:
@@ -305,6 +311,18 @@ def _dns_upstreams(value: object) -> list[str]:
             raise ConfigError(f"networking.dnsUpstreams[{i}]: Duplicate value: {item!r}")
         out.append(str(ip))
     return out
+
+
+def _link(value: object, field_name: str) -> dict:
+    """A node's link impairments in their canonical form ({"loss": "5%", "rate": "10mbit"})."""
+    from knet.net.impair import ImpairError, parse_link
+
+    if value is None:
+        return {}
+    try:
+        return parse_link(value, field_name).to_config()
+    except ImpairError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _int(value: object, field_name: str, lo: int, hi: int) -> int:

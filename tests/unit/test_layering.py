@@ -39,8 +39,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engines", ("knet.controllers", "knet.proxy", "knet.cni", "knet.policy", "knet.dns",
                  "knet.printers")),
     # the processes that compose them: the node agent and runtime, the control plane, the supervisor;
-    # and knet.trace, which explains a traced packet from the engines' rules (their names and comments)
-    ("processes", ("knet.node", "knet.controlplane", "knet.supervisor", "knet.trace")),
+    # and knet.trace, which explains a traced packet from the engines' rules (their names and comments);
+    # knet.capture (tcpdump in a cluster's namespace) and knet.graph (the cluster drawn, with the pods
+    # each policy isolates, from knet.policy.isolation), which read a cluster to show it
+    ("processes", ("knet.node", "knet.controlplane", "knet.supervisor", "knet.trace", "knet.capture")),
     # bringing a cluster up and down
     ("cluster", ("knet.cluster",)),
     # what a user or a test drives
