@@ -257,6 +257,48 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=1.0, metavar="S", help="seconds to wait for an answer (default 1)")
     s.set_defaults(run=("trace", "cmd_trace"))
 
+    s = sub.add_parser("capture", parents=[common, nsopt], help="capture packets inside a pod, node or the ext host",
+                       description="Run tcpdump inside the target's network namespace: decoded lines live, or a "
+                                   "pcap (-w) that Wireshark opens. Ctrl-C stops it (tcpdump's summary, the "
+                                   "pcap flushed). --overlay node/NAME: the VXLAN packets on the node's LAN "
+                                   "link (UDP 8472) with their inner headers decoded.")
+    s.add_argument("target", metavar="POD|node/NAME|ext")
+    s.add_argument("-i", "--interface", metavar="IFACE", help="interface (default eth0: the pod's, or the "
+                                                            "node's / ext host's LAN link; any: all of them)")
+    s.add_argument("-f", "--filter", metavar="BPF", default="", help="tcpdump's filter, e.g. 'tcp port 80'")
+    s.add_argument("-c", "--count", type=int, metavar="N", help="stop after N packets")
+    s.add_argument("-w", "--write", metavar="FILE.pcap", help="write a pcap instead of printing")
+    s.add_argument("--overlay", action="store_true", help="a node's VXLAN traffic, inner headers decoded")
+    s.set_defaults(run=("capture", "cmd_capture"))
+
+    s = sub.add_parser("graph", parents=[common], help="draw the cluster: LAN, nodes, tunnels, pods, Services",
+                       description="The cluster as a picture: the LAN, the nodes with their podCIDR, the VXLAN "
+                                   "tunnels, pods with their IPs by node and namespace, Services with their "
+                                   "endpoints, and the pods NetworkPolicies isolate.")
+    s.add_argument("-o", "--output", choices=["svg", "dot", "mermaid", "json"],
+                   help="format (default: from -w's extension, else dot)")
+    s.add_argument("-w", "--write", metavar="FILE", help="write to FILE instead of stdout")
+    s.set_defaults(run=("graph", "cmd_graph"))
+
+    s = sub.add_parser("link", parents=[common], help="impair a node's LAN link: loss, rate (set, show, reset)")
+    lsub = s.add_subparsers(dest="link_cmd", metavar="set|show|reset", required=True)
+    r = lsub.add_parser("set", parents=[common], help="loss and/or a rate cap on a node's LAN link, both ways",
+                        description="Impair node/NAME's link to the LAN in both directions: --loss drops that "
+                                    "share of packets at random (nftables numgen), --rate shapes to that rate "
+                                    "(tbf). Options not given keep their value; --loss 0 or --rate none clears "
+                                    "one. --delay is refused: this kernel has no netem.")
+    r.add_argument("node", metavar="node/NAME")
+    r.add_argument("--loss", metavar="PCT", help="e.g. 5%% (0 clears)")
+    r.add_argument("--rate", metavar="RATE", help="e.g. 10mbit, 512kbit (none clears)")
+    r.add_argument("--delay", metavar="TIME", help="not available on this kernel (no netem): refused")
+    r.set_defaults(run=("link", "cmd_link_set"))
+    r = lsub.add_parser("show", parents=[common], help="each node's link impairments as the kernel has them")
+    r.add_argument("nodes", nargs="*", metavar="node/NAME")
+    r.set_defaults(run=("link", "cmd_link_show"))
+    r = lsub.add_parser("reset", parents=[common], help="remove the impairments (every node's without NAME)")
+    r.add_argument("nodes", nargs="*", metavar="node/NAME")
+    r.set_defaults(run=("link", "cmd_link_reset"))
+
     s = sub.add_parser("lab", parents=[common], help="labs: a cluster, manifests and checked exercises (knet lab list)",
                        description="A lab is a folder: lab.yaml (its cluster, manifests, exercises with checks) and a "
                                    "README.md. LAB is a shipped lab's name (knet lab list) or a folder. The lab's "
