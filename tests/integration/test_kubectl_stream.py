@@ -12,6 +12,7 @@ import queue
 import re
 import secrets
 import select
+import shutil
 import socket
 import struct
 import subprocess
@@ -27,28 +28,34 @@ from knet.harness.cluster import KUBECTL, Cluster, running
 
 pytestmark = [pytest.mark.root, pytest.mark.cluster]
 
-TRIGGER_DIR = "/tmp"  # containers run the host's filesystem: the test talks to them through files
+TRIGGER_DIR = "/tmp"  # the test talks to the containers through files in a hostPath volume under it
 
 
 @pytest.fixture(scope="module")
 def c():
     cluster = Cluster.up(workers=1, restartBackoffSeconds=0.2)
     token = secrets.token_hex(4)
-    trigger = os.path.join(TRIGGER_DIR, f"knet-stream-{token}")
-    counter = os.path.join(TRIGGER_DIR, f"knet-stream-count-{token}")
+    shared = os.path.join(TRIGGER_DIR, f"knet-stream-{token}")  # a pod sees only what it mounts (issue 15)
+    os.makedirs(shared)
+    trigger = os.path.join(shared, "trigger")
+    counter = os.path.join(shared, "count")
     cluster.trigger, cluster.counter = trigger, counter
+    volume = f"volumes: [{{name: shared, hostPath: {{path: {shared}, type: Directory}}}}]"
+    mount = f"volumeMounts: [{{name: shared, mountPath: {shared}}}]"
     try:
         cluster.apply(f"""
 apiVersion: v1
 kind: Pod
 metadata: {{name: talker, labels: {{app: talker}}}}
 spec:
+  {volume}
   containers:
   - name: main
     image: busybox
     command: ["sh", "-c", "for i in 1 2 3 4 5; do echo line $i; done; echo to-stderr >&2; sleep 100000"]
   - name: side
     image: busybox
+    {mount}
     command: ["sh", "-c", "echo side car;
       while true; do if [ -f {trigger} ]; then cat {trigger}; rm -f {trigger}; fi; sleep 0.05; done"]
 ---
@@ -56,9 +63,11 @@ apiVersion: v1
 kind: Pod
 metadata: {{name: crasher}}
 spec:
+  {volume}
   containers:
   - name: c
     image: busybox
+    {mount}
     command: ["sh", "-c", "n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter};
       echo instance $n; if [ $n -lt 2 ]; then exit 1; fi; sleep 100000"]
 ---
@@ -90,10 +99,8 @@ spec:
                                                     if p["metadata"]["name"].startswith("web-")))
         yield cluster
     finally:
-        for path in (trigger, counter):
-            if os.path.exists(path):
-                os.unlink(path)
         cluster.down()
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def web_pod(c) -> str:

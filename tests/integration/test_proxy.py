@@ -418,10 +418,15 @@ s.sendall(b"two\\n"); print(s.recv(100).decode().strip(), flush=True)
 
 
 def hold_open(c, ip: str, marker) -> subprocess.Popen:
-    """The client pod holds one TCP connection to ip:80: a line now, another once `marker` exists."""
+    """The client pod holds one TCP connection to ip:80: a line now, another once `marker` exists
+    (a file in the client pod's own /tmp: `go` makes it)."""
     return subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "exec", "client", "--",
                              "python3", "-c", HOLD_OPEN, ip, str(marker)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def go(c, marker: str) -> None:
+    assert c.exec_pod("default", "client", ["touch", marker]).returncode == 0
 
 
 def test_an_agent_restart_keeps_established_connections(c, tmp_path):
@@ -444,7 +449,7 @@ metadata: {name: steady}
 spec: {selector: {app: steady}, ports: [{port: 80, targetPort: 8080}]}
 """)
     c.wait_pod("default", "steady", ready)
-    marker = tmp_path / "go"
+    marker = f"/tmp/knet-go-{tmp_path.name}"
     talk = hold_open(c, cluster_ip(c, "steady"), marker)
     try:
         assert talk.stdout.readline().strip() == "echo one"
@@ -454,7 +459,7 @@ spec: {selector: {app: steady}, ports: [{port: 80, targetPort: 8080}]}
         start_component(c.cfg, "node-worker-1")
         c.wait_for("the new agent's full sync", lambda: "left-by-hand" not in c.exec_node(
             "worker-1", ["nft", "list", "chains", "ip"]).stdout, timeout=20)
-        marker.write_text("go")
+        go(c, marker)
         out, err = talk.communicate(timeout=30)
         assert out.strip() == "echo two", out + err
     finally:
@@ -465,8 +470,7 @@ spec: {selector: {app: steady}, ports: [{port: 80, targetPort: 8080}]}
 
 def test_terminating_endpoints_keep_their_connections_and_serve_only_when_none_is_ready(c):
     import json
-    import tempfile
-    from pathlib import Path
+    import secrets
 
     stubborn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + ECHO
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "term-a", "labels": {"app": "term"}},
@@ -478,7 +482,7 @@ def test_terminating_endpoints_keep_their_connections_and_serve_only_when_none_i
            "spec: {selector: {app: term}, ports: [{port: 80, targetPort: 8080}]}\n")
     c.wait_pod("default", "term-a", ready)
     ip = cluster_ip(c, "term")
-    marker = Path(tempfile.mkdtemp()) / "go"
+    marker = f"/tmp/knet-go-{secrets.token_hex(4)}"
     talk = hold_open(c, ip, marker)
     try:
         assert talk.stdout.readline().strip() == "echo one"
@@ -497,7 +501,7 @@ def test_terminating_endpoints_keep_their_connections_and_serve_only_when_none_i
                input="apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n")
         c.wait_for("new connections: the ready endpoint only",
                    lambda: {sh(c, "client", f"echo hostname | nc -w2 {ip} 80") for _ in range(8)} == {"term-b"})
-        marker.write_text("go")
+        go(c, marker)
         out, err = talk.communicate(timeout=30)
         assert out.strip() == "echo two", out + err  # the established one went on
         c.knet("delete", "pod", "term-b", "--force")

@@ -17,6 +17,7 @@ from knet.node import cgroups
 
 pytestmark = [pytest.mark.root, pytest.mark.cluster]
 
+PIDS_LIMIT = 64  # knet.podPidsLimit, as kubelet's podPidsLimit
 HOST_TMP_SECRET = f"/tmp/knet-sandbox-test-{uuid.uuid4().hex[:8]}"
 
 PODS = """\
@@ -160,7 +161,7 @@ def c(tmp_path_factory):
         f.write("the host's\n")
     hostdir = str(tmp_path_factory.mktemp("hostpath") / "made")
     try:
-        with Cluster.up(workers=2) as cluster:
+        with Cluster.up(workers=2, podPidsLimit=PIDS_LIMIT) as cluster:
             cluster.hostdir = hostdir
             cluster.apply(PODS)
             cluster.apply(VOLUMES.replace("HOSTDIR", hostdir))
@@ -317,6 +318,17 @@ spec:
     term = st.get("lastState", {}).get("terminated") or st["state"]["terminated"]
     assert term["exitCode"] == 137
     c.wait_pod("default", "hog", lambda p: p["status"]["containerStatuses"][0]["restartCount"] >= 1, timeout=60)
+
+
+def test_pids_limit(c):
+    uid = c.get("Pod", "default", "attacker")["metadata"]["uid"]
+    pod_cg = cgroups.pod_path(c.cfg.name, uid)
+    if "pids" not in cgroups.enforced(os.path.join(pod_cg, "c")):
+        pytest.skip("this kernel's cgroup v2 has no pids controller (it is bound to a v1 hierarchy here)")
+    with open(os.path.join(pod_cg, "pids.max")) as f:
+        assert f.read().strip() == str(PIDS_LIMIT)
+    out = sh(c, "attacker", f"for i in $(seq {PIDS_LIMIT + 10}); do sleep 30 & done; wait")
+    assert "Resource temporarily unavailable" in out.stderr or "can't fork" in out.stderr, out
 
 
 def test_pods_live_in_cgroups_that_knet_down_removes(c):
