@@ -42,7 +42,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # and knet.trace, which explains a traced packet from the engines' rules (their names and comments);
     # knet.capture (tcpdump in a cluster's namespace) and knet.graph (the cluster drawn, with the pods
     # each policy isolates, from knet.policy.isolation), which read a cluster to show it
-    ("processes", ("knet.node", "knet.controlplane", "knet.supervisor", "knet.trace", "knet.capture")),
+    ("processes", ("knet.node", "knet.controlplane", "knet.supervisor", "knet.trace", "knet.capture",
+                   "knet.graph")),
     # bringing a cluster up and down
     ("cluster", ("knet.cluster",)),
     # what a user or a test drives
@@ -64,6 +65,7 @@ PURE: tuple[str, ...] = (
     "knet.proxy.model", "knet.proxy.rules", "knet.proxy.tracker",
     "knet.cni.spec", "knet.cni.ipam",
     "knet.trace.events", "knet.trace.explain", "knet.trace.model",
+    "knet.graph", "knet.policy.isolation",
 )
 
 # The kernel's own bindings: pure cores never import them, and the nftables one only its seam
