@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import pytest
 from scapy.layers.inet import IP, TCP
+from scapy.layers.vxlan import VXLAN
 
-from knet.harness import Matrix, dns, probe, reachability, send, sniff, trace
+from knet.harness import Matrix, capture, dns, probe, reachability, send, sniff, trace
 from knet.harness.cluster import ready
 
 pytestmark = pytest.mark.knet_cluster(file="cluster.yaml")
@@ -124,6 +125,16 @@ def test_a_syn_to_the_node_port_arrives_with_the_client_address(shop, node):
     # DNAT to the endpoint, and no SNAT: externalTrafficPolicy Local keeps the client's address.
     assert (syn[IP].src, syn[IP].dst, syn[TCP].sport, syn[TCP].dport) == (ext.ip, web.ip, 40123, 8080)
     assert syn[TCP].seq == 1000
+
+
+def test_the_overlay_carries_pod_traffic_between_nodes_in_vxlan(shop, node):
+    web, frontend = shop[0], shop[1]
+    # `knet capture --overlay node/worker-2`: tcpdump on the node's LAN link, the VXLAN packets only.
+    cap = capture(node(frontend.node), overlay=True)
+    assert probe(frontend, web, 8080, "TCP")
+    inner = [p[VXLAN][IP] for p in cap.stop() if VXLAN in p and IP in p[VXLAN]]
+    syns = [i for i in inner if (i.src, i.dst) == (frontend.ip, web.ip) and TCP in i and i[TCP].flags.S]
+    assert syns, f"no SYN from {frontend.ip} to {web.ip} inside a VXLAN packet: {[i.summary() for i in inner]}"
 
 
 def test_the_cluster_dns_names_the_service(shop, knet_cluster):

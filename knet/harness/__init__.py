@@ -1,7 +1,7 @@
 """knet's test harness: clusters for tests (cluster.Cluster), and the
 packet-level API a network test is written with, Mininet-style:
 
-    from knet.harness import probe, reachability, send, sniff, dns, trace
+    from knet.harness import probe, reachability, send, sniff, capture, dns, trace
 
     def test_policy(apply, pod):               # fixtures of knet's pytest plugin
         apply("manifests/")
@@ -26,6 +26,8 @@ _EXPORTS = {
     "send": "knet.harness.net",
     "sniff": "knet.harness.net",
     "Sniffer": "knet.harness.net",
+    "capture": "knet.harness.net",
+    "Capture": "knet.harness.net",
     "dns": "knet.harness.net",
     "DnsAnswer": "knet.harness.net",
     "trace": "knet.harness.net",

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections import deque
@@ -205,10 +206,10 @@ class Frame:
 
 # The captures of the running test, for the pytest plugin's pcap on failure (take_sniffers); bounded so a
 # script outside pytest that sniffs in a loop does not keep every capture alive.
-_recent: deque[Sniffer] = deque(maxlen=64)
+_recent: deque[Sniffer | Capture] = deque(maxlen=64)
 
 
-def take_sniffers() -> list[Sniffer]:
+def take_sniffers() -> list[Sniffer | Capture]:
     """The captures started since the last call (the plugin calls it per test)."""
     out = list(_recent)
     _recent.clear()
@@ -360,6 +361,92 @@ def _set_filter(sock: socket.socket, insns: Sequence[tuple[int, int, int, int]])
     buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
                     struct.pack("HL", len(insns), ctypes.addressof(buf)))
+
+
+class Capture:
+    """`knet capture` in a namespace: tcpdump (knet.capture.start, running
+    and listening when this is made) writing a pcap file, which stop()
+    reads back as scapy packets. Beside sniff(), for what tcpdump does
+    better: a node's overlay (`overlay=True`: VXLAN on the LAN link), or any
+    interface name tcpdump knows (`iface="any"`)."""
+
+    def __init__(self, on: Endpoint, filter: str = "", count: int | None = None, *, iface: str | None = None,
+                 overlay: bool = False):
+        import tempfile
+        import weakref
+
+        from knet import capture as tcpdump
+
+        self.on, self.filter = on, filter
+        fd, self.path = tempfile.mkstemp(prefix="knet-capture-", suffix=".pcap")
+        os.close(fd)
+        weakref.finalize(self, _unlink, self.path)
+        if isinstance(on, Pod):
+            target, namespace = on.name, on.namespace
+        else:
+            target, namespace = str(on), None
+        self.frames: list = []
+        self._packets: list | None = None
+        try:
+            self._proc = tcpdump.start(on.cluster.cfg, target, iface, filter, count, self.path, namespace=namespace,
+                                       overlay=overlay, client=on.cluster.client, stdout=subprocess.DEVNULL)
+        except tcpdump.CaptureError as e:
+            raise ValueError(str(e)) from None
+        _recent.append(self)
+
+    def __repr__(self) -> str:
+        return f"capture(on={self.on}, filter={self.filter!r}, {len(self.frames)} frames)"
+
+    def wait(self, timeout: float = 5.0) -> list:
+        """The packets once tcpdump has its count (or after `timeout`, then it is stopped)."""
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        return self.stop()
+
+    def stop(self) -> list:
+        """End the capture as Ctrl-C does (tcpdump flushes the file); its packets."""
+        self._proc.stop()
+        if self._packets is None:
+            from scapy.utils import rdpcap
+
+            self._packets = list(rdpcap(self.path)) if os.path.getsize(self.path) else []
+            self.frames = [Frame(float(p.time), "", bytes(p)) for p in self._packets]
+        return list(self._packets)
+
+    @property
+    def packets(self) -> list:
+        return self.stop() if self._packets is not None else []
+
+    def write_pcap(self, path: str) -> str:
+        """tcpdump's own pcap file, copied."""
+        import shutil
+
+        self.stop()
+        shutil.copyfile(self.path, path)
+        return path
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def capture(on: Endpoint, filter: str = "", count: int | None = None, *, iface: str | None = None,
+            overlay: bool = False) -> Capture:
+    """`knet capture ON [-i IFACE] [-f FILTER] [-c N]` (--overlay for a node's
+    VXLAN packets) for a test: running when it returns; stop() or wait()
+    gives the packets."""
+    return Capture(on, filter, count, iface=iface, overlay=overlay)
 
 
 def _attach_bpf(sock: socket.socket, expr: str) -> None:

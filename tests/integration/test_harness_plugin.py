@@ -34,7 +34,7 @@ def _this_knet(monkeypatch):
 
 def test_the_worked_example_passes(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", str(EXAMPLES), timeout=600)
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 @pytest.fixture
