@@ -417,7 +417,8 @@ class Capture:
 
     @property
     def packets(self) -> list:
-        return self.stop() if self._packets is not None else []
+        """The packets once stopped (tcpdump's file is read then); [] while it runs."""
+        return list(self._packets or [])
 
     def write_pcap(self, path: str) -> str:
         """tcpdump's own pcap file, copied."""
