@@ -13,6 +13,7 @@ says so, because a learner mid-exercise has exactly those (the pod is not there 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -128,20 +129,23 @@ def expectation(check: Check) -> str:
     return f"{check.condition} within {check.timeout:g}s"
 
 
-def hint(seam: Seam, check: Check) -> str:
-    """Where to look when the check failed: the command that shows why."""
+def hint(seam: Seam, check: Check, dialled: tuple[str, int] | None = None) -> str:
+    """Where to look when the check failed: the command that shows why. A probe's trace names
+    the Service or pod as the probe named it, or the address it dialled (a NodePort, a
+    LoadBalancer IP, an externalIP, a literal address)."""
     flag = f" --cluster {seam.cluster}"
     if isinstance(check, ProbeCheck):
         src = _trace_end(check.src)
-        dst = _trace_end(check.dst)
+        named = check.dst.kind in ("pod", "node", "ext") or (check.dst.kind == "service" and check.via == "clusterIP")
+        dst = f"{_trace_end(check.dst)}:{check.port}" if named or dialled is None else f"{dialled[0]}:{dialled[1]}"
         proto = f" --protocol {check.protocol}" if check.protocol != "TCP" else ""
-        return f"look at: knet{flag} trace {src} --to {dst}:{check.port}{proto}"
+        return f"look at: knet{flag} trace {src} --to {dst}{proto}"
     if isinstance(check, DnsCheck):
         return (f"look at: knet{flag} exec -n {check.src.namespace} {check.src.name} -- "
                 f"dig {check.name} {check.qtype} +search")
     if isinstance(check, (ExecCheck, LogsCheck)):
-        if not check.pod.namespace:
-            return f"look at: knet{flag} exec {check.pod.name} -- {' '.join(check.command)}"
+        if isinstance(check, ExecCheck) and not check.pod.namespace:
+            return f"look at: knet{flag} exec {check.pod.name} -- {shlex.join(check.command)}"
         return f"look at: knet{flag} describe pod -n {check.pod.namespace} {check.pod.name}"
     obj = check.obj
     ns = f" -n {obj.namespace}" if obj.namespace else ""
@@ -283,7 +287,7 @@ def run_probe(seam: Seam, check: ProbeCheck) -> Result:
     where = f"{address}:{port}"
     ok = connected == check.connected
     return Result(ok, describe(check), expectation(check), f"{'connected' if connected else 'blocked'} "
-                  f"({detail}, dialled {where})", "" if ok else hint(seam, check))
+                  f"({detail}, dialled {where})", "" if ok else hint(seam, check, (address, port)))
 
 
 # -- dns ----------------------------------------------------------------------------------

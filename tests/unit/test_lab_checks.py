@@ -122,6 +122,9 @@ def test_a_probe_of_a_service_dials_the_address_its_via_names():
                                            **extra}}))
         assert r.ok, (extra, r)
         assert s.dialled[-1] == ("/run/netns/ext", address, port, "TCP", None)
+    r = checks.run(s, check({"probe": {"from": "ext", "service": "web.shop", "port": 80, "via": "nodePort",
+                                       "node": "worker-2", "expect": "connected"}}))
+    assert not r.ok and r.hint == "look at: knet --cluster lab-t trace ext --to 192.168.56.12:30080"
     r = checks.run(s, check({"probe": {"from": "ext", "service": "web.shop", "port": 81, "via": "nodePort",
                                        "expect": "connected"}}))
     assert not r.ok and r.seen == "service shop/web has no port 81/TCP"
