@@ -80,6 +80,18 @@ def references(pod: dict, kind: str) -> set[str]:
     return out
 
 
+def admit(user: User, a: Attributes, obj: dict) -> str:
+    """NodeRestriction on a create whose name is in the body: a node creates
+    only its own Node and its own Lease. Why not ("" when it may)."""
+    node = user.name[len(NODE_PREFIX):]
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    if a.api_group == "" and a.resource == "nodes" and name != node:
+        return f'node "{node}" is not allowed to modify node "{name}"'
+    if a.api_group == "coordination.k8s.io" and a.resource == "leases" and name != node:
+        return f'node "{node}" can only access leases with name "{node}" in namespace "{LEASE_NAMESPACE}"'
+    return ""
+
+
 class NodeAuthorizer:
     def __init__(self, store):
         self.store = store
@@ -101,7 +113,7 @@ class NodeAuthorizer:
                 return f'node "{node}" is not allowed to modify node "{a.name}"'
             return ""
         if group == "coordination.k8s.io" and res == "leases":
-            if a.namespace != LEASE_NAMESPACE or a.name != node:
+            if a.namespace != LEASE_NAMESPACE or (a.name != node and not (verb == "create" and not a.name)):
                 return f'node "{node}" can only access leases with name "{node}" in namespace "{LEASE_NAMESPACE}"'
             return ""
         if group == "" and res == "pods" and (a.subresource == "status" or verb in ("create", "delete")):

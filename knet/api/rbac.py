@@ -468,6 +468,13 @@ def authorize_request(authorizer: Authorizer, req) -> User:
     if (a.api_group == GROUP and a.resource in _RBAC_KINDS and not a.subresource
             and a.verb in ("create", "update", "patch") and MASTERS not in user.groups):
         prevent_escalation(authorizer, user, a, req)
+    if (a.verb == "create" and not a.name and a.resource in ("nodes", "leases") and NODES_GROUP in user.groups
+            and user.name.startswith(NODE_PREFIX)):
+        from knet.api.nodeauthz import admit
+
+        why = admit(user, a, _body(req))
+        if why:
+            raise forbidden(user, a._replace(name=str((_body(req).get("metadata") or {}).get("name") or "")), why)
     return user
 
 

@@ -238,8 +238,12 @@ def test_a_node_credential_has_node_rights_only(c):
     other = kubectl_with(c, "label", "node", "control-plane", "x=y", cert=cert)
     assert other.returncode == 1 and 'is not allowed to modify node "control-plane"' in other.stderr
     assert kubectl_with(c, "get", "secrets", "-A", cert=cert).returncode == 1
-    # The agents run with these credentials: every node registered and Ready without the admin token.
+    # The agents run with these credentials: every node registered and Ready, its Lease kept, without the
+    # admin token.
     assert set(c.nodes_ready().values()) == {"True"}
+    for node in ("control-plane", "worker-1"):
+        lease = c.wait_for(f"{node}'s Lease", lambda n=node: c.get("Lease", "kube-node-lease", n), timeout=30)
+        assert lease["spec"]["holderIdentity"] == node
 
 
 def test_coredns_runs_as_its_serviceaccount_with_kubeadms_role(c):

@@ -299,3 +299,20 @@ def test_roles_and_bindings_grant_only_what_their_writer_holds(reg, az):
     bind(reg, "ann-esc", "escalator", {"apiGroup": GROUP, "kind": "User", "name": "ann"})
     assert _write(az, ns_admin, roles, more) == ns_admin
     assert _write(az, ns_admin, bindings, to_admin) == ns_admin
+
+
+def test_a_node_creates_only_its_own_node_and_lease(reg, az):
+    node = User("system:node:worker-1", ("system:nodes", "system:authenticated"))
+    leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+    assert _write(az, node, leases, {"metadata": {"name": "worker-1"}}) == node
+    assert _write(az, node, "/api/v1/nodes", {"metadata": {"name": "worker-1"}}) == node
+    with pytest.raises(ApiError) as e:
+        _write(az, node, leases, {"metadata": {"name": "worker-2"}})
+    assert e.value.message == (
+        'leases.coordination.k8s.io "worker-2" is forbidden: User "system:node:worker-1" cannot create resource '
+        '"leases" in API group "coordination.k8s.io" in the namespace "kube-node-lease": node "worker-1" can only '
+        'access leases with name "worker-1" in namespace "kube-node-lease"')
+    with pytest.raises(ApiError):
+        _write(az, node, "/api/v1/nodes", {"metadata": {"name": "worker-2"}})
+    with pytest.raises(ApiError):
+        _write(az, node, "/apis/coordination.k8s.io/v1/namespaces/default/leases", {"metadata": {"name": "worker-1"}})
