@@ -245,3 +245,16 @@ def test_ready_is_judged_per_kind():
     lb["status"] = {"loadBalancer": {"ingress": [{"ip": "192.168.56.200"}]}}
     assert not_ready(lb) is None
     assert not_ready({"kind": "NetworkPolicy", "spec": {}}) is None
+
+
+def test_knet_lab_list_prints_every_shipped_lab(capsys, tmp_path, monkeypatch):
+    from knet.cli.main import main
+
+    monkeypatch.chdir(tmp_path)  # the FOLDER column does not depend on where one stands
+    assert main(["lab", "list"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split() == ["NAME", "TITLE", "EXERCISES", "FOLDER"]
+    labs = [load(f) for f in catalog.shipped()]
+    assert [r.split()[0] for r in rows[1:]] == [lab.name for lab in labs]
+    for row, lab, folder in zip(rows[1:], labs, catalog.shipped(), strict=True):
+        assert lab.title in row and row.split()[-2:] == [str(len(lab.exercises)), "labs/" + os.path.basename(folder)]
