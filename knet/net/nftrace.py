@@ -33,7 +33,6 @@ import signal
 import socket
 import struct
 import threading
-import time
 from collections.abc import Iterator
 
 from knet.net import ns, procs
@@ -216,9 +215,6 @@ class Tracer:
 
     # -- what the explanation needs from each namespace -----------------------------------
 
-    def fd_map(self) -> dict[str, int]:
-        return {label: arm.sock.fileno() for label, arm in self.arms.items()}
-
     def listing(self, label: str, family: str, table: str, chain: str) -> str:
         rc, out, _err = self.arms[label].nft.cmd(f"list chain {family} {table} {chain}")
         return out if rc == 0 else ""
@@ -307,10 +303,3 @@ def sweep(record_dir: str) -> list[str]:
             os.unlink(path)
     return cleaned
 
-
-def wait_readable(fds: list[int], timeout: float) -> bool:
-    if not fds:
-        time.sleep(timeout)
-        return False
-    ready, _, _ = select.select(fds, [], [], timeout)
-    return bool(ready)

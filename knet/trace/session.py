@@ -85,7 +85,12 @@ def run(cluster, source: str, dest: str, port: int | str | None = None, protocol
     from knet.net import nftrace
 
     nftrace.sweep(record_dir)
-    with nftrace.Tracer(record_dir, netns, match_rules(protocol, sport)) as tracer:
+    tracer = nftrace.Tracer(record_dir, netns, match_rules(protocol, sport))
+    try:
+        tracer.__enter__()
+    except RuntimeError as e:  # nft refused the trace table: say so in one line
+        raise TraceError(str(e)) from None
+    with tracer:
         started = time.monotonic()
         outcome = attempt(src.netns, protocol, daddr, dport, sport, timeout, tracer)
         elapsed = (time.monotonic() - started) * 1000
