@@ -6,6 +6,13 @@ O_EXCL, so two allocations can never get the same address even from separate
 processes; a lock around each allocation; round-robin from the last
 reserved address, so a freed address is not reused at once. Unlike
 host-local it has GC: every allocation not in the valid attachments goes.
+
+Unlike host-local, finding an attachment's address does not read every
+allocation: `owners/<containerID>.<ifname>` names it. host-local's scan made
+each ADD on a node cost one file read per pod already there (a node filling
+to 300 pods read 45,000 files); the address files stay the truth, the index
+is checked against them, and attachments made before it existed are still
+found by the scan.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ class Ipam:
             raise CniError(INVALID_CONFIG, "invalid network configuration",
                            f"ipam.gateway: {gateway} is not in {subnet}")
         self.dir = data_dir
-        os.makedirs(self.dir, exist_ok=True)
+        self.owners = os.path.join(data_dir, "owners")
+        os.makedirs(self.owners, exist_ok=True)
 
     @contextmanager
     def _locked(self):
@@ -62,6 +70,39 @@ class Ipam:
             return None
         return (parts[0], parts[1] if len(parts) > 1 else "")
 
+    def _index_path(self, container: str, ifname: str) -> str | None:
+        name = f"{container}.{ifname}"
+        if not container or "/" in name or name.startswith(".") or "\0" in name:
+            return None
+        return os.path.join(self.owners, name)
+
+    def _indexed(self, container: str, ifname: str) -> str | None:
+        """The address the index names for (container, ifname), if its file agrees."""
+        path = self._index_path(container, ifname)
+        if path is None:
+            return None
+        try:
+            with open(path) as f:
+                ip = f.read().strip()
+        except OSError:
+            return None
+        return ip if self._owner(ip) == (container, ifname) else None
+
+    def _index(self, container: str, ifname: str, ip: str) -> None:
+        path = self._index_path(container, ifname)
+        if path is not None:
+            with open(path + ".tmp", "w") as f:
+                f.write(ip)
+            os.replace(path + ".tmp", path)
+
+    def _unindex(self, container: str, ifname: str) -> None:
+        path = self._index_path(container, ifname)
+        if path is not None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
     def allocations(self) -> dict[str, tuple[str, str]]:
         out = {}
         for name in os.listdir(self.dir):
@@ -76,10 +117,11 @@ class Ipam:
 
     def allocate(self, container: str, ifname: str, requested: str | None = None) -> ipaddress.IPv4Address:
         with self._locked():
-            for ip, owner in self.allocations().items():
-                if owner == (container, ifname):
-                    raise CniError(INVALID_CONFIG, "invalid network configuration",
-                                   f"duplicate allocation is not allowed: {container}/{ifname} already has {ip}")
+            ip = self._indexed(container, ifname) or (None if self._index_path(container, ifname)
+                                                      else self._scan(container, ifname))
+            if ip:
+                raise CniError(INVALID_CONFIG, "invalid network configuration",
+                               f"duplicate allocation is not allowed: {container}/{ifname} already has {ip}")
             if requested:
                 candidates = [ipaddress.ip_address(requested)]
                 if candidates[0] not in self.net or candidates[0] == self.gateway:
@@ -94,6 +136,7 @@ class Ipam:
                     continue
                 with os.fdopen(fd, "w") as f:
                     f.write(f"{container}\n{ifname}")
+                self._index(container, ifname, str(ip))
                 with open(os.path.join(self.dir, "last_reserved_ip.0"), "w") as f:
                     f.write(str(ip))
                 return ip
@@ -112,13 +155,22 @@ class Ipam:
         """Free what (container, ifname) holds; nothing held is fine (DEL is idempotent)."""
         freed = []
         with self._locked():
-            for ip, owner in self.allocations().items():
-                if owner == (container, ifname) or owner == (container, ""):
-                    os.unlink(os.path.join(self.dir, ip))
-                    freed.append(ip)
+            ip = self._indexed(container, ifname)
+            if ip:
+                os.unlink(os.path.join(self.dir, ip))
+                freed.append(ip)
+            else:  # made before the index, or by a host-local-style writer: look at every file
+                for ip, owner in self.allocations().items():
+                    if owner == (container, ifname) or owner == (container, ""):
+                        os.unlink(os.path.join(self.dir, ip))
+                        freed.append(ip)
+            self._unindex(container, ifname)
         return freed
 
     def find(self, container: str, ifname: str) -> str | None:
+        return self._indexed(container, ifname) or self._scan(container, ifname)
+
+    def _scan(self, container: str, ifname: str) -> str | None:
         for ip, owner in self.allocations().items():
             if owner == (container, ifname):
                 return ip
@@ -131,6 +183,10 @@ class Ipam:
                 if owner not in valid:
                     os.unlink(os.path.join(self.dir, ip))
                     freed.append(ip)
+            for name in os.listdir(self.owners):  # index entries whose address went
+                container, _, ifname = name.rpartition(".")
+                if not self._indexed(container, ifname):
+                    self._unindex(container, ifname)
         return freed
 
     def free_count(self) -> int:
