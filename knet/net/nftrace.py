@@ -215,9 +215,15 @@ class Tracer:
 
     # -- what the explanation needs from each namespace -----------------------------------
 
-    def listing(self, label: str, family: str, table: str, chain: str) -> str:
-        rc, out, _err = self.arms[label].nft.cmd(f"list chain {family} {table} {chain}")
-        return out if rc == 0 else ""
+    def listing(self, label: str, chains: list[tuple[str, str, str]]) -> str:
+        """`nft -a list chain` of each (family, table, chain), in one call (a chain gone meanwhile: the
+        others one by one)."""
+        nft = self.arms[label].nft
+        rc, out, _err = nft.cmd("\n".join(f"list chain {f} {t} {c}" for f, t, c in chains))
+        if rc == 0:
+            return out
+        parts = [nft.cmd(f"list chain {f} {t} {c}") for f, t, c in chains]
+        return "".join(o for rc, o, _e in parts if rc == 0)
 
     def element(self, label: str, family: str, table: str, set_name: str, key: str) -> str:
         rc, out, _err = self.arms[label].nft.cmd(f"get element {family} {table} {set_name} {{ {key} }}")

@@ -177,6 +177,22 @@ def parse_listing(text: str) -> dict[int, str]:
     return out
 
 
+def split_listing(text: str) -> dict[tuple[str, str, str], str]:
+    """Several `list chain` answers in one text -> {(family, table, chain): that chain's part}."""
+    out: dict[tuple[str, str, str], list[str]] = {}
+    family = table = ""
+    current: list[str] | None = None
+    for line in text.splitlines():
+        words = line.split()
+        if line.startswith("table ") and len(words) >= 3:
+            family, table = words[1], words[2]
+        elif len(words) >= 2 and words[0] == "chain":
+            current = out.setdefault((family, table, words[1]), [])
+        if current is not None:
+            current.append(line)
+    return {k: "\n".join(v) + "\n" for k, v in out.items()}
+
+
 def split_comment(rule: str) -> tuple[str, str]:
     """(the rule without its comment, the comment or "")."""
     m = _COMMENT.search(rule)

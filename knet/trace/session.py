@@ -110,9 +110,15 @@ def run(cluster, source: str, dest: str, port: int | str | None = None, protocol
 
 def fill(cap: Capture, tracer) -> None:
     """Read from the kernel what the explanation needs (rule text, elements, routes, interfaces)."""
+    from knet.trace.events import split_listing
+
     chains, elements, routes = wanted(cap)
+    by_label: dict[str, list[tuple[str, str, str]]] = {}
     for label, family, table, chain in sorted(chains):
-        cap.listings[f"{label} {family} {table} {chain}"] = tracer.listing(label, family, table, chain)
+        by_label.setdefault(label, []).append((family, table, chain))
+    for label, wanted_chains in by_label.items():  # one nft call per namespace
+        for (family, table, chain), text in split_listing(tracer.listing(label, wanted_chains)).items():
+            cap.listings[f"{label} {family} {table} {chain}"] = text
     from knet.proxy.rules import TABLE as PROXY_TABLE
 
     for label, set_name, key in sorted(elements):

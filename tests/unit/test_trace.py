@@ -217,3 +217,12 @@ def test_ports_are_checked_and_named():
         _service_port(svc, None, "TCP")
     with pytest.raises(TraceError, match="has no UDP port"):
         _service_port(svc, None, "UDP")
+
+
+def test_several_chain_listings_in_one_answer_are_split_by_chain():
+    text = ("table ip knet-proxy {\n\tchain services { # handle 7\n\t\tjump x # handle 26\n\t}\n}\n"
+            "table inet knet-policy {\n\tchain ingress { # handle 3\n\t\taccept # handle 9\n\t}\n}\n")
+    parts = events.split_listing(text)
+    assert set(parts) == {("ip", "knet-proxy", "services"), ("inet", "knet-policy", "ingress")}
+    assert events.parse_listing(parts[("ip", "knet-proxy", "services")]) == {26: "jump x"}
+    assert events.parse_listing(parts[("inet", "knet-policy", "ingress")]) == {9: "accept"}
