@@ -424,7 +424,9 @@ class Explainer:
                 t.reason = reason
         if t.verdict == "unknown" and t.hops and t.hops[-1].steps and t.hops[-1].steps[-1].kind == "out":
             t.reason = f"{t.hops[-1].steps[-1].text} (not traced further: nothing armed there saw it)"
-        if not request:
+        if not request and "network unreachable" in self.cap.outcome:
+            t.verdict, t.reason = "dropped", f"no route to {flow.daddr} in {flow.source}: nothing was sent"
+        elif not request:
             t.reason = "no packet was seen: the sender could not send it" + \
                        (f" ({self.cap.outcome})" if self.cap.outcome else "")
         if reply:

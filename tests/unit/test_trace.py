@@ -181,9 +181,12 @@ def test_records_are_json_and_say_the_same():
 def test_a_capture_without_events_says_nothing_was_sent():
     cap = capture("deny_all")
     cap.raw = {k: [] for k in cap.raw}
-    cap.outcome = "unreachable (network unreachable)"
+    cap.outcome = "timeout"
     t = explain(cap)
     assert t.hops == [] and t.verdict == "unknown" and "could not send" in t.reason
+    cap.outcome = "unreachable (network unreachable)"  # the sender's kernel had no route: nothing left it
+    t = explain(cap)
+    assert t.verdict == "dropped" and t.reason == "no route to 10.244.0.4 in default/client: nothing was sent"
 
 
 def test_what_the_explanation_reads_from_the_kernel():
