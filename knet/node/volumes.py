@@ -173,6 +173,21 @@ async def _source_files(volume: str, src: dict, pod: dict, fetch: Fetch, token: 
     return {}
 
 
+def refresh_period(pod: dict) -> float | None:
+    """How often the pod's API-backed volumes are written again: 80% of the
+    shortest token lifetime (kubelet renews a token past 80% of its TTL), else
+    a minute when configMaps or secrets are mounted (kubelet's sync period), else never."""
+    ttls, api = [], False
+    for v in pod["spec"].get("volumes") or []:
+        sources = (v.get("projected") or {}).get("sources") or []
+        api = api or "configMap" in v or "secret" in v or any("configMap" in s or "secret" in s for s in sources)
+        ttls += [int(s["serviceAccountToken"].get("expirationSeconds", 3607)) for s in sources
+                 if "serviceAccountToken" in s]
+    if ttls:
+        return max(10.0, 0.8 * min(ttls))
+    return 60.0 if api else None
+
+
 async def prepare(pod: dict, sb_dir: str, fetch: Fetch, token: TokenRequest, node_ip: str = "") -> None:
     """Make every volume of the pod ready; VolumeError names the first that is not."""
     psc = pod["spec"].get("securityContext") or {}

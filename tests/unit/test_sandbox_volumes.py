@@ -108,3 +108,13 @@ def test_downward_api_and_projected_token(tmp_path):
     assert asked == [("ns", "robot", {"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u1"})]
     with pytest.raises(volumes.VolumeError, match='volume "kube-api-access-y" : failed to fetch token'):
         run_prepare(tmp_path, {**vol, "name": "kube-api-access-y"}, {})
+
+
+def test_refresh_period():
+    def pod(*volumes):
+        return {"spec": {"volumes": list(volumes)}}
+    token = {"name": "t", "projected": {"sources": [{"serviceAccountToken": {"expirationSeconds": 600}},
+                                                    {"configMap": {"name": "kube-root-ca.crt"}}]}}
+    assert volumes.refresh_period(pod(token)) == 480.0  # 80% of the token's life, as kubelet renews it
+    assert volumes.refresh_period(pod({"name": "c", "configMap": {"name": "x"}})) == 60.0
+    assert volumes.refresh_period(pod({"name": "e", "emptyDir": {}})) is None
