@@ -84,8 +84,8 @@ def mount_plan(sb: Sandbox, pod: dict, container: dict) -> mounts.MountPlan:
     vols = sb.volume_sources(pod)
     for m in container.get("volumeMounts") or []:
         src = vols.get(m.get("name"))
-        if src is None:
-            continue
+        if src is None or not os.path.lexists(src):
+            continue  # not prepared: a built-in server's pod mounts nothing (knet.node.podworker.prepare_volumes)
         if m.get("subPath"):
             base, src = src, os.path.join(src, m["subPath"])
             if not os.path.realpath(src).startswith(os.path.realpath(base) + "/"):

@@ -98,6 +98,12 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: builtin}
+spec:
+  containers: [{name: web, image: agnhost, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: nonroot}
 spec:
   securityContext: {runAsNonRoot: true}
@@ -165,7 +171,8 @@ def c(tmp_path_factory):
             cluster.hostdir = hostdir
             cluster.apply(PODS)
             cluster.apply(VOLUMES.replace("HOSTDIR", hostdir))
-            for name in ("attacker", "victim", "user1000", "security-context-demo", "caps", "shared", "volumes"):
+            for name in ("attacker", "victim", "user1000", "security-context-demo", "caps", "shared", "volumes",
+                         "builtin"):
                 cluster.wait_pod("default", name, lambda p: p["status"].get("phase") == "Running", timeout=60)
             yield cluster
     finally:
@@ -217,6 +224,15 @@ def test_a_pod_sees_only_its_own_processes(c):
 def test_kubectl_exec_enters_the_containers_pid_namespace(c):
     out = c.kubectl("exec", "user1000", "--", "ps", "-e", "-o", "pid=,args=").stdout
     assert out.split("\n")[0].split(None, 1) == ["1", "sleep 3600"], out
+
+
+def test_an_exec_into_a_built_in_servers_pod_is_sandboxed_too(c):
+    # No process runs there: the exec gets a context of its own, with a /tmp its execs share.
+    out = sh(c, "builtin", "hostname; ps -e -o pid= | wc -l; echo kept > /tmp/f; ls /run/knet")
+    assert out.stdout.split()[:2] == ["builtin", "2"] or out.stdout.split()[:2] == ["builtin", "3"], out
+    assert "No such file" in out.stderr
+    assert sh(c, "builtin", "cat /tmp/f").stdout == "kept\n"
+    assert status_field(c, "builtin", "CapEff") == "00000000a80425fb"
 
 
 def test_no_setns_into_another_namespace(c):
