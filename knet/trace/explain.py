@@ -298,7 +298,7 @@ class Explainer:
             isolating.setdefault(e.chain, []).append(comment)
             return None
         if m := _ISOLATED.match(comment):
-            by = isolating.get(e.chain, [])
+            by = sorted(isolating.get(e.chain, []))
             reason = (f"pod {m['pod']} isolated for {m['dir']} by {', '.join(by) or 'a NetworkPolicy'}; "
                       f"no rule allowed it")
             return Step("drop", f"dropped: {reason}", {"policy": by, "direction": m["dir"], "pod": m["pod"],

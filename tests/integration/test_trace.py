@@ -20,7 +20,7 @@ import sys
 
 import pytest
 
-from knet.harness.cluster import Cluster, running
+from knet.harness.cluster import Cluster, ready, running
 from knet.net import ns
 from knet.trace import run
 
@@ -99,6 +99,8 @@ def c():
         cluster.apply(APP)
         for namespace, name in (("default", "client"), ("default", "server"), ("shop", "db"), ("shop", "api")):
             cluster.wait_pod(namespace, name, running)
+        # The cluster DNS too, so no endpoint change rewrites a proxy table while rulesets are compared.
+        cluster.wait_for("every pod ready", lambda: all(ready(p) for p in cluster.list("Pod")), timeout=60)
         yield cluster
 
 
