@@ -207,7 +207,7 @@ class Explainer:
         for run in runs:
             hooks.add(run.hook)
             last = run
-            prev: Event | None = None
+            via = ""  # the last rule that jumped or went to a chain: how the packet got where it is
             for e in run.events:
                 if e.table.startswith(TRACE_PREFIX):
                     continue
@@ -218,8 +218,9 @@ class Explainer:
                 if e.type != "rule":
                     continue
                 text, comment = self.rule(label, e)
-                step = self.step(label, run, e, text, comment, prev, isolating)
-                prev = e
+                step = self.step(label, run, e, text, comment, via, isolating)
+                if e.verdict in ("jump", "goto"):
+                    via = text
                 if step is not None:
                     hop.steps.append(step)
                     if step.kind in ("drop", "reject"):
@@ -245,19 +246,19 @@ class Explainer:
         hop.steps.append(Step("note", "not seen leaving this namespace (routing or the neighbour dropped it)"))
         return hop, "lost", "not seen leaving " + label, p
 
-    def step(self, label: str, run: Run, e: Event, text: str, comment: str, prev: Event | None,
+    def step(self, label: str, run: Run, e: Event, text: str, comment: str, via: str,
              isolating: dict[str, list[str]]) -> Step | None:
         p = run.packet
         if e.table == PROXY_TABLE and e.family == "ip":
             if "dnat to" in text and (m := _SVC_COMMENT.match(comment)):
                 endpoint = text.rsplit("dnat to ", 1)[1].split()[0]
-                how = "ClientIP affinity" if prev is not None and "@affinity-" in self._prev_text(label, prev) \
-                    else f"chosen {m['i']} of {m['n']}"
+                # an endpoint chain is reached by the numgen choice, or by a known client's affinity set
+                how = "by ClientIP affinity" if "@affinity-" in via else f"chosen {m['i']} of {m['n']}"
                 svc = m["svc"]
                 return Step("service", f"Service {_short(svc)} -> endpoint {endpoint}, {how}",
                             {"service": svc, "endpoint": endpoint, "index": int(m["i"]), "endpoints": int(m["n"])})
             if e.chain == "reject-chain" and e.verdict == "drop":
-                svc = self.no_endpoint_service(label, prev, p)
+                svc = self.no_endpoint_service(label, p)
                 how = "ICMP port unreachable" if text == "reject" else text.replace("reject with ", "")
                 return Step("reject", f"rejected: Service {_short(svc) if svc else '?'} has no endpoints "
                                       f"({how} sent back)", {"service": svc})
@@ -277,10 +278,7 @@ class Explainer:
                         {"table": e.table, "chain": e.chain, "rule": text, "comment": comment})
         return None
 
-    def _prev_text(self, label: str, e: Event) -> str:
-        return self.rule(label, e)[0]
-
-    def no_endpoint_service(self, label: str, prev: Event | None, p: Packet | None) -> str:
+    def no_endpoint_service(self, label: str, p: Packet | None) -> str:
         """The Service named by the comment on the verdict-map element that sent the packet to reject."""
         if p is None:
             return ""

@@ -229,3 +229,9 @@ def test_several_chain_listings_in_one_answer_are_split_by_chain():
     assert set(parts) == {("ip", "knet-proxy", "services"), ("inet", "knet-policy", "ingress")}
     assert events.parse_listing(parts[("ip", "knet-proxy", "services")]) == {26: "jump x"}
     assert events.parse_listing(parts[("inet", "knet-policy", "ingress")]) == {9: "accept"}
+
+
+def test_a_client_known_to_a_sessionaffinity_service_goes_back_to_its_endpoint():
+    (svc,) = explain(capture("affinity_sticky")).steps("service")
+    assert svc.fields["service"] == "default/sticky:80/tcp"
+    assert svc.text == f"Service default/sticky:80 -> endpoint {svc.fields['endpoint']}, by ClientIP affinity"
