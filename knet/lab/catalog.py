@@ -31,8 +31,15 @@ def find(text: str, root: str = LABS_DIR) -> Lab:
         return load(text)
     for folder in _shipped_match(text, root):
         return load(folder)
-    names = ", ".join(re.sub(r"^\d+-", "", os.path.basename(f)) for f in shipped(root))
+    names = ", ".join(_name(f) for f in shipped(root))
     raise LabError(f'lab "{text}" not found: a folder with a lab.yaml, or one of: {names or "(none shipped)"}')
+
+
+def _name(folder: str) -> str:
+    try:
+        return load(folder).name
+    except LabError:
+        return os.path.basename(folder)
 
 
 def _shipped_match(text: str, root: str) -> list[str]:
