@@ -166,8 +166,7 @@ def entering(sb: Sandbox, pod: dict, container: dict, join: int | None = None,
             yield Entry(enter_running, pid_fd)
             return
         plan = mount_plan(sb, pod, container)
-        if plan.root_dirs:
-            os.makedirs(plan.scaffold, exist_ok=True)
+        os.makedirs(plan.scaffold, exist_ok=True)
         pidns: int | str = opened(f"/proc/{new_pidns}/ns/pid") if new_pidns else NEW
 
         def enter_new() -> None:

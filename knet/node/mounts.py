@@ -34,6 +34,7 @@ AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 1
 SYS_MOUNT_SETATTR = 442  # the same numbers on every architecture (the new mount API, 5.2 and 5.12)
 SYS_OPEN_TREE = 428
+SYS_PIVOT_ROOT = 155 if os.uname().machine == "x86_64" else 41
 SYS_MOVE_MOUNT = 429
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = 0o2000000
@@ -186,9 +187,10 @@ def _detach_under(tops: list[str]) -> None:
             pass
 
 
-def _carry_over(src_fd: int, src: str, dst: str) -> None:
+def _carry_over(src_fd: int, src: str, dst: str, skip: frozenset[str] = frozenset()) -> None:
     """Make dst (a fresh tmpfs) show what src showed, entry by entry: directories
-    and files bound from the original, symlinks copied."""
+    and files bound from the original (with what is mounted below them),
+    symlinks copied; a directory in skip is made empty."""
     base = f"/proc/self/fd/{src_fd}"
     for entry in os.scandir(src):
         path = os.path.join(dst, entry.name)
@@ -196,30 +198,41 @@ def _carry_over(src_fd: int, src: str, dst: str) -> None:
             os.symlink(os.readlink(entry.path), path)
             continue
         if entry.is_dir(follow_symlinks=False):
-            os.mkdir(path)
+            os.mkdir(path, entry.stat(follow_symlinks=False).st_mode & 0o7777)
+            if entry.name in skip:
+                continue
         else:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         mount(f"{base}/{entry.name}", path, None, MS_BIND | MS_REC)
 
 
-def _new_root(scaffold: str, root_dirs: list[str], binds: list[Bind]) -> None:
-    """A "/" of the host's entries plus the top-level directories the pod's mount
-    points need, so /data/demo can exist without a directory made on the host
-    (the mount points are made here: the view is read-only after)."""
+# The top-level directories a pod's "/" gets empty (each is a fresh mount in the pod), so the
+# host's mounts below them (/run/netns's, every pod's namespace files) are never in its view.
+FRESH_TOP = frozenset({"run", "tmp", "proc", "sys", "dev"})
+
+
+def _new_root(scaffold: str, root_dirs: list[str], binds: list[Bind], privileged: bool) -> None:
+    """A "/" of the host's top-level entries (a tmpfs: a pod's mount points can
+    be made in it without a directory made on the host, /data/demo), then
+    pivot_root into it and one lazy unmount of the whole old tree: the view
+    keeps no reference to the host's other mounts (runc's way; unmounting each
+    of /run's hundreds of mounts cost a synchronize_rcu apiece)."""
     fd = os.open("/", os.O_PATH | os.O_DIRECTORY)
     mount("tmpfs", scaffold, "tmpfs", MS_NOSUID, "mode=755")
-    _carry_over(fd, "/", scaffold)
+    _carry_over(fd, "/", scaffold, FRESH_TOP - {"dev"} if privileged else FRESH_TOP)
     os.close(fd)
     for name in root_dirs:
         os.mkdir(os.path.join(scaffold, name), 0o755)
     for b in binds:
         if b.target.strip("/").split("/")[0] in root_dirs:
             _mountpoint(scaffold + b.target, b.is_dir)
-    os.chdir(scaffold)
-    mount(scaffold, "/", None, MS_MOVE)
-    if _libc.chroot(b".") != 0:
-        raise _err("chroot")
+    old = os.path.join(scaffold, ".oldroot")
+    os.mkdir(old)
+    if _libc.syscall(SYS_PIVOT_ROOT, scaffold.encode(), old.encode()) != 0:
+        raise _err("pivot_root")
     os.chdir("/")
+    detach("/.oldroot")
+    os.rmdir("/.oldroot")
 
 
 def _shadow(path: str) -> None:
@@ -232,11 +245,10 @@ def _shadow(path: str) -> None:
     os.close(fd)
 
 
-def _dev(privileged: bool) -> None:
+def _dev(privileged: bool, pts_tree: int) -> None:
     """A runtime's /dev: a tmpfs with the harmless devices (no disks, no /dev/mem)."""
     if privileged:
         return  # privileged: the host's devices, as a privileged container gets them
-    pts = os.open("/dev/pts", os.O_PATH | os.O_DIRECTORY)
     mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
         path = "/dev/" + name
@@ -247,8 +259,7 @@ def _dev(privileged: bool) -> None:
     os.mkdir("/dev/pts")
     # The host's terminals instance: a terminal kubectl exec -t or attach opened must still be
     # the pod's /dev/pts/N for tty(1). (A devpts instance of the pod's own is the next step.)
-    mount(f"/proc/self/fd/{pts}", "/dev/pts", None, MS_BIND)
-    os.close(pts)
+    attach_tree(pts_tree, "/dev/pts")
     os.mkdir("/dev/shm")
     os.mkdir("/dev/mqueue")
 
@@ -287,9 +298,11 @@ def apply(plan: MountPlan) -> None:
     mount(None, "/", None, MS_REC | MS_SLAVE)
     trees = [clone_tree(b.source) for b in plan.binds]
     tmp_tree = clone_tree(plan.tmp_dir) if plan.tmp_dir else -1
-    if plan.root_dirs:
-        _new_root(plan.scaffold, plan.root_dirs, plan.binds)
-    _detach_under(["/run", *plan.hidden])
+    pts_tree = -1 if plan.privileged else clone_tree("/dev/pts")
+    _new_root(plan.scaffold, plan.root_dirs, plan.binds, plan.privileged)
+    elsewhere = [p for p in plan.hidden if not any(under(p, "/" + top) for top in FRESH_TOP)]
+    if elsewhere:  # knet's state outside /run (KNET_STATE_ROOT): its mounts go from the view too
+        _detach_under(elsewhere)
     set_readonly("/")
     flags = MS_NOSUID | MS_NODEV
     mount("tmpfs", "/run", "tmpfs", flags | MS_NOEXEC, "mode=755,size=65536k")
@@ -298,21 +311,13 @@ def apply(plan: MountPlan) -> None:
         set_readonly("/tmp", False)
     else:
         mount("tmpfs", "/tmp", "tmpfs", flags, "mode=1777")
-    try:
-        detach("/proc")
-    except OSError:
-        pass
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    try:
-        detach("/sys")
-    except OSError:
-        pass
     mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if plan.privileged else MS_RDONLY))
-    _dev(plan.privileged)
+    _dev(plan.privileged, pts_tree)
     mount("shm", "/dev/shm", "tmpfs", flags | MS_NOEXEC, "mode=1777,size=65536k")
     _mask(plan.privileged)
-    for path in plan.hidden:
-        if not any(under(path, p) for p in PRIVATE_DIRS) and os.path.isdir(path):
+    for path in elsewhere:
+        if os.path.isdir(path):
             mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
     for path in plan.shadowed:
         _shadow(path)
