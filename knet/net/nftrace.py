@@ -15,7 +15,7 @@ every table it made, with SIGINT and SIGTERM held off meanwhile; before
 making any, it writes a record (`<state>/trace/<pid>-<n>.json`: the process,
 the table, the namespaces) so that a tracer killed outright is cleaned up by
 the next run (`sweep`) — and `knet down` removes the namespaces themselves.
-The table's name is the marker: `leftovers` lists such tables in a namespace.
+The table's name (`knet-trace-<pid>-<n>`) and its comment mark it as a trace's.
 
 Sockets and libnftables contexts are opened inside each namespace by a
 helper thread (a netlink socket stays in the namespace it was made in), so
@@ -258,18 +258,6 @@ class Tracer:
 
 
 # -- leftovers ---------------------------------------------------------------------------------
-
-
-def leftovers(netns_path: str) -> list[str]:
-    """The trace tables in a namespace (any run's)."""
-    import nftables
-
-    def read(_label, _path) -> list[str]:
-        rc, out, _err = nftables.Nftables().cmd("list tables ip")
-        return [line.split()[2] for line in out.splitlines()
-                if rc == 0 and line.startswith("table ip ") and line.split()[2].startswith(TABLE_PREFIX)]
-
-    return _in_namespaces({"x": netns_path}, read)["x"]  # type: ignore[return-value]
 
 
 def sweep(record_dir: str) -> list[str]:
