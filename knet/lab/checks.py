@@ -103,13 +103,14 @@ def describe(check: Check) -> str:
     return f"wait {check.obj} for {check.condition}"
 
 
-def expectation(check: Check) -> str:
+def expectation(check: Check, answer: set[str] | None = None) -> str:
+    """What the check expects, in words; a DNS check's `answer` as its templates rendered."""
     if isinstance(check, ProbeCheck):
         return "connected" if check.connected else "blocked"
     if isinstance(check, DnsCheck):
         parts = [check.rcode]
         if check.answer is not None:
-            parts.append(" ".join(sorted(check.answer)))
+            parts.append(" ".join(sorted(answer if answer is not None else check.answer)))
         if check.pattern:
             parts.append(f"records matching /{check.pattern}/")
         if check.count is not None:
@@ -305,12 +306,11 @@ def run_dns(seam: Seam, check: DnsCheck) -> Result:
     seen = got.rcode + (f", {' '.join(sorted(got.records))}" if got.records else ", no records") \
         + (f" (as {got.qname})" if got.qname and got.qname.rstrip(".") != name.rstrip(".") else "")
     ok = got.rcode == check.rcode
+    want = None
     if check.answer is not None:
         want = {_bare(templates.render(a, resolve)) for a in check.answer}
         ok = ok and {_bare(r) for r in got.records} == want
-        expected = ", ".join([check.rcode, " ".join(sorted(want))] + expectation(check).split(", ")[2:])
-    else:
-        expected = expectation(check)
+    expected = expectation(check, want)
     if check.pattern:
         rx = re.compile(templates.render(check.pattern, resolve, regex=True))
         ok = ok and bool(got.records) and all(rx.search(r) for r in got.records)
