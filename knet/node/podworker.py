@@ -180,9 +180,10 @@ class PodWorker:
                 await self.terminating.wait()
             else:
                 self.env_extra = await self.agent.service_env(self.pod)
-                await self.attach_network()
-                await self.sandbox_processes()
-                await self.prepare_volumes()
+                async with trio.open_nursery() as prep:  # the volumes' API round trips beside CNI ADD
+                    prep.start_soon(self.attach_network)
+                    prep.start_soon(self.prepare_volumes)
+                    prep.start_soon(self.sandbox_processes)
                 async with trio.open_nursery() as cn:
                     for c in self.containers:
                         cn.start_soon(self.run_container, c)
