@@ -20,7 +20,7 @@ from typing import Any
 
 from knet.api import errors
 from knet.api.errors import ApiError
-from knet.api.objects import deep_copy, merge_patch, new_uid, now_rfc3339, random_suffix
+from knet.api.objects import deep_copy, merge_patch, new_uid, now_rfc3339, random_suffix, to_json
 from knet.api.resources import RESOURCES, Resource, by_kind
 from knet.store import Compacted, Event, KeyExists, KeyNotFound, RevisionMismatch, Store
 
@@ -48,7 +48,7 @@ def _decode(value: str, rev: int) -> dict:
 def _encode(obj: dict) -> str:
     body = deep_copy(obj)
     body["metadata"].pop("resourceVersion", None)
-    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+    return to_json(body, sort_keys=True).decode()
 
 
 class Registry:
@@ -437,11 +437,28 @@ class Registry:
 
 def decode_event(event: Event) -> tuple[dict | None, dict | None]:
     """The new and previous object of a store event, with resourceVersion set."""
-    new = _decode(event.value, event.revision) if event.value else None
-    prev = json.loads(event.prev) if event.prev else None
-    if new is None and prev is not None:
-        prev["metadata"]["resourceVersion"] = str(event.revision)
-    return new, prev
+    return event_new(event), event_prev(event)
+
+
+# One store event reaches every watch of its kind (each node agent's, kubectl's) and the
+# controllers' cache: decoding it once, not once per reader, was a third of the API
+# server's JSON work during a rollout. The objects are shared: readers must not mutate
+# them (a controller copies before it changes anything, as client-go's cache demands).
+def event_new(event: Event) -> dict | None:
+    memo = event.__dict__
+    if "_new" not in memo:
+        memo["_new"] = _decode(event.value, event.revision) if event.value else None
+    return memo["_new"]
+
+
+def event_prev(event: Event) -> dict | None:
+    memo = event.__dict__
+    if "_prev" not in memo:
+        prev = json.loads(event.prev) if event.prev else None
+        if prev is not None and not event.value:
+            prev["metadata"]["resourceVersion"] = str(event.revision)
+        memo["_prev"] = prev
+    return memo["_prev"]
 
 
 def filter_event(event: Event, match: Callable[[dict], bool] | None) -> tuple[str, dict] | None:
@@ -449,9 +466,7 @@ def filter_event(event: Event, match: Callable[[dict], bool] | None) -> tuple[st
     matching arrives as ADDED, one that stops matching as DELETED (as the
     Kubernetes watch cache does), one that never matched not at all."""
     if match is None:  # the previous value is needed only to see a filter's transitions
-        if event.value:
-            return event.type, _decode(event.value, event.revision)
-        return event.type, decode_event(event)[1]
+        return event.type, (event_new(event) if event.value else event_prev(event))
     new, prev = decode_event(event)
     now_in = new is not None and match(new)
     was_in = prev is not None and match(prev)

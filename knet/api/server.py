@@ -28,12 +28,13 @@ import trio
 
 from knet.api import decode, discovery, errors, selectors, subresources, tablecodec
 from knet.api.errors import ApiError
+from knet.api.objects import to_json
 from knet.api.registry import Registry, filter_event
 from knet.api.resources import SERVED, Resource, by_path
 from knet.api.watchbuffer import MAX_BYTES as MAX_WATCH_BYTES
 from knet.api.watchbuffer import MAX_EVENTS as MAX_WATCH_EVENTS
 from knet.api.watchbuffer import Overflowed, WatchBuffer
-from knet.store import StoreError, TooLarge
+from knet.store import Event, StoreError, TooLarge
 
 log = logging.getLogger("knet.api")
 
@@ -468,7 +469,7 @@ class ApiServer:
 
     async def _send(self, conn: h11.Connection, stream: trio.abc.Stream, code: int, body: dict,
                     close: bool = False, warnings: list[str] = ()) -> None:
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = to_json(body)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
         headers += [("Warning", decode.warning_header(w)) for w in warnings]
         if close:
@@ -745,7 +746,8 @@ class ApiServer:
                                 continue
                             out = filter_event(e, match)
                             if out:
-                                lines.append(encode(*out))
+                                lines.append(encode(*out) if encode is not self._event_line
+                                             else self._shared_line(e, out))
                                 pending = 0
                             else:
                                 pending = e.revision
@@ -790,9 +792,19 @@ class ApiServer:
         from knet.api.registry import prefix_for
         return prefix_for(route.res, route.namespace)
 
+    def _shared_line(self, event: Event, out: tuple[str, dict]) -> bytes:
+        """An event's line, encoded once for every plain watch that sends it (the
+        object is the event's shared decoding, so its identity names it)."""
+        memo = event.__dict__.setdefault("_lines", {})
+        key = (out[0], id(out[1]))
+        line = memo.get(key)
+        if line is None:
+            line = memo[key] = self._event_line(*out)
+        return line
+
     @staticmethod
     def _event_line(kind: str, obj: dict) -> bytes:
-        return json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode() + b"\n"
+        return to_json({"type": kind, "object": obj}) + b"\n"
 
     @staticmethod
     def _bookmark(res: Resource, rev: int, initial_events_end: bool = False) -> bytes:

@@ -32,7 +32,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from knet.api.registry import Registry
+from knet.api.registry import Registry, event_new
 from knet.store import Event
 
 log = logging.getLogger("knet.controllers.cache")
@@ -153,10 +153,7 @@ class Cache:
             return
         key = ev.key[len(parts[2]) + 11:]
         old = self.objects[kind].get(key)
-        new = None
-        if ev.value is not None:
-            new = json.loads(ev.value)
-            new["metadata"]["resourceVersion"] = str(ev.revision)
+        new = event_new(ev)  # decoded once for the cache and every watch (shared: never mutated)
         if old is not None:
             self._drop(kind, key, old)
         if new is not None:
