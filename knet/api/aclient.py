@@ -1,7 +1,10 @@
 """The asynchronous API client that node agents and controllers use (trio + h11).
 
 It keeps a few idle keep-alive connections for requests and opens one
-connection per watch, as client-go does. Over TCP it speaks TLS and trusts
+connection per watch, as client-go does. Requests share at most
+MAX_CONNECTIONS connections: a hundred pods starting at once on a node then
+wait a moment for a connection instead of each paying for a TLS handshake
+(on both ends) with a connection that is closed again right after. Over TCP it speaks TLS and trusts
 only the cluster CA (ca_file), as a kubelet does with its kubeconfig.
 """
 
@@ -15,6 +18,7 @@ import h11
 import trio
 
 from knet.api.errors import ApiError
+from knet.api.objects import to_json
 from knet.api.resources import Resource
 
 
@@ -45,18 +49,28 @@ class _Conn:
             return event
 
 
+MAX_CONNECTIONS = 8  # concurrent requests; watches have their own connections
+
+
 class AsyncClient:
     def __init__(self, host: str, port: int, token: str, unix_path: str | None = None, ca_file: str | None = None,
                  handshake_timeout: float = 10.0, cert_file: str | None = None, key_file: str | None = None):
         """token "" with cert_file: the client certificate is the credential (a node agent's)."""
         self.host, self.port, self.token, self.unix_path = host, port, token, unix_path
+        self._args = (host, port, token, unix_path, ca_file, handshake_timeout, cert_file, key_file)
         self.handshake_timeout = handshake_timeout  # Go's TLSHandshakeTimeout: 10 s
         self._idle: list[_Conn] = []
+        self._slots = trio.Semaphore(MAX_CONNECTIONS)
         self._tls = None
         if ca_file and not unix_path:
             from knet.api.tls import client_context
 
             self._tls = client_context(ca_file, cert_file, key_file)
+
+    def sibling(self) -> AsyncClient:
+        """The same credentials with connections of its own: for what must not queue
+        behind a burst of other requests (a node's heartbeat and Lease)."""
+        return AsyncClient(*self._args)
 
     async def _open(self) -> _Conn:
         try:
@@ -85,9 +99,14 @@ class AsyncClient:
 
     async def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None,
                       content_type: str = "application/json") -> dict:
+        async with self._slots:
+            return await self._request(method, path, body, query, content_type)
+
+    async def _request(self, method: str, path: str, body: dict | None, query: dict | None,
+                       content_type: str) -> dict:
         if query:
             path += "?" + urlencode({k: v for k, v in query.items() if v is not None})
-        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        data = to_json(body) if body is not None else None
         for attempt in range(2):
             conn = self._idle.pop() if self._idle else await self._open()
             try:
@@ -108,7 +127,7 @@ class AsyncClient:
                 await conn.stream.aclose()
                 if attempt:
                     raise Disconnected(f"{method} {path}: {e}") from e
-        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and len(self._idle) < 4:
+        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and len(self._idle) < MAX_CONNECTIONS:
             conn.h11.start_next_cycle()
             self._idle.append(conn)
         else:

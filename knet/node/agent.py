@@ -105,7 +105,8 @@ class Agent:
         self.cri = RuntimeClient(socket_path(cfg.state_dir, node))
         self.kubelet = None  # kubelet's port 10250 (knet.node.kubeletserver), once the node is up
         self._token = token
-        self.lease = NodeLease(self.api, node)  # kube-node-lease/<node>, renewed every 10 s as kubelet's
+        self.heartbeat_api = self.api.sibling()  # never queued behind a burst of pod status writes
+        self.lease = NodeLease(self.heartbeat_api, node)  # kube-node-lease/<node>, renewed every 10 s as kubelet's
         self.status_static = static_status(cfg.name, node, KUBELET_VERSION, f"knet://{__version__}",
                                            cfg.node(node).max_pods)
 
@@ -193,13 +194,13 @@ class Agent:
         status = self.node_status()
         for c in status["conditions"]:
             c["lastTransitionTime"] = c["lastHeartbeatTime"]
-        current = await self.api.get(self.NODES, None, self.node)
+        current = await self.heartbeat_api.get(self.NODES, None, self.node)
         old = {c["type"]: c for c in current.get("status", {}).get("conditions") or []}
         for c in status["conditions"]:
             prev = old.get(c["type"])
             if prev and prev.get("status") == c["status"] and prev.get("lastTransitionTime"):
                 c["lastTransitionTime"] = prev["lastTransitionTime"]
-        await self.api.patch(self.NODES, None, self.node, {"status": status}, "status")
+        await self.heartbeat_api.patch(self.NODES, None, self.node, {"status": status}, "status")
 
     async def heartbeat(self) -> None:
         while True:
