@@ -49,6 +49,10 @@ RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC = 1, 4, 5, 7
 _counter = itertools.count(1)
 
 
+class ArmError(RuntimeError):
+    """nft refused a trace table."""
+
+
 def table_script(table: str, rules: list[str]) -> str:
     """The trace table: `rules` are nft matches, each followed by `meta nftrace set 1`
     in both base chains."""
@@ -103,12 +107,54 @@ def _in_namespaces(paths: dict[str, str], make) -> dict[str, object]:
 
     t = threading.Thread(target=work)
     t.start()
-    t.join()
+    try:
+        _join([t])
+    except BaseException:
+        for v in out.values():
+            getattr(v, "close", lambda: None)()
+        raise
     if box:
         for v in out.values():
             getattr(v, "close", lambda: None)()
         raise box[0]
     return out
+
+
+def each(arms, fn) -> list[tuple[_Arm, object]]:
+    """fn(arm) for every arm at once, one thread each: an nftables transaction that adds or removes
+    a base chain waits for the kernel's RCU grace period (tens of ms on a busy machine), and
+    libnftables releases the GIL meanwhile, so the namespaces wait together, not in turn."""
+    arms = list(arms)
+    results: list[object] = [None] * len(arms)
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            results[i] = fn(arms[i])
+        except BaseException as e:  # handed to the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(arms))]
+    for t in threads:
+        t.start()
+    _join(threads)
+    if errors:
+        raise errors[0]
+    return list(zip(arms, results, strict=True))
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    """Wait for every thread even when a signal's exception (Ctrl-C) interrupts the wait, then
+    raise it: a thread still adding a trace table must be done before clean-up looks for it."""
+    interrupted: BaseException | None = None
+    for t in threads:
+        while t.is_alive():
+            try:
+                t.join()
+            except BaseException as e:  # KeyboardInterrupt from SIGINT or the CLI's SIGTERM handler
+                interrupted = interrupted or e
+    if interrupted is not None:
+        raise interrupted
 
 
 @contextlib.contextmanager
@@ -151,9 +197,9 @@ class Tracer:
             script = table_script(self.table, self.rules)
             for arm in self.arms.values():
                 arm.armed = True  # before the transaction: a half-known state is cleaned up too
-                rc, _out, err = arm.nft.cmd(script)
+            for arm, (rc, _out, err) in each(self.arms.values(), lambda a: a.nft.cmd(script)):
                 if rc != 0:
-                    raise RuntimeError(f"cannot arm tracing in {arm.label}: {err.strip().splitlines()[0] if err else rc}")
+                    raise ArmError(f"cannot arm tracing in {arm.label}: {err.strip().splitlines()[0] if err else rc}")
         except BaseException:
             self.close()
             raise
@@ -166,11 +212,11 @@ class Tracer:
         """Delete every trace table this tracer made, then its record."""
         with _signals_held():
             failed = []
+            armed = [a for a in self.arms.values() if a.armed]
+            for arm, (rc, _out, err) in each(armed, lambda a: a.nft.cmd(f"delete table ip {self.table}")):
+                if rc != 0 and "No such file" not in err:
+                    failed.append(arm.label)
             for arm in self.arms.values():
-                if arm.armed:
-                    rc, _out, err = arm.nft.cmd(f"delete table ip {self.table}")
-                    if rc != 0 and "No such file" not in err:
-                        failed.append(arm.label)
                 arm.close()
             self.arms = {}
             if not failed:
@@ -215,15 +261,14 @@ class Tracer:
 
     # -- what the explanation needs from each namespace -----------------------------------
 
-    def listing(self, label: str, chains: list[tuple[str, str, str]]) -> str:
-        """`nft -a list chain` of each (family, table, chain), in one call (a chain gone meanwhile: the
-        others one by one)."""
-        nft = self.arms[label].nft
-        rc, out, _err = nft.cmd("\n".join(f"list chain {f} {t} {c}" for f, t, c in chains))
-        if rc == 0:
-            return out
-        parts = [nft.cmd(f"list chain {f} {t} {c}") for f, t, c in chains]
-        return "".join(o for rc, o, _e in parts if rc == 0)
+    def listings(self, chains: dict[str, list[tuple[str, str, str]]]) -> dict[str, str]:
+        """`nft -a list chain` of each (family, table, chain) wanted per namespace, the namespaces
+        at once (nft 1.0.6 lists only the last of several chains asked in one call)."""
+        def one(arm: _Arm) -> str:
+            parts = [arm.nft.cmd(f"list chain {f} {t} {c}") for f, t, c in chains[arm.label]]
+            return "".join(o for rc, o, _e in parts if rc == 0)
+
+        return {arm.label: text for arm, text in each([self.arms[lb] for lb in chains], one)}
 
     def element(self, label: str, family: str, table: str, set_name: str, key: str) -> str:
         rc, out, _err = self.arms[label].nft.cmd(f"get element {family} {table} {set_name} {{ {key} }}")

@@ -85,14 +85,25 @@ def run(cluster, source: str, dest: str, port: int | str | None = None, protocol
     from knet.net import nftrace
 
     nftrace.sweep(record_dir)
-    tracer = nftrace.Tracer(record_dir, netns, match_rules(protocol, sport))
     try:
-        tracer.__enter__()
-    except RuntimeError as e:  # nft refused the trace table: say so in one line
+        cap = _traced(nftrace.Tracer(record_dir, netns, match_rules(protocol, sport)), flow, places, world,
+                      src.netns, timeout)
+    except nftrace.ArmError as e:  # nft refused the trace table: say so in one line
         raise TraceError(str(e)) from None
+    if save:
+        import json
+
+        with open(save, "w") as f:
+            json.dump(cap.to_json(), f, indent=1)
+    return explain(cap)
+
+
+def _traced(tracer, flow: Flow, places: dict[str, Place], world: _World, netns: str, timeout: float) -> Capture:
+    """The attempt, with tracing armed for exactly its duration."""
+    protocol, daddr, dport, sport = flow.protocol, flow.daddr, flow.port, flow.sport
     with tracer:
         started = time.monotonic()
-        outcome = attempt(src.netns, protocol, daddr, dport, sport, timeout, tracer)
+        outcome = attempt(netns, protocol, daddr, dport, sport, timeout)
         elapsed = (time.monotonic() - started) * 1000
         tracer.drain()
         tracer.wait(QUIET)
@@ -100,12 +111,7 @@ def run(cluster, source: str, dest: str, port: int | str | None = None, protocol
                       names=world.names, node_cidrs=world.node_cidrs, node_ips=world.node_ips,
                       outcome=outcome, elapsed_ms=elapsed)
         fill(cap, tracer)
-    if save:
-        import json
-
-        with open(save, "w") as f:
-            json.dump(cap.to_json(), f, indent=1)
-    return explain(cap)
+    return cap
 
 
 def fill(cap: Capture, tracer) -> None:
@@ -116,9 +122,10 @@ def fill(cap: Capture, tracer) -> None:
     by_label: dict[str, list[tuple[str, str, str]]] = {}
     for label, family, table, chain in sorted(chains):
         by_label.setdefault(label, []).append((family, table, chain))
-    for label, wanted_chains in by_label.items():  # one nft call per namespace
-        for (family, table, chain), text in split_listing(tracer.listing(label, wanted_chains)).items():
-            cap.listings[f"{label} {family} {table} {chain}"] = text
+    texts = tracer.listings(by_label)  # the namespaces at once
+    for label, text in texts.items():
+        for (family, table, chain), part in split_listing(text).items():
+            cap.listings[f"{label} {family} {table} {chain}"] = part
     from knet.proxy.rules import TABLE as PROXY_TABLE
 
     for label, set_name, key in sorted(elements):
@@ -165,7 +172,7 @@ def _socket_in(netns: str, family: int, kind: int, proto: int = 0) -> socket.soc
     return box[0]
 
 
-def attempt(netns: str, protocol: str, daddr: str, dport: int, sport: int, timeout: float, tracer=None) -> str:
+def attempt(netns: str, protocol: str, daddr: str, dport: int, sport: int, timeout: float) -> str:
     """One connection attempt; what the sender saw."""
     if protocol == "ICMP":
         return _ping(netns, daddr, sport, timeout)
@@ -263,7 +270,7 @@ class _World:
         self.by_kind = by_kind
         self.nodes = client.list(by_kind("Node"))["items"]
         self.pods = client.list(by_kind("Pod"))["items"]
-        self.services = client.list(by_kind("Service"))["items"]
+        self._services: list[dict] | None = None  # listed only when a destination needs them all
         self.node_ips: dict[str, str] = {}
         self.node_cidrs: dict[str, str] = {}
         self.names: dict[str, str] = {}
@@ -281,10 +288,33 @@ class _World:
             ip = p.get("status", {}).get("podIP")
             if ip and not p["spec"].get("hostNetwork"):
                 self.names[ip] = _pod_label(p)
-        for s in self.services:
-            ip = s.get("spec", {}).get("clusterIP")
-            if ip and ip != "None":
-                self.names[ip] = f"Service {s['metadata']['namespace']}/{s['metadata']['name']}"
+
+    @property
+    def services(self) -> list[dict]:
+        """Every Service (an IP or node destination may be any Service's): the cost grows with them,
+        so a destination named as a Service is read alone."""
+        if self._services is None:
+            self._services = self.client.list(self.by_kind("Service"))["items"]
+            for s in self._services:
+                self.name_service(s)
+        return self._services
+
+    def name_service(self, svc: dict) -> None:
+        ip = svc.get("spec", {}).get("clusterIP")
+        if ip and ip != "None":
+            self.names[ip] = f"Service {svc['metadata']['namespace']}/{svc['metadata']['name']}"
+
+    def get_service(self, namespace: str, name: str) -> dict | None:
+        from knet.api.errors import ApiError
+
+        try:
+            svc = self.client.get(self.by_kind("Service"), namespace, name)
+        except ApiError as e:
+            if e.code == 404:
+                return None
+            raise
+        self.name_service(svc)
+        return svc
 
     def _netns(self, name: str) -> str:
         return self.ns.netns_path(name)
@@ -370,8 +400,7 @@ class _World:
         svc_ns = parts[1] if len(parts) > 1 else (namespace or "default")
         svc_name = parts[0]
         if kind in ("", "svc", "service"):
-            svc = next((s for s in self.services if s["metadata"]["name"] == svc_name
-                        and s["metadata"]["namespace"] == svc_ns), None)
+            svc = self.get_service(svc_ns, svc_name)
             if svc is not None:
                 ip = svc.get("spec", {}).get("clusterIP")
                 if not ip or ip == "None":
@@ -406,7 +435,18 @@ class _World:
         return out
 
     def endpoint_pods(self, svc: dict) -> list[Target]:
+        """The pods that may receive the Service's traffic, to arm: those its selector picks (from
+        the pods already listed), or those its EndpointSlices name when it has no selector."""
         meta = svc["metadata"]
+        selector = svc.get("spec", {}).get("selector")
+        if selector:
+            from knet.api.selectors import selector_from_map
+
+            sel = selector_from_map(selector)
+            picked = [p for p in self.pods if p["metadata"].get("namespace", "default") == meta["namespace"]
+                      and sel.matches(p["metadata"].get("labels") or {}) and not p["spec"].get("hostNetwork")
+                      and _has_netns(self, p)]
+            return [self.pod_target(p, "--to") for p in picked[:MAX_ENDPOINT_PODS]]
         slices = self.client.list(self.by_kind("EndpointSlice"), meta["namespace"],
                                   label_selector=f"kubernetes.io/service-name={meta['name']}")["items"]
         out = []
