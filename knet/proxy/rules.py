@@ -314,7 +314,7 @@ def service_objects(sp: ServicePort, pod_subnet: str, node: str = "") -> list[Ob
         objs.append(Element("service-nodeports", f"{sp.protocol} . {sp.node_port}", f"goto {ext_chain}"))
     objs += [Element("hairpin-endpoints", f"{ip} . {ip}") for ip in sorted({e.ip for e in sp.endpoints})]
     if _ep_chains(sp):
-        for ep in sp.endpoints:
+        for i, ep in enumerate(sp.endpoints, 1):
             ep_chain = _ep_chain(sp, ep)
             objs.append(Chain(ep_chain))
             if sp.affinity_seconds:
@@ -322,8 +322,8 @@ def service_objects(sp: ServicePort, pod_subnet: str, node: str = "") -> list[Ob
                 aff = _affinity_set(sp, ep)
                 objs += [Map(aff, f"type ipv4_addr; flags dynamic,timeout; timeout {sp.affinity_seconds}s;", "set"),
                          Rule(ep_chain, f"update @{aff} {{ ip saddr }}")]
-            objs.append(Rule(ep_chain, _dnat(sp, ep) + " " + _comment(
-                f"{port_label(sp)} endpoint {sp.endpoints.index(ep) + 1} of {len(sp.endpoints)}")))
+            objs.append(Rule(ep_chain, f"{_dnat(sp, ep)} "
+                             + _comment(f"{port_label(sp)} endpoint {i} of {len(sp.endpoints)}")))
     # From outside the pod network (nodes, ext, NodePort): masquerade, as kube-proxy does.
     objs.append(Rule(sp.chain, f"ip saddr != {pod_subnet} jump mark-for-masquerade"))
     objs += _pick(sp, sp.chain, cluster_eps)
