@@ -406,12 +406,20 @@ def running(cluster: str) -> bool:
         component_pid(cluster, name) is not None for name in sup.components(cfg))
 
 
-def up(cfg: ClusterConfig, say: Say = print, timeout: float = 30.0, kubeconfig: str | None = None) -> float:
+def ready_timeout(cfg: ClusterConfig) -> float:
+    """How long `up` and `start` wait for every node Ready by default: 30 s, and a
+    second more per node past the default four (each node starts two processes;
+    50 workers take some 20 s of CPU to start on two cores)."""
+    return 30.0 + max(0, len(cfg.nodes) - 4)
+
+
+def up(cfg: ClusterConfig, say: Say = print, timeout: float | None = None, kubeconfig: str | None = None) -> float:
     """Build and start the cluster, or start it again if it is stopped with the
     same config; returns the seconds it took. `kubeconfig`: the file to merge
     the cluster's context into (None: $KUBECONFIG's first file or
     ~/.kube/config, as kubectl; "": none)."""
     t0 = time.monotonic()
+    timeout = ready_timeout(cfg) if timeout is None else timeout
     if os.path.exists(os.path.join(state_dir(cfg.name), "cluster.json")):
         try:
             saved = load_saved(cfg.name)
@@ -625,7 +633,7 @@ def stop(cluster: str, say: Say = print, grace: float = STOP_GRACE) -> dict:
     return {"processes": stopped, "seconds": took}
 
 
-def start(cluster: str, say: Say = print, timeout: float = 30.0, kubeconfig: str | None = None) -> float:
+def start(cluster: str, say: Say = print, timeout: float | None = None, kubeconfig: str | None = None) -> float:
     """Bring a stopped (or partly running) cluster back with its state: the
     supervisor adopts what still runs and starts the rest; agents adopt their pods.
     The host listener gets its old port back, so the kubeconfig stays valid;
@@ -636,6 +644,7 @@ def start(cluster: str, say: Say = print, timeout: float = 30.0, kubeconfig: str
         cfg = load_saved(checked(cluster))
     except FileNotFoundError:
         raise ClusterError(f'cluster "{cluster}" does not exist (knet up creates it)') from None
+    timeout = ready_timeout(cfg) if timeout is None else timeout
     mine = set(owned_netns(cluster))
     for name in [cfg.fabric_netns, cfg.ext_netns, *(cfg.node_netns(n.name) for n in cfg.nodes)]:
         if name not in mine:

@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "control-plane node and three workers. On a stopped cluster with the same "
                                    "config: start it again, with its state.")
     s.add_argument("-f", "--file", metavar="CLUSTER.yaml", help="kind-style cluster file (kind: Cluster)")
-    s.add_argument("--timeout", type=float, default=30, help="seconds to wait for nodes Ready (default 30)")
+    s.add_argument("--timeout", type=float, default=None,
+                   help="seconds to wait for nodes Ready (default 30, and one more per node past four)")
     s.add_argument("--kubeconfig", metavar="PATH", help="merge the knet-<cluster> context into this file "
                                                        "(default: $KUBECONFIG's first file, or ~/.kube/config)")
     s.set_defaults(run=("cluster", "cmd_up"))
@@ -96,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Start the supervisor of a stopped (or partly running) cluster; it adopts "
                                    "the components still running and starts the rest, and the agents adopt "
                                    "their pods. Waits until every node is Ready.")
-    s.add_argument("--timeout", type=float, default=30, help="seconds to wait for nodes Ready (default 30)")
+    s.add_argument("--timeout", type=float, default=None,
+                   help="seconds to wait for nodes Ready (default 30, and one more per node past four)")
     s.set_defaults(run=("cluster", "cmd_start"))
 
     s = sub.add_parser("status", parents=[common], help="show the cluster's components and sync state")
