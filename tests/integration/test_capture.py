@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 
 import pytest
+from procio import read_until
 
 from knet import capture
 from knet.harness.cluster import Cluster, ready
@@ -73,21 +72,6 @@ def _ping(c: Cluster, count: int, dst: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _read_until(proc: subprocess.Popen, needle: str, timeout: float = 30) -> str:
-    """proc's stderr until `needle` shows (never blocking past the deadline, nor on a process
-    that has ended): what tcpdump says before a capture starts."""
-    fd, text = proc.stderr.fileno(), b""
-    deadline = time.monotonic() + timeout
-    while needle.encode() not in text:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {needle!r} on stderr within {timeout}s: {text!r}"
-        if select.select([fd], [], [], min(left, 0.5))[0]:
-            chunk = os.read(fd, 4096)
-            assert chunk, f"stderr closed before {needle!r}: {text!r}"
-            text += chunk
-    return text.decode()
-
-
 def _tcpdumps_writing(path: str) -> list[int]:
     pids = []
     for pid in os.listdir("/proc"):
@@ -122,7 +106,7 @@ def test_the_cli_prints_decoded_lines_and_stops_after_count(c):
     proc = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "capture", "b", "-f", "icmp",
                              "-c", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        head = _read_until(proc, "listening on eth0")
+        head = read_until(proc.stderr, "listening on eth0")
         _ping(c, 2, _ip(c, "b"))
         out, err = proc.communicate(timeout=30)
     finally:
@@ -144,7 +128,7 @@ def test_ctrl_c_stops_cleanly_with_the_summary_and_a_flushed_pcap(c, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "capture", "b", "-f", "icmp",
                              "-w", pcap], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        head = _read_until(proc, "listening on eth0")
+        head = read_until(proc.stderr, "listening on eth0")
         _ping(c, 3, _ip(c, "b"))
         assert _tcpdumps_writing(pcap)
         proc.send_signal(signal.SIGINT)

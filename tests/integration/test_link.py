@@ -7,13 +7,11 @@ each figure is a count or a rate, with a band wide enough for a loaded two-core 
 from __future__ import annotations
 
 import json
-import os
-import select
 import subprocess
 import sys
-import time
 
 import pytest
+from procio import read_until
 
 from knet.harness.cluster import Cluster, ready
 
@@ -101,20 +99,6 @@ def _fabric_ns(c: Cluster, argv: list[str]) -> str:
     return out.stdout
 
 
-def _read_until(proc: subprocess.Popen, needle: str, timeout: float = 30) -> str:
-    """proc's stdout until `needle` shows, never blocking past the deadline or on a process that ended."""
-    fd, text = proc.stdout.fileno(), b""
-    deadline = time.monotonic() + timeout
-    while needle.encode() not in text:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {needle!r} within {timeout}s: {text!r}"
-        if select.select([fd], [], [], min(left, 0.5))[0]:
-            chunk = os.read(fd, 4096)
-            assert chunk, f"output closed before {needle!r}: {text!r} {proc.stderr.read() if proc.poll() is not None else ''}"
-            text += chunk
-    return text.decode()
-
-
 def _reset(c: Cluster) -> None:
     c.knet("link", "reset")
 
@@ -134,7 +118,7 @@ def _udp_received(c: Cluster, count: int) -> int:
     recv = subprocess.Popen([sys.executable, "-m", "knet.cli", "--cluster", c.name, "exec", "b", "--",
                              "python3", "-c", RECEIVER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _read_until(recv, "ready\n")
+        read_until(recv.stdout, "ready\n")
         sent = c.exec_pod("default", "a", ["python3", "-c", SENDER, _ip(c, "b"), str(count)], timeout=120)
         assert sent.returncode == 0, sent.stderr
         out, err = recv.communicate(timeout=120)
@@ -169,7 +153,7 @@ def test_a_10mbit_rate_caps_iperf3_near_10_mbit_per_second(c):
                                "iperf3", "-s", "-1", "-p", "5201", "--forceflush"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
-        _read_until(server, "Server listening")
+        read_until(server.stdout, "Server listening")
         out = c.exec_pod("default", "a", ["iperf3", "-c", _ip(c, "b"), "-p", "5201", "-t", "2", "-J"], timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
         mbit = json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
