@@ -104,8 +104,13 @@ def _apply_failure(e: ApiError, res: Resource, obj: dict) -> str:
 
 
 def _apply_one(client: Client, res: Resource, ns: str | None, obj: dict, dry_run: bool = False) -> tuple[str, dict]:
+    """Create the object, or patch the live one as kubectl apply does: a
+    three-way patch of the last applied manifest, this one and the live
+    object, so that fields others set (admission's token volume, a
+    controller's annotation) stay and fields this manifest dropped go."""
     name = obj.get("metadata", {}).get("name")
     query = {"dryRun": "All"} if dry_run else None
+    manifest = _with_namespace(res, ns, obj)
     current = None
     if name and dry_run:
         try:
@@ -115,16 +120,89 @@ def _apply_one(client: Client, res: Resource, ns: str | None, obj: dict, dry_run
                 raise
     if current is None:
         try:
-            return "created", client.request("POST", res.path(ns), obj, query=query)
+            return "created", client.request("POST", res.path(ns), _annotated(manifest), query=query)
         except ApiError as e:  # it exists: patch it (creating first saves a round trip for new objects)
             if e.code != 409 or e.reason != "AlreadyExists" or not name:
                 raise
         current = client.get(res, ns, name)
-    patch = {k: v for k, v in obj.items() if k not in ("status",)}
-    out = client.request("PATCH", res.path(ns, name), patch, query=query,
-                         content_type="application/merge-patch+json")
+    patch, content_type = _three_way_patch(res, manifest, current)
+    if not patch:
+        return "unchanged", current
+    out = client.request("PATCH", res.path(ns, name), patch, query=query, content_type=content_type)
     changed = out["metadata"].get("resourceVersion") != current["metadata"].get("resourceVersion")
     return ("configured" if changed else "unchanged"), out
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _with_namespace(res: Resource, ns: str | None, obj: dict) -> dict:
+    """The manifest as kubectl sees it once read: a namespaced object names its
+    namespace (so both write the same last-applied annotation)."""
+    if not res.namespaced or not ns or obj.get("metadata", {}).get("namespace"):
+        return obj
+    return {**obj, "metadata": {**obj.get("metadata", {}), "namespace": ns}}
+
+
+def _annotated(manifest: dict) -> dict:
+    """The manifest carrying the last-applied-configuration annotation, as
+    kubectl's GetModifiedConfiguration writes it: the manifest without that
+    annotation (but with `annotations: {}` when it had none), as Go's
+    json.Marshal prints it, plus the newline of its encoder."""
+    meta = dict(manifest.get("metadata") or {})
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+    bare = {**manifest, "metadata": {**meta, "annotations": annotations}}
+    text = _go_json(bare) + "\n"
+    return {**manifest, "metadata": {**meta, "annotations": {**annotations, LAST_APPLIED: text}}}
+
+
+def _go_json(v: object) -> str:
+    import json
+
+    def floats(x: object) -> object:
+        if isinstance(x, float) and x.is_integer():
+            return int(x)
+        if isinstance(x, dict):
+            return {k: floats(y) for k, y in x.items()}
+        if isinstance(x, list):
+            return [floats(y) for y in x]
+        return x
+
+    text = json.dumps(floats(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return text
+
+
+def _three_way_patch(res: Resource, manifest: dict, current: dict) -> tuple[dict, str]:
+    """kubectl's patchSimple: a strategic merge patch for built-in kinds, a JSON
+    merge patch for those served without strategic metadata."""
+    import json
+
+    from knet.api.patchmeta import NO_STRATEGIC
+    from knet.api.strategic import PatchError
+    from knet.api.threeway import three_way_json_merge, three_way_strategic
+
+    modified = _annotated(manifest)
+    last = (current.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        original = json.loads(last) if last else None
+    except ValueError:
+        original = None
+    if not isinstance(original, dict):
+        original = None
+    if res.kind in NO_STRATEGIC:
+        patch = three_way_json_merge(original, modified, current)
+        content_type = "application/merge-patch+json"
+    else:
+        try:
+            patch = three_way_strategic(original, modified, current, res.kind)
+        except (ValueError, PatchError) as e:
+            raise CliError(f"error when applying {label(res, manifest.get('metadata', {}).get('name', ''))}: {e}") from None
+        content_type = "application/strategic-merge-patch+json"
+    patch.pop("status", None)
+    return patch, content_type
 
 
 def wait_synced(client: Client, revision: int, timeout: float) -> None:
