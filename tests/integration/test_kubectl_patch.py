@@ -334,3 +334,43 @@ def test_edit_sends_a_strategic_patch_of_the_change(c, monkeypatch):
     web = d["spec"]["template"]["spec"]["containers"][0]
     assert web["image"] == "agnhost:2.41" and web["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
     assert "kubectl-edit" in {e["manager"] for e in d["metadata"]["managedFields"]}
+
+
+SLEEPER = """apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  containers: [{name: c, image: agnhost, command: [sleep, "100000"], ports: [{containerPort: 80}]}]
+"""
+
+
+def test_knet_apply_and_kubectl_apply_see_each_others_applies_as_unchanged(c):
+    """Both write the same last-applied annotation and send a three-way patch,
+    so neither sees a change the other made from the same file; a port and an
+    env var removed from the file go, and what others set stays (admission's
+    token volumeMount, a label added by kubectl label)."""
+    try:
+        assert c.apply(SLEEPER % "by-knet", wait=False).stdout.strip() == "pod/by-knet created"
+        assert c.kubectl("apply", "-f", "-", input=SLEEPER % "by-knet").stdout.strip() == "pod/by-knet unchanged"
+        assert c.apply(SLEEPER % "by-knet", wait=False).stdout.strip() == "pod/by-knet unchanged"
+        assert c.kubectl("apply", "-f", "-", input=SLEEPER % "by-kubectl").stdout.strip() == "pod/by-kubectl created"
+        assert c.apply(SLEEPER % "by-kubectl", wait=False).stdout.strip() == "pod/by-kubectl unchanged"
+        mounts = get(c, "pod", "by-knet")["spec"]["containers"][0]["volumeMounts"]
+        assert [m["mountPath"] for m in mounts] == ["/var/run/secrets/kubernetes.io/serviceaccount"]
+
+        manifest = app("agnhost:2.40", name="threeway", replicas=0)
+        assert c.apply(manifest, wait=False).stdout.strip() == "deployment.apps/threeway created"
+        c.kubectl("label", "deployment/threeway", "added-by=someone-else")
+        fewer = manifest.replace("ports: [{containerPort: 8080}]", "ports: []").replace(
+            'env: [{name: A, value: "1"}]', "env: []")
+        assert fewer != manifest
+        assert c.apply(fewer, wait=False).stdout.strip() == "deployment.apps/threeway configured"
+        d = get(c, "deployment", "threeway")
+        web = d["spec"]["template"]["spec"]["containers"][0]
+        assert not web.get("ports") and not web.get("env")
+        assert d["metadata"]["labels"] == {"app": "threeway", "added-by": "someone-else"}
+        assert c.kubectl("apply", "-f", "-", input=fewer).stdout.strip() == "deployment.apps/threeway unchanged"
+        assert c.apply(fewer, wait=False).stdout.strip() == "deployment.apps/threeway unchanged"
+    finally:
+        c.kubectl("delete", "pod/by-knet", "pod/by-kubectl", "deployment/threeway", "--ignore-not-found",
+                  "--wait=false", check=False)
