@@ -329,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "kubeconfig does. knet up already merged it into your kubeconfig.")
     s.add_argument("--name", dest="cluster", metavar="NAME", default=argparse.SUPPRESS,
                    help="cluster name (as --cluster)")
+    s.add_argument("--user", metavar="NAME", help="a new client certificate for this user (CN=NAME), not the admin's")
+    s.add_argument("--group", metavar="G", action="append", default=[],
+                   help="a group of --user (O=G; repeat for more)")
     s.set_defaults(run=("cluster", "cmd_kubeconfig"))
     return p
 
@@ -390,9 +393,6 @@ def _stdout_broken() -> bool:
 
     try:
         poller = select.poll()
-    s.add_argument("--user", metavar="NAME", help="a new client certificate for this user (CN=NAME), not the admin's")
-    s.add_argument("--group", metavar="G", action="append", default=[],
-                   help="a group of --user (O=G; repeat for more)")
         poller.register(sys.stdout.fileno(), select.POLLOUT)
         return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
     except (OSError, ValueError):
