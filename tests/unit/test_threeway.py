@@ -99,6 +99,18 @@ def test_a_removed_container_gets_a_delete_directive():
                               "containers": [{"$patch": "delete", "name": "b"}]}}
 
 
+def test_changes_additions_and_deletions_of_one_list_in_one_patch_deletions_last():
+    a, b, c = {"name": "a", "image": "agnhost"}, {"name": "b", "image": "busybox"}, {"name": "c", "image": "nginx"}
+    old, new = pod(a, b), pod({**a, "image": "agnhost:2"}, c)
+    current = live(old)
+    patch = three_way_strategic(old, new, current, "Pod")
+    assert patch == {"spec": {
+        "$setElementOrder/containers": [{"name": "a"}, {"name": "c"}],
+        "containers": [{"name": "a", "image": "agnhost:2"}, c, {"$patch": "delete", "name": "b"}]}}
+    assert strategic.apply(current, patch, "Pod")["spec"]["containers"] == [
+        {"name": "a", "image": "agnhost:2", "volumeMounts": [TOKEN_MOUNT]}, c]
+
+
 def test_maps_delete_the_users_removed_keys_only():
     c = {"name": "c", "image": "agnhost"}
     old, new = pod(c, labels={"app": "web", "tier": "1"}), pod(c, labels={"app": "web", "env": "prod"})
