@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import emit, require_root, rss_mb  # noqa: E402
 from knet.api.resources import by_kind  # noqa: E402
-from knet.cluster import component_pid, knet_pids, owned_netns  # noqa: E402
+from knet.cluster import component_pid, connect, knet_pids, owned_netns  # noqa: E402
 from knet.harness.cluster import Cluster, unique_name  # noqa: E402
 
 PODS, SLICES = by_kind("Pod"), by_kind("EndpointSlice")
@@ -214,18 +214,33 @@ def single_rollouts(c: Cluster, step: int, big: int, timeout: float) -> dict:
             latencies.append(time.perf_counter() - t0)
             stop.wait(0.1)  # paced, so the probe's own CPU does not slow the rollout it measures
 
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
+    api_latencies: list[float] = []
+
+    def api_probe() -> None:
+        """The API server's own answer time: one kept-alive client, no process start (on a saturated
+        2-core machine a new `knet get` process waits for a CPU far longer than the server does)."""
+        client = connect(c.name)  # its own connection: knet's Client is not shared between threads
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            client.get(PODS, "default", "probe")
+            api_latencies.append(time.perf_counter() - t0)
+            stop.wait(0.05)
+
+    threads = [threading.Thread(target=probe, daemon=True), threading.Thread(target=api_probe, daemon=True)]
+    for t in threads:
+        t.start()
     try:
         large = apply_and_wait(c, deployment("large", big), "app=large", big, timeout)
     finally:
         stop.set()
-        t.join()
+        for t in threads:
+            t.join()
     delete_and_wait(c, "deployment", ["large"], "app=large", timeout)
     delete_and_wait(c, "pod", ["probe"], "run=probe", timeout)
     return {"small_s": small, "small_pods_per_s": step / small, "big_s": large, "big_pods_per_s": big / large,
             "get_p50_ms": 1000 * statistics.median(latencies), "get_p99_ms": 1000 * pct(latencies, 0.99),
-            "get_samples": len(latencies)}
+            "get_samples": len(latencies), "api_get_p50_ms": 1000 * statistics.median(api_latencies),
+            "api_get_p99_ms": 1000 * pct(api_latencies, 0.99), "api_get_samples": len(api_latencies)}
 
 
 def steps(c: Cluster, step: int, total: int, timeout: float) -> dict:
@@ -332,7 +347,8 @@ def main() -> None:
         print(f"knet up (three+one): {c.up_seconds:.2f} s", flush=True)
         r = single_rollouts(c, args.step, args.big, args.timeout)
         print(f"{args.big}-replica Deployment: {r['big_s']:.2f} s ({r['big_pods_per_s']:.1f} pods/s); "
-              f"knet get pod during it: p50 {r['get_p50_ms']:.1f} ms, p99 {r['get_p99_ms']:.1f} ms", flush=True)
+              f"knet get pod during it: p50 {r['get_p50_ms']:.1f} ms, p99 {r['get_p99_ms']:.1f} ms; the API's GET "
+              f"(kept-alive client): p50 {r['api_get_p50_ms']:.1f} ms, p99 {r['api_get_p99_ms']:.1f} ms", flush=True)
         rw = readiness_writes(c, args.groups, args.services, args.timeout)
         print(f"one pod's readiness change, {args.services} Services x 10 endpoints: "
               f"{rw['slice_writes']} EndpointSlice writes {rw['slices_written']}", flush=True)
@@ -357,6 +373,7 @@ def main() -> None:
         "pods_per_s_ratio_small_big": round(r["small_pods_per_s"] / r["big_pods_per_s"], 2),
         "get_pod_p50_ms": round(r["get_p50_ms"], 1), "get_pod_p99_ms": round(r["get_p99_ms"], 1),
         "get_pod_samples": r["get_samples"], "readiness_slice_writes": rw["slice_writes"],
+        "api_get_pod_p50_ms": round(r["api_get_p50_ms"], 1), "api_get_pod_p99_ms": round(r["api_get_p99_ms"], 1),
         **{k: round(v, 3) for k, v in ups.items()},
     })
     print(f"step seconds, first vs last:        {first:7.2f} vs {last:7.2f}   ratio {last / first:.2f} "
