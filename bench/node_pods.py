@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import emit, require_root  # noqa: E402
-from bench.scale import apply_and_wait, cpu_seconds, deployment  # noqa: E402
+from bench.scale import apply_and_wait, cpu_seconds, deployment, node_cidr_mask  # noqa: E402
 from knet.cluster import component_pid  # noqa: E402
 from knet.harness.cluster import Cluster, unique_name  # noqa: E402
 
@@ -34,9 +34,7 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=300)
     args = p.parse_args()
     require_root()
-    # a /24 per node holds 253 pods: past that, the node's podCIDR must be larger (nodeCIDRMaskSize)
-    mask = 32 - max(8, (args.pods + 60).bit_length())
-    doc = {"networking": {"nodeCIDRMaskSize": min(24, mask)},
+    doc = {"networking": {"nodeCIDRMaskSize": node_cidr_mask(args.pods + 50)},
            "nodes": [{"role": "control-plane"}, {"role": "worker", "maxPods": args.pods + 50}]}
     c = Cluster.up(doc=doc, name=unique_name("knp"))
     figures: dict = {"step": args.step, "pods": args.pods}

@@ -80,6 +80,12 @@ def running(c: Cluster, selector: str | None = None) -> int:
                for p in pods)
 
 
+def node_cidr_mask(max_pods: int) -> int:
+    """The networking.nodeCIDRMaskSize whose podCIDR holds max_pods addresses besides the
+    network, gateway and broadcast ones: /24 (253 pods) unless more are asked."""
+    return min(24, 32 - (max_pods + 2).bit_length())
+
+
 class RunningPods:
     """Which pods of the default namespace are Running, kept from one watch.
 
@@ -335,8 +341,7 @@ def main() -> None:
         args.timeout = min(args.timeout, 120)
     require_root()
     per_worker = max(args.max, args.big, 10 * args.groups) // 3 + 60
-    # a /24 per node holds 253 pods: more per worker needs a larger podCIDR (nodeCIDRMaskSize)
-    doc = {"networking": {"nodeCIDRMaskSize": min(24, 32 - max(8, (per_worker + 10).bit_length()))},
+    doc = {"networking": {"nodeCIDRMaskSize": node_cidr_mask(per_worker)},
            "nodes": [{"role": "control-plane"}] + [{"role": "worker", "maxPods": per_worker}] * 3}
     figures: dict = {"step": args.step, "max": args.max, "big": args.big, "services": args.services}
     c = Cluster.up(doc=doc, name=unique_name("ksc"))
