@@ -1,11 +1,12 @@
 """The asynchronous API client that node agents and controllers use (trio + h11).
 
 It keeps a few idle keep-alive connections for requests and opens one
-connection per watch, as client-go does. Requests share at most
-MAX_CONNECTIONS connections: a hundred pods starting at once on a node then
-wait a moment for a connection instead of each paying for a TLS handshake
-(on both ends) with a connection that is closed again right after. Over TCP it speaks TLS and trusts
+connection per watch, as client-go does. Over TCP it speaks TLS and trusts
 only the cluster CA (ca_file), as a kubelet does with its kubeconfig.
+
+Requests share at most MAX_CONNECTIONS connections: a hundred pods starting
+at once on a node then wait a moment for a connection instead of each paying
+for a TLS handshake (on both ends) with a connection closed right after.
 """
 
 from __future__ import annotations

@@ -51,7 +51,12 @@ class TooLarge(StoreError):
 class Event:
     """One change: `type` is ADDED, MODIFIED or DELETED; `prev` is the value
     before the change (None for ADDED), so a filtered watch can tell an object
-    that stopped matching from one that never did."""
+    that stopped matching from one that never did.
+
+    Frozen, but its instance dict carries what the API layer derives from it
+    once for all readers (knet.api.registry.event_new/event_prev, the watch
+    lines of ApiServer._shared_line), so one event delivered to many watches
+    is decoded and encoded once."""
 
     revision: int
     type: str
