@@ -30,10 +30,9 @@ print("ready", flush=True)
 seen = set()
 s.settimeout(30)
 try:
-    seen.add(s.recv(64))
-    s.settimeout(2)
-    while True:
-        seen.add(s.recv(64))
+    while (d := s.recv(64)) != b"end":  # the sender's end marker, sent 20 times
+        seen.add(d)
+        s.settimeout(10)  # a stalled sender is not an end
 except socket.timeout:
     pass
 print(len(seen), flush=True)
@@ -45,6 +44,9 @@ for i in range(int(sys.argv[2])):
     s.sendto(b"%d" % i, (sys.argv[1], 9999))
     if i % 20 == 19:
         time.sleep(0.002)
+for _ in range(20):
+    s.sendto(b"end", (sys.argv[1], 9999))
+    time.sleep(0.005)
 """
 
 
