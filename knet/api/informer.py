@@ -83,6 +83,7 @@ class Informer:
         self._synced = trio.Event()
         self._started = False
         self.revision = 0  # the revision the cache reflects
+        self._revision_waiters: list[tuple[int, trio.Event]] = []
         self.listings = 0  # how many full listings it has taken in (a consumer can tell a relist)
         self.add_index(NAMESPACE, by_namespace)
 
@@ -121,6 +122,19 @@ class Informer:
     def by_index(self, index: str, value: str) -> list[dict]:
         return [self._items[k] for k in sorted(self._indexes[index].get(value, ()))]
 
+    async def wait_revision(self, rv: int) -> None:
+        """Until the cache reflects revision `rv` or later. The store's revision
+        is one counter for every kind and the watch sends a BOOKMARK for each
+        revision of other kinds, so this is how a consumer that saw an object
+        of another kind at `rv` knows this cache holds everything written
+        before it (kubelet's Service variables for a pod made right after its
+        Service)."""
+        if self.revision >= rv:
+            return
+        event = trio.Event()
+        self._revision_waiters.append((rv, event))
+        await event.wait()
+
     # -- fed by the reflector -----------------------------------------------------
 
     def started(self) -> bool:
@@ -148,7 +162,7 @@ class Informer:
             old = self._items.get(key)
             self._put(key, obj)
             calls.append(("on_add", (obj,)) if old is None else ("on_update", (old, obj)))
-        self.revision = rv
+        self._set_revision(rv)
         calls.append(("on_revision", (rv,)))
         try:
             await self._notify(calls)
@@ -166,11 +180,22 @@ class Informer:
             old = self._items.get(key)
             self._put(key, obj)
             calls.append(("on_add", (obj,)) if old is None else ("on_update", (old, obj)))
-        self.revision = rv
+        self._set_revision(rv)
         calls.append(("on_revision", (rv,)))
         await self._notify(calls)
 
     # -- inside -------------------------------------------------------------------
+
+    def _set_revision(self, rv: int) -> None:
+        self.revision = rv
+        if self._revision_waiters:
+            waiting = []
+            for want, event in self._revision_waiters:
+                if want <= rv:
+                    event.set()
+                else:
+                    waiting.append((want, event))
+            self._revision_waiters = waiting
 
     def _put(self, key: str, obj: dict) -> None:
         if key in self._items:

@@ -54,6 +54,11 @@ from knet.proxy.sync import Proxy
 
 log = logging.getLogger("knet.node")
 
+# How long a starting pod waits for the Service cache to reach the pod's own revision. The
+# bookmarks bring it there within one watch chunk; the bound only keeps a stalled watch from
+# holding pods back (they start with the Services the cache has, as kubelet's would).
+SERVICE_CACHE_WAIT_SECONDS = 2.0
+
 
 class Agent:
     PODS = by_kind("Pod")
@@ -129,6 +134,10 @@ class Agent:
         ns = pod["metadata"]["namespace"]
         links = pod["spec"].get("enableServiceLinks", True)
         if self.services.has_synced():  # the shared informer holds every Service: no round trip per pod
+            # A Service made just before the pod (one `knet apply` of both) may not be in the
+            # cache yet: wait (briefly) until it reflects the pod's revision, so it is.
+            with trio.move_on_after(SERVICE_CACHE_WAIT_SECONDS):
+                await self.services.wait_revision(int(pod["metadata"].get("resourceVersion") or 0))
             services = self.services.by_index(NAMESPACE, ns) if links else []
             kubernetes = self.services.get("default", "kubernetes")
             if kubernetes and not (links and ns == "default"):

@@ -216,3 +216,35 @@ def test_slices_are_found_by_their_service_before_and_after_a_relabel():
         assert inf.by_index(SERVICE_NAME, "a/web") == []
 
     trio.run(main)
+
+
+def test_wait_revision_returns_once_the_cache_holds_what_was_written_before_it():
+    """A pod seen at revision N by another informer: the Service cache is waited on until it
+    reflects N (an event or a bookmark), so a Service written just before the pod is in it."""
+    async def main():
+        api = ScriptedApi()
+        inf = Informer(api, SERVICES)
+        async with trio.open_nursery() as n:
+            inf.start(n)
+            await inf.wait_synced()
+            await until(lambda: api.watches)
+            await inf.wait_revision(inf.revision)  # already there: no wait
+            done = []
+
+            async def waiter(rv):
+                await inf.wait_revision(rv)
+                done.append((rv, inf.get("a", "web") is not None))
+
+            n.start_soon(waiter, 101)
+            n.start_soon(waiter, 102)
+            await trio.sleep(1)
+            assert done == []
+            api.write("ADDED", svc("a", "web"))  # revision 101
+            await until(lambda: len(done) == 1)
+            assert done == [(101, True)]
+            api.bookmark()  # revision 102: another kind's write, seen as a bookmark
+            await until(lambda: len(done) == 2)
+            assert done[1] == (102, True) and inf._revision_waiters == []
+            n.cancel_scope.cancel()
+
+    run(main)
