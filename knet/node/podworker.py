@@ -523,9 +523,9 @@ class PodWorker:
             if self.sb.sandboxed and (problem := non_root_error(self.pod, c.spec)):
                 await self.config_error(c, problem)
             if cgroup:
-                missing = cgroups.set_limits(cgroup, cgroups.container_limits(c.spec))
+                missing = cgroups.set_limits(cgroup, cgroups.container_limits(c.spec, cgroups.layout()))
                 if missing:
-                    log.info("%s/%s: %s not enforced (no cgroup v2 controller for it here)",
+                    log.info("%s/%s: %s not enforced (no cgroup controller for it here)",
                              self.namespace, self.name, ", ".join(missing))
                 ooms = cgroups.oom_kills(cgroup)
             try:
@@ -558,7 +558,7 @@ class PodWorker:
             code = 128 - code
         if cgroup and code == 137 and cgroups.oom_kills(cgroup) > ooms:
             c.killed_for = ""
-            return 137, "OOMKilled"  # the kernel's OOM killer, inside the container's memory.max
+            return 137, "OOMKilled"  # the kernel's OOM killer, inside the container's memory limit (v2 or v1)
         if c.killed_for:
             reason, c.killed_for = "Error", ""
         else:

@@ -104,6 +104,16 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: weighted}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "3600"]
+    resources: {requests: {cpu: 250m}, limits: {cpu: 500m, memory: 64Mi}}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: nonroot}
 spec:
   securityContext: {runAsNonRoot: true}
@@ -172,7 +182,7 @@ def c(tmp_path_factory):
             cluster.apply(PODS)
             cluster.apply(VOLUMES.replace("HOSTDIR", hostdir))
             for name in ("attacker", "victim", "user1000", "security-context-demo", "caps", "shared", "volumes",
-                         "builtin"):
+                         "builtin", "weighted"):
                 cluster.wait_pod("default", name, lambda p: p["status"].get("phase") == "Running", timeout=60)
             yield cluster
     finally:
@@ -310,10 +320,19 @@ def test_a_volume_that_cannot_be_mounted_is_failedmount(c):
     assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
 
 
+def cgroup_file(path: str, controller: str, name: str) -> str:
+    """A file of the cgroup `path` names, in its controller's hierarchy (cgroup2's, or v1's on a hybrid host)."""
+    where = cgroups.controller_path(path, controller)
+    assert where, f"no hierarchy holds the {controller} controller here"
+    with open(os.path.join(where, name)) as f:
+        return f.read().strip()
+
+
+def container_cgroup(c, pod: str, container: str = "c") -> str:
+    return os.path.join(cgroups.pod_path(c.cfg.name, c.get("Pod", "default", pod)["metadata"]["uid"]), container)
+
+
 def test_oom_kill_past_the_memory_limit(c):
-    probe = cgroups.pod_path(c.cfg.name, c.get("Pod", "default", "attacker")["metadata"]["uid"])
-    if "memory" not in cgroups.enforced(os.path.join(probe, "c")):
-        pytest.skip("this kernel's cgroup v2 has no memory controller (it is bound to a v1 hierarchy here)")
     c.apply("""\
 apiVersion: v1
 kind: Pod
@@ -322,29 +341,77 @@ spec:
   containers:
   - name: c
     image: busybox
-    command: [python3, -c, "b = []\\nwhile True: b.append(bytearray(1 << 20))"]
+    command: [/usr/bin/python3, -c, "b = []\\nwhile True: b.append(b'x' * (1 << 20))"]
     resources: {limits: {memory: 32Mi}}
 """)
 
     def oomkilled(p):
         st = (p["status"].get("containerStatuses") or [{}])[0]
         term = st.get("lastState", {}).get("terminated") or st.get("state", {}).get("terminated") or {}
-        return term.get("reason") == "OOMKilled" and st
-    st = c.wait_pod("default", "hog", oomkilled, timeout=60)["status"]["containerStatuses"][0]
-    term = st.get("lastState", {}).get("terminated") or st["state"]["terminated"]
-    assert term["exitCode"] == 137
-    c.wait_pod("default", "hog", lambda p: p["status"]["containerStatuses"][0]["restartCount"] >= 1, timeout=60)
+        return term.get("reason") == "OOMKilled" and st.get("restartCount", 0) >= 1 and st
+    try:
+        limit = "memory.limit_in_bytes" if "memory" in cgroups.layout().v1 else "memory.max"
+        assert cgroup_file(container_cgroup(c, "hog"), "memory", limit) == str(32 * 2**20)
+        st = c.wait_pod("default", "hog", oomkilled, timeout=90)["status"]["containerStatuses"][0]
+        term = st.get("lastState", {}).get("terminated") or st["state"]["terminated"]
+        assert term["exitCode"] == 137 and term["reason"] == "OOMKilled", st
+        assert cgroups.oom_kills(container_cgroup(c, "hog")) >= 1
+    finally:
+        c.kubectl("delete", "pod", "hog", "--wait=false")
 
 
-def test_pids_limit(c):
-    uid = c.get("Pod", "default", "attacker")["metadata"]["uid"]
-    pod_cg = cgroups.pod_path(c.cfg.name, uid)
-    if "pids" not in cgroups.enforced(os.path.join(pod_cg, "c")):
-        pytest.skip("this kernel's cgroup v2 has no pids controller (it is bound to a v1 hierarchy here)")
-    with open(os.path.join(pod_cg, "pids.max")) as f:
-        assert f.read().strip() == str(PIDS_LIMIT)
-    out = sh(c, "attacker", f"for i in $(seq {PIDS_LIMIT + 10}); do sleep 30 & done; wait")
-    assert "Resource temporarily unavailable" in out.stderr or "can't fork" in out.stderr, out
+def test_pids_limit_stops_a_fork_loop(c):
+    """podPidsLimit is the pod cgroup's pids.max: a loop forking 30 more than it
+    allows gets exactly the limit and "Cannot fork"; deleting the pod with the
+    processes still there kills them and removes its cgroups everywhere."""
+    c.apply("""\
+apiVersion: v1
+kind: Pod
+metadata: {name: forker}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]
+""")
+    c.wait_pod("default", "forker", lambda p: p["status"].get("phase") == "Running", timeout=60)
+    pod_cg = os.path.dirname(container_cgroup(c, "forker"))
+    try:
+        assert cgroup_file(pod_cg, "pids", "pids.max") == str(PIDS_LIMIT)
+        loop = f"i=0; while [ $i -lt {PIDS_LIMIT + 30} ]; do sleep 600 >/dev/null 2>&1 & i=$((i+1)); done; wait"
+        out = sh(c, "forker", loop)
+        assert "fork" in out.stderr.lower(), out  # dash's "Cannot fork", busybox's "can't fork"
+        assert out.returncode != 0, out  # the shell gave up on the refused fork
+        # The pod reached the limit, then the loop's shell left: the limit less one stays.
+        assert cgroup_file(pod_cg, "pids", "pids.current") == str(PIDS_LIMIT - 1)
+        # "max N": forks refused, counted where the fork was (v1) or where the limit is (v2).
+        refused = [int(cgroup_file(p, "pids", "pids.events").split()[1]) for p in (pod_cg, pod_cg + "/c")]
+        assert max(refused) > 0, refused
+        left = cgroups.pids(pod_cg)
+        assert len(left) >= PIDS_LIMIT - 1, left  # the sleeps are still there (the loop's shell has gone)
+    finally:
+        c.kubectl("delete", "pod", "forker", "--wait=true", timeout=60)
+    c.wait_for("the pod's cgroups gone", lambda: not any(os.path.exists(p) for p in cgroups.paths(pod_cg)),
+               timeout=30)
+    assert not [p for p in left if os.path.exists(f"/proc/{p}")]
+
+
+def test_cpu_request_and_limit_are_shares_and_quota(c):
+    cg = container_cgroup(c, "weighted")
+    if "cpu" in cgroups.layout().v1:
+        assert cgroup_file(cg, "cpu", "cpu.shares") == "256"  # kubelet's 250m * 1024 / 1000
+        assert cgroup_file(cg, "cpu", "cpu.cfs_period_us") == "100000"
+        assert cgroup_file(cg, "cpu", "cpu.cfs_quota_us") == "50000"  # 500m of each 100 ms
+    else:
+        assert cgroup_file(cg, "cpu", "cpu.weight") == str(cgroups.cpu_weight(250))
+        assert cgroup_file(cg, "cpu", "cpu.max") == "50000 100000"
+    # The container's process is in its cgroup in every hierarchy: cpu, memory and pids alike.
+    lines = sh(c, "weighted", "cat /proc/1/cgroup").stdout.splitlines()
+    uid = c.get("Pod", "default", "weighted")["metadata"]["uid"]
+    for controller in cgroups.CONTROLLERS:
+        hierarchy = [ln for ln in lines if controller in ln.split(":")[1].split(",")] or \
+                    [ln for ln in lines if ln.startswith("0::")]
+        assert hierarchy and hierarchy[0].endswith(f"/knet-{c.cfg.name}/pod-{uid}/c"), (controller, lines)
 
 
 def test_pods_live_in_cgroups_that_knet_down_removes(c):
@@ -355,5 +422,5 @@ def test_pods_live_in_cgroups_that_knet_down_removes(c):
     assert f"/knet-{c.cfg.name}/pod-{uid}/c" in out.stdout
     sleeper = cgroups.pids(path)[0]
     c.down()
-    assert not os.path.exists(cgroups.cluster_path(c.cfg.name))
+    assert not [p for p in cgroups.paths(cgroups.cluster_path(c.cfg.name)) if os.path.exists(p)]  # v1 ones too
     assert not os.path.exists(f"/proc/{sleeper}")
