@@ -57,6 +57,9 @@ class ClusterConfig:
     cluster_id: str = ""  # random, set by `knet up`: marks what this very cluster created
     pod_sandbox: bool = True  # knet.podSandbox: pods isolated as a runtime does (issue 15); off for comparisons
     pod_pids_limit: int = -1  # knet.podPidsLimit, as kubelet's podPidsLimit (pids.max of each pod's cgroup)
+    # Machine mode (knet init/join, knet.machine): the one node this machine is; its host namespace is the
+    # machine's own, and only its components run here. Empty: every node is a namespace on this machine.
+    machine: str = ""
 
     # -- derived names -------------------------------------------------------
 

@@ -60,8 +60,10 @@ def components(cfg: ClusterConfig) -> dict[str, Component]:
     The one list: the supervisor starts these, `knet status` reports them,
     `knet stop` and `knet down` look for them. A new per-node process is one
     more line here."""
-    out = {"control-plane": Component(cfg.node_netns(cfg.control_plane.name), "knet.controlplane")}
-    for node in cfg.nodes:  # the node's runtime (containerd's place) before its agent (kubelet's)
+    out = {}
+    if cfg.machine in ("", cfg.control_plane.name):  # a joined machine runs its own node's processes only
+        out["control-plane"] = Component(cfg.node_netns(cfg.control_plane.name), "knet.controlplane")
+    for node in (n for n in cfg.nodes if cfg.machine in ("", n.name)):  # runtime (containerd's place), then agent
         out[f"runtime-{node.name}"] = Component(cfg.node_netns(node.name), "knet.node.runtime", ("--node", node.name))
         out[f"node-{node.name}"] = Component(cfg.node_netns(node.name), "knet.node.agent", ("--node", node.name))
     return out

@@ -15,8 +15,10 @@ from knet.api.tls import kubelet_token_path, pki_paths, write_identities
 
 
 class Identity:
-    def __init__(self, reg, signer: Signer, authorizer: Authorizer, kubelet_token: str | None, ca_pem: str):
+    def __init__(self, reg, signer: Signer, authorizer: Authorizer, kubelet_token: str | None, ca_pem: str,
+                 state_dir: str = ""):
         self.reg = reg
+        self.state_dir = state_dir
         self.signer = signer
         self.authorizer = authorizer
         self.kubelet_token = kubelet_token
@@ -34,10 +36,15 @@ class Identity:
         if os.path.exists(kubelet_token_path(state_dir)):
             with open(kubelet_token_path(state_dir)) as f:
                 token = f.read().strip()
-        return cls(reg, signer, Authorizer(reg.store, NodeAuthorizer(reg.store)), token, ca_pem)
+        return cls(reg, signer, Authorizer(reg.store, NodeAuthorizer(reg.store)), token, ca_pem, state_dir)
 
     def configure(self, server) -> None:
         server.authorizer = self.authorizer
         server.signer = self.signer
         server.token_authenticator = TokenAuthenticator(self.signer, self.reg.store)
         server.kubelet_token = self.kubelet_token
+        if self.state_dir and os.path.exists(os.path.join(self.state_dir, "cluster.json")):  # bootstrap tokens and node credentials for `knet join` (knet/api/bootstraptoken.py)
+            from knet.api.bootstraptoken import NodeCredentials
+
+            with open(os.path.join(self.state_dir, "cluster.json")) as f:
+                server.node_credentials = NodeCredentials(self.reg, self.state_dir, self.kubelet_token, f.read())

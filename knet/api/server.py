@@ -250,6 +250,9 @@ PATCH_MEDIA_TYPES = ("application/json-patch+json", "application/merge-patch+jso
                      "application/strategic-merge-patch+json", "application/apply-patch+yaml")
 # Users the bearer token stands for (kubeadm's admin).
 ADMIN = ("kubernetes-admin", ["system:masters", "system:authenticated"])
+# The one path read without credentials, as kubeadm's discovery reads it (RBAC still decides).
+ANONYMOUS = ("system:anonymous", ["system:unauthenticated"])
+CLUSTER_INFO_PATH = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
 
 
 def media_type(value: str) -> str:
@@ -310,6 +313,7 @@ class ApiServer:
         self.token_authenticator = None
         self.signer = None
         self.kubelet_token: str | None = None  # what nodeproxy shows kubelets; the admin token if None
+        self.node_credentials = None  # bootstrap tokens and joining machines' certificates (knet.api.bootstraptoken)
         self.progress: dict[str, Progress] = {}
         # Watch figures for `knet status` and the tests: open watches, those
         # closed for falling behind, and the fullest any watcher's queue got.
@@ -492,10 +496,17 @@ class ApiServer:
         if req.user is not None:
             return True
         auth = req.headers.get("authorization", "")
+        if (not auth and req.method == "GET" and req.path == CLUSTER_INFO_PATH and self.authorizer is not None
+                and self.node_credentials is not None):  # kubeadm's discovery: RBAC says who may read it
+            req.user = ANONYMOUS
+            return True
         if auth[:7].lower() != "bearer ":  # the scheme is case-insensitive (the Python client sends "bearer")
             return False
         if hmac.compare_digest(auth[7:].strip().encode(), self.token):
             req.user = ADMIN
+            return True
+        if self.node_credentials is not None and (user := self.node_credentials.authenticate(auth[7:].strip())):
+            req.user = (user[0], [*user[1], "system:authenticated"])  # a bootstrap token (id.secret): a joining machine
             return True
         if self.token_authenticator is not None:  # a ServiceAccount's JWT
             req.user = self.token_authenticator.authenticate(auth[7:].strip())
@@ -646,6 +657,13 @@ class ApiServer:
 
     def _knet(self, req: Request) -> tuple[int, dict]:
         """knet's own endpoints: progress reports for `apply --wait`."""
+        if req.path == "/knet/v1/nodecredentials" and req.method == "POST" and self.node_credentials is not None:
+            from knet.api.bootstraptoken import BootstrapError
+
+            try:
+                return 201, self.node_credentials.issue(req.user, req.json())
+            except BootstrapError as e:
+                raise errors.bad_request(str(e)) from None
         if req.path == "/knet/v1/progress":
             if req.method == "POST":
                 body = req.json()

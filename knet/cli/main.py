@@ -320,6 +320,30 @@ def build_parser() -> argparse.ArgumentParser:
             r.add_argument("--timeout", type=float, default=120, help="seconds for the cluster and manifests (default 120)")
         r.set_defaults(run=("lab", f"cmd_lab_{verb}"))
 
+    # Machine mode (knet/machine.py): this machine is a node, as kubeadm init/join/reset.
+    s = sub.add_parser("init", parents=[common], help="make this machine a cluster's control plane; prints knet join",
+                       description="Run the control plane on this machine (the API over TLS on its address:6443) "
+                                   "and make the machine itself its first node; print the knet join command.")
+    s.add_argument("file", nargs="?", metavar="CLUSTER_FILE", help="a cluster file (networking, knet settings)")
+    s.add_argument("--advertise-address", metavar="IP", help="this machine's address the nodes reach "
+                                                             "(default: the default route's interface's)")
+    s.add_argument("--node-name", metavar="NAME", help="this node's name (default: the hostname)")
+    s.add_argument("--timeout", type=float, default=120, help="seconds to wait for the node (default 120)")
+    s.set_defaults(run=("init", "cmd_init"))
+    s = sub.add_parser("join", parents=[common], help="make this machine a worker node of the cluster at SERVER",
+                       description="Join the cluster whose control plane is SERVER[:6443], with the token and CA "
+                                   "hash knet init printed.")
+    s.add_argument("server", metavar="SERVER")
+    s.add_argument("--token", metavar="ID.SECRET", help="the bootstrap token")
+    s.add_argument("--discovery-token-ca-cert-hash", "--ca-cert-hash", dest="ca_cert_hash", metavar="sha256:HEX",
+                   help="the hash of the cluster CA's public key")
+    s.add_argument("--node-name", metavar="NAME", help="this node's name (default: the hostname)")
+    s.add_argument("--address", metavar="IP", help="this node's address (default: the one that reaches SERVER)")
+    s.add_argument("--timeout", type=float, default=120, help="seconds to wait for the node (default 120)")
+    s.set_defaults(run=("join", "cmd_join"))
+    s = sub.add_parser("reset", parents=[common], help="remove what knet init or join made on this machine")
+    s.set_defaults(run=("reset", "cmd_reset"))
+
     s = sub.add_parser("version", parents=[common], help="print the client and server versions")
     s.set_defaults(run=("cluster", "cmd_version"))
 

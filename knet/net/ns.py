@@ -306,6 +306,26 @@ def delete_netns(name: str) -> None:
     remove_ns_file(netns_path(name))
 
 
+def name_netns(name: str, source: str = "/proc/self/ns/net") -> str:
+    """Give an existing network namespace (by default the caller's) a name
+    under /run/netns, as `ip netns attach` does: machine mode (knet.machine)
+    names the machine's own namespace as its node's, so everything that
+    enters a node by name finds the machine. delete_netns only unnames it."""
+    _ensure_netns_dir()
+    path = netns_path(name)
+    if os.path.lexists(path):
+        if inode(path) == inode(source):
+            return path
+        raise FileExistsError(errno.EEXIST, f"network namespace {name!r} already exists", path)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
+    try:
+        mount(source, path, None, MS_BIND)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
 def list_netns(prefix: str = "") -> list[str]:
     try:
         return sorted(n for n in os.listdir(NETNS_RUN_DIR) if n.startswith(prefix))

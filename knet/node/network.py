@@ -91,7 +91,7 @@ class NodeNetwork:
         if self.cfg.backend == "vxlan":
             self.vtep_mac = ensure_vxlan(self.node_ip, pod_cidr, self.mtu)
         program_masquerade(self.nft, self.cfg.pod_subnet)
-        route_service_subnet(self.cfg.service_subnet)
+        route_service_subnet(self.cfg.service_subnet, self.node_ip)
 
     def sync_peers(self, nodes: list[dict]) -> None:
         """Bring routes to the other nodes in line with their Node objects."""
@@ -124,7 +124,7 @@ def ensure_vxlan(node_ip: str, pod_cidr: str, mtu: int) -> str:
     with Rtnl() as rtnl:
         link = rtnl.link(VXLAN_DEV)
         if link is None:
-            rtnl.add_vxlan(VXLAN_DEV, VNI, VXLAN_PORT, node_ip, rtnl.link_index("eth0"), mtu)
+            rtnl.add_vxlan(VXLAN_DEV, VNI, VXLAN_PORT, node_ip, lan_index(rtnl, node_ip), mtu)
             link = rtnl.link(VXLAN_DEV)
             rtnl.add_address(link.index, str(ipaddress.ip_network(pod_cidr).network_address), 32)
             rtnl.set_up(link.index)
@@ -161,12 +161,21 @@ def remove_peer(rtnl: Rtnl, backend: str, cidr: str, ip: str, mac: str | None) -
             pass
 
 
-def route_service_subnet(service_subnet: str) -> None:
+def lan_index(rtnl: Rtnl, node_ip: str) -> int | None:
+    """The link that carries the node's address: eth0 in a node namespace, whichever
+    the machine's is in machine mode (a Vagrant VM's private network is eth1)."""
+    for link in rtnl.links():
+        if node_ip in rtnl.addresses(link.index):
+            return link.index
+    return rtnl.link_index("eth0")
+
+
+def route_service_subnet(service_subnet: str, node_ip: str) -> None:
     """A route for Service IPs, so a packet to a Service that has no endpoint
     reaches the proxy's reject rule instead of dying in routing (nodes have no
     default route: nothing leaves the fabric)."""
     with Rtnl() as rtnl:
-        rtnl.replace_route(service_subnet, oif=rtnl.link_index("eth0"), scope=RT_SCOPE_LINK)
+        rtnl.replace_route(service_subnet, oif=lan_index(rtnl, node_ip), scope=RT_SCOPE_LINK)
 
 
 def program_masquerade(nft: Interface, pod_subnet: str) -> None:

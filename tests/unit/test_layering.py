@@ -46,6 +46,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "knet.graph")),
     # bringing a cluster up and down
     ("cluster", ("knet.cluster",)),
+    # this machine as one node of a cluster (knet init/join/reset), over the cluster's lifecycle
+    ("machine", ("knet.machine",)),
     # what a user or a test drives
     ("top", ("knet.cli", "knet.harness")),
     # labs: whole clusters driven with the CLI's pieces (apply, jsonpath) and the probe engine
