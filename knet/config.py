@@ -52,6 +52,7 @@ class ClusterConfig:
     backend: str = "vxlan"  # or "host-gw": how pod traffic crosses between nodes
     heartbeat_seconds: float = 2.0
     node_grace_seconds: float = 10.0
+    node_status_report_seconds: float = 300.0  # kubelet's nodeStatusReportFrequency: a Node status write at least this often
     restart_backoff_seconds: float = 10.0
     proxy_resync_seconds: float = 30.0
     cluster_id: str = ""  # random, set by `knet up`: marks what this very cluster created
@@ -195,6 +196,7 @@ def parse_cluster(doc: dict | None, name: str = "knet") -> ClusterConfig:
         cfg.api_port = _int(net["apiServerPort"], "networking.apiServerPort", 1, 65535)
     knet = doc.get("knet") or {}
     for key, attr in (("heartbeatSeconds", "heartbeat_seconds"), ("nodeGracePeriodSeconds", "node_grace_seconds"),
+                      ("nodeStatusReportSeconds", "node_status_report_seconds"),
                       ("restartBackoffSeconds", "restart_backoff_seconds"),
                       ("proxyResyncSeconds", "proxy_resync_seconds")):
         if key in knet:

@@ -1,10 +1,14 @@
 """Node lifecycle: what the control plane does when a node's agent goes quiet,
 as kube-controller-manager's node lifecycle controller does.
 
-- `check_nodes` (time-driven): a node whose last heartbeat is older than the
-  grace period gets Ready (and the pressure conditions) Unknown, reason
-  NodeStatusUnknown, "Kubelet stopped posting node status." (NodeStatusNeverUpdated
-  for a node that never posted one), and a NodeNotReady event.
+- `check_nodes` (time-driven): a node not heard from for the grace period gets
+  Ready (and the pressure conditions) Unknown, reason NodeStatusUnknown,
+  "Kubelet stopped posting node status." (NodeStatusNeverUpdated for a node
+  that never posted one), and a NodeNotReady event. Heard from means a new
+  Ready lastHeartbeatTime or a new renewTime on its Lease in kube-node-lease,
+  as upstream's nodeHealth probeTimestamp since 1.17: agents renew the small
+  Lease every heartbeat and write the large Node status only when it changes
+  (or every few minutes), since every agent watches every Node.
 - `sync` (a controller pass): while a node is not Ready, every pod on it has its
   Ready condition set False (upstream's MarkPodsNotReady, with a Warning
   NodeNotReady "Node is not ready" event on the pod), so the EndpointSlice
@@ -35,6 +39,8 @@ from knet.controllers.base import View, recorder_for
 log = logging.getLogger("knet.controllers.nodelifecycle")
 
 NODES = by_kind("Node")
+LEASES = by_kind("Lease")
+LEASE_NAMESPACE = "kube-node-lease"  # the agents' Leases, one per node, named after it
 COMPONENT = "node-controller"
 NOT_READY = "node.kubernetes.io/not-ready"
 UNREACHABLE = "node.kubernetes.io/unreachable"
@@ -60,23 +66,19 @@ def ready_status(node: dict) -> str:
 
 
 def stale_status(node: dict, grace: float, now: float, seen: float | None = None) -> dict | None:
-    """The status to write if the node's agent has not posted within `grace`
-    seconds, else None. `seen` is when this controller first saw the node's
-    current heartbeat (upstream's probeTimestamp: its own clock, and finer than
-    the heartbeat's one-second timestamp); without it, the heartbeat's time.
-    Only conditions not already Unknown change, so their lastTransitionTime
-    says when the node went quiet."""
-    ready = condition(node, "Ready")
-    if ready is not None:
-        beat = ready.get("lastHeartbeatTime")
-        if seen is None and beat:
-            seen = parse_rfc3339(beat)
-        if seen is not None and now - seen <= grace:
-            return None
-    else:
+    """The status to write if the node's agent has not been heard from within
+    `grace` seconds, else None. `seen` is when this controller last saw a new
+    heartbeat of it, in its status or its Lease (upstream's probeTimestamp: its
+    own clock, and finer than the heartbeat's one-second timestamp); without
+    it, the Ready heartbeat's time, or for a node that never posted one its
+    creation (a start-up grace). Only conditions not already Unknown change,
+    so their lastTransitionTime says when the node went quiet."""
+    if seen is None:
+        beat = (condition(node, "Ready") or {}).get("lastHeartbeatTime")
         created = node.get("metadata", {}).get("creationTimestamp")
-        if created and now - parse_rfc3339(created) <= grace:
-            return None  # still starting up
+        seen = parse_rfc3339(beat or created) if (beat or created) else None
+    if seen is not None and now - seen <= grace:
+        return None
     status = deep_copy(node.get("status") or {})
     conds = status.setdefault("conditions", [])
     ts = now_rfc3339(now)
@@ -161,22 +163,32 @@ def marked_not_ready(pod: dict, now: float) -> dict:
 _probes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def heard(node: dict, lease: dict | None) -> tuple[str, str] | None:
+    """What says the node's agent is alive: its Ready heartbeat time and its
+    Lease's renewTime; a change of either is a new probe (None: neither yet)."""
+    beat = (condition(node, "Ready") or {}).get("lastHeartbeatTime") or ""
+    renewed = ((lease or {}).get("spec") or {}).get("renewTime") or ""
+    return (beat, renewed) if beat or renewed else None
+
+
 def check_nodes(reg: Registry, grace: float, now: float | None = None) -> list[str]:
-    """Mark stale nodes Unknown; returns the names it changed. Heartbeats are
-    timed by when this process first saw each one, so a restarted control plane
-    gives every node a full grace period, as upstream's does."""
+    """Mark stale nodes Unknown; returns the names it changed. Heartbeats (a
+    Node status or a Lease renewal) are timed by when this process first saw
+    each one, so a restarted control plane gives every node a full grace
+    period, as upstream's does."""
     now = time.time() if now is None else now
     probes = _probes.setdefault(reg, {})
     changed = []
     nodes = reg.list(NODES)[0]
+    leases = {lease["metadata"]["name"]: lease for lease in reg.list(LEASES, LEASE_NAMESPACE)[0]}
     for gone in set(probes) - {n["metadata"]["name"] for n in nodes}:
         del probes[gone]
     for node in nodes:
-        beat = (condition(node, "Ready") or {}).get("lastHeartbeatTime")
         name = node["metadata"]["name"]
-        if beat and (name not in probes or probes[name][0] != beat):
-            probes[name] = (beat, now)
-        status = stale_status(node, grace, now, probes[name][1] if beat else None)
+        probe = heard(node, leases.get(name))
+        if probe is not None and (name not in probes or probes[name][0] != probe):
+            probes[name] = (probe, now)
+        status = stale_status(node, grace, now, probes[name][1] if probe is not None else None)
         if status is None:
             continue
         was_ready = ready_status(node) == "True"

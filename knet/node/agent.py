@@ -1,9 +1,11 @@
 """The node agent: the kubelet part of a knet node.
 
 It runs inside the node's network namespace and talks to the API server over
-the LAN like a kubelet: registers its Node, heartbeats, watches the pods bound
-to it and runs each in a PodWorker. It reports the revision it has acted on,
-so `knet apply --wait` can return once the data plane has converged.
+the LAN like a kubelet: registers its Node, heartbeats through its Lease
+(knet.node.lease; the Node status is written only when it changes,
+knet.node.nodestatus), watches the pods bound to it and runs each in a
+PodWorker. It reports the revision it has acted on, so `knet apply --wait`
+can return once the data plane has converged.
 
 It composes the node's engines and holds none: one shared informer per kind
 (knet.api.informer) feeds its own pod and node handling, the Service
@@ -26,6 +28,7 @@ import math
 import os
 import signal
 import sys
+import time
 
 import trio
 
@@ -40,6 +43,7 @@ from knet.config import ClusterConfig, load_saved
 from knet.controllers.events import make_event
 from knet.net.memory import trim_when_quiet
 from knet.net.nft import Nft
+from knet.node import nodestatus
 from knet.node import sandbox as sandboxes
 from knet.node.cri import RuntimeClient, RuntimeRefused, RuntimeUnavailable
 from knet.node.lease import NodeLease
@@ -111,9 +115,13 @@ class Agent:
         self.kubelet = None  # kubelet's port 10250 (knet.node.kubeletserver), once the node is up
         self._token = token
         self.heartbeat_api = self.api.sibling()  # never queued behind a burst of pod status writes
-        self.lease = NodeLease(self.heartbeat_api, node)  # kube-node-lease/<node>, renewed every 10 s as kubelet's
+        # kube-node-lease/<node>: the liveness heartbeat, renewed every heartbeatSeconds (see knet.node.lease)
+        self.lease = NodeLease(self.heartbeat_api, node, renew_seconds=cfg.heartbeat_seconds)
         self.status_static = static_status(cfg.name, node, KUBELET_VERSION, f"knet://{__version__}",
                                            cfg.node(node).max_pods)
+        self._reported: float | None = None  # monotonic time of the last Node status write
+        self._posted: tuple[int, dict] | None = None  # (its resourceVersion, the status written)
+        self.status_writes = 0
 
     # -- helpers for workers ---------------------------------------------------------
 
@@ -175,18 +183,7 @@ class Agent:
         }
 
     def node_status(self) -> dict:
-        beat = now_rfc3339()
-        ready = {"type": "Ready", "status": "True", "reason": "KubeletReady",
-                 "message": "kubelet is posting ready status", "lastHeartbeatTime": beat}
-        conds = [ready] + [{"type": t, "status": "False", "reason": r, "lastHeartbeatTime": beat}
-                           for t, r in (("MemoryPressure", "KubeletHasSufficientMemory"),
-                                        ("DiskPressure", "KubeletHasNoDiskPressure"),
-                                        ("PIDPressure", "KubeletHasSufficientPID"))]
-        return {
-            "conditions": conds,
-            "addresses": [{"type": "InternalIP", "address": self.node_ip}, {"type": "Hostname", "address": self.node}],
-            **self.status_static,  # capacity, allocatable, nodeInfo, daemonEndpoints (knet.node.nodeinfo)
-        }
+        return nodestatus.wanted_status(self.node, self.node_ip, self.status_static)
 
     async def register(self) -> None:
         """Create the Node, or take over the one a previous agent registered."""
@@ -197,27 +194,44 @@ class Agent:
                 raise
             await self.api.patch(self.NODES, None, self.node, {
                 "metadata": {"labels": self.node_object()["metadata"]["labels"]}})
-        await self.heartbeat_once()
+        await self.sync_node_status()  # always, as this agent has not reported yet: the node is back
 
-    async def heartbeat_once(self) -> None:
-        status = self.node_status()
-        for c in status["conditions"]:
-            c["lastTransitionTime"] = c["lastHeartbeatTime"]
-        current = await self.heartbeat_api.get(self.NODES, None, self.node)
-        old = {c["type"]: c for c in current.get("status", {}).get("conditions") or []}
-        for c in status["conditions"]:
-            prev = old.get(c["type"])
-            if prev and prev.get("status") == c["status"] and prev.get("lastTransitionTime"):
-                c["lastTransitionTime"] = prev["lastTransitionTime"]
-        await self.heartbeat_api.patch(self.NODES, None, self.node, {"status": status}, "status")
+    async def _stored_node(self) -> dict:
+        """Our Node as stored: from the Node informer once it has synced (no
+        round trip per heartbeat), unless it has not yet seen our last write."""
+        if self.nodes.has_synced():
+            node = self.nodes.get(None, self.node)
+            if node is not None:
+                rv = int(node["metadata"].get("resourceVersion") or 0)
+                if self._posted is not None and rv < self._posted[0]:
+                    return dict(node, status=self._posted[1])
+                return node
+        return await self.heartbeat_api.get(self.NODES, None, self.node)
+
+    async def sync_node_status(self) -> bool:
+        """kubelet's tryUpdateNodeStatus: write the Node status if it changed
+        (e.g. the lifecycle controller set it Unknown) or is due; returns
+        whether it wrote. Liveness is the Lease's, not this."""
+        wanted = self.node_status()
+        stored = (await self._stored_node()).get("status")
+        if not nodestatus.due(stored, wanted, self._reported, time.monotonic(), self.cfg.node_status_report_seconds):
+            return False
+        status = nodestatus.with_transitions(stored, wanted)
+        out = await self.heartbeat_api.patch(self.NODES, None, self.node, {"status": status}, "status")
+        self._reported = time.monotonic()
+        self._posted = (int(out["metadata"].get("resourceVersion") or 0), status)
+        self.status_writes += 1
+        return True
 
     async def heartbeat(self) -> None:
+        """The Node status loop (kubelet's nodeStatusUpdateFrequency): checked
+        every heartbeatSeconds, written only when due."""
         while True:
             await trio.sleep(self.cfg.heartbeat_seconds)
             try:
-                await self.heartbeat_once()
+                await self.sync_node_status()
             except (OSError, ApiError) as e:
-                log.warning("heartbeat failed: %s", e)
+                log.warning("node status update failed: %s", e)
 
     async def send_events(self) -> None:
         async for ev in self._events_recv:
@@ -369,9 +383,11 @@ class Agent:
         log.info("node %s registered (%s)", self.node, self.node_ip)
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
-            # Heartbeats first, as kubelet's node status loop runs apart from its pod work: a restarted
-            # agent still setting up its network and adopting pods must not look dead to the node
-            # lifecycle controller (which would mark every pod here Ready=False after the grace period).
+            # Heartbeats first (the Lease and the Node status loop), as kubelet's run apart from its pod
+            # work: a restarted agent still setting up its network and adopting pods must not look dead
+            # to the node lifecycle controller (which would mark every pod here Ready=False after the
+            # grace period). They share a connection of their own (heartbeat_api).
+            nursery.start_soon(self.lease.run)
             nursery.start_soon(self.heartbeat)
             await nursery.start(self.network.serve)
             self.nodes.start(nursery)
@@ -385,9 +401,6 @@ class Agent:
             nursery.start_soon(self.policy.run)
             nursery.start_soon(trim_when_quiet, lambda: self.activity)
             nursery.start_soon(self.serve_kubelet_port)
-            # The Lease once the node is set up (kubelet's lease controller starts after registration):
-            # its first writes must not delay a restarted agent's heartbeat and adoption.
-            nursery.start_soon(self.lease.run)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     # Like kubelet: stopping the agent leaves pods running; `knet down` removes them.

@@ -1,11 +1,22 @@
 """The node's Lease, as kubelet's node lease controller keeps it: one Lease
 named after the node in kube-node-lease, held by the node, owned by its Node
-(so it goes with it), renewed every 10 s for 40 s.
+(so it goes with it), for 40 s.
 
-Upstream's node lifecycle controller reads the Lease as the cheap heartbeat
-(a Lease write is small; the Node status is large); knet's keeps reading the
-Node's Ready heartbeat, and the Lease is there for what clients read:
-`kubectl describe node` shows its holder and renew time, `kubectl get leases
+It is the node's liveness heartbeat (since Kubernetes 1.17): a Lease write is
+small and only the control plane's cache follows Leases, while a Node status
+write is large and every agent watches every Node (for routes and policy), so
+status heartbeats cost O(nodes^2) a second. The agent writes its Node status
+only when it changes (knet.node.nodestatus); the node lifecycle controller
+(knet.controllers.nodelifecycle) takes a node's probe time from this Lease's
+renewals as well.
+
+How often: upstream renews at a quarter of the lease duration (10 s of 40 s)
+against a 40 s node-monitor grace period. knet's grace defaults to 10 s (tests
+use 2 s), so the renewal follows the cluster file's `knet.heartbeatSeconds`
+(2 s by default, a fifth of the grace) rather than the duration; the duration
+stays kubelet's 40 s, which is what clients show (the lifecycle controller,
+as upstream's, judges by its own grace period, not by leaseDurationSeconds).
+`kubectl describe node` shows the holder and renew time, `kubectl get leases
 -n kube-node-lease` lists the nodes alive.
 """
 
@@ -23,7 +34,7 @@ log = logging.getLogger("knet.node.lease")
 
 NAMESPACE = "kube-node-lease"
 DURATION_SECONDS = 40  # kubelet's --node-lease-duration-seconds
-RENEW_FRACTION = 0.25  # kubelet renews at a quarter of the duration: every 10 s
+RENEW_FRACTION = 0.25  # kubelet renews at a quarter of the duration (10 s): used when no interval is given
 RETRY_FIRST, RETRY_MAX = 0.2, 7.0  # kubelet's backoff while renewing fails
 
 
@@ -45,10 +56,13 @@ class NodeLease:
     LEASES = by_kind("Lease")
     NODES = by_kind("Node")
 
-    def __init__(self, api: object, node: str, duration: int = DURATION_SECONDS):
+    def __init__(self, api: object, node: str, duration: int = DURATION_SECONDS, renew_seconds: float | None = None):
+        """renew_seconds: how often to renew (the agent passes knet.heartbeatSeconds);
+        by default a quarter of the duration, as kubelet's renewInterval."""
         self.api = api
         self.node = node
         self.duration = duration
+        self.renew_seconds = renew_seconds if renew_seconds is not None else duration * RENEW_FRACTION
         self.held: dict | None = None  # the Lease as last written
         self.renewals = 0
 
@@ -107,7 +121,8 @@ class NodeLease:
             except (OSError, ApiError) as e:
                 log.warning("renewing the node lease failed: %s", e)
                 await trio.sleep(retry)
-                retry = min(retry * 2, RETRY_MAX)
+                # Never slower than a renewal would come: the Lease is the node's liveness.
+                retry = min(retry * 2, RETRY_MAX, max(self.renew_seconds, RETRY_FIRST))
                 continue
             retry = RETRY_FIRST
-            await trio.sleep(self.duration * RENEW_FRACTION)
+            await trio.sleep(self.renew_seconds)

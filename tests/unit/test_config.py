@@ -22,6 +22,8 @@ def test_kind_style_file():
     assert cfg.name == "lab" and cfg.pod_subnet == "10.10.0.0/16"
     assert [n.ip for n in cfg.nodes] == ["10.0.5.10", "10.0.5.11"]
     assert cfg.node("edge").labels["zone"] == "x" and cfg.node_grace_seconds == 3
+    assert cfg.node_status_report_seconds == 300  # kubelet's nodeStatusReportFrequency
+    assert parse_cluster({"knet": {"nodeStatusReportSeconds": 60}}).node_status_report_seconds == 60
 
 
 @pytest.mark.parametrize("doc,field", [
@@ -33,6 +35,7 @@ def test_kind_style_file():
     ({"networking": {"serviceSubnet": "10.96.0.1/12"}}, "networking.serviceSubnet"),
     ({"networking": {"nodePortRange": "40000-30000"}}, "networking.nodePortRange"),
     ({"knet": {"heartbeatSeconds": -1}}, "knet.heartbeatSeconds"),
+    ({"knet": {"nodeStatusReportSeconds": 0}}, "knet.nodeStatusReportSeconds"),
     ({"networking": {"dnsDomain": "Cluster_Local"}}, "networking.dnsDomain"),
     ({"networking": {"dnsDomain": ""}}, "networking.dnsDomain"),
     ({"networking": {"dnsUpstreams": "192.168.56.1"}}, "networking.dnsUpstreams"),

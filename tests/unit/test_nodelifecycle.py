@@ -16,7 +16,7 @@ from knet.controllers.base import View
 from knet.store.sqlite import SqliteStore
 
 T0 = parse_rfc3339("2030-01-01T00:00:00Z")
-PODS, NODES, EVENTS = by_kind("Pod"), by_kind("Node"), by_kind("Event")
+PODS, NODES, EVENTS, LEASES = by_kind("Pod"), by_kind("Node"), by_kind("Event"), by_kind("Lease")
 
 
 def node(name="w1", ready="True", beat=T0, node_taints=None, conditions=None) -> dict:
@@ -203,3 +203,48 @@ def test_a_quiet_node_is_marked_and_its_pods_lose_readiness_then_evicted(reg):
     reg.update(NODES, None, "w1", put_back, "status")
     nl.sync(View(reg), now=T0 + 31)
     assert reg.get(NODES, None, "w1")["spec"].get("taints") == []
+
+
+def renew(reg, when: float) -> None:
+    """The agent's Lease renewal (knet.node.lease's object), stamped `when`."""
+    from knet.node.lease import lease_object
+
+    obj = lease_object("w1", reg.get(NODES, None, "w1")["metadata"]["uid"], now=when)
+    current = reg.find(LEASES, nl.LEASE_NAMESPACE, "w1")
+    if current is None:
+        reg.create(LEASES, nl.LEASE_NAMESPACE, obj)
+    else:
+        reg.update(LEASES, nl.LEASE_NAMESPACE, "w1", {**current, "spec": obj["spec"]})
+
+
+def test_lease_renewals_keep_a_node_alive_whose_status_is_not_rewritten(reg):
+    put_node(reg, T0)  # the agent's one status write; from now on only its Lease
+    renew(reg, T0)
+    assert nl.check_nodes(reg, 10, T0 + 1) == []
+    for t in range(5, 60, 5):
+        renew(reg, T0 + t)
+        assert nl.check_nodes(reg, 10, T0 + t + 0.5) == [], f"marked at T0+{t} while the Lease was renewed"
+        assert nl.ready_status(reg.get(NODES, None, "w1")) == "True"
+    # The agent dies: neither its Lease nor its status moves. Unknown once the grace has passed
+    # since the last renewal was seen (T0+55.5), not since the status heartbeat (T0).
+    assert nl.check_nodes(reg, 10, T0 + 65) == []
+    assert nl.check_nodes(reg, 10, T0 + 66) == ["w1"]
+    ready = condition(reg.get(NODES, None, "w1"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusUnknown")
+    assert ready["lastHeartbeatTime"] == now_rfc3339(T0)
+    assert nl.check_nodes(reg, 10, T0 + 70) == []  # written once
+
+
+def test_a_node_that_never_posted_status_lives_on_its_lease(reg):
+    reg.create(NODES, None, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "w1"}})
+    renew(reg, T0)
+    assert nl.check_nodes(reg, 10, T0 + 100) == []  # the first renewal seen now: a full grace
+    assert nl.check_nodes(reg, 10, T0 + 111) == ["w1"]
+    assert condition(reg.get(NODES, None, "w1"), "Ready")["reason"] == "NodeStatusNeverUpdated"
+
+
+def test_who_is_heard_from():
+    assert nl.heard(node(beat=T0), None) == (now_rfc3339(T0), "")
+    assert nl.heard(node(conditions=[]), {"spec": {"renewTime": "2030-01-01T00:00:01.000000Z"}}) == (
+        "", "2030-01-01T00:00:01.000000Z")
+    assert nl.heard(node(conditions=[]), {"spec": {}}) is None
