@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class ServicePort:
     source_ranges: tuple[str, ...] = ()  # loadBalancerSourceRanges
     affinity_seconds: int = 0  # sessionAffinity: ClientIP timeout, 0 = none
 
-    @property
+    @cached_property  # read for every rule and map entry of the port: hashed once (frozen: __dict__ is free)
     def chain(self) -> str:
         return "svc-" + chain_hash(f"{self.namespace}/{self.name}:{self.port_name}/{self.protocol}")
 

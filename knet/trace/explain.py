@@ -5,7 +5,9 @@ netlink group), the rule text of every rule they name (`nft -a list chain`),
 the interfaces, the routes the packet took, and what the cluster calls each
 address. Everything said about a rule comes from that rule's own text and
 the comment knet's engines wrote on it (knet.proxy.rules: `<ns>/<svc>:<port>/
-<proto> endpoint i of n`; knet.policy.rules: `<policy> ingress rule N`,
+<proto> endpoint i of n` on an endpoint chain's DNAT, or `<ns>/<svc>:<port>/<proto>`
+once on a Service chain whose ladder DNATs are then numbered by their place
+in the kernel's listing; knet.policy.rules: `<policy> ingress rule N`,
 `<ns>/<pod> ingress isolated`, and the jumps to the policies isolating a pod):
 nothing is recomputed, so what is printed is what the kernel did.
 
@@ -30,6 +32,7 @@ HOOKS = ("prerouting", "postrouting", "forward", "input", "output")
 NO_ENDPOINT_MAPS = ("no-endpoint-services", "no-endpoint-nodeports")
 
 _SVC_COMMENT = re.compile(r"^(?P<svc>\S+) endpoint (?P<i>\d+) of (?P<n>\d+)$")
+_SVC_LABEL = re.compile(r"^\S+/\S+:\d+/\w+$")  # a service port, `<ns>/<name>:<port>/<proto>`
 _POLICY_RULE = re.compile(r"^(?P<policy>\S+) (?P<dir>ingress|egress) rule (?P<rule>\d+)(?: (?P<name>.*))?$")
 _ISOLATED = re.compile(r"^(?P<pod>\S+) (?P<dir>ingress|egress) isolated$")
 
@@ -250,7 +253,7 @@ class Explainer:
              isolating: dict[str, list[str]]) -> Step | None:
         p = run.packet
         if e.table == PROXY_TABLE and e.family == "ip":
-            if "dnat to" in text and (m := _SVC_COMMENT.match(comment)):
+            if "dnat to" in text and (m := _SVC_COMMENT.match(comment) or self.ladder_place(label, e)):
                 endpoint = text.rsplit("dnat to ", 1)[1].split()[0]
                 # an endpoint chain is reached by the numgen choice, or by a known client's affinity set
                 how = "by ClientIP affinity" if "@affinity-" in via else f"chosen {m['i']} of {m['n']}"
@@ -277,6 +280,23 @@ class Explainer:
             return Step("drop", f"dropped by {e.family} {e.table} {e.chain}: {comment or text}",
                         {"table": e.table, "chain": e.chain, "rule": text, "comment": comment})
         return None
+
+    def ladder_place(self, label: str, e: Event) -> dict[str, str] | None:
+        """A Service chain's numgen ladder DNATs without a comment each
+        (knet.proxy.rules names the service port once, on the chain's first
+        rule): the endpoint is the rule's place among the chain's DNATs, as
+        the kernel lists them, and "of n" their number."""
+        listing = parse_listing(self.cap.listings.get(f"{label} {e.family} {e.table} {e.chain}", ""))
+        svc, dnats = "", []
+        for handle, rule in listing.items():
+            text, comment = split_comment(rule)
+            if not svc and _SVC_LABEL.match(comment):
+                svc = comment
+            if "dnat to" in text:
+                dnats.append(handle)
+        if not svc or e.handle not in dnats:
+            return None
+        return {"svc": svc, "i": str(dnats.index(e.handle) + 1), "n": str(len(dnats))}
 
     def no_endpoint_service(self, label: str, p: Packet | None) -> str:
         """The Service named by the comment on the verdict-map element that sent the packet to reject."""

@@ -26,12 +26,31 @@ def rules(ports) -> list[str]:
     return [r for c in fake.table("ip", "knet-proxy").chains.values() for r in c.rules]
 
 
-def test_every_endpoint_dnat_names_its_service_port_and_place():
-    for n, kw in ((3, {}), (LADDER_MAX + 2, {}), (2, {"affinity_seconds": 60})):
+def test_an_endpoint_chains_dnat_names_its_service_port_and_place():
+    for n, kw in ((LADDER_MAX + 2, {}), (2, {"affinity_seconds": 60})):
         dnats = [r for r in rules([sp(n, **kw)]) if "dnat to" in r]
         found = sorted(re.search(r'dnat to (\S+) comment "shop/web:80/tcp endpoint (\d+) of (\d+)"', r).groups()
                        for r in dnats)
         assert sorted((f"10.244.1.{i}:8080", str(i), str(n)) for i in range(1, n + 1)) == found, kw
+
+
+def test_a_ladder_is_named_once_on_its_chains_first_rule_and_its_dnats_in_endpoint_order():
+    """knet trace numbers a ladder's DNAT by its place among the chain's DNATs
+    (knet.trace.explain.Explainer.ladder_place): they must come in endpoint
+    order, after the rule naming the service port."""
+    local = ServicePort("shop", "web", "http", "tcp", "10.96.0.20", 80, 30080, (),
+                        tuple(Endpoint(f"10.244.1.{i}", 8080, "worker-1" if i < 3 else "worker-2") for i in (1, 2, 3)),
+                        etp_local=True)
+    fake = FakeNft()
+    fake.run(full(desired([local], SUBNET, "worker-1")))
+    chains = {n: c.rules for n, c in fake.table("ip", "knet-proxy").chains.items() if n.startswith(("svc-", "ext-"))}
+    assert len(chains) == 2
+    for name, rules_ in chains.items():
+        assert rules_[0].endswith(' comment "shop/web:80/tcp"'), name
+        dnats = [r for r in rules_ if "dnat to" in r]
+        assert all("comment" not in r for r in dnats)
+        want = [1, 2] if name.startswith("ext-") else [1, 2, 3]  # the external chain: this node's endpoints only
+        assert [r.split("dnat to ")[1] for r in dnats] == [f"10.244.1.{i}:8080" for i in want]
 
 
 def test_a_service_without_endpoints_is_named_on_its_map_elements():

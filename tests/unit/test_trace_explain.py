@@ -6,6 +6,7 @@ routes and interfaces they name) explained hop by hop."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 from pathlib import Path
@@ -148,6 +149,31 @@ def test_names_come_from_the_rule_comments():
     cap = capture("clusterip_cross_node")
     cap.listings = {k: v.replace("default/web:80/tcp", "x/other:81/tcp") for k, v in cap.listings.items()}
     assert explain(cap).steps("service")[0].text.startswith("Service x/other:81 -> endpoint")
+
+
+def _named_once(listing: str) -> str:
+    """A recorded Service chain as knet.proxy.rules now writes it: the ladder's
+    DNATs without their "endpoint i of n" comments, the service port named
+    once on the chain's first rule."""
+    label = re.search(r'comment "(\S+) endpoint \d+ of \d+"', listing)
+    if not label:
+        return listing
+    listing = re.sub(r' comment "\S+ endpoint \d+ of \d+"', "", listing)
+    return re.sub(r"(jump mark-for-masquerade)", rf'\1 comment "{label[1]}"', listing, count=1)
+
+
+@pytest.mark.parametrize("name", ["clusterip_cross_node", "nodeport_from_ext"])
+def test_a_ladder_named_once_per_chain_is_explained_the_same(name):
+    """The endpoint's number comes from its DNAT's place in the kernel's
+    listing: the same trace, word for word, as with a comment per DNAT."""
+    before = explain(capture(name))
+    cap = capture(name)
+    cap.listings = {k: _named_once(v) for k, v in cap.listings.items()}
+    assert cap.listings != capture(name).listings and "endpoint 1 of" not in json.dumps(cap.listings)
+    after = explain(cap)
+    assert after.steps("service") and after.to_dict() == before.to_dict()
+    cap.listings = {k: v.replace('"default/', '"x/') for k, v in cap.listings.items()}
+    assert explain(cap).steps("service")[0].fields["service"].startswith("x/")  # read from the kernel's text
 
 
 def test_nodeport_from_outside_is_masqueraded_and_delivered():
