@@ -334,32 +334,44 @@ def container_cgroup(c, pod: str, container: str = "c") -> str:
     return os.path.join(cgroups.pod_path(c.cfg.name, c.get("Pod", "default", pod)["metadata"]["uid"]), container)
 
 
-def test_oom_kill_past_the_memory_limit(c):
-    c.apply("""\
+HOG = """\
 apiVersion: v1
 kind: Pod
-metadata: {name: hog}
+metadata: {name: NAME}
 spec:
+  restartPolicy: POLICY
   containers:
   - name: c
     image: busybox
-    command: [/usr/bin/python3, -c, "b = []\\nwhile True: b.append(b'x' * (1 << 20))"]
+    command: [/usr/bin/python3, -c, "b = []\\nfor _ in range(256): b.append(b'x' * (1 << 20))"]
     resources: {limits: {memory: 32Mi}}
-""")
+"""  # 256 MiB at most: were the limit not enforced, the container would end, not the host's memory
 
-    def oomkilled(p):
+
+def test_oom_kill_past_the_memory_limit(c):
+    """Past its memory limit the container is OOM-killed: kubelet's OOMKilled, exit code 137,
+    then restarted (Always) or left terminated with the pod Failed (Never)."""
+    c.apply(HOG.replace("NAME", "hog").replace("POLICY", "Always") + "---\n" +
+            HOG.replace("NAME", "hog-once").replace("POLICY", "Never"))
+
+    def terminated(st: dict) -> dict:
+        return st.get("lastState", {}).get("terminated") or st.get("state", {}).get("terminated") or {}
+
+    def restarted(p):
         st = (p["status"].get("containerStatuses") or [{}])[0]
-        term = st.get("lastState", {}).get("terminated") or st.get("state", {}).get("terminated") or {}
-        return term.get("reason") == "OOMKilled" and st.get("restartCount", 0) >= 1 and st
+        return terminated(st).get("reason") == "OOMKilled" and st.get("restartCount", 0) >= 1 and st
     try:
+        st = c.wait_pod("default", "hog", restarted, timeout=90)["status"]["containerStatuses"][0]
+        assert terminated(st)["exitCode"] == 137, st
         limit = "memory.limit_in_bytes" if "memory" in cgroups.layout().v1 else "memory.max"
         assert cgroup_file(container_cgroup(c, "hog"), "memory", limit) == str(32 * 2**20)
-        st = c.wait_pod("default", "hog", oomkilled, timeout=90)["status"]["containerStatuses"][0]
-        term = st.get("lastState", {}).get("terminated") or st["state"]["terminated"]
-        assert term["exitCode"] == 137 and term["reason"] == "OOMKilled", st
         assert cgroups.oom_kills(container_cgroup(c, "hog")) >= 1
+        once = c.wait_pod("default", "hog-once", lambda p: p["status"].get("phase") == "Failed", timeout=60)
+        st = once["status"]["containerStatuses"][0]
+        assert st["state"]["terminated"]["reason"] == "OOMKilled" and st["state"]["terminated"]["exitCode"] == 137
+        assert st["restartCount"] == 0, st
     finally:
-        c.kubectl("delete", "pod", "hog", "--wait=false")
+        c.kubectl("delete", "pod", "hog", "hog-once", "--wait=false")
 
 
 def test_pids_limit_stops_a_fork_loop(c):
