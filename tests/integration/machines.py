@@ -5,8 +5,8 @@ this host must never happen (DESIGN.md's safety rules). So each "machine" is
 made of namespaces the test creates: a network namespace with eth0 on a
 bridge in a LAN namespace (also the test's), and a mount namespace of its own
 in which /run/netns and /run/knet are fresh tmpfs (its pods' namespace names
-and its state are its own, as on a separate machine), /sys shows its own
-interfaces and cgroup2 is mounted again below it. A holder process (`sleep`)
+and its state are its own, as on a separate machine). Each machine runs knet
+under its own cluster name, so its pods' cgroups (knet-<cluster>) are its own. A holder process (`sleep`)
 keeps the mount namespace; commands run in the machine with nsenter into the
 holder's mount and network namespaces, so inside, knet's "root namespace"
 is the machine's.
@@ -26,12 +26,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from knet.node import cgroups
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KNET = [sys.executable, "-m", "knet.cli"]
 
 HOLDER_SETUP = ("mkdir -p /run/netns /run/knet && mount -t tmpfs -o mode=755 knet-machine /run/netns "
-                "&& mount -t tmpfs -o mode=755 knet-machine /run/knet "
-                "&& mount -t cgroup2 none /sys/fs/cgroup && echo ready && exec sleep infinity")
+                "&& mount -t tmpfs -o mode=755 knet-machine /run/knet && echo ready && exec sleep infinity")
 
 
 def _ip(*args: str) -> None:
@@ -64,7 +65,7 @@ class Machine:
         return out
 
     def knet(self, *args: str, timeout: float = 180, check: bool = True, input: str | None = None):
-        return self.run(*KNET, *args, "--cluster", self.cluster, timeout=timeout, check=check, input=input)
+        return self.run(*KNET, "--cluster", self.cluster, *args, timeout=timeout, check=check, input=input)
 
     def pids(self) -> list[int]:
         """Processes in this machine's network namespace (nothing of the host's is ever there)."""
@@ -76,14 +77,16 @@ class Machine:
         return out
 
 
-def _kill_cgroup(path: str) -> None:
-    if not os.path.isdir(path):
+def _kill_cgroup(path: str | None) -> None:
+    if not path or not os.path.isdir(path):
         return
-    try:
-        with open(os.path.join(path, "cgroup.kill"), "w") as f:
-            f.write("1")
-    except OSError:
-        pass
+    for _ in range(3):  # again for what forked meanwhile
+        try:
+            with open(os.path.join(path, "cgroup.kill"), "w") as f:
+                f.write("1")
+        except OSError:
+            pass
+        time.sleep(0.05)
     for root, dirs, _files in sorted(os.walk(path), key=lambda w: -w[0].count("/")):
         for d in dirs:
             try:
@@ -118,8 +121,9 @@ class Lab:
             _ip("-n", name, "addr", "add", f"{ip}/24", "dev", "eth0")
             _ip("-n", name, "link", "set", "eth0", "up")
             _ip("-n", name, "link", "set", "lo", "up")
-            holder = subprocess.Popen(["ip", "netns", "exec", name, "unshare", "--mount", "--propagation", "private",
-                                       "sh", "-c", HOLDER_SETUP], stdout=subprocess.PIPE, text=True,
+            # nsenter, not `ip netns exec`: /sys stays the host's, with its cgroup mounts (v2 or hybrid)
+            holder = subprocess.Popen(["nsenter", f"--net=/run/netns/{name}", "unshare", "--mount", "--propagation",
+                                       "private", "sh", "-c", HOLDER_SETUP], stdout=subprocess.PIPE, text=True,
                                       start_new_session=True)
             machine = Machine(name, ip, holder, f"{self.prefix}m{i}")
             self.machines.append(machine)
@@ -149,7 +153,7 @@ class Lab:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            _kill_cgroup(f"/sys/fs/cgroup/knet-{m.cluster}")  # its pods' processes, in namespaces of their own
+            _kill_cgroup(cgroups.cluster_path(m.cluster))  # its pods' processes, in namespaces of their own
             try:
                 os.killpg(m.holder.pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -1,0 +1,175 @@
+"""knet init, join and reset on machines (issue 17): three emulated machines
+(tests/integration/machines.py: each its own network and mount namespaces,
+on a LAN bridge the test made), `knet init` on the first, `knet join` with
+the printed command on the others, then packets: pod to pod across machines
+over VXLAN without NAT, a ClusterIP, a NodePort from the control-plane
+machine. `knet reset` on each leaves no link, route, nft table, process,
+namespace name or file of knet's behind, and runs again cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+
+import pytest
+from machines import KNET, Lab
+
+pytestmark = [pytest.mark.root]
+KUBECTL = os.path.join(os.path.dirname(sys.executable), "kubectl")
+
+JOIN_RE = re.compile(r"^\s*knet join (192\.168\.77\.11:6443) --token ([a-z0-9]{6}\.[a-z0-9]{16}) "
+                     r"--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})\s*$", re.M)
+
+APP = """---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, labels: {app: a}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: w1}
+  containers:
+  - {name: srv, image: agnhost, ports: [{containerPort: 80}]}
+  - {name: tools, image: agnhost, command: [sleep, "600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, labels: {app: b}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: w2}
+  containers:
+  - {name: srv, image: agnhost, ports: [{containerPort: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b}
+spec:
+  selector: {app: b}
+  ports: [{port: 8080, targetPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b-np}
+spec:
+  type: NodePort
+  selector: {app: b}
+  ports: [{port: 80, targetPort: 80}]
+"""
+
+
+def wait_for(what: str, fn, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def lab():
+    lab = Lab()
+    try:
+        m1, m2, m3 = lab.start(3)
+        lab.forward = {m.name: m.run("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() for m in lab.machines}
+        out = m1.knet("init", "--advertise-address", m1.ip, "--node-name", "cp")
+        m = JOIN_RE.search(out.stdout)
+        assert m, out.stdout
+        lab.join = m.groups()
+        m2.knet("join", lab.join[0], "--token", lab.join[1], "--discovery-token-ca-cert-hash", lab.join[2],
+                "--node-name", "w1")
+        m3.knet("join", *lab.join[:1], "--token", lab.join[1], "--ca-cert-hash", lab.join[2], "--node-name", "w2")
+        m1.knet("apply", "-f", "-", input=APP)
+        yield lab
+    finally:
+        lab.close()
+
+
+def get_json(m, *args: str) -> dict:
+    return json.loads(m.knet("get", *args, "-o", "json").stdout)
+
+
+def pod_ip(lab, name: str) -> str:
+    def ip():
+        pod = get_json(lab.machines[0], "pod", name)
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
+        return ready and pod["status"].get("podIP")
+    return wait_for(f"pod {name} Ready", ip)
+
+
+def nc(m, pod: str, what: str, ip: str, port: int) -> str:
+    """From a pod on another machine: kubectl on the control-plane machine, with the admin.conf
+    knet init wrote, through the API server to that node's kubelet port across the LAN."""
+    out = m.run(KUBECTL, "--kubeconfig", f"/run/knet/{m.cluster}/admin.conf", "exec", pod, "-c", "tools", "--",
+                "sh", "-c", f"echo {what} | nc -w2 {ip} {port}", check=False)
+    return out.stdout.strip()
+
+
+def test_each_machine_is_its_node_with_its_own_address(lab):
+    m1, m2, m3 = lab.machines
+    nodes = {n["metadata"]["name"]: n for n in get_json(m1, "nodes")["items"]}
+    assert sorted(nodes) == ["cp", "w1", "w2"]
+    for name, m in (("cp", m1), ("w1", m2), ("w2", m3)):
+        addrs = {a["type"]: a["address"] for a in nodes[name]["status"]["addresses"]}
+        assert addrs["InternalIP"] == m.ip
+        # the agent owns the machine's own namespace: the overlay device is there, on eth0
+        assert f"local {m.ip} dev eth0" in m.run("ip", "-d", "link", "show", "knet.1").stdout.replace("  ", " ")
+    # the node credential a worker got is its own: CN=system:node:w1, O=system:nodes
+    subject = m2.run("openssl", "x509", "-noout", "-subject", "-in",
+                     f"/run/knet/{m2.cluster}/pki/nodes/w1.crt").stdout
+    assert "O = system:nodes" in subject and "CN = system:node:w1" in subject
+    assert not m2.run("test", "-e", f"/run/knet/{m2.cluster}/pki/ca.key", check=False).returncode == 0
+
+
+def test_pods_on_two_machines_reach_each_other_over_vxlan_without_nat(lab):
+    m1 = lab.machines[0]
+    a, b = pod_ip(lab, "a"), pod_ip(lab, "b")
+    assert wait_for("a to b", lambda: nc(m1, "a", "clientip", b, 80)).split(":")[0] == a
+    assert nc(m1, "a", "hostname", b, 80) == "b"
+
+
+def test_a_clusterip_reaches_the_pod_on_another_machine(lab):
+    m1 = lab.machines[0]
+    pod_ip(lab, "b")
+    ip = get_json(m1, "service", "b")["spec"]["clusterIP"]
+    assert wait_for("ClusterIP", lambda: nc(m1, "a", "hostname", ip, 8080)) == "b"
+
+
+def test_a_nodeport_answers_the_control_plane_machine_on_every_node(lab):
+    m1, m2, m3 = lab.machines
+    pod_ip(lab, "b")
+    port = get_json(m1, "service", "b-np")["spec"]["ports"][0]["nodePort"]
+    for m in (m2, m3):  # w1 has no endpoint: it forwards across the overlay to b on w2
+        got = wait_for(f"NodePort on {m.ip}", lambda m=m: m1.run(
+            "sh", "-c", f"echo hostname | nc -w2 {m.ip} {port}", check=False).stdout.strip())
+        assert got == "b"
+
+
+def test_join_with_a_wrong_ca_hash_is_refused_and_leaves_nothing(lab):
+    m3 = lab.machines[2]
+    other = [*KNET, "join", "--cluster", "other", lab.join[0], "--node-name", "w9"]
+    out = m3.run(*other, "--token", lab.join[1], "--discovery-token-ca-cert-hash", "sha256:" + "0" * 64, check=False)
+    assert out.returncode == 1
+    assert "--discovery-token-ca-cert-hash: Invalid value" in out.stderr and lab.join[2] in out.stderr
+    assert m3.run("test", "-e", "/run/knet/other", check=False).returncode != 0
+    bad = m3.run(*other, "--token", "nope", "--ca-cert-hash", lab.join[2], check=False)
+    assert bad.returncode == 1 and "--token: Invalid value: 'nope'" in bad.stderr
+
+
+def test_reset_leaves_nothing_behind_and_runs_again(lab):
+    for m in reversed(lab.machines):
+        out = m.knet("reset")
+        assert "Reset cluster" in out.stdout and "link knet.1" in out.stdout
+        names = sorted(line.split()[0].split("@")[0] for line in m.run("ip", "-br", "link").stdout.splitlines())
+        assert names == ["eth0", "lo"]
+        assert m.run("ip", "-4", "route").stdout.split() == ["192.168.77.0/24", "dev", "eth0", "proto", "kernel",
+                                                             "scope", "link", "src", m.ip]
+        assert m.run("nft", "list", "tables").stdout.strip() == ""
+        assert m.run("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == lab.forward[m.name]
+        assert m.run("ls", "-A", "/run/knet", "/run/netns").stdout.split() == ["/run/knet:", "/run/netns:"]
+        wait_for(f"no process left on {m.name}", lambda m=m: not m.pids(), timeout=10)
+        again = m.knet("reset")
+        assert "0 processes, 0 pod namespaces" in again.stdout
