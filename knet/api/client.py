@@ -8,7 +8,6 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterator
-from urllib.parse import quote
 
 from knet.api.errors import ApiError
 from knet.api.resources import Resource
@@ -139,8 +138,18 @@ class _Connection:
             yield self.file.read()
 
 
+# RFC 3986's unreserved characters: urllib.parse.quote(text, safe="") leaves exactly these.
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def quote(text: str) -> str:
+    """Percent-encode all but the unreserved characters (urllib.parse, with
+    the ipaddress module it imports, is ~4 ms of every CLI call's start)."""
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode())
+
+
 def urlencode(query: dict) -> str:
-    return "&".join(f"{quote(str(k), safe='')}={quote(str(v), safe='')}" for k, v in query.items())
+    return "&".join(f"{quote(str(k))}={quote(str(v))}" for k, v in query.items())
 
 
 class Client:
