@@ -158,9 +158,12 @@ def _start_node(cfg: ClusterConfig, role: str, extra: dict) -> object:
 
 
 def init(cfg: ClusterConfig, advertise: str | None = None, node: str | None = None, say: Say = print,
-         timeout: float = 120.0, doc: dict | None = None) -> str:
-    """Make this machine the cluster's control plane and its first node; the join command."""
+         timeout: float = 120.0, doc: dict | None = None, token: str | None = None) -> str:
+    """Make this machine the cluster's control plane and its first node; the join command.
+    token: the bootstrap token to publish (kubeadm init --token), else a new one."""
     clusters.checked(cfg.name)
+    if token is not None:
+        bt.parse_token(token)
     addrs = local_addresses()
     if advertise is None:
         advertise = default_address(addrs)
@@ -187,7 +190,7 @@ def init(cfg: ClusterConfig, advertise: str | None = None, node: str | None = No
         write_identities(cfg.state_dir, [node])
         proc = _start_node(cfg, "control-plane", {"server": f"{advertise}:{cfg.api_port}"})
         clusters._wait_ready(cfg, say, timeout, proc)
-        token = publish_bootstrap(cfg, advertise)
+        token = publish_bootstrap(cfg, advertise, token)
         _write_admin_conf(cfg, advertise)
     except BaseException as e:
         say(f"✗ init failed: {e}")
@@ -203,7 +206,8 @@ def init(cfg: ClusterConfig, advertise: str | None = None, node: str | None = No
     return bt.join_command(advertise, cfg.api_port, token, ca_hash)
 
 
-def publish_bootstrap(cfg: ClusterConfig, advertise: str, ttl: datetime.timedelta = bt.DEFAULT_TTL) -> str:
+def publish_bootstrap(cfg: ClusterConfig, advertise: str, token: str | None = None,
+                      ttl: datetime.timedelta = bt.DEFAULT_TTL) -> str:
     """What joining needs, as kubeadm's init makes it: cluster-info, the RBAC for
     it and for bootstrap tokens, and a token; the token."""
     from knet.api.errors import ApiError
@@ -213,8 +217,8 @@ def publish_bootstrap(cfg: ClusterConfig, advertise: str, ttl: datetime.timedelt
     client = clusters.connect(cfg.name)
     with open(pki_paths(cfg.state_dir).ca_crt, "rb") as f:
         ca = f.read()
-    token = bt.generate_token()
-    objects = [*bt.discovery_rbac(), bt.cluster_info(f"https://{advertise}:{cfg.api_port}", ca),
+    token = token or bt.generate_token()
+    objects = [*bt.discovery_rbac(), bt.cluster_info(f"https://{advertise}:{cfg.api_port}", ca, token),
                bt.token_secret(token, ttl=ttl, description="made by knet init")]
     for obj in objects:
         try:
@@ -268,10 +272,11 @@ def _https(host: str, port: int, method: str, path: str, ctx, token: str = "", b
         return resp.status, {"message": raw[:200].decode(errors="replace")}
 
 
-def fetch_ca(host: str, port: int, ca_hash: str, timeout: float = 30.0) -> bytes:
+def fetch_ca(host: str, port: int, token: str, ca_hash: str | None, timeout: float = 30.0) -> bytes:
     """kubeadm's token discovery: cluster-info without credentials over TLS
     that is not yet verified (there is no CA to verify with), then trust its CA
-    only if it hashes to the pin. Retries until the control plane answers."""
+    only if it is signed with the token and (unless ca_hash is None: the
+    unsafe skip) hashes to the pin. Retries until the control plane answers."""
     import ssl
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -289,22 +294,24 @@ def fetch_ca(host: str, port: int, ca_hash: str, timeout: float = 30.0) -> bytes
     if code != 200:
         raise MachineError(f"server: {host}:{port}: cluster-info could not be read (HTTP {code}: "
                            f"{body.get('message', '')}): was the cluster made by knet init?")
+    bt.verify_cluster_info(body, token)
     _server, ca = bt.read_cluster_info(body)
     got = bt.ca_cert_hash(ca)
-    if got != ca_hash:
+    if ca_hash is not None and got != ca_hash:
         raise MachineError(f"--discovery-token-ca-cert-hash: Invalid value: {ca_hash!r}: the cluster's CA hashes "
                            f"to {got}: refusing to trust it (check the join command)")
     return ca
 
 
-def join(cluster: str, server: str, token: str, ca_hash: str, node: str | None = None,
+def join(cluster: str, server: str, token: str, ca_hash: str | None, node: str | None = None,
          address: str | None = None, say: Say = print, timeout: float = 120.0) -> float:
-    """Make this machine a worker node of the cluster whose control plane is at server."""
+    """Make this machine a worker node of the cluster whose control plane is at server.
+    ca_hash None: trust the CA that cluster-info signed with the token carries, unpinned."""
     t0 = time.monotonic()
     clusters.checked(cluster)
     host, port = bt.parse_server(server)
     bt.parse_token(token)
-    ca_hash = bt.parse_ca_hash(ca_hash)
+    ca_hash = bt.parse_ca_hash(ca_hash) if ca_hash is not None else None
     node = check_node_name(node or default_node_name())
     addrs = local_addresses()
     address = address or source_address(host, port)
@@ -314,8 +321,8 @@ def join(cluster: str, server: str, token: str, ca_hash: str, node: str | None =
     _claim(probe)
     say(f"Joining {host}:{port} as node {node} ({address}) ...")
     try:
-        ca = fetch_ca(host, port, ca_hash, timeout=min(timeout, 60.0))
-        say(f" ✓ the cluster's CA matches {ca_hash[:19]}...")
+        ca = fetch_ca(host, port, token, ca_hash, timeout=min(timeout, 60.0))
+        say(f" ✓ cluster-info is signed with the token; the CA {'matches ' + ca_hash[:19] + '...' if ca_hash else 'is not pinned (unsafe skip)'}")
         from knet.api.tls import client_context, kubelet_token_path, node_cert_paths, pki_paths
 
         key, csr = bt.node_csr(node)

@@ -9,9 +9,12 @@ token/bootstrap): user system:bootstrap:<id>, groups system:bootstrappers
 and the Secret's auth-extra-groups, refused once expired or being deleted.
 
 `knet join` first reads kube-public/cluster-info without credentials (the CA
-and the server's address, as kubeadm's discovery does) and trusts that CA
-only if its public key hashes to the --discovery-token-ca-cert-hash the user
-was given: sha256 over the DER SubjectPublicKeyInfo, kubeadm's pubkeypin.
+and the server's address, as kubeadm's discovery does), checks that it is
+signed with the token (a detached HS256 JWS keyed by the token's secret, the
+bootstrap signer's jws-kubeconfig-<id>), and trusts that CA only if its
+public key hashes to the --discovery-token-ca-cert-hash the user was given:
+sha256 over the DER SubjectPublicKeyInfo, kubeadm's pubkeypin (a lab may
+skip the pin, as kubeadm's --discovery-token-unsafe-skip-ca-verification).
 Then, with the token, it asks for its node credential: where kubelet's TLS
 bootstrap posts a CertificateSigningRequest that a controller approves and
 signs, knet's joiner posts the request itself to /knet/v1/nodecredentials
@@ -181,16 +184,51 @@ def join_command(server: str, port: int, token: str, ca_hash: str) -> str:
 # -- discovery: kube-public/cluster-info -------------------------------------------------------
 
 
-def cluster_info(server_url: str, ca_pem: bytes) -> dict:
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def detached_signature(payload: str, token_id: str, secret: str) -> str:
+    """A detached JWS (HS256, key: the token's secret, kid: its id) over payload,
+    as cluster-bootstrap's ComputeDetachedSignature: `header..signature`."""
+    header = _b64url(json.dumps({"alg": "HS256", "kid": token_id}, separators=(",", ":")).encode())
+    signing_input = f"{header}.{_b64url(payload.encode())}".encode()
+    return f"{header}..{_b64url(hmac.new(secret.encode(), signing_input, hashlib.sha256).digest())}"
+
+
+def jws_detached(token: str, payload: str) -> str:
+    """cluster-info's jws-kubeconfig-<id> for a token, as kubeadm's bootstrap signer writes it."""
+    return detached_signature(payload, *parse_token(token))
+
+
+def verify_cluster_info(configmap: dict, token: str) -> None:
+    """That cluster-info was signed with this token (its JWS for the token's id):
+    the token is then a shared secret with the cluster, and the CA inside is the
+    cluster's even without a hash to pin it (kubeadm's token discovery)."""
+    token_id, _secret = parse_token(token)
+    data = configmap.get("data") or {}
+    signature = data.get(f"jws-kubeconfig-{token_id}")
+    if not signature:
+        raise BootstrapError(f"--token: Invalid value: cluster-info has no signature for token id {token_id!r} "
+                             "(an unknown or expired token)")
+    if not hmac.compare_digest(signature, jws_detached(token, data.get("kubeconfig") or "")):
+        raise BootstrapError(f"--token: Invalid value: cluster-info's signature for token id {token_id!r} does not "
+                             "match this token's secret")
+
+
+def cluster_info(server_url: str, ca_pem: bytes, token: str | None = None) -> dict:
     """kube-public/cluster-info as kubeadm publishes it: a kubeconfig holding
-    only the cluster (server and CA), readable without credentials."""
+    only the cluster (server and CA), readable without credentials, signed
+    with the bootstrap token when one is given."""
     kubeconfig = {"apiVersion": "v1", "kind": "Config", "preferences": {},
                   "clusters": [{"name": "", "cluster": {
                       "server": server_url, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
                   "contexts": None, "current-context": "", "users": None}
+    data = {"kubeconfig": json.dumps(kubeconfig, indent=2)}
+    if token:
+        data[f"jws-kubeconfig-{parse_token(token)[0]}"] = jws_detached(token, data["kubeconfig"])
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": CLUSTER_INFO[1], "namespace": CLUSTER_INFO[0]},
-            "data": {"kubeconfig": json.dumps(kubeconfig, indent=2)}}
+            "metadata": {"name": CLUSTER_INFO[1], "namespace": CLUSTER_INFO[0]}, "data": data}
 
 
 def read_cluster_info(configmap: dict) -> tuple[str, bytes]:

@@ -30,7 +30,8 @@ def cmd_init(args: argparse.Namespace, connect: Connect) -> int:
     except (ConfigError, OSError) as e:
         raise CliError(f"cluster file {args.file}: {e}" if args.file else str(e)) from None
     try:
-        line = init(cfg, args.advertise_address, args.node_name, say=print, timeout=args.timeout, doc=doc)
+        line = init(cfg, args.advertise_address, args.node_name, say=print, timeout=args.timeout, doc=doc,
+                    token=args.token)
     except (MachineError, ClusterError, BootstrapError, OSError, ValueError) as e:
         raise CliError(str(e)) from None
     flag = f" --cluster {cfg.name}" if cfg.name != "knet" else ""

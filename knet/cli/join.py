@@ -17,10 +17,11 @@ def cmd_join(args: argparse.Namespace, connect: Connect) -> int:
 
     if not args.token:
         raise CliError("--token: Required value: the bootstrap token knet init printed")
-    if not args.ca_cert_hash:
-        raise CliError("--discovery-token-ca-cert-hash: Required value: the CA hash knet init printed")
+    if not args.ca_cert_hash and not args.unsafe_skip_ca:
+        raise CliError("--discovery-token-ca-cert-hash: Required value: the CA hash knet init printed "
+                       "(or --discovery-token-unsafe-skip-ca-verification)")
     try:
-        took = join(cluster_name(args), args.server, args.token, args.ca_cert_hash, args.node_name, args.address,
+        took = join(cluster_name(args), args.server, args.token, args.ca_cert_hash or None, args.node_name, args.address,
                     say=print, timeout=args.timeout)
     except (MachineError, ClusterError, BootstrapError, OSError, ValueError) as e:
         raise CliError(str(e)) from None

@@ -17,6 +17,8 @@ import time
 import pytest
 from machines import KNET, Lab
 
+from knet.api.bootstraptoken import generate_token
+
 pytestmark = [pytest.mark.root]
 KUBECTL = os.path.join(os.path.dirname(sys.executable), "kubectl")
 
@@ -75,13 +77,16 @@ def lab():
     try:
         m1, m2, m3 = lab.start(3)
         lab.forward = {m.name: m.run("cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() for m in lab.machines}
-        out = m1.knet("init", "--advertise-address", m1.ip, "--node-name", "cp")
+        token = generate_token()  # as a Vagrantfile passes one: knet init --token
+        out = m1.knet("init", "--advertise-address", m1.ip, "--node-name", "cp", "--token", token)
         m = JOIN_RE.search(out.stdout)
-        assert m, out.stdout
+        assert m and m[2] == token, out.stdout
         lab.join = m.groups()
         m2.knet("join", lab.join[0], "--token", lab.join[1], "--discovery-token-ca-cert-hash", lab.join[2],
                 "--node-name", "w1")
-        m3.knet("join", *lab.join[:1], "--token", lab.join[1], "--ca-cert-hash", lab.join[2], "--node-name", "w2")
+        # without the pin: cluster-info's signature with the token is then the only check
+        m3.knet("join", lab.join[0], "--token", lab.join[1], "--discovery-token-unsafe-skip-ca-verification",
+                "--node-name", "w2")
         m1.knet("apply", "-f", "-", input=APP)
         yield lab
     finally:
@@ -157,6 +162,10 @@ def test_join_with_a_wrong_ca_hash_is_refused_and_leaves_nothing(lab):
     assert m3.run("test", "-e", "/run/knet/other", check=False).returncode != 0
     bad = m3.run(*other, "--token", "nope", "--ca-cert-hash", lab.join[2], check=False)
     assert bad.returncode == 1 and "--token: Invalid value: 'nope'" in bad.stderr
+    unknown = m3.run(*other, "--token", generate_token(), "--discovery-token-unsafe-skip-ca-verification",
+                     check=False)
+    assert unknown.returncode == 1 and "cluster-info has no signature for token id" in unknown.stderr
+    assert m3.run("test", "-e", "/run/knet/other", check=False).returncode != 0
 
 
 def test_reset_leaves_nothing_behind_and_runs_again(lab):

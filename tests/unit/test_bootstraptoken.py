@@ -171,3 +171,27 @@ def test_only_a_bootstrap_token_may_ask_for_a_node_credential(tmp_path):
     answer = creds.issue(("system:bootstrap:abcdef", ["system:bootstrappers"]), {"csr": csr.decode()})
     assert answer["node"] == "w1" and answer["kubeletToken"] == "kubelet-token" and answer["cluster"] == {"name": "knet"}
     assert answer["certificate"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_the_detached_jws_matches_cluster_bootstraps_own_vectors():
+    # k8s.io/cluster-bootstrap/token/jws's test vectors
+    content = "Hello from the other side. I must have called a thousand times."
+    assert bt.detached_signature(content, "joshua", "my voice is my passcode") == \
+        "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..VShe2taLd-YTrmWuRkcL_8QTNDHYxQIEBsAYYiIj1_8"
+    assert bt.detached_signature("", "joshua", "my voice is my passcode") == \
+        "eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..7Ui1ALizW4jXphVUB7xUqC9vLYLL9RZeOFfVLoB7Tgk"
+
+
+def test_cluster_info_signed_with_the_token_verifies_only_with_that_token():
+    _key, ca = make_ca()
+    token = "abcdef.0123456789abcdef"
+    cm = bt.cluster_info("https://192.168.56.10:6443", ca, token)
+    assert set(cm["data"]) == {"kubeconfig", "jws-kubeconfig-abcdef"}
+    bt.verify_cluster_info(cm, token)
+    with pytest.raises(bt.BootstrapError, match=r"^--token: Invalid value: cluster-info's signature"):
+        bt.verify_cluster_info(cm, "abcdef.0123456789abcdee")
+    with pytest.raises(bt.BootstrapError, match=r"^--token: Invalid value: cluster-info has no signature"):
+        bt.verify_cluster_info(cm, "zzzzzz.0123456789abcdef")
+    forged = {"data": {**cm["data"], "kubeconfig": cm["data"]["kubeconfig"].replace("192.168.56.10", "10.0.0.9")}}
+    with pytest.raises(bt.BootstrapError, match=r"does not match"):
+        bt.verify_cluster_info(forged, token)
