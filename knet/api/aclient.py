@@ -19,7 +19,7 @@ import h11
 import trio
 
 from knet.api.errors import ApiError
-from knet.api.objects import to_json
+from knet.api.objects import from_json, to_json
 from knet.api.resources import Resource
 
 
@@ -133,7 +133,7 @@ class AsyncClient:
             self._idle.append(conn)
         else:
             await conn.stream.aclose()
-        out = json.loads(raw) if raw else {}
+        out = from_json(raw) if raw else {}
         if resp.status_code >= 400:
             if out.get("kind") == "Status":
                 raise ApiError.from_status(out)
@@ -192,7 +192,7 @@ class AsyncClient:
                         line, _, rest = bytes(buf).partition(b"\n")
                         buf = bytearray(rest)
                         if line.strip():
-                            yield json.loads(line)
+                            yield from_json(line)
                 else:
                     return
         except _BROKEN as e:

@@ -13,6 +13,12 @@ that missed something is brought back in line by a relist. After a
 listing and after each event (BOOKMARKs included) `on_revision` says which
 revision the cache now reflects: what `knet apply --wait` waits for.
 
+An informer may be given a transform (client-go's SetTransform): each
+object is passed through it before the cache or any handler sees it, so a
+consumer that reads a few fields of a kind every node holds in full (the
+policy engine's Pods: every pod of the cluster, in every agent) keeps those
+fields, not a decoded copy of the whole object per pod per agent.
+
 Handlers run in the informer's task, one after the other, and must not
 change the objects they are given (they are the cache's). If one fails,
 the others still hear of the change, then the informer lists again (after
@@ -35,6 +41,7 @@ from knet.api.resources import Resource, by_kind
 log = logging.getLogger("knet.informer")
 
 IndexFunc = Callable[[dict], Iterable[str]]
+Transform = Callable[[dict], dict]
 NAMESPACE = "namespace"
 SERVICE_NAME = "service-name"  # EndpointSlices by the "namespace/name" of the Service they belong to
 
@@ -74,8 +81,9 @@ class HandlerFailed(RuntimeError):
 
 
 class Informer:
-    def __init__(self, api: AsyncClient, res: Resource, **query: str):
+    def __init__(self, api: AsyncClient, res: Resource, transform: Transform | None = None, **query: str):
         self.api, self.res, self.query = api, res, query
+        self.transform = transform  # applied to every object before the cache and the handlers see it
         self._items: dict[str, dict] = {}
         self._indexers: dict[str, IndexFunc] = {}
         self._indexes: dict[str, dict[str, set[str]]] = {}
@@ -154,6 +162,8 @@ class Informer:
         """A full listing at revision `rv`."""
         self._started = True
         self.listings += 1
+        if self.transform is not None:
+            items = [self.transform(o) for o in items]
         new = {key_of(o): o for o in items}
         calls: list[tuple[str, tuple]] = []
         for key in [k for k in self._items if k not in new]:
@@ -172,7 +182,11 @@ class Informer:
     async def handle(self, etype: str, obj: dict, rv: int) -> None:
         """One watch event at revision `rv`."""
         calls: list[tuple[str, tuple]] = []
-        key = key_of(obj) if etype in ("ADDED", "MODIFIED", "DELETED") else ""
+        key = ""
+        if etype in ("ADDED", "MODIFIED", "DELETED"):
+            if self.transform is not None:
+                obj = self.transform(obj)
+            key = key_of(obj)
         if etype == "DELETED":
             self._pop(key)
             calls.append(("on_delete", (obj,)))  # its final state
@@ -250,10 +264,12 @@ class Informers:
         self.api = api
         self._all: dict[tuple, Informer] = {}
 
-    def for_kind(self, kind: str, **query: str) -> Informer:
-        key = (kind, *sorted(query.items()))
+    def for_kind(self, kind: str, transform: Transform | None = None, **query: str) -> Informer:
+        """The informer of `kind` (and query); one with a transform is another
+        informer than the untransformed one: its cache holds other objects."""
+        key = (kind, transform, *sorted(query.items()))
         if key not in self._all:
-            self._all[key] = Informer(self.api, by_kind(kind), **query)
+            self._all[key] = Informer(self.api, by_kind(kind), transform, **query)
         return self._all[key]
 
     def start(self, nursery: trio.Nursery) -> None:

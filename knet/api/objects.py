@@ -6,6 +6,7 @@ import copy
 import datetime as _dt
 import json
 import random
+import re
 import time
 import uuid
 from typing import Any
@@ -64,14 +65,31 @@ def to_json(obj: Any, sort_keys: bool = False) -> bytes:
     """Compact JSON of an API object, by orjson: six times json.dumps's speed on a
     Pod, and the API server encodes every object it stores, sends and streams.
     What orjson refuses (integers past 64 bits, keys that are not strings) is
-    encoded by json as before. Decoding stays with json: orjson would read such
-    an integer back as a float."""
+    encoded by json as before. from_json decodes."""
     if orjson is not None:
         try:
             return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
         except TypeError:
             pass
     return json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys).encode()
+
+
+_LONG_NUMBER, _LONG_TEXT = re.compile(rb"[0-9]{19}"), re.compile(r"[0-9]{19}")
+
+
+def from_json(raw: bytes | str) -> Any:
+    """An API object decoded for keeping (informer and controller caches, watch
+    events): by orjson, whose decoded objects share their key strings (a Pod
+    holds ~4 KB less, a quarter, than json.loads's with keys of its own) and
+    which decodes twice as fast. orjson reads an integer past 64 bits back as
+    a float, so text with a run of 19 digits goes to json, as does anything
+    orjson refuses (NaN, a lone surrogate): the result is json.loads's."""
+    if orjson is not None and not (_LONG_TEXT if type(raw) is str else _LONG_NUMBER).search(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
 
 
 def deep_copy(obj: Any) -> Any:

@@ -13,14 +13,21 @@ cluster (its ranges), so they are given to the Registry by kind.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from knet.api import errors
 from knet.api.errors import ApiError
-from knet.api.objects import deep_copy, merge_patch, new_uid, now_rfc3339, random_suffix, to_json
+from knet.api.objects import (
+    deep_copy,
+    from_json,
+    merge_patch,
+    new_uid,
+    now_rfc3339,
+    random_suffix,
+    to_json,
+)
 from knet.api.resources import RESOURCES, Resource, by_kind
 from knet.store import Compacted, Event, KeyExists, KeyNotFound, RevisionMismatch, Store
 
@@ -40,7 +47,7 @@ def prefix_for(res: Resource, namespace: str | None) -> str:
 
 
 def _decode(value: str, rev: int) -> dict:
-    obj = json.loads(value)
+    obj = from_json(value)
     obj["metadata"]["resourceVersion"] = str(rev)
     return obj
 
@@ -454,7 +461,7 @@ def event_new(event: Event) -> dict | None:
 def event_prev(event: Event) -> dict | None:
     memo = event.__dict__
     if "_prev" not in memo:
-        prev = json.loads(event.prev) if event.prev else None
+        prev = from_json(event.prev) if event.prev else None
         if prev is not None and not event.value:
             prev["metadata"]["resourceVersion"] = str(event.revision)
         memo["_prev"] = prev

@@ -27,11 +27,11 @@ deep-copy before writing, as client-go's listers require).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+from knet.api.objects import from_json
 from knet.api.registry import Registry, event_new
 from knet.store import Event
 
@@ -81,7 +81,7 @@ class Cache:
         self.unsubscribe = reg.store.subscribe(self._on_event)
         for plural, kind in KINDS.items():
             for key, value, rev in reg.store.list(f"/registry/{plural}/")[0]:
-                obj = json.loads(value)
+                obj = from_json(value)
                 obj["metadata"]["resourceVersion"] = str(rev)
                 self._put(kind, key[len(plural) + 11:], obj)
 

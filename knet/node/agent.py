@@ -52,6 +52,7 @@ from knet.node.nodeinfo import KUBELET_VERSION, static_status
 from knet.node.podspec import service_env
 from knet.node.podworker import PodWorker
 from knet.node.runtime import socket_path
+from knet.policy.model import slim_pod
 from knet.policy.sync import KINDS as POLICY_KINDS
 from knet.policy.sync import PolicyEngine
 from knet.proxy.sync import Proxy
@@ -104,8 +105,10 @@ class Agent:
                            nodes=self.nodes, node=node, on_synced=self.progress_changed,
                            resync=cfg.proxy_resync_seconds)
         # Every pod of the cluster (peers are selected anywhere), namespaces, nodes and the policy kinds
-        # this API serves; its own libnftables context, as the proxy's runs in another thread.
-        policy_informers = {"Pod": self.informers.for_kind("Pod"), "Node": self.nodes}
+        # this API serves; its own libnftables context, as the proxy's runs in another thread. The
+        # cluster's Pods are kept slim (what policy reads): a whole Pod per pod per agent was most
+        # of an agent's memory at 1,000 pods.
+        policy_informers = {"Pod": self.informers.for_kind("Pod", transform=slim_pod), "Node": self.nodes}
         policy_informers.update({k: self.informers.for_kind(k) for k in POLICY_KINDS
                                  if k not in policy_informers and by_kind(k) is not None})
         self.policy = PolicyEngine(policy_informers, Nft(), node, on_synced=self.progress_changed,

@@ -729,7 +729,9 @@ class PodWorker:
                                                  "status")
                 self.sent_status = status
                 self.sent_revision = int(pod["metadata"]["resourceVersion"])
-                if not self.terminating.is_set():
+                # The reply stands in for the pod only until the watch brings this revision: the
+                # informer's copy, when already here, is kept (a second decoded Pod per pod otherwise).
+                if not self.terminating.is_set() and self.handling_revision < self.sent_revision:
                     self.pod = pod
             except ApiError as e:
                 if e.code == 404:

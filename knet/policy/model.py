@@ -124,6 +124,24 @@ def pod_info(obj: dict) -> PodInfo:
                    tuple(sorted((meta.get("labels") or {}).items())), spec.get("nodeName") or "", ports)
 
 
+def slim_pod(obj: dict) -> dict:
+    """The fields of a Pod the policy engine reads (pod_info, and the uid that tells
+    a pod made again under the same name), shaped as the Pod itself: the informer
+    transform of the cluster-wide Pod cache every agent keeps (Cilium's slim Pod).
+    A whole decoded Pod is ~16 KB, ~12 KB with the shared keys; this is ~1.5 KB."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    slim_spec: dict[str, Any] = {}
+    if spec.get("nodeName"):
+        slim_spec["nodeName"] = spec["nodeName"]
+    if spec.get("hostNetwork"):
+        slim_spec["hostNetwork"] = True
+    named = [p for c in spec.get("containers") or [] for p in c.get("ports") or [] if p.get("name")]
+    if named:  # one container holds every named port: pod_info reads them across containers alike
+        slim_spec["containers"] = [{"ports": named}]
+    return {"metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "labels") if k in meta},
+            "spec": slim_spec, "status": {k: status[k] for k in ("podIP", "phase") if k in status}}
+
+
 def namespace_labels(name: str, obj: dict | None) -> dict[str, str]:
     """A namespace's labels, with the immutable kubernetes.io/metadata.name the API server adds."""
     labels = dict(((obj or {}).get("metadata") or {}).get("labels") or {})

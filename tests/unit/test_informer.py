@@ -248,3 +248,49 @@ def test_wait_revision_returns_once_the_cache_holds_what_was_written_before_it()
             n.cancel_scope.cancel()
 
     run(main)
+
+
+def test_a_transform_shapes_what_the_cache_and_every_handler_hold():
+    """client-go's SetTransform: the listing, each event and the final state of a deleted
+    object all pass through it; the full objects are kept nowhere."""
+    def ports_only(obj):
+        return {"metadata": {k: obj["metadata"][k] for k in ("namespace", "name", "resourceVersion")},
+                "spec": {"ports": obj["spec"]["ports"]}}
+
+    async def main():
+        api = ScriptedApi()
+        api.write("ADDED", svc("a", "web"))
+        inf = Informer(api, SERVICES, transform=ports_only)
+        rec = Recorder()
+        inf.add_handler(rec.handler())
+        heard = []
+        inf.add_handler(EventHandler(on_add=heard.append, on_update=lambda old, new: heard.append((old, new)),
+                                     on_delete=heard.append))
+        async with trio.open_nursery() as n:
+            inf.start(n)
+            await inf.wait_synced()
+            await until(lambda: api.watches)
+            api.write("MODIFIED", svc("a", "web", 81))
+            api.write("ADDED", svc("a", "api"))
+            api.write("DELETED", svc("a", "api"))
+            await until(lambda: inf.revision == 104)
+            assert rec.seen == [("add", "web"), ("rv", 101), ("update", "web", "101"), ("rv", 102),
+                                ("add", "api"), ("rv", 103), ("delete", "api"), ("rv", 104)]
+            assert inf.list() == [{"metadata": {"namespace": "a", "name": "web", "resourceVersion": "102"},
+                                   "spec": {"ports": [{"port": 81}]}}]
+            objs = [o for h in heard for o in (h if isinstance(h, tuple) else (h,))]
+            assert len(objs) == 5 and all("kind" not in o and set(o) == {"metadata", "spec"} for o in objs)
+            n.cancel_scope.cancel()
+
+    run(main)
+
+
+def test_a_transformed_informer_is_not_the_plain_one():
+    informers = Informers(api=None)
+
+    def slim(obj):
+        return obj
+
+    assert informers.for_kind("Pod", transform=slim) is informers.for_kind("Pod", transform=slim)
+    assert informers.for_kind("Pod", transform=slim) is not informers.for_kind("Pod")
+    assert informers.for_kind("Pod", transform=slim).transform is slim and informers.for_kind("Pod").transform is None
