@@ -7,7 +7,6 @@ import base64
 import datetime
 import hashlib
 import shlex
-import subprocess
 
 import pytest
 
@@ -33,13 +32,28 @@ def test_a_malformed_token_is_refused_naming_the_flag(bad):
     assert str(e.value).startswith(f"--token: Invalid value: {bad!r}: must be of the form")
 
 
-def test_the_ca_hash_is_sha256_of_the_subject_public_key_info_as_openssl_computes_it(tmp_path):
+def _der_items(data: bytes, pos: int, end: int):
+    """(tag, start of the whole item, start of its content, end) of each DER item in data[pos:end]."""
+    while pos < end:
+        tag, length, head = data[pos], data[pos + 1], 2
+        if length & 0x80:
+            n = length & 0x7F
+            length, head = int.from_bytes(data[pos + 2:pos + 2 + n], "big"), 2 + n
+        yield tag, pos, pos + head, pos + head + length
+        pos += head + length
+
+
+def test_the_ca_hash_is_sha256_of_the_subject_public_key_info_read_from_the_der():
+    # kubeadm pins sha256(SubjectPublicKeyInfo): taken here straight from the certificate's DER
+    # (Certificate > TBSCertificate > its 7th field, after the [0] version), not through cryptography.
     _key, ca = make_ca()
-    (tmp_path / "ca.crt").write_bytes(ca)
-    # kubeadm's documented way: openssl x509 -pubkey | openssl pkey -pubin -outform der | sha256sum
-    der = subprocess.run(["sh", "-c", f"openssl x509 -pubkey -noout -in {shlex.quote(str(tmp_path / 'ca.crt'))} "
-                                      "| openssl pkey -pubin -outform der"], capture_output=True, check=True).stdout
-    assert bt.ca_cert_hash(ca) == "sha256:" + hashlib.sha256(der).hexdigest()
+    der = base64.b64decode(b"".join(ca.splitlines()[1:-1]))
+    (_t, _s, cert_body, cert_end), = _der_items(der, 0, len(der))
+    _t, _s, tbs_body, tbs_end = next(_der_items(der, cert_body, cert_end))
+    fields = list(_der_items(der, tbs_body, tbs_end))
+    assert fields[0][0] == 0xA0  # the explicit version
+    _tag, spki_start, _body, spki_end = fields[6]
+    assert bt.ca_cert_hash(ca) == "sha256:" + hashlib.sha256(der[spki_start:spki_end]).hexdigest()
     assert bt.ca_cert_hash(make_ca()[1]) != bt.ca_cert_hash(ca)
 
 
