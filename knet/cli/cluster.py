@@ -43,7 +43,10 @@ def cmd_up(args: argparse.Namespace, connect: Connect) -> int:
 
 def cmd_down(args: argparse.Namespace, connect: Connect) -> int:
     require_root()
+    import os
+
     from knet.cluster import ClusterError, all_clusters, down
+    from knet.paths import state_dir
 
     names = [cluster_name(args)]
     if args.all:
@@ -53,6 +56,15 @@ def cmd_down(args: argparse.Namespace, connect: Connect) -> int:
             return 0
     for name in names:
         try:
+            if os.path.exists(os.path.join(state_dir(name), "machine.json")):
+                # knet init/join's: the machine's own devices and tables go too (down alone would leave them)
+                from knet.machine import MachineError, reset
+
+                try:
+                    reset(name)
+                except MachineError as e:
+                    raise CliError(str(e)) from None
+                continue
             down(name)
         except ClusterError as e:
             raise CliError(str(e)) from None
