@@ -8,29 +8,14 @@ import sys
 import time
 
 from knet.api.errors import ApiError
-from knet.cli.common import CliError, Connect, cluster_name, require_root
+from knet.cli.common import CliError, Connect, cluster_name, read_cluster_file, require_root
 
 
 def cmd_up(args: argparse.Namespace, connect: Connect) -> int:
     require_root()
     from knet.cluster import ClusterError, up
-    from knet.config import ConfigError, default_config, parse_cluster
 
-    try:
-        if args.file:
-            from knet.api.manifests import ManifestError, read_yaml
-
-            try:
-                doc = read_yaml(args.file)
-            except ManifestError as e:
-                raise CliError(str(e)) from None
-            if not isinstance(doc, (dict, type(None))):
-                raise CliError(f"cluster file {args.file}: expected a mapping (kind: Cluster), got {type(doc).__name__}")
-            cfg = parse_cluster(doc, getattr(args, "cluster", None) or (doc or {}).get("name") or "knet")
-        else:
-            cfg = default_config(cluster_name(args))
-    except (ConfigError, OSError) as e:
-        raise CliError(f"cluster file {args.file}: {e}" if args.file else str(e)) from None
+    _doc, cfg = read_cluster_file(args)
     try:
         took = up(cfg, say=print, timeout=args.timeout, kubeconfig=getattr(args, "kubeconfig", None))
     except (ClusterError, OSError, ValueError) as e:

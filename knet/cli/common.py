@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from knet.api.client import Client
     from knet.api.resources import Resource
+    from knet.config import ClusterConfig
 
 # How a command gets its API client: called only once the command needs the
 # server, so that a bad file or flag is reported before an absent cluster is.
@@ -60,6 +61,27 @@ def warning_printer() -> Callable[[str], None]:
             printed.add(text)
             print(f"Warning: {text}", file=sys.stderr)
     return warn
+
+
+def read_cluster_file(args: argparse.Namespace) -> tuple[dict | None, ClusterConfig]:
+    """The cluster file args.file names, checked (its document and config), or the default
+    cluster without one; a CliError naming the file. knet up's and knet init's."""
+    from knet.config import ConfigError, default_config, parse_cluster
+
+    try:
+        if not args.file:
+            return None, default_config(cluster_name(args))
+        from knet.api.manifests import ManifestError, read_yaml
+
+        try:
+            doc = read_yaml(args.file)
+        except ManifestError as e:
+            raise CliError(str(e)) from None
+        if not isinstance(doc, (dict, type(None))):
+            raise CliError(f"cluster file {args.file}: expected a mapping (kind: Cluster), got {type(doc).__name__}")
+        return doc, parse_cluster(doc, getattr(args, "cluster", None) or (doc or {}).get("name") or "knet")
+    except (ConfigError, OSError) as e:
+        raise CliError(f"cluster file {args.file}: {e}" if args.file else str(e)) from None
 
 
 def require_root() -> None:

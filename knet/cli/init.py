@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import argparse
 
-from knet.cli.common import CliError, Connect, cluster_name, require_root
+from knet.cli.common import CliError, Connect, read_cluster_file, require_root
 
 
 def cmd_init(args: argparse.Namespace, connect: Connect) -> int:
     require_root()
     from knet.api.bootstraptoken import BootstrapError
     from knet.cluster import ClusterError
-    from knet.config import ConfigError, parse_cluster
     from knet.machine import MachineError, admin_conf_path, init
 
-    doc = None
-    try:
-        if args.file:
-            from knet.api.manifests import ManifestError, read_yaml
-
-            try:
-                doc = read_yaml(args.file)
-            except ManifestError as e:
-                raise CliError(str(e)) from None
-            if not isinstance(doc, (dict, type(None))):
-                raise CliError(f"cluster file {args.file}: expected a mapping (kind: Cluster), got {type(doc).__name__}")
-        cfg = parse_cluster(doc, getattr(args, "cluster", None) or (doc or {}).get("name") or cluster_name(args))
-    except (ConfigError, OSError) as e:
-        raise CliError(f"cluster file {args.file}: {e}" if args.file else str(e)) from None
+    doc, cfg = read_cluster_file(args)
     try:
         line = init(cfg, args.advertise_address, args.node_name, say=print, timeout=args.timeout, doc=doc,
                     token=args.token)
