@@ -141,8 +141,22 @@ def _claim(cfg: ClusterConfig) -> None:
     os.makedirs(cfg.state_dir, mode=0o700)
 
 
-def _start_node(cfg: ClusterConfig, role: str, extra: dict) -> object:
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+def _bridge_netfilter(say: Say) -> None:
+    """Pod traffic bridged on cni0 must cross nftables (a Service's reply from a pod on the same
+    node is un-DNATed there), as kubeadm's preflight demands: a stock Debian kernel has
+    br_netfilter as a module, loaded here when it is not (a kernel with it built in has the file)."""
+    if not os.path.exists(BRIDGE_NF):
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True)
+    if not os.path.exists(BRIDGE_NF):
+        say(" ! br_netfilter is not available: a Service reached from a pod on the same node may not answer")
+
+
+def _start_node(cfg: ClusterConfig, role: str, extra: dict, say: Say) -> object:
     """Record the machine, name its namespace as the node's, start the supervisor in it."""
+    _bridge_netfilter(say)
     with open(IP_FORWARD) as f:
         forward = f.read().strip()
     record = {"node": cfg.machine, "role": role, "ipForward": forward, "podSubnet": cfg.pod_subnet,
@@ -188,7 +202,7 @@ def init(cfg: ClusterConfig, advertise: str | None = None, node: str | None = No
         _write(os.path.join(cfg.state_dir, "token"), secrets.token_urlsafe(32) + "\n", 0o600)
         write_pki(cfg.state_dir, advertise, cfg.service_subnet, cfg.dns_domain)
         write_identities(cfg.state_dir, [node])
-        proc = _start_node(cfg, "control-plane", {"server": f"{advertise}:{cfg.api_port}"})
+        proc = _start_node(cfg, "control-plane", {"server": f"{advertise}:{cfg.api_port}"}, say)
         clusters._wait_ready(cfg, say, timeout, proc)
         token = publish_bootstrap(cfg, advertise, token)
         _write_admin_conf(cfg, advertise)
@@ -346,7 +360,7 @@ def join(cluster: str, server: str, token: str, ca_hash: str | None, node: str |
                                                                "kubernetes.io/os": "linux"})]
         cfg.machine = node
         cfg.cluster_id = secrets.token_hex(8)
-        proc = _start_node(cfg, "worker", {"server": f"{host}:{port}"})
+        proc = _start_node(cfg, "worker", {"server": f"{host}:{port}"}, say)
         _wait_node_ready(cfg, node, host, port, proc, t0 + timeout)
         say(f" ✓ node {node} is Ready")
     except BaseException as e:
