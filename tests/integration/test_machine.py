@@ -169,6 +169,24 @@ def test_join_with_a_wrong_ca_hash_is_refused_and_leaves_nothing(lab):
     assert m3.run("test", "-e", "/run/knet/other", check=False).returncode != 0
 
 
+def test_a_bootstrap_token_may_join_and_nothing_else_and_anonymous_reads_only_cluster_info(lab):
+    m2 = lab.machines[1]
+    base = f"https://{lab.join[0]}"
+
+    def code(path: str, token: str = "", method: str = "GET") -> str:
+        auth = ["-H", f"Authorization: Bearer {token}"] if token else []
+        return m2.run("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", method, *auth,
+                      base + path).stdout
+    assert code("/api/v1/namespaces/kube-public/configmaps/cluster-info") == "200"
+    assert code("/api/v1/namespaces/kube-public/configmaps/kube-root-ca.crt") == "401"
+    assert code("/api/v1/namespaces/kube-system/secrets") == "401"
+    token = lab.join[1]
+    # kubeadm binds cluster-info's Role to system:anonymous only: an authenticated bootstrapper is not it
+    for path in ("/api/v1/namespaces/kube-public/configmaps/cluster-info", "/api/v1/pods", "/api/v1/namespaces/kube-system/secrets", "/api/v1/nodes"):
+        assert code(path, token) == "403", path
+    assert code("/knet/v1/nodecredentials", generate_token(), "POST") == "401"  # an unknown token
+
+
 def test_reset_leaves_nothing_behind_and_runs_again(lab):
     for m in reversed(lab.machines):
         out = m.knet("down" if m is lab.machines[2] else "reset")  # knet down of a machine's cluster resets it
