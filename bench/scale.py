@@ -12,12 +12,16 @@ workers take --max-pods pods each (nodes[].maxPods):
 - one pod's readiness change with SERVICES Services x 10 endpoints: the
   EndpointSlice writes it causes (watched from the API; one Service selects
   that pod, so 1 is right);
-- `knet down` of the cluster holding MAX pods; `knet up` of three+one and of
-  --up-workers workers (--with-50 adds 50, which is slow).
+- `knet down` of the cluster holding MAX pods; `knet up` (seconds to every
+  node Ready) and `knet down` of three+one and of --up-workers workers
+  (--with-50 adds 50, which is slow), with the 1-minute load average each
+  ran under (a shared machine's load moves these most). --up-only measures
+  just these bring-ups.
 
 Run as root on a quiet machine (`uptime`):
     .venv/bin/python bench/scale.py [--step 100 --max 1000 --big 1000 --services 1000]
     .venv/bin/python bench/scale.py --quick      # the smoke test's sizes
+    .venv/bin/python bench/scale.py --up-only --with-50   # knet up/down of 10 and 50 workers
 The last line is one JSON object with every figure.
 """
 
@@ -313,15 +317,19 @@ def readiness_writes(c: Cluster, groups: int, services: int, timeout: float) -> 
     return {"slice_writes": len(seen), "slices_written": names_written}
 
 
-def up_down(workers: int, timeout: float) -> tuple[float, float]:
+def up_down(workers: int) -> dict:
+    """`knet up` of `workers` workers (until every node is Ready, `knet up`'s own
+    wait) and `knet down`, with the load average before each: the figures' keys."""
+    load_up = os.getloadavg()[0]
     c = Cluster.up(name=unique_name("ks"), workers=workers)
-    try:
-        return c.up_seconds, 0.0
-    finally:
-        t0 = time.perf_counter()
-        c.down()
-        print(f"  knet up of {workers} workers: {c.up_seconds:.2f} s (down {time.perf_counter() - t0:.2f} s)",
-              flush=True)
+    load_down = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    c.down()
+    down_s = time.perf_counter() - t0
+    print(f"  knet up of {workers} workers: {c.up_seconds:.2f} s (load {load_up:.1f}); "
+          f"knet down: {down_s:.2f} s (load {load_down:.1f})", flush=True)
+    return {f"up_{workers}_workers_s": round(c.up_seconds, 3), f"down_{workers}_workers_s": round(down_s, 3),
+            f"up_{workers}_workers_load": round(load_up, 1), f"down_{workers}_workers_load": round(load_down, 1)}
 
 
 def main() -> None:
@@ -334,12 +342,19 @@ def main() -> None:
     p.add_argument("--up-workers", type=int, default=10)
     p.add_argument("--with-50", action="store_true", help="also `knet up` with 50 workers (slow)")
     p.add_argument("--quick", action="store_true", help="smoke-test sizes")
+    p.add_argument("--up-only", action="store_true", help="only knet up/down of --up-workers (and 50) workers")
     p.add_argument("--timeout", type=float, default=300)
     args = p.parse_args()
     if args.quick:
         args.step, args.max, args.big, args.services, args.groups, args.up_workers = 4, 8, 8, 6, 3, 4
         args.timeout = min(args.timeout, 120)
     require_root()
+    if args.up_only:
+        ups = up_down(args.up_workers)
+        if args.with_50:
+            ups.update(up_down(50))
+        emit(ups)
+        return
     per_worker = max(args.max, args.big, 10 * args.groups) // 3 + 60
     doc = {"networking": {"nodeCIDRMaskSize": node_cidr_mask(per_worker)},
            "nodes": [{"role": "control-plane"}] + [{"role": "worker", "maxPods": per_worker}] * 3}
@@ -362,9 +377,9 @@ def main() -> None:
         t0 = time.perf_counter()
         c.down()
         figures["down_with_max_pods_s"] = round(time.perf_counter() - t0, 3)
-    ups = {f"up_{args.up_workers}_workers_s": up_down(args.up_workers, args.timeout)[0]}
+    ups = up_down(args.up_workers)
     if args.with_50:
-        ups["up_50_workers_s"] = up_down(50, args.timeout)[0]
+        ups.update(up_down(50))
     first, last = s["step_s"][0], s["step_s"][-1]
     cfirst, clast = s["step_cpu_s"][0], s["step_cpu_s"][-1]
     figures.update({
@@ -379,7 +394,7 @@ def main() -> None:
         "get_pod_p50_ms": round(r["get_p50_ms"], 1), "get_pod_p99_ms": round(r["get_p99_ms"], 1),
         "get_pod_samples": r["get_samples"], "readiness_slice_writes": rw["slice_writes"],
         "api_get_pod_p50_ms": round(r["api_get_p50_ms"], 1), "api_get_pod_p99_ms": round(r["api_get_p99_ms"], 1),
-        **{k: round(v, 3) for k, v in ups.items()},
+        **ups,
     })
     print(f"step seconds, first vs last:        {first:7.2f} vs {last:7.2f}   ratio {last / first:.2f} "
           "(target <= 1.3)")

@@ -37,6 +37,7 @@ from knet.api.aclient import AsyncClient
 from knet.api.errors import ApiError
 from knet.api.informer import NAMESPACE, EventHandler, Informers
 from knet.api.objects import now_rfc3339
+from knet.api.reflector import retry_delay
 from knet.api.resources import by_kind
 from knet.api.tls import pki_paths
 from knet.config import ClusterConfig, load_saved
@@ -197,9 +198,12 @@ class Agent:
                 raise
             await self.api.patch(self.NODES, None, self.node, {
                 "metadata": {"labels": self.node_object()["metadata"]["labels"]}})
-        await self.sync_node_status()  # always, as this agent has not reported yet: the node is back
+        # Always written, as this agent has not reported yet: the node is back. Through the connection
+        # registration opened: the heartbeat's own would be one more TLS handshake before the node is
+        # Ready, and 50 agents starting at once keep the API server's accept queue long.
+        await self.sync_node_status(self.api)
 
-    async def _stored_node(self) -> dict:
+    async def _stored_node(self, api: AsyncClient) -> dict:
         """Our Node as stored: from the Node informer once it has synced (no
         round trip per heartbeat), unless it has not yet seen our last write."""
         if self.nodes.has_synced():
@@ -209,18 +213,19 @@ class Agent:
                 if self._posted is not None and rv < self._posted[0]:
                     return dict(node, status=self._posted[1])
                 return node
-        return await self.heartbeat_api.get(self.NODES, None, self.node)
+        return await api.get(self.NODES, None, self.node)
 
-    async def sync_node_status(self) -> bool:
+    async def sync_node_status(self, api: AsyncClient | None = None) -> bool:
         """kubelet's tryUpdateNodeStatus: write the Node status if it changed
         (e.g. the lifecycle controller set it Unknown) or is due; returns
         whether it wrote. Liveness is the Lease's, not this."""
+        api = api or self.heartbeat_api
         wanted = self.node_status()
-        stored = (await self._stored_node()).get("status")
+        stored = (await self._stored_node(api)).get("status")
         if not nodestatus.due(stored, wanted, self._reported, time.monotonic(), self.cfg.node_status_report_seconds):
             return False
         status = nodestatus.with_transitions(stored, wanted)
-        out = await self.heartbeat_api.patch(self.NODES, None, self.node, {"status": status}, "status")
+        out = await api.patch(self.NODES, None, self.node, {"status": status}, "status")
         self._reported = time.monotonic()
         self._posted = (int(out["metadata"].get("resourceVersion") or 0), status)
         self.status_writes += 1
@@ -375,14 +380,18 @@ class Agent:
         await self.kubelet.run(self.node_ip)
 
     async def run(self) -> None:
+        failures = 0
         while True:
             await self.wait_for_api()
             try:
                 await self.register()
                 break
             except (OSError, ApiError) as e:
+                # Backed off with jitter, as the reflectors: 50 agents retrying at once every
+                # 0.2 s behind a swamped API server kept its accept queue full.
+                failures += 1
                 log.warning("registering the node failed (%s); trying again", e)
-                await trio.sleep(0.2)
+                await trio.sleep(retry_delay(failures))
         log.info("node %s registered (%s)", self.node, self.node_ip)
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
