@@ -26,6 +26,7 @@ from collections.abc import Callable
 import trio
 
 from knet.api.allocators import ServiceAllocator
+from knet.api.looplag import LagProbe, StepTimer
 from knet.api.registry import Registry
 from knet.api.server import ApiServer, Progress
 from knet.api.tls import pki_paths, server_context
@@ -142,6 +143,9 @@ async def run_controllers(reg: Registry, server: ApiServer, cfg: ClusterConfig) 
         progress.written = max(progress.written, written)
 
     manager.on_idle = idle
+    server.stats_sources["controllers"] = lambda: {
+        c.name: {"syncs": c.syncs, "writes": c.writes, "seconds": round(c.seconds, 4), "slowest": round(c.slowest, 4)}
+        for c in manager.controllers}
     await manager.run()
 
 
@@ -291,6 +295,13 @@ async def main_async(cluster: str) -> None:
         nursery.start_soon(IdentityControllers(reg, identity.ca_pem).run)  # default SAs, kube-root-ca.crt
         nursery.start_soon(run_node_lifecycle, reg, cfg.node_grace_seconds)
         nursery.start_soon(trim_when_quiet, store.revision)  # after start-up and each burst of writes
+        probe = LagProbe()
+        nursery.start_soon(probe.run)
+        server.stats_sources["loopLag"] = probe.stats
+        if os.environ.get("KNET_LOOP_STEPS") == "1":  # which task steps held the loop (knet/api/looplag.py)
+            steps = StepTimer()
+            trio.lowlevel.add_instrument(steps)
+            server.stats_sources["loopSteps"] = steps.stats
         log.info("control plane of cluster %s serving on %s:%d", cluster, cfg.control_plane.ip, cfg.api_port)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:

@@ -12,6 +12,7 @@ certificate from the cluster CA (CN the user, O its groups).
 
 from __future__ import annotations
 
+import collections
 import hmac
 import json
 import logging
@@ -79,6 +80,7 @@ class Request:
     user: tuple[str, list[str]] | None = None  # (name, groups) once authenticated; see ApiServer._authorized
     raw_query: str = ""  # the query string as sent: exec repeats `command=` once per argument
     raw_headers: list | None = None  # h11's (name, value) pairs, repeats kept (a SPDY client's protocol versions)
+    counted: str = "other"  # its key in ApiServer.request_counts ("PATCH pods/status"), once routed
 
     def json(self) -> dict:
         """The body as a JSON object, or a 400 that says what is wrong with it:
@@ -321,6 +323,12 @@ class ApiServer:
         self.watch_buffers: set[WatchBuffer] = set()
         self.watch_max_events = MAX_WATCH_EVENTS
         self.watch_max_bytes = MAX_WATCH_BYTES
+        # Requests served, by verb and resource ("PATCH pods/status", "WATCH services"): what a
+        # benchmark diffs around a step to see which clients' traffic grows with the cluster.
+        self.request_counts: collections.Counter = collections.Counter()
+        self.request_cpu: collections.Counter = collections.Counter()  # CPU seconds in handle() by the same keys
+        # More figures for /knet/v1/progress's "stats", by name (the controllers' time per controller).
+        self.stats_sources: dict[str, Callable[[], dict]] = {}
 
     # -- listeners ---------------------------------------------------------------
 
@@ -549,8 +557,10 @@ class ApiServer:
                 return await self._watch(conn, stream, req, route)
             if req.method == "GET" and "resourceVersion" in req.query:
                 await self._await_revision(resource_version(req.query))
+            cpu = time.thread_time()
             code, body = self.handle(req)
             body = tablecodec.respond(req, code, body)  # a Table when the client asks for one
+            self.request_cpu[req.counted] += time.thread_time() - cpu
             await self._send(conn, stream, code, body, warnings=req.warnings)
         except ApiError as e:
             await self._send(conn, stream, e.code, e.status(), warnings=req.warnings)
@@ -587,6 +597,10 @@ class ApiServer:
             raise errors.not_found("path", req.path)
         req.res = route.res
         reg, res, ns, name = self.registry, route.res, route.namespace, route.name
+        req.counted = (f"{'LIST' if name is None and req.method == 'GET' else req.method} {res.plural}"
+                       f"{'/' + route.subresource if route.subresource else ''}")
+        self.request_counts[req.counted] += 1
+        trio.lowlevel.current_task().name = f"api {req.counted}"  # what knet/api/looplag.py's StepTimer reports
         if res.namespaced and name and ns is None:
             raise errors.not_found("path", req.path)
         m = req.method
@@ -687,7 +701,9 @@ class ApiServer:
                         "policy": v.policy}
                     for k, v in self.progress.items()},
                     "store": store.stats() if hasattr(store, "stats") else {},
-                    "watches": dict(self.watch_stats)}
+                    "watches": dict(self.watch_stats), "requests": dict(self.request_counts),
+                    "requestCPU": {k: round(v, 4) for k, v in self.request_cpu.items()},
+                    "stats": {name: source() for name, source in self.stats_sources.items()}}
         raise errors.not_found("path", req.path)
 
     # -- watch -------------------------------------------------------------------
@@ -726,8 +742,11 @@ class ApiServer:
         await self._await_revision(rv)
         store = self.registry.store
         prefix = self._prefix(route)
+        self.request_counts[f"WATCH {route.res.plural}"] += 1
+        trio.lowlevel.current_task().name = f"api WATCH {route.res.plural}"
         scope = trio.CancelScope()
-        buffer = WatchBuffer(scope.cancel, self.watch_max_events, self.watch_max_bytes)
+        buffer = WatchBuffer(scope.cancel, self.watch_max_events, self.watch_max_bytes, prefix=prefix,
+                             bookmarks=bookmarks)
         unsubscribe = store.subscribe(buffer.push)
         self.watch_buffers.add(buffer)
         self.watch_stats["open"] += 1
@@ -751,26 +770,26 @@ class ApiServer:
                 else:
                     tail = self._bookmark(route.res, last) if bookmarks else b""
                 await self._send_lines(conn, stream, (encode(*out) for _, out in initial if out), tail)
+                buffer.sent(last, bool(tail))
                 with trio.move_on_after(timeout):
                     while True:
+                        # The buffer holds only events under the prefix; the others advanced
+                        # buffer.skipped, told with a BOOKMARK when one is due (knet/api/watchbuffer.py).
                         lines = []
-                        pending = 0
                         for e in await buffer.take(WATCH_CHUNK):
                             if e.revision <= last:
                                 continue
                             last = e.revision
-                            if not e.key.startswith(prefix):
-                                pending = e.revision
-                                continue
                             out = filter_event(e, match)
                             if out:
                                 lines.append(encode(*out) if encode is not self._event_line
                                              else self._shared_line(e, out))
-                                pending = 0
-                            else:
-                                pending = e.revision
-                        if pending and bookmarks:
-                            lines.append(self._bookmark(route.res, pending))
+                                buffer.sent(e.revision, False)
+                            elif e.revision > buffer.skipped:
+                                buffer.skipped = e.revision
+                        if buffer.bookmark_due():
+                            lines.append(self._bookmark(route.res, buffer.skipped))
+                            buffer.sent(buffer.skipped, True)
                         if lines:
                             await stream.send_all(conn.send(h11.Data(data=b"".join(lines))))
                 await stream.send_all(conn.send(h11.EndOfMessage()))
