@@ -40,6 +40,43 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def component_of(pid: int) -> str | None:
+    """A knet process's component from its argv: "controlplane", "agent/<node>",
+    "runtime/<node>", "dns", "supervisor" (the module after -m, less "knet." and
+    "node."); None for anything else (a pod's command)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    module = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-m"), "")
+    if not module.startswith("knet."):
+        return None
+    name = module.removeprefix("knet.").removeprefix("node.")
+    node = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--node"), None)
+    return f"{name}/{node}" if node else name
+
+
+def rss_by_component(pids: list[int]) -> dict[str, float]:
+    """MB resident per knet component (VmRSS; processes of one component, two
+    coredns replicas say, add up), so a memory figure says which process grew."""
+    out: dict[str, float] = {}
+    for pid in pids:
+        name = component_of(pid)
+        if name is not None:
+            out[name] = out.get(name, 0.0) + rss_mb([pid])
+    return dict(sorted(out.items()))
+
+
+def per_kind(by_component: dict[str, float]) -> dict[str, float]:
+    """rss_by_component's figures added up per kind: every agent's together, every runtime's."""
+    out: dict[str, float] = {}
+    for name, mb in by_component.items():
+        kind = name.split("/", 1)[0]
+        out[kind] = out.get(kind, 0.0) + mb
+    return out
+
+
 def emit(figures: dict) -> None:
     """The last line: one JSON object with every figure, so runs compare."""
     print(json.dumps(figures, sort_keys=True))

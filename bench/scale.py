@@ -6,7 +6,8 @@ workers take --max-pods pods each (nodes[].maxPods):
   seconds from apply to all Running, and the control plane's CPU seconds
   (utime+stime of knet.cluster.component_pid(name, "control-plane")) per
   step; the last step over the first (target <= 1.3 for both);
-- resident memory of all knet processes at MAX pods;
+- resident memory of all knet processes at MAX pods, and per component
+  (control plane, each agent, runtime, dns, supervisor) against idle;
 - one BIG-replica Deployment from apply to all Running, pods/s beside a
   STEP-replica one's; `knet get pod NAME` latency p50/p99 while it rolls out;
 - one pod's readiness change with SERVICES Services x 10 endpoints: the
@@ -37,7 +38,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import emit, require_root, rss_mb  # noqa: E402
+from bench.common import emit, per_kind, require_root, rss_by_component, rss_mb  # noqa: E402
 from knet.api.resources import by_kind  # noqa: E402
 from knet.cluster import component_pid, connect, knet_pids, owned_netns  # noqa: E402
 from knet.harness.cluster import Cluster, unique_name  # noqa: E402
@@ -264,7 +265,8 @@ def steps(c: Cluster, step: int, total: int, timeout: float) -> dict:
         cpus.append(cpu_seconds(cp) - before)
         print(f"  +{step} pods ({n} Running): {secs[-1]:6.2f} s, control plane {cpus[-1]:5.2f} CPU s", flush=True)
     time.sleep(1)
-    return {"step_s": secs, "step_cpu_s": cpus, "rss_mb": rss_mb(component_pids(c))}
+    pids = component_pids(c)
+    return {"step_s": secs, "step_cpu_s": cpus, "rss_mb": rss_mb(pids), "rss_by": rss_by_component(pids)}
 
 
 def readiness_writes(c: Cluster, groups: int, services: int, timeout: float) -> dict:
@@ -363,6 +365,7 @@ def main() -> None:
     figures["up_three_plus_one_s"] = round(c.up_seconds, 3)
     time.sleep(1)
     idle_mb = rss_mb(component_pids(c))
+    idle_by = rss_by_component(component_pids(c))
     try:
         print(f"knet up (three+one): {c.up_seconds:.2f} s", flush=True)
         r = single_rollouts(c, args.step, args.big, args.timeout)
@@ -388,6 +391,10 @@ def main() -> None:
         "cp_cpu_ratio_last_first": round(clast / cfirst, 2) if cfirst else None,
         "rss_mb_idle": round(idle_mb, 1), "rss_mb_at_max": round(s["rss_mb"], 1),
         "rss_mb_per_pod": round((s["rss_mb"] - idle_mb) / args.max, 3),
+        "rss_mb_by_kind_idle": {k: round(v, 1) for k, v in per_kind(idle_by).items()},
+        "rss_mb_by_kind_at_max": {k: round(v, 1) for k, v in per_kind(s["rss_by"]).items()},
+        "rss_kb_per_pod_by_kind": {k: round(1024 * (v - per_kind(idle_by).get(k, 0.0)) / args.max, 1)
+                                   for k, v in per_kind(s["rss_by"]).items()},
         "small_deploy_s": round(r["small_s"], 3), "small_pods_per_s": round(r["small_pods_per_s"], 1),
         "big_deploy_s": round(r["big_s"], 3), "big_pods_per_s": round(r["big_pods_per_s"], 1),
         "pods_per_s_ratio_small_big": round(r["small_pods_per_s"] / r["big_pods_per_s"], 2),
@@ -405,6 +412,9 @@ def main() -> None:
     print(f"RSS of knet at {args.max} pods: {s['rss_mb']:.1f} MB, idle {idle_mb:.1f} MB "
           f"({figures['rss_mb_per_pod']} MB per pod above idle); "
           f"knet down with them: {figures['down_with_max_pods_s']:.2f} s")
+    for name, mb in s["rss_by"].items():
+        print(f"  {name:28s} {idle_by.get(name, 0.0):7.1f} -> {mb:7.1f} MB "
+              f"({1024 * (mb - idle_by.get(name, 0.0)) / args.max:6.1f} KB per pod)")
     emit(figures)
 
 

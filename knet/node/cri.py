@@ -35,10 +35,13 @@ class RuntimeRefused(Exception):
 
 
 class Handle:
-    """What a worker holds for a running built-in server: it is set once the server is gone."""
+    """What a worker holds for a running built-in server: it is set once the server is gone.
+    Of the runtime's record it keeps what is read back (one Handle per pod lives as long as it)."""
+
+    KEPT = ("id", "boot", "seq", "labels", "startedAt")
 
     def __init__(self, record: dict):
-        self.record = record
+        self.record = {k: record[k] for k in self.KEPT if k in record}
         self.gone = trio.Event()
 
     @property

@@ -730,9 +730,11 @@ class PodWorker:
                 self.sent_status = status
                 self.sent_revision = int(pod["metadata"]["resourceVersion"])
                 # The reply stands in for the pod only until the watch brings this revision: the
-                # informer's copy, when already here, is kept (a second decoded Pod per pod otherwise).
+                # informer's copy, when already here, is kept (a second decoded Pod per pod otherwise),
+                # and this frame, which waits for the next change, lets go of the reply.
                 if not self.terminating.is_set() and self.handling_revision < self.sent_revision:
                     self.pod = pod
+                del pod
             except ApiError as e:
                 if e.code == 404:
                     return
