@@ -34,6 +34,11 @@ _SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei"
            "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "m": Fraction(1, 1000)}
 # Swap limits kubelet writes only where swap is accounted: their absence is no missing enforcement.
 _OPTIONAL = frozenset({"memory.swap.max", "memory.memsw.limit_in_bytes"})
+# A v1 cpu cgroup weighs as one task against each process left in its hierarchy's root (a hybrid
+# host's usual state, where nothing sorts processes into slices): a pod moved there without a cpu
+# request or limit would get far less CPU than it had. So its twin is made only when set_limits
+# writes a cpu file there; a container without one stays where it was for cpu, as before.
+_ON_DEMAND = frozenset({"cpu"})
 
 
 def quantity(text: object) -> Fraction:
@@ -213,8 +218,9 @@ def enforced(path: str, lay: Layout | None = None) -> set[str]:
 def ensure(path: str, lay: Layout | None = None) -> str:
     """Make path and its parents below the primary root, each delegating what
     its parent has on cgroup2 (never the root's own subtree_control: the
-    host's); then its twins in the v1 hierarchies, as far as they can be made
-    (one that cannot leaves its controller unenforced, reported by set_limits)."""
+    host's); then its twins in the v1 hierarchies (cpu's only on demand), as
+    far as they can be made (one that cannot leaves its controller
+    unenforced, reported by set_limits)."""
     lay = lay or layout()
     root = lay.root or ""
     cur = root
@@ -229,12 +235,18 @@ def ensure(path: str, lay: Layout | None = None) -> str:
             os.mkdir(cur)
         except FileExistsError:
             pass
-    for twin in paths(path, lay)[1:]:
-        try:
-            os.makedirs(twin, exist_ok=True)
-        except OSError:
-            pass
+    rel = _relative(path, lay)
+    for c, hierarchy in lay.v1.items():
+        if rel is not None and c not in _ON_DEMAND and hierarchy != lay.root:
+            _make(os.path.join(hierarchy, rel))
     return path
+
+
+def _make(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        pass
 
 
 def cpu_shares(milli: int) -> int:
@@ -287,9 +299,13 @@ def container_limits(container: dict, lay: Layout | None = None) -> dict[str, st
 def set_limits(path: str, values: dict[str, str], lay: Layout | None = None) -> list[str]:
     """Write each file in its controller's hierarchy; return what could not be
     enforced (an absent swap file is swap not accounted, not a missing limit)."""
+    lay = lay or layout()
     missing = []
     for name, value in values.items():
-        where = controller_path(path, name.split(".")[0], lay)
+        controller = name.split(".")[0]
+        where = controller_path(path, controller, lay)
+        if where and controller in _ON_DEMAND and controller in lay.v1 and _relative(path, lay) is not None:
+            _make(where)
         f = os.path.join(where, name) if where else ""
         if f and not os.path.exists(f) and name in _OPTIONAL:
             continue

@@ -440,7 +440,7 @@ def test_pods_live_in_cgroups_that_knet_down_removes(c):
     # the cgroups kills it, as it would what an agent that crashed left behind.
     straggler = subprocess.Popen(["sleep", "300"])
     try:
-        with open(os.path.join(cgroups.paths(path)[-1], "cgroup.procs"), "w") as f:
+        with open(os.path.join([p for p in cgroups.paths(path) if os.path.isdir(p)][-1], "cgroup.procs"), "w") as f:
             f.write(str(straggler.pid))
         c.down()
         assert straggler.wait(timeout=10) == -signal.SIGKILL

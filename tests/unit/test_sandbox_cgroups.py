@@ -115,18 +115,18 @@ def test_container_limits_on_v1_are_kubelets_shares_quota_and_no_swap():
 
 def fake_host(tmp_path) -> cgroups.Layout:
     """Directories standing in for a hybrid host's hierarchies."""
-    for h in ("unified", "memory", "pids"):
+    for h in ("unified", "memory", "pids", "cpu"):
         (tmp_path / h).mkdir()
-    return cgroups.Layout(unified=str(tmp_path / "unified"),
-                          v1={"memory": str(tmp_path / "memory"), "pids": str(tmp_path / "pids")},
-                          bound_v1=frozenset({"memory", "pids"}))
+    return cgroups.Layout(unified=str(tmp_path / "unified"), v1={h: str(tmp_path / h) for h in ("memory", "pids", "cpu")},
+                          bound_v1=frozenset({"memory", "pids", "cpu"}))
 
 
 def test_each_file_is_written_in_its_controllers_hierarchy(tmp_path):
     lay = fake_host(tmp_path)
     pod = os.path.join(lay.unified, "knet-a", "pod-u")
     cgroups.ensure(os.path.join(pod, "c"), lay)
-    assert all(os.path.isdir(os.path.join(h, "knet-a/pod-u/c")) for h in lay.hierarchies)
+    made = [h for h in lay.hierarchies if os.path.isdir(os.path.join(h, "knet-a/pod-u/c"))]
+    assert made == [lay.unified, lay.v1["memory"], lay.v1["pids"]]  # cpu's twin only for a cpu file
     (tmp_path / "memory/knet-a/pod-u/c/memory.limit_in_bytes").write_text("9223372036854771712\n")
     (tmp_path / "pids/knet-a/pod-u/pids.max").write_text("max\n")
     missing = cgroups.set_limits(os.path.join(pod, "c"), {"memory.limit_in_bytes": "1024",
@@ -134,6 +134,7 @@ def test_each_file_is_written_in_its_controllers_hierarchy(tmp_path):
                                                           "cpu.weight": "39"}, lay)
     assert (tmp_path / "memory/knet-a/pod-u/c/memory.limit_in_bytes").read_text() == "1024"
     assert missing == ["cpu.weight"]  # no memsw file is swap not accounted; cpu.weight's file is not there
+    assert (tmp_path / "cpu/knet-a/pod-u/c").is_dir()  # made to write a cpu file in
     assert cgroups.set_limits(pod, {"pids.max": "64"}, lay) == []
     assert (tmp_path / "pids/knet-a/pod-u/pids.max").read_text() == "64"
 
@@ -152,11 +153,14 @@ def test_oom_kills_read_from_memory_events_or_oom_control(tmp_path):
 def test_remove_takes_every_hierarchys_twin_and_nothing_that_is_not_knets(tmp_path):
     lay = fake_host(tmp_path)
     cgroups.ensure(os.path.join(lay.unified, "knet-a", "pod-u", "c"), lay)
+    cgroups.set_limits(os.path.join(lay.unified, "knet-a", "pod-u", "c"), {"cpu.shares": "256"}, lay)
+    assert (tmp_path / "cpu/knet-a/pod-u/c").is_dir()
     (tmp_path / "memory/other/x").mkdir(parents=True)
     assert not cgroups.remove(os.path.join(lay.unified, "other"), lay=lay)  # not knet's: left alone
     assert (tmp_path / "memory/other/x").is_dir()
     assert cgroups.remove(os.path.join(lay.unified, "knet-a"), lay=lay)
     assert sorted(os.listdir(tmp_path / "memory")) == ["other"] and os.listdir(tmp_path / "pids") == []
+    assert os.listdir(tmp_path / "cpu") == []
     assert os.listdir(tmp_path / "unified") == []
 
 
