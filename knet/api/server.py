@@ -561,6 +561,7 @@ class ApiServer:
             code, body = self.handle(req)
             body = tablecodec.respond(req, code, body)  # a Table when the client asks for one
             self.request_cpu[req.counted] += time.thread_time() - cpu
+            trio.lowlevel.current_task().name = f"api {req.counted}"  # what knet/api/looplag.py's StepTimer reports
             await self._send(conn, stream, code, body, warnings=req.warnings)
         except ApiError as e:
             await self._send(conn, stream, e.code, e.status(), warnings=req.warnings)
@@ -600,7 +601,6 @@ class ApiServer:
         req.counted = (f"{'LIST' if name is None and req.method == 'GET' else req.method} {res.plural}"
                        f"{'/' + route.subresource if route.subresource else ''}")
         self.request_counts[req.counted] += 1
-        trio.lowlevel.current_task().name = f"api {req.counted}"  # what knet/api/looplag.py's StepTimer reports
         if res.namespaced and name and ns is None:
             raise errors.not_found("path", req.path)
         m = req.method

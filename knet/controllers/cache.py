@@ -19,7 +19,11 @@ Indexes (all kept incrementally):
 - pods by namespace and label (`ns`, key, value), Services by namespace and
   selector item: a pod's Services are found from its own labels, and a
   Service's pods from its selector's rarest item;
-- EndpointSlices by their kubernetes.io/service-name.
+- EndpointSlices by their kubernetes.io/service-name;
+- per controller owner uid, how many of its pods are active (not terminating,
+  not finished) and how many of those are Ready: a ReplicaSet's status and a
+  Deployment's rollout arithmetic read two numbers instead of walking (and
+  testing) every pod of a 1,000-replica set on each sync.
 
 Objects in the cache are shared: readers must not change them (controllers
 deep-copy before writing, as client-go's listers require).
@@ -31,7 +35,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from knet.api.objects import from_json
+from knet.api.objects import from_json, is_true
 from knet.api.registry import Registry, event_new
 from knet.store import Event
 
@@ -61,6 +65,13 @@ def _finished(pod: dict) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
+def _counted(pod: dict) -> tuple[int, int]:
+    """(active, active and Ready) as 0/1: base.is_active and base.count_ready's test."""
+    if pod["metadata"].get("deletionTimestamp") or _finished(pod):
+        return 0, 0
+    return 1, int(is_true(pod, "Ready"))
+
+
 class Cache:
     def __init__(self, reg: Registry):
         self.reg = reg
@@ -76,6 +87,7 @@ class Cache:
         self._pod_labels: dict[tuple[str, str, str], set[str]] = {}
         self._svc_items: dict[tuple[str, str, str], set[str]] = {}
         self._slices: dict[tuple[str, str], set[str]] = {}
+        self._pod_counts: dict[str, list[int]] = {}  # owner uid -> [active pods, active and Ready]
         self.handlers: list[Handler] = []
         self.events = 0
         self.unsubscribe = reg.store.subscribe(self._on_event)
@@ -140,6 +152,11 @@ class Cache:
                     out.add(key)
         return out
 
+    def pod_counts(self, owner_uid: str) -> tuple[int, int]:
+        """(active pods, active and Ready pods) whose controller owner is `owner_uid`."""
+        n = self._pod_counts.get(owner_uid)
+        return (n[0], n[1]) if n else (0, 0)
+
     def slices_of(self, namespace: str, service: str) -> list[dict]:
         slices = self.objects["EndpointSlice"]
         return [slices[k] for k in self._slices.get((namespace, service), ())]
@@ -190,6 +207,12 @@ class Cache:
                 self.unbound[key] = obj
             for k, v in (m.get("labels") or {}).items():
                 self._pod_labels.setdefault((ns, k, v), set()).add(key)
+            if owner:
+                active, ready = _counted(obj)
+                if active:
+                    n = self._pod_counts.setdefault(owner, [0, 0])
+                    n[0] += 1
+                    n[1] += ready
         elif kind == "Service":
             for k, v in (obj.get("spec", {}).get("selector") or {}).items():
                 self._svc_items.setdefault((ns, k, str(v)), set()).add(key)
@@ -236,6 +259,14 @@ class Cache:
             self.unbound.pop(key, None)
             for k, v in (m.get("labels") or {}).items():
                 self._discard(self._pod_labels, (ns, k, v), key)
+            if owner:
+                active, ready = _counted(obj)
+                n = self._pod_counts.get(owner)
+                if active and n:
+                    n[0] -= 1
+                    n[1] -= ready
+                    if n[0] <= 0:
+                        del self._pod_counts[owner]
         elif kind == "Service":
             for k, v in (obj.get("spec", {}).get("selector") or {}).items():
                 self._discard(self._svc_items, (ns, k, str(v)), key)

@@ -15,8 +15,6 @@ from knet.controllers.base import (
     View,
     claim,
     controller_ref,
-    count_ready,
-    is_active,
     is_ready,
     owner_key,
     owner_ref,
@@ -131,8 +129,9 @@ def sync_one(view: View, d: dict) -> None:
     if new_rs is None:
         return
     olds = [rs for rs in sets if rs["metadata"]["uid"] != new_rs["metadata"]["uid"]]
-    owned = {rs["metadata"]["uid"]: view.cache.owned("Pod", rs["metadata"]["uid"]) for rs in [new_rs, *olds]}
-    pods_of = {uid: [p for p in pods if is_active(p)] for uid, pods in owned.items()}
+    # (active pods, Ready ones) per ReplicaSet, from the cache's per-owner counts: a sync costs
+    # the number of ReplicaSets, not of pods (a 1,000-replica rollout syncs twice a second).
+    counts = {rs["metadata"]["uid"]: view.cache.pod_counts(rs["metadata"]["uid"]) for rs in [new_rs, *olds]}
     replicas = int(d["spec"].get("replicas", 1))
     if d["spec"].get("paused"):
         pass
@@ -140,20 +139,20 @@ def sync_one(view: View, d: dict) -> None:
         for rs in olds:
             _set_replicas(view, d, rs, 0)
         # Recreate waits until old pods are gone, terminating ones included.
-        still_running = [p for rs in olds for p in owned[rs["metadata"]["uid"]]
+        still_running = [p for rs in olds for p in view.cache.owned("Pod", rs["metadata"]["uid"])
                          if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
         if not still_running:
             new_rs = _set_replicas(view, d, new_rs, replicas)
     else:
-        new_rs = _rolling(view, d, new_rs, olds, pods_of, replicas)
+        new_rs = _rolling(view, d, new_rs, olds, counts, replicas)
     if _revision(new_rs) <= max([_revision(rs) for rs in olds] + [0]):
         bumped = deep_copy(new_rs)
         bumped["metadata"].setdefault("annotations", {})[REVISION] = str(
             max(_revision(rs) for rs in olds) + 1)
         new_rs = view.update("ReplicaSet", bumped) or new_rs
-    _cleanup_history(view, d, olds, pods_of)
+    _cleanup_history(view, d, olds, counts)
     d = _annotate_revision(view, d, new_rs)
-    _write_status(view, d, new_rs, olds, pods_of, replicas)
+    _write_status(view, d, new_rs, olds, counts, replicas)
 
 
 def _annotate_revision(view: View, d: dict, new_rs: dict) -> dict:
@@ -167,7 +166,7 @@ def _annotate_revision(view: View, d: dict, new_rs: dict) -> dict:
     return view.update("Deployment", annotated) or d
 
 
-def _rolling(view: View, d: dict, new_rs: dict, olds: list[dict], pods_of: dict, replicas: int) -> dict:
+def _rolling(view: View, d: dict, new_rs: dict, olds: list[dict], counts: dict, replicas: int) -> dict:
     """One step of a rolling update, as upstream's rolloutRolling takes it: scale
     the new set up within maxSurge, then the old ones down within maxUnavailable
     (unhealthy old pods first, since removing them costs no availability)."""
@@ -177,7 +176,7 @@ def _rolling(view: View, d: dict, new_rs: dict, olds: list[dict], pods_of: dict,
     if surge == 0 and unavailable == 0:
         unavailable = 1
     want = {rs["metadata"]["uid"]: rs["spec"].get("replicas", 0) for rs in olds}
-    ready = {uid: count_ready(pods) for uid, pods in pods_of.items()}
+    ready = {uid: n[1] for uid, n in counts.items()}
     new_uid = new_rs["metadata"]["uid"]
     current_new = new_rs["spec"].get("replicas", 0)
     if sum(want.values()) == 0 or current_new > replicas:
@@ -214,20 +213,20 @@ def _rolling(view: View, d: dict, new_rs: dict, olds: list[dict], pods_of: dict,
     return new_rs
 
 
-def _cleanup_history(view: View, d: dict, olds: list[dict], pods_of: dict) -> None:
+def _cleanup_history(view: View, d: dict, olds: list[dict], counts: dict) -> None:
     limit = int(d["spec"].get("revisionHistoryLimit", 10))
-    idle = [rs for rs in olds if rs["spec"].get("replicas", 0) == 0 and not pods_of[rs["metadata"]["uid"]]]
+    idle = [rs for rs in olds if rs["spec"].get("replicas", 0) == 0 and not counts[rs["metadata"]["uid"]][0]]
     for rs in sorted(idle, key=_revision)[:max(0, len(idle) - limit)]:
         view.delete("ReplicaSet", rs)
 
 
-def _write_status(view: View, d: dict, new_rs: dict, olds: list[dict], pods_of: dict, replicas: int) -> None:
-    all_pods = [p for rs in [new_rs, *olds] for p in pods_of[rs["metadata"]["uid"]]]
-    new_pods = pods_of[new_rs["metadata"]["uid"]]
-    ready = count_ready(all_pods)
+def _write_status(view: View, d: dict, new_rs: dict, olds: list[dict], counts: dict, replicas: int) -> None:
+    total = sum(counts[rs["metadata"]["uid"]][0] for rs in [new_rs, *olds])
+    ready = sum(counts[rs["metadata"]["uid"]][1] for rs in [new_rs, *olds])
+    new_active, new_ready = counts[new_rs["metadata"]["uid"]]
     ru = (d["spec"].get("strategy") or {}).get("rollingUpdate") or {}
     unavailable = resolve_int_or_percent(ru.get("maxUnavailable"), replicas, False, "25%")
-    complete = (len(new_pods) == replicas and count_ready(new_pods) == replicas and len(all_pods) == replicas)
+    complete = new_active == replicas and new_ready == replicas and total == replicas
     old = d.get("status", {})
     conds = {c["type"]: c for c in old.get("conditions") or []}
 
@@ -243,7 +242,7 @@ def _write_status(view: View, d: dict, new_rs: dict, olds: list[dict], pods_of: 
     rs_name = new_rs["metadata"]["name"]
     status = {
         "observedGeneration": d["metadata"].get("generation", 1),
-        "replicas": len(all_pods), "updatedReplicas": len(new_pods), "readyReplicas": ready,
+        "replicas": total, "updatedReplicas": new_active, "readyReplicas": ready,
         "availableReplicas": ready, "unavailableReplicas": max(0, replicas - ready),
         "conditions": [
             cond("Available", available_ok, "MinimumReplicasAvailable" if available_ok else "MinimumReplicasUnavailable",
