@@ -5,6 +5,7 @@ renewed against a real API server (knet.harness.apiserver)."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from knet.api.aclient import AsyncClient
@@ -90,3 +91,11 @@ def test_the_lease_is_made_owned_by_its_node_then_renewed(tmp_path):
     assert second["spec"]["renewTime"] > first["spec"]["renewTime"]
     assert stored["spec"]["renewTime"] == second["spec"]["renewTime"]
     assert int(stored["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
+
+
+def test_progress_reports_are_spaced_only_past_four_nodes_and_at_most_2_s():
+    from knet.node.agent import progress_gap
+
+    assert progress_gap(1) == progress_gap(4) == 0  # three+one: every report at once, as before
+    assert progress_gap(11) == pytest.approx(0.35)
+    assert progress_gap(51) == progress_gap(500) == 2.0
