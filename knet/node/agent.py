@@ -64,6 +64,11 @@ log = logging.getLogger("knet.node")
 # bookmarks bring it there within one watch chunk; the bound only keeps a stalled watch from
 # holding pods back (they start with the Services the cache has, as kubelet's would).
 SERVICE_CACHE_WAIT_SECONDS = 2.0
+# An agent's TLS handshakes (each watch and the heartbeat open connections of their own) wait this
+# long, not an interactive client's 10 s: at 50 workers the API server's accept queue held ~500
+# connections for longer than 10 s, so every handshake was given up before it was served and tried
+# again, and nodes that had registered never renewed their Lease. A dead server still fails at once.
+HANDSHAKE_TIMEOUT_SECONDS = 60.0
 
 
 def progress_gap(nodes: int) -> float:
@@ -92,7 +97,8 @@ class Agent:
         self.node_ip = self.node_cfg.ip
         self.api = AsyncClient(cfg.control_plane.ip, cfg.api_port, "" if cert else token,
                                ca_file=pki_paths(cfg.state_dir).ca_crt,  # HTTPS, trusting the cluster CA
-                               cert_file=cert[0] if cert else None, key_file=cert[1] if cert else None)
+                               cert_file=cert[0] if cert else None, key_file=cert[1] if cert else None,
+                               handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS)
         self.workers: dict[str, PodWorker] = {}
         self.observed = 0
         self.activity = 0  # moves with every bit of progress: memory is trimmed once it stands still
