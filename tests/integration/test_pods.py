@@ -256,8 +256,10 @@ def test_grace_period_sigterm_then_sigkill(c):
     assert "Terminating" in c.knet("get", "pod", "stubborn").stdout
     c.wait_gone("Pod", "default", "stubborn", timeout=10)
     stubborn_took = time.monotonic() - t0
-    assert polite_took < 1.5, polite_took
-    assert 1.8 <= stubborn_took < 5, stubborn_took
+    # What the times show, without an upper bound a loaded machine could break: the polite pod
+    # went on SIGTERM (well inside its 30 s grace period: wait_gone's 10 s), the stubborn one only
+    # once its 2 s grace period was over, and then for good (SIGKILL: a TERM-ignoring loop ended).
+    assert polite_took < 10 and stubborn_took >= 1.8, (polite_took, stubborn_took)
 
 
 def test_deleted_pod_leaves_no_namespace_process_or_file(c):
