@@ -77,28 +77,6 @@ class Machine:
         return out
 
 
-def _kill_cgroup(path: str | None) -> None:
-    if not path or not os.path.isdir(path):
-        return
-    for _ in range(3):  # again for what forked meanwhile
-        try:
-            with open(os.path.join(path, "cgroup.kill"), "w") as f:
-                f.write("1")
-        except OSError:
-            pass
-        time.sleep(0.05)
-    for root, dirs, _files in sorted(os.walk(path), key=lambda w: -w[0].count("/")):
-        for d in dirs:
-            try:
-                os.rmdir(os.path.join(root, d))
-            except OSError:
-                pass
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
-
-
 @dataclass
 class Lab:
     """A LAN of emulated machines, 192.168.77.0/24."""
@@ -153,7 +131,7 @@ class Lab:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            _kill_cgroup(cgroups.cluster_path(m.cluster))  # its pods' processes, in namespaces of their own
+            cgroups.remove(cgroups.cluster_path(m.cluster) or "")  # its pods' processes and cgroups, v1 ones too
             try:
                 os.killpg(m.holder.pid, signal.SIGKILL)
             except ProcessLookupError:
