@@ -24,7 +24,7 @@ from knet.controllers import (
     statefulset,
     taints,
 )
-from knet.controllers.base import cache_for
+from knet.controllers.base import cache_for, count_ready, is_active
 from knet.controllers.loop import Manager
 from knet.controlplane import controllers
 from knet.store.sqlite import SqliteStore
@@ -117,6 +117,34 @@ def test_owner_and_orphan_indexes_follow_adoption(reg):
     assert cache.dependents(rs["metadata"]["uid"]) == {("Pod", "default/stray")}
     assert cache.uids[rs["metadata"]["uid"]] == ("ReplicaSet", "default/web")
 
+
+
+def test_per_owner_pod_counts_follow_readiness_deletion_and_completion(reg):
+    """What ReplicaSet and Deployment syncs read instead of walking their pods:
+    active (not terminating, not finished) and active-and-Ready, per controller owner."""
+    cache = cache_for(reg)
+    rs = reg.create(RS, "default", replicaset_obj("web", 0, "web"))
+    uid = rs["metadata"]["uid"]
+    for i in range(4):
+        reg.create(PODS, "default", pod(f"p{i}", {"app": "web"}, node="w1", owner=rs))
+    reg.create(PODS, "default", pod("stray", {"app": "web"}, node="w1"))  # no owner: counted for nobody
+    assert cache.pod_counts(uid) == (4, 0)
+    for i in range(3):
+        running(reg, f"p{i}", f"10.244.0.{i + 2}")
+    assert cache.pod_counts(uid) == (4, 3)
+    running(reg, "p2", "10.244.0.4", ready=False)
+    assert cache.pod_counts(uid) == (4, 2)
+    reg.delete(PODS, "default", "p1")  # bound: terminating, no longer active
+    assert cache.pod_counts(uid) == (3, 1)
+    done = reg.get(PODS, "default", "p3")
+    done["status"] = {"phase": "Succeeded"}
+    reg.update(PODS, "default", "p3", done, "status")
+    assert cache.pod_counts(uid) == (2, 1)
+    reg.delete(PODS, "default", "p0", grace=0)
+    reg.delete(PODS, "default", "p2", grace=0)
+    assert cache.pod_counts(uid) == (0, 0)
+    pods = cache.owned("Pod", uid)
+    assert cache.pod_counts(uid) == (sum(is_active(p) for p in pods), count_ready(pods))
 
 def test_label_and_selector_indexes_find_both_directions(reg):
     cache = cache_for(reg)
