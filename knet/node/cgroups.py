@@ -7,7 +7,8 @@ A path is named in the primary hierarchy (cgroup2 where it is mounted), and
 the same relative path is made in each cgroup v1 hierarchy that holds one of
 the controllers knet limits with, as kubelet's cgroupfs driver does on a v1
 or hybrid host (a controller lives on exactly one hierarchy: the kernel binds
-it to a v1 one, or it is available to cgroup2). A process joins all of them.
+it to a v1 one, or it is available to cgroup2). A process joins all of them
+that were made (v1 cpu's only for a container with cpu resources: _ON_DEMAND).
 
 resources.limits.memory is memory.max on v2, memory.limit_in_bytes (and
 memsw, kubelet's no-swap) on v1: the kernel's OOM killer then kills inside
