@@ -404,6 +404,10 @@ class Agent:
         while True:
             await self.wait_for_api()
             try:
+                # The heartbeat's connection now, ahead of this node's watches: at 50 workers a
+                # connection opened after them waited in the API server's accept queue longer than
+                # the grace period, and registered nodes went Unknown before their first renewal.
+                await self.heartbeat_api.request("GET", "/version")
                 await self.register()
                 break
             except (OSError, ApiError) as e:
