@@ -75,8 +75,12 @@ def cmd_exec(args: argparse.Namespace, connect: Connect) -> int:
     except ApiError as e:
         raise CliError(e.message) from None
     container = _pick_container(pod, args.container)
+    if cfg.machine and pod["spec"]["nodeName"] != cfg.machine:
+        return _through_api(client, pod, container, args.command)  # another machine's pod: its kubelet runs it
     sb = _sandbox(cfg, pod)
     if not sb.complete():
+        if cfg.machine:
+            return _through_api(client, pod, container, args.command)
         raise CliError(f"pod {name} has no sandbox yet (phase {pod.get('status', {}).get('phase')})")
     from knet.api.resources import by_kind
     from knet.node.enter import entering
@@ -112,6 +116,18 @@ def cmd_exec(args: argparse.Namespace, connect: Connect) -> int:
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
+
+
+def _through_api(client: Client, pod: dict, container: dict, command: list[str]) -> int:
+    """pods/exec through the API server to the pod's node (knet.cli.execremote), as kubectl execs."""
+    from knet.cli.execremote import RemoteExecError, run
+
+    try:
+        return run(client, pod["metadata"]["namespace"], pod["metadata"]["name"], container["name"], command)
+    except RemoteExecError as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"exec through the API server: {(e.strerror or str(e)).lower()}") from None
 
 
 def _exec(argv: list[str], env) -> None:
