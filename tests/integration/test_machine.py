@@ -187,6 +187,66 @@ def test_a_bootstrap_token_may_join_and_nothing_else_and_anonymous_reads_only_cl
     assert code("/knet/v1/nodecredentials", generate_token(), "POST") == "401"  # an unknown token
 
 
+def test_knet_exec_reaches_a_pod_on_another_machine_through_the_api(lab):
+    """knet exec on the control-plane machine into pods on w1 and w2: pods/exec through the API
+    server to their kubelets, with stdout, stdin and the exit code carried across."""
+    m1 = lab.machines[0]
+    pod_ip(lab, "a")
+    pod_ip(lab, "b")
+    assert m1.knet("exec", "b", "--", "hostname").stdout.strip() == "b"
+    out = m1.knet("exec", "a", "-c", "tools", "--", "sh", "-c", "cat; echo err >&2; exit 3", input="from m1\n",
+                  check=False)
+    assert (out.returncode, out.stdout, out.stderr.strip()) == (3, "from m1\n", "err")
+    missing = m1.knet("exec", "b", "--", "no-such-command", check=False)
+    assert missing.returncode != 0 and "no-such-command" in missing.stderr
+
+
+def test_token_create_print_join_command_list_and_delete(lab):
+    """A second bootstrap token, as after knet init's has expired: its Secret is kubeadm's, it
+    signs cluster-info, it authenticates; deleted, join refuses it and the API does too."""
+    import datetime
+
+    from knet.api import bootstraptoken as bt
+
+    m1, m3 = lab.machines[0], lab.machines[2]
+    out = m1.knet("token", "create", "--print-join-command", "--ttl", "2h", "--description", "late worker")
+    m = JOIN_RE.search(out.stdout)
+    assert m and m[1] == lab.join[0] and m[3] == lab.join[2] and m[2] != lab.join[1], out.stdout
+    token, token_id = m[2], m[2].split(".")[0]
+    listed = [line.split() for line in m1.knet("token", "list").stdout.splitlines()]
+    assert listed[0][:2] == ["TOKEN", "TTL"]
+    assert {row[0] for row in listed[1:]} == {lab.join[1], token}
+    mine = next(row for row in listed if row[0] == token)
+    assert mine[1] in ("2h", "119m") and "late" in mine and bt.DEFAULT_GROUP in mine
+    secret = get_json(m1, "secret", f"bootstrap-token-{token_id}", "-n", "kube-system")
+    assert secret["type"] == bt.SECRET_TYPE
+    user = bt.authenticate(token, lambda name: secret if name == secret["metadata"]["name"] else None)
+    assert user == (f"system:bootstrap:{token_id}", [bt.BOOTSTRAPPERS, bt.DEFAULT_GROUP])
+    assert bt.authenticate(token, lambda name: secret, now=datetime.datetime.now(datetime.UTC)
+                           + datetime.timedelta(hours=3)) is None  # --ttl 2h
+    base = f"https://{lab.join[0]}"
+    info = json.loads(m3.run("curl", "-sk", base + "/api/v1/namespaces/kube-public/configmaps/cluster-info").stdout)
+    bt.verify_cluster_info(info, token)  # what join checks first
+    bt.verify_cluster_info(info, lab.join[1])  # init's token still signs it
+
+    def credentials_code(t: str) -> str:
+        return m3.run("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H",
+                      f"Authorization: Bearer {t}", base + "/knet/v1/nodecredentials").stdout
+    assert credentials_code(token) != "401"  # authenticated (the empty request is refused later)
+
+    assert f'bootstrap token "{token_id}" deleted' in m1.knet("token", "delete", token_id).stdout
+    assert [line.split()[0] for line in m1.knet("token", "list").stdout.splitlines()[1:]] == [lab.join[1]]
+    refused = m3.run(*KNET, "join", "--cluster", "other", lab.join[0], "--node-name", "w9", "--token", token,
+                     "--discovery-token-ca-cert-hash", lab.join[2], check=False)
+    assert refused.returncode == 1 and f"cluster-info has no signature for token id '{token_id}'" in refused.stderr
+    assert m3.run("test", "-e", "/run/knet/other", check=False).returncode != 0
+    assert credentials_code(token) == "401"
+    again = m1.knet("token", "delete", token_id, check=False)
+    assert again.returncode == 1 and f'bootstrap token "{token_id}" not found' in again.stderr
+    bad = m1.knet("token", "create", "--ttl", "1d", check=False)
+    assert bad.returncode == 1 and "--ttl: Invalid value: '1d'" in bad.stderr
+
+
 def test_reset_leaves_nothing_behind_and_runs_again(lab):
     for m in reversed(lab.machines):
         out = m.knet("down" if m is lab.machines[2] else "reset")  # knet down of a machine's cluster resets it
