@@ -176,16 +176,19 @@ class Manager:
 
     async def _worker(self, c: Controller) -> None:
         while True:
-            key = await c.queue.get()
+            await c.queue.ready()
             # One controller's slice per turn of the loop, not one per controller: eleven
             # workers each taking 5 ms made a turn 55 ms long during a rollout, and a `get`
             # waits a turn or two. trio's Lock hands over in FIFO order, so the controllers
-            # take turns and the requests run between every two slices.
+            # take turns and the requests run between every two slices. Keys are taken only
+            # once the turn is ours: a key held while waiting came back at once after its
+            # sync for every event in between (twice the Deployment and ReplicaSet syncs).
             async with self._turn:
                 end = time.perf_counter() + SLICE_SECONDS
-                self.process(c, key)
-                while time.perf_counter() < end and (key := c.queue.get_nowait()) is not None:
+                while (key := c.queue.get_nowait()) is not None:
                     self.process(c, key)
+                    if time.perf_counter() >= end:
+                        break
             await trio.sleep(0)  # the API server's requests go between slices
 
     async def _resync_every(self, seconds: float) -> None:

@@ -133,6 +133,19 @@ class WorkQueue:
             self.adds += 1
             self._wake.set()
 
+    async def ready(self) -> None:
+        """Until a key is ready, without taking it (a worker that must wait for its turn
+        does not hold a key meanwhile: one in hand is re-queued by `done` at once for every
+        event in between, past the batching delay its events asked for)."""
+        while True:
+            self._promote()
+            if self._queue:
+                return
+            self._wake = trio.Event()
+            due = self.next_due()
+            with trio.move_on_after(due if due is not None else float("inf")):
+                await self._wake.wait()
+
     async def get(self) -> Hashable:
         while True:
             key = self.get_nowait()
