@@ -16,6 +16,8 @@ import time
 from knet.lab.checks import DnsAnswer
 from knet.lab.model import PodRef
 
+EXEC_PREFIX = "exec:"  # pod_netns of a pod on another machine: "exec:NAMESPACE/NAME"
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from knet.api.client import Client
@@ -55,9 +57,15 @@ class LiveSeam:
 
         return sandbox_for(self.cfg, pod["spec"]["nodeName"], pod["metadata"]["uid"])
 
+    def _remote(self, pod: dict) -> bool:
+        """A pod on another machine of a machine-mode cluster: reached through exec (knet.lab.viaexec)."""
+        return bool(self.cfg.machine) and pod["spec"].get("nodeName") != self.cfg.machine
+
     def pod_netns(self, pod: dict) -> str | None:
         if not (pod.get("spec") or {}).get("nodeName"):
             return None
+        if self._remote(pod):  # no namespace here: connect() runs the probe inside the pod instead
+            return f"{EXEC_PREFIX}{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         path = self._sandbox(pod).netns_path
         return path if os.path.exists(path) else None
 
@@ -75,6 +83,13 @@ class LiveSeam:
 
     def connect(self, netns: str, address: str, port: int, protocol: str, identity: str | None,
                 timeout: float) -> tuple[bool, str]:
+        if netns.startswith(EXEC_PREFIX):
+            from knet.lab import viaexec
+
+            namespace, name = netns[len(EXEC_PREFIX):].split("/", 1)
+            code, out = self.exec(PodRef(namespace, name), None,
+                                  viaexec.connect_argv(address, port, protocol, identity, timeout), timeout + 15)
+            return viaexec.read_connect(code, out)
         from knet.policy import prober
 
         probe = prober.Probe("lab", identity or "", netns, address, port, protocol)
@@ -98,6 +113,12 @@ class LiveSeam:
                 name = ipaddress.ip_address(name).reverse_pointer + "."
             except ValueError:
                 pass
+        if self._remote(pod):
+            from knet.lab import viaexec
+
+            code, out = self.exec(PodRef(pod["metadata"]["namespace"], pod["metadata"]["name"]), None,
+                                  viaexec.dns_argv(name, qtype, 3.0), 20.0)
+            return viaexec.read_dns(code, out, name)
         handle = Pod(self, pod["metadata"]["namespace"], pod["metadata"]["name"], pod)  # type: ignore[arg-type]
         try:
             answer = dns(name, qtype, handle, timeout=3.0)

@@ -41,7 +41,7 @@ metadata: {name: b, labels: {app: b}}
 spec:
   nodeSelector: {kubernetes.io/hostname: w2}
   containers:
-  - {name: srv, image: agnhost, ports: [{containerPort: 80}]}
+  - {name: srv, image: agnhost, ports: [{containerPort: 80}, {containerPort: 80, protocol: UDP}]}
 ---
 apiVersion: v1
 kind: Service
@@ -245,6 +245,43 @@ def test_token_create_print_join_command_list_and_delete(lab):
     assert again.returncode == 1 and f'bootstrap token "{token_id}" not found' in again.stderr
     bad = m1.knet("token", "create", "--ttl", "1d", check=False)
     assert bad.returncode == 1 and "--ttl: Invalid value: '1d'" in bad.stderr
+
+
+LAB = """kind: Lab
+name: across
+title: checks from the control-plane machine into pods on the others
+cluster: {kind: Cluster, apiVersion: kind.x-k8s.io/v1alpha4, nodes: [{role: control-plane}]}
+exercises:
+- title: across machines
+  text: pods on w1 and w2, checked from cp
+  checks:
+  - probe: {from: a, to: b, port: 80, expect: connected}
+  - probe: {from: a, to: b, port: 80, protocol: UDP, expect: connected}
+  - probe: {from: b, to: a, port: 80, expect: connected}
+  - probe: {from: b, to: a, port: 80, protocol: UDP, expect: blocked}
+  - probe: {from: a, to: b, port: 81, expect: blocked}
+  - probe: {from: a, service: b, port: 8080, expect: connected}
+  - exec: {pod: a, container: tools, command: [sh, -c, 'echo hostname | nc -w2 {{ pod/b .status.podIP }} 80'], output: '^b$'}
+"""
+
+
+def test_lab_checks_from_the_control_plane_reach_pods_on_other_machines(lab, tmp_path):
+    """knet lab check on cp: probes and exec checks from pods on w1 and w2 run inside them through pods/exec."""
+    m1 = lab.machines[0]
+    pod_ip(lab, "a")
+    pod_ip(lab, "b")
+    (tmp_path / "lab.yaml").write_text(LAB)
+    (tmp_path / "README.md").write_text("# across\n")
+    runs = []
+
+    def passed() -> bool:
+        runs.append(m1.knet("lab", "check", str(tmp_path), "--cluster", m1.cluster, check=False))
+        return runs[-1].returncode == 0
+    try:
+        wait_for("the lab's checks", passed, timeout=60)
+    finally:
+        print(runs[-1].stdout, runs[-1].stderr)
+    assert "7 of 7 checks passed" in runs[-1].stdout
 
 
 def test_reset_leaves_nothing_behind_and_runs_again(lab):
