@@ -72,3 +72,31 @@ def test_exit_code_comes_from_the_error_channels_status():
     assert exit_code(three, wc.V5) == (3, "")
     assert exit_code(failed, wc.V4) == (1, '"nope": executable file not found')
     assert exit_code(b"boom", wc.V2) == (1, "boom")
+
+
+def test_the_in_pod_probe_program_connects_and_is_refused_on_loopback():
+    """The program viaexec runs inside a remote pod, run here against a 127.0.0.1 listener."""
+    import socket
+    import subprocess
+
+    from knet.lab import viaexec
+
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        out = subprocess.run(viaexec.connect_argv("127.0.0.1", port, "TCP", None, 2.0), capture_output=True, text=True)
+        assert viaexec.read_connect(out.returncode, out.stdout) == (True, "connected")
+    out = subprocess.run(viaexec.connect_argv("127.0.0.1", port, "TCP", None, 2.0), capture_output=True, text=True)
+    assert viaexec.read_connect(out.returncode, out.stdout) == (False, "refused")
+
+
+def test_a_failed_exec_reads_as_not_connected_and_no_answer_with_why():
+    from knet.lab import viaexec
+
+    assert viaexec.read_connect(1, 'error: pod "a" not found\n') == (
+        False, 'exec in the pod failed (exit 1): error: pod "a" not found')
+    got = viaexec.read_dns(0, 'noise\n{"rcode": "NOERROR", "records": ["10.96.0.10"], "qname": "web.default."}\n',
+                           "web")
+    assert (got.rcode, got.records, got.qname) == ("NOERROR", ("10.96.0.10",), "web.default.")
+    assert viaexec.read_dns(127, "", "web").rcode.startswith("NO ANSWER (exec in the pod failed, exit 127")
