@@ -92,6 +92,26 @@ def from_json(raw: bytes | str) -> Any:
     return json.loads(raw)
 
 
+_SHARED: dict[tuple, dict] = {}
+_SHARED_MAX = 4096
+
+
+def shared(d: dict) -> dict:
+    """One dict object for every equal small dict of scalars (an endpoint's
+    conditions: a handful of shapes across thousands of endpoints), for caches
+    whose objects are read-only; past 4,096 shapes, or for anything else, `d`."""
+    try:
+        key = tuple((k, type(v), v) for k, v in d.items())  # True and 1 are equal, not the same
+        hit = _SHARED.get(key)
+    except TypeError:  # an unhashable value: not a flat dict of scalars
+        return d
+    if hit is not None:
+        return hit
+    if len(_SHARED) < _SHARED_MAX and all(type(v) in _SCALARS for v in d.values()):
+        _SHARED[key] = d
+    return d
+
+
 def deep_copy(obj: Any) -> Any:
     """A copy of a JSON-shaped object: dicts, lists and scalars rebuilt by
     type, four to five times faster than copy.deepcopy's memo and dispatch

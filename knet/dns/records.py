@@ -43,6 +43,8 @@ import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
 
+from knet.api.objects import shared
+
 SCHEMA_VERSION = "1.1.0"
 DNS_VERSION_TTL = 28800  # as the spec's example and CoreDNS
 DEFAULT_TTL = 5  # CoreDNS kubernetes plugin default
@@ -176,6 +178,41 @@ def _slice(obj: dict) -> _Slice | None:
         for addr in ep.get("addresses") or []:
             eps.append(_Endpoint(hostname or dashed(addr), addr, ready))
     return _Slice(svc, tuple(eps), _ports(obj.get("ports")))
+
+
+# What the Zone reads of each kind, shaped as the object itself: the transforms of the DNS
+# server's informers (knet.dns.server.feed). The Zone keeps records of its own and nothing
+# reads the informers' caches, so a whole Service and EndpointSlice (targetRefs, annotations,
+# the last-applied manifest) per Service in each replica was memory kept for nothing.
+def _meta_view(obj: dict) -> dict:
+    meta = obj.get("metadata") or {}
+    return {"metadata": {k: meta[k] for k in ("name", "namespace", "resourceVersion", "labels") if k in meta}}
+
+
+def service_view(obj: dict) -> dict:
+    out, spec = _meta_view(obj), obj.get("spec") or {}
+    out["spec"] = {k: spec[k] for k in ("type", "externalName", "clusterIP", "clusterIPs", "ports",
+                                        "publishNotReadyAddresses") if k in spec}
+    return out
+
+
+def slice_view(obj: dict) -> dict:
+    out = _meta_view(obj)
+    for k in ("addressType", "ports"):
+        if k in obj:
+            out[k] = obj[k]
+    eps = []
+    for ep in obj.get("endpoints") or []:
+        view = {k: ep[k] for k in ("addresses", "hostname") if k in ep}
+        cond = ep.get("conditions") or {}
+        if "ready" in cond:
+            view["conditions"] = shared({"ready": cond["ready"]})
+        eps.append(view)
+    out["endpoints"] = eps
+    return out
+
+
+ZONE_VIEWS = {"Service": service_view, "EndpointSlice": slice_view, "Namespace": _meta_view}
 
 
 def _meta(obj: dict) -> tuple[str, str]:

@@ -410,10 +410,11 @@ ZONE_KINDS = ("Namespace", "Service", "EndpointSlice")
 def feed(informers: object, zone: object, kinds: Iterable[str]) -> list:
     """Handlers that keep `zone` equal to the informers' caches; returns the informers."""
     from knet.api.informer import EventHandler
+    from knet.dns.records import ZONE_VIEWS
 
     out = []
     for kind in kinds:
-        inf = informers.for_kind(kind)
+        inf = informers.for_kind(kind, transform=ZONE_VIEWS[kind])  # what the Zone reads, no more
         inf.add_handler(EventHandler(
             on_add=lambda obj, k=kind: zone.upsert(k, obj),
             on_update=lambda old, new, k=kind: zone.upsert(k, new),

@@ -56,6 +56,7 @@ from knet.node.runtime import socket_path
 from knet.policy.model import slim_pod
 from knet.policy.sync import KINDS as POLICY_KINDS
 from knet.policy.sync import PolicyEngine
+from knet.proxy.model import slim_slice
 from knet.proxy.sync import Proxy
 
 log = logging.getLogger("knet.node")
@@ -119,8 +120,9 @@ class Agent:
         self._cleaned_listing = 0
         self.nft = Nft()  # this node's nftables: the agent runs in the node's network namespace
         self.network = NodeNetwork(cfg, node, self.nft)
-        self.proxy = Proxy(self.services, self.informers.for_kind("EndpointSlice"), self.nft, cfg.pod_subnet,
-                           nodes=self.nodes, node=node, on_synced=self.progress_changed,
+        # The slices are kept as the proxy reads them (no targetRefs): every endpoint of the cluster is in every agent.
+        self.proxy = Proxy(self.services, self.informers.for_kind("EndpointSlice", transform=slim_slice), self.nft,
+                           cfg.pod_subnet, nodes=self.nodes, node=node, on_synced=self.progress_changed,
                            resync=cfg.proxy_resync_seconds)
         # Every pod of the cluster (peers are selected anywhere), namespaces, nodes and the policy kinds
         # this API serves; its own libnftables context, as the proxy's runs in another thread. The

@@ -329,3 +329,51 @@ def test_changes_name_the_scopes_they_touch():
     for i in range(CHANGE_LOG):
         z.upsert("Service", svc(f"s{i}", ip=f"10.96.{1 + i // 250}.{i % 250}"))
     assert z.changes_since(g0) is None
+
+
+def test_a_zone_fed_the_informers_views_answers_as_one_fed_whole_objects():
+    """The DNS server's informers keep ZONE_VIEWS of each object (what the Zone reads);
+    whole objects, with what the API adds (targetRefs, annotations, status), answer alike."""
+    from knet.dns.records import ZONE_VIEWS
+
+    def whole(kind, obj):
+        obj = {**obj, "apiVersion": "v1", "kind": kind,
+               "metadata": {**obj["metadata"], "uid": "u", "resourceVersion": "7",
+                            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}}}
+        if kind == "EndpointSlice":
+            obj["endpoints"] = [{**e, "nodeName": "worker-1", "targetRef": {"kind": "Pod", "name": "p", "uid": "u"},
+                                 "conditions": {**e["conditions"], "serving": True, "terminating": False}}
+                                for e in obj["endpoints"]]
+        return obj
+
+    objects = [("Service", svc("web", ports=(("http", 80, "TCP"), ("dns", 53, "UDP")))),
+               ("EndpointSlice", eps("web", [("10.244.1.10", True, None), ("10.244.2.11", False, None)])),
+               ("Service", svc("db", ip="None", ports=(("pg", 5432, "TCP"),))),
+               ("EndpointSlice", eps("db", [("10.244.1.5", True, "db-0"), ("10.244.3.7", False, "db-2")],
+                                     ports=(("pg", 5432, "TCP"),))),
+               ("Service", svc("pnr", ip="None", publishNotReadyAddresses=True)),
+               ("EndpointSlice", eps("pnr", [("10.244.1.20", False, None)])),
+               ("Service", svc("ext", ip=None, type="ExternalName", externalName="example.com")),
+               ("Namespace", {"metadata": {"name": "prod"}}),
+               ("Service", svc("api", ns="prod", ip="10.96.0.30"))]
+    full, viewed = Zone(), Zone()
+    for kind, obj in objects:
+        full.upsert(kind, whole(kind, obj))
+        view = ZONE_VIEWS[kind](whole(kind, obj))
+        assert "uid" not in view["metadata"] and "annotations" not in view["metadata"]
+        assert all("targetRef" not in e and "nodeName" not in e for e in view.get("endpoints", []))
+        viewed.upsert(kind, view)
+    names = [("web.default.svc.cluster.local", "A"), ("_dns._udp.web.default.svc.cluster.local", "SRV"),
+             ("10-244-1-10.web.default.svc.cluster.local", "A"), ("10-244-2-11.web.default.svc.cluster.local", "A"),
+             ("db.default.svc.cluster.local", "A"), ("db-0.db.default.svc.cluster.local", "A"),
+             ("db-2.db.default.svc.cluster.local", "A"), ("_pg._tcp.db.default.svc.cluster.local", "SRV"),
+             ("pnr.default.svc.cluster.local", "A"), ("ext.default.svc.cluster.local", "CNAME"),
+             ("api.prod.svc.cluster.local", "A"), ("prod.svc.cluster.local", "A"),
+             ("5.1.244.10.in-addr.arpa", "PTR"), ("cluster.local", "SOA")]
+    for name, qtype in names:
+        assert look(viewed, name, qtype) == look(full, name, qtype), (name, qtype)
+    assert look(viewed, "db.default.svc.cluster.local", "A") == ("NOERROR", ["10.244.1.5"])
+    for kind, obj in objects:  # and what a deletion reads (the final state, through the view)
+        full.delete(kind, whole(kind, obj))
+        viewed.delete(kind, ZONE_VIEWS[kind](whole(kind, obj)))
+    assert look(viewed, "web.default.svc.cluster.local", "A") == look(full, "web.default.svc.cluster.local", "A")

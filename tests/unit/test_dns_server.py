@@ -15,8 +15,7 @@ import dns.rdatatype
 import pytest
 import trio
 
-from knet.api.informer import Informer
-from knet.api.resources import by_kind
+from knet.api.informer import Informers
 from knet.dns import server as srv
 from knet.dns.answer import Responder
 from knet.dns.records import Zone
@@ -179,12 +178,10 @@ def test_informer_events_change_the_answers():
     """feed() wires an informer's handlers to the Zone; an update is answered
     at once (the Responder's cache follows the Zone's generation)."""
     async def body(ctx):
-        services = Informer(None, by_kind("Service"))
-        slices = Informer(None, by_kind("EndpointSlice"))
-        namespaces = Informer(None, by_kind("Namespace"))
-        informers = type("F", (), {"for_kind": lambda self, kind: {
-            "Service": services, "EndpointSlice": slices, "Namespace": namespaces}[kind]})()
-        assert srv.feed(informers, ctx.zone, srv.ZONE_KINDS) == [namespaces, services, slices]
+        informers = Informers(api=None)
+        namespaces, services, slices = srv.feed(informers, ctx.zone, srv.ZONE_KINDS)
+        assert [i.res.kind for i in (namespaces, services, slices)] == ["Namespace", "Service", "EndpointSlice"]
+        assert all(i.transform is not None for i in (namespaces, services, slices))  # the caches hold views
         name = "api.shop.svc.cluster.local"
         r = dns.message.from_wire(await udp_ask(ctx.port, query(name).to_wire()))
         assert r.rcode() == dns.rcode.NXDOMAIN
