@@ -5,11 +5,14 @@ workers take --max-pods pods each (nodes[].maxPods):
 - steps of +STEP pods (a Deployment and its Service each) up to MAX pods:
   seconds from apply to all Running, and the control plane's CPU seconds
   (utime+stime of knet.cluster.component_pid(name, "control-plane")) per
-  step; the last step over the first (target <= 1.3 for both);
+  step; the last step over the first (target <= 1.3 for both); of that CPU,
+  the controllers' and the request handlers' (thread CPU, from
+  /knet/v1/progress; the rest is HTTP, TLS and watches) and the step's writes;
 - resident memory of all knet processes at MAX pods, and per component
   (control plane, each agent, runtime, dns, supervisor) against idle;
 - one BIG-replica Deployment from apply to all Running, pods/s beside a
-  STEP-replica one's; `knet get pod NAME` latency p50/p99 while it rolls out;
+  STEP-replica one's; `knet get pod NAME` latency p50/p99 while it rolls out,
+  and how late the control plane's event loop turned meanwhile (its lag probe);
 - one pod's readiness change with SERVICES Services x 10 endpoints: the
   EndpointSlice writes it causes (watched from the API; one Service selects
   that pod, so 1 is right);
@@ -246,27 +249,44 @@ def single_rollouts(c: Cluster, step: int, big: int, timeout: float) -> dict:
         stop.set()
         for t in threads:
             t.join()
+    # How late the control plane's event loop turned (its probe keeps the last 40 s: the rollout's end).
+    lag = ((c.client.request("GET", "/knet/v1/progress").get("stats") or {}).get("loopLag") or {})
     delete_and_wait(c, "deployment", ["large"], "app=large", timeout)
     delete_and_wait(c, "pod", ["probe"], "run=probe", timeout)
-    return {"small_s": small, "small_pods_per_s": step / small, "big_s": large, "big_pods_per_s": big / large,
+    return {"loop_lag_p50_ms": lag.get("p50_ms"), "loop_lag_p99_ms": lag.get("p99_ms"), "small_s": small, "small_pods_per_s": step / small, "big_s": large, "big_pods_per_s": big / large,
             "get_p50_ms": 1000 * statistics.median(latencies), "get_p99_ms": 1000 * pct(latencies, 0.99),
             "get_samples": len(latencies), "api_get_p50_ms": 1000 * statistics.median(api_latencies),
             "api_get_p99_ms": 1000 * pct(api_latencies, 0.99), "api_get_samples": len(api_latencies)}
 
 
+def cp_split(c: Cluster) -> tuple[int, float, float]:
+    """(store revision, controllers' CPU seconds, request handlers' CPU seconds) so far, from
+    /knet/v1/progress: a step's control-plane CPU minus both is HTTP, TLS and the watches."""
+    p = c.client.request("GET", "/knet/v1/progress")
+    stats = p.get("stats") or {}
+    return (int(p["revision"]), sum(v["seconds"] for v in (stats.get("controllers") or {}).values()),
+            sum((p.get("requestCPU") or {}).values()))
+
+
 def steps(c: Cluster, step: int, total: int, timeout: float) -> dict:
     cp = component_pid(c.name, "control-plane")
-    secs, cpus = [], []
+    secs, cpus, ctl, handlers, writes = [], [], [], [], []
     for i in range(total // step):
-        before = cpu_seconds(cp)
+        before, split = cpu_seconds(cp), cp_split(c)
         n = (i + 1) * step
         secs.append(apply_and_wait(c, deployment(f"step{i}", step, {"tier": "step", "app": f"step{i}"})
                                    + service(f"step{i}", f"step{i}"), "tier=step", n, timeout))
         cpus.append(cpu_seconds(cp) - before)
-        print(f"  +{step} pods ({n} Running): {secs[-1]:6.2f} s, control plane {cpus[-1]:5.2f} CPU s", flush=True)
+        after = cp_split(c)
+        writes.append(after[0] - split[0])
+        ctl.append(after[1] - split[1])
+        handlers.append(after[2] - split[2])
+        print(f"  +{step} pods ({n} Running): {secs[-1]:6.2f} s, control plane {cpus[-1]:5.2f} CPU s "
+              f"(controllers {ctl[-1]:.2f}, handlers {handlers[-1]:.2f}; {writes[-1]} writes)", flush=True)
     time.sleep(1)
     pids = component_pids(c)
-    return {"step_s": secs, "step_cpu_s": cpus, "rss_mb": rss_mb(pids), "rss_by": rss_by_component(pids)}
+    return {"step_s": secs, "step_cpu_s": cpus, "step_controllers_cpu_s": ctl, "step_handlers_cpu_s": handlers,
+            "step_writes": writes, "rss_mb": rss_mb(pids), "rss_by": rss_by_component(pids)}
 
 
 def readiness_writes(c: Cluster, groups: int, services: int, timeout: float) -> dict:
@@ -387,6 +407,8 @@ def main() -> None:
     cfirst, clast = s["step_cpu_s"][0], s["step_cpu_s"][-1]
     figures.update({
         "step_s": [round(x, 3) for x in s["step_s"]], "step_cp_cpu_s": [round(x, 3) for x in s["step_cpu_s"]],
+        "step_cp_controllers_cpu_s": [round(x, 3) for x in s["step_controllers_cpu_s"]],
+        "step_cp_handlers_cpu_s": [round(x, 3) for x in s["step_handlers_cpu_s"]], "step_writes": s["step_writes"],
         "step_ratio_last_first": round(last / first, 2),
         "cp_cpu_ratio_last_first": round(clast / cfirst, 2) if cfirst else None,
         "rss_mb_idle": round(idle_mb, 1), "rss_mb_at_max": round(s["rss_mb"], 1),
@@ -401,6 +423,7 @@ def main() -> None:
         "get_pod_p50_ms": round(r["get_p50_ms"], 1), "get_pod_p99_ms": round(r["get_p99_ms"], 1),
         "get_pod_samples": r["get_samples"], "readiness_slice_writes": rw["slice_writes"],
         "api_get_pod_p50_ms": round(r["api_get_p50_ms"], 1), "api_get_pod_p99_ms": round(r["api_get_p99_ms"], 1),
+        "cp_loop_lag_p50_ms": r["loop_lag_p50_ms"], "cp_loop_lag_p99_ms": r["loop_lag_p99_ms"],
         **ups,
     })
     print(f"step seconds, first vs last:        {first:7.2f} vs {last:7.2f}   ratio {last / first:.2f} "
