@@ -15,7 +15,6 @@ functions here that the unit tests call.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
 import re
 
@@ -48,13 +47,10 @@ def parse_ttl(text: str) -> datetime.timedelta | None:
 
 
 def _value(secret: dict, key: str) -> str:
-    raw = (secret.get("data") or {}).get(key)
-    if raw is None:
-        return str((secret.get("stringData") or {}).get(key) or "")
-    try:
-        return base64.b64decode(raw).decode()
-    except (ValueError, UnicodeDecodeError):
-        return ""
+    # the authenticator's reading, so the list shows what it sees
+    from knet.api.bootstraptoken import _secret_value
+
+    return _secret_value(secret, key)
 
 
 def _human(delta: datetime.timedelta) -> str:
