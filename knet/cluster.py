@@ -548,7 +548,12 @@ def _wait_ready(cfg: ClusterConfig, say: Say, timeout: float, proc: subprocess.P
     cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)) if since else ""
     while True:
         nodes = client.list(by_kind("Node"))["items"]
-        ready = {n["metadata"]["name"] for n in nodes if is_true(n, "Ready") and _beat(n) >= cutoff}
+        # A node's liveness is its Lease (the agent writes its Node status only on a change or every
+        # nodeStatusReportSeconds): an agent that kept running while the supervisor was replaced
+        # renews its Lease but may not write its status again for minutes.
+        renewed = _renewals(client) if cutoff else {}
+        ready = {n["metadata"]["name"] for n in nodes if is_true(n, "Ready")
+                 and max(_beat(n), renewed.get(n["metadata"]["name"], "")) >= cutoff}
         if want <= ready:
             break
         if time.monotonic() > deadline:
@@ -558,6 +563,17 @@ def _wait_ready(cfg: ClusterConfig, say: Say, timeout: float, proc: subprocess.P
         # lists took a good part of a starved control plane's CPU in bring-up: the gap grows (0.25 s at 50).
         time.sleep(min(0.25, 0.005 * len(want)))
     say(f" ✓ {len(want)} nodes Ready")
+
+
+def _renewals(client) -> dict[str, str]:
+    """Each node Lease's renewTime, cut to the second as lastHeartbeatTime is written."""
+    from knet.api.resources import by_kind
+
+    out = {}
+    for lease in client.list(by_kind("Lease"), "kube-node-lease")["items"]:
+        renew = (lease.get("spec") or {}).get("renewTime") or ""
+        out[lease["metadata"]["name"]] = renew[:19] + "Z" if len(renew) >= 19 else ""
+    return out
 
 
 def _beat(node: dict) -> str:
