@@ -2,8 +2,10 @@
 control-plane + one-worker cluster whose worker takes --max-pods (nodes[].
 maxPods), filled in steps of --step pods (a Deployment each) to --pods; per
 step, the worker agent's CPU seconds (utime+stime of its component process,
-knet.cluster.component_pid(name, "node-worker-1")) per pod started, and its
-idle CPU per pod over --idle seconds at the first and last size. Flat means
+knet.cluster.component_pid(name, "node-worker-1")) per pod started, its
+idle CPU per pod over --idle seconds at the first and last size, and the
+resident memory of each knet process (control plane, each agent and
+runtime, dns, supervisor) idle and after each step. Flat means
 the last step's figure is near the first's.
 
 Run as root on a quiet machine:
@@ -20,9 +22,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import emit, require_root  # noqa: E402
+from bench.common import emit, require_root, rss_by_component  # noqa: E402
 from bench.scale import apply_and_wait, cpu_seconds, deployment, node_cidr_mask  # noqa: E402
-from knet.cluster import component_pid  # noqa: E402
+from knet.cluster import component_pid, knet_pids, owned_netns  # noqa: E402
 from knet.harness.cluster import Cluster, unique_name  # noqa: E402
 
 
@@ -41,6 +43,8 @@ def main() -> None:
     try:
         agent = component_pid(c.name, "node-worker-1")
         steps, idles = [], {}
+        time.sleep(1)
+        mem = {0: rss_by_component(knet_pids(c.name, owned_netns(c.name)))}  # MB per component, by pods running
         for i in range(args.pods // args.step):
             before = cpu_seconds(agent)
             n = (i + 1) * args.step
@@ -48,6 +52,7 @@ def main() -> None:
                                   "tier=fill", n, args.timeout)
             time.sleep(1)  # the probes' and status writes' tail
             steps.append((cpu_seconds(agent) - before) / args.step)
+            mem[n] = rss_by_component(knet_pids(c.name, owned_netns(c.name)))
             print(f"  {n} pods: step {secs:.2f} s, agent {1000 * steps[-1]:.1f} CPU ms per pod started", flush=True)
             if i == 0 or n + args.step > args.pods:
                 before = cpu_seconds(agent)
@@ -57,6 +62,11 @@ def main() -> None:
     finally:
         c.down()
     first, last = min(idles), max(idles)
+    last_n = max(mem)
+    figures["rss_mb_by_component"] = {str(n): {k: round(v, 1) for k, v in m.items()} for n, m in mem.items()}
+    for name, mb in mem[last_n].items():
+        print(f"  RSS {name:24s} idle {mem[0].get(name, 0.0):6.1f} MB, at {last_n} pods {mb:6.1f} MB "
+              f"({1024 * (mb - mem[0].get(name, 0.0)) / last_n:5.1f} KB per pod)")
     figures.update({
         "agent_cpu_ms_per_pod_started": [round(1000 * x, 2) for x in steps],
         "start_ratio_last_first": round(steps[-1] / steps[0], 2) if steps[0] else None,
