@@ -91,7 +91,8 @@ def token_secret(token: str, now: datetime.datetime | None = None, ttl: datetime
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
-def _secret_value(secret: dict, key: str) -> str:
+def secret_value(secret: dict, key: str) -> str:
+    """A bootstrap-token Secret's field as the authenticator reads it (data, else stringData; '' when unreadable)."""
     raw = (secret.get("data") or {}).get(key)
     if raw is None:
         return str((secret.get("stringData") or {}).get(key) or "")
@@ -112,11 +113,11 @@ def authenticate(token: str, find_secret, now: datetime.datetime | None = None) 
     secret = find_secret(SECRET_PREFIX + m[1])
     if not secret or secret.get("type") != SECRET_TYPE or (secret.get("metadata") or {}).get("deletionTimestamp"):
         return None
-    if _secret_value(secret, "token-id") != m[1]:
+    if secret_value(secret, "token-id") != m[1]:
         return None
-    if not hmac.compare_digest(_secret_value(secret, "token-secret").encode(), m[2].encode()):
+    if not hmac.compare_digest(secret_value(secret, "token-secret").encode(), m[2].encode()):
         return None
-    expiration = _secret_value(secret, "expiration")
+    expiration = secret_value(secret, "expiration")
     if expiration:
         try:
             when = datetime.datetime.strptime(expiration, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
@@ -124,10 +125,10 @@ def authenticate(token: str, find_secret, now: datetime.datetime | None = None) 
             return None
         if when <= (now or datetime.datetime.now(datetime.UTC)):
             return None
-    if _secret_value(secret, "usage-bootstrap-authentication") != "true":
+    if secret_value(secret, "usage-bootstrap-authentication") != "true":
         return None
     groups = [BOOTSTRAPPERS]
-    for g in _secret_value(secret, "auth-extra-groups").split(","):
+    for g in secret_value(secret, "auth-extra-groups").split(","):
         g = g.strip()
         if g.startswith(BOOTSTRAPPERS + ":") and g not in groups:  # upstream allows only these
             groups.append(g)

@@ -46,13 +46,6 @@ def parse_ttl(text: str) -> datetime.timedelta | None:
     return datetime.timedelta(seconds=total)
 
 
-def _value(secret: dict, key: str) -> str:
-    # the authenticator's reading, so the list shows what it sees
-    from knet.api.bootstraptoken import _secret_value
-
-    return _secret_value(secret, key)
-
-
 def _human(delta: datetime.timedelta) -> str:
     """kubeadm's TTL column: duration.ShortHumanDuration."""
     s = int(delta.total_seconds())
@@ -71,6 +64,7 @@ def token_rows(secrets: list[dict], now: datetime.datetime) -> list[list[str]]:
     """kubeadm token list's rows for the bootstrap-token Secrets (others skipped), by token."""
     from knet.api import bootstraptoken as bt
 
+    _value = bt.secret_value  # the authenticator's reading, so the list shows what it sees
     rows = []
     for s in secrets:
         if s.get("type") != bt.SECRET_TYPE:
