@@ -147,11 +147,9 @@ class WorkQueue:
                 await self._wake.wait()
 
     async def get(self) -> Hashable:
+        """The next ready key, waiting for one (client-go's Get)."""
         while True:
+            await self.ready()
             key = self.get_nowait()
-            if key is not None:
+            if key is not None:  # ready() and get_nowait() run in one step: always a key
                 return key
-            self._wake = trio.Event()
-            due = self.next_due()
-            with trio.move_on_after(due if due is not None else float("inf")):
-                await self._wake.wait()
