@@ -81,10 +81,25 @@ def cmdline(pid: int) -> list[str] | None:
     return raw.decode(errors="replace").split("\0")[:-1] if raw else []
 
 
+def _settled_cmdline(pid: int, tries: int = 50) -> list[str] | None:
+    """The argv once exec has set it up. Popen returns when exec has replaced
+    the child's memory but before the kernel has written the new argv there
+    (exec_mmap wakes the parent before create_elf_tables), so a read in that
+    window is empty, and a record of [] would never match again: `knet down`
+    would then leave the process running. A live user process always has an
+    argv, so an empty one is worth a short wait."""
+    argv = cmdline(pid)
+    while argv == [] and tries > 0:
+        time.sleep(0.001)
+        tries -= 1
+        argv = cmdline(pid)
+    return argv
+
+
 def record(pid: int, argv: list[str] | None = None) -> dict | None:
     """What names this process for good: pid, start time, argv (read now if not given)."""
     start = start_time(pid)
-    argv = list(argv) if argv is not None else cmdline(pid)
+    argv = list(argv) if argv is not None else _settled_cmdline(pid)
     if start is None or argv is None:
         return None
     return {"pid": pid, "start": start, "argv": argv}

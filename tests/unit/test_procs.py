@@ -47,6 +47,19 @@ def test_record_names_the_running_process(sleeper, tmp_path):
     assert procs.verified_pid(path) is None
 
 
+def test_a_record_taken_right_after_popen_has_the_new_argv():
+    """Popen returns inside exec, before the kernel writes the new argv (raw
+    reads here came back empty about 3 times in 4); a record of [] would never
+    match again and `knet down` would leave the process running."""
+    for _ in range(50):
+        p = subprocess.Popen(["sleep", "300"])
+        try:
+            assert procs.record(p.pid)["argv"] == ["sleep", "300"]
+        finally:
+            p.kill()
+            p.wait()
+
+
 def test_a_pid_file_whose_start_time_or_argv_differ_names_nothing(sleeper, tmp_path):
     path = tmp_path / "x.pid"
     real = procs.record(sleeper.pid)
