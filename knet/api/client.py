@@ -38,6 +38,11 @@ def for_cluster(cluster: str) -> Client:
     return client
 
 
+class TlsFailed(ConnectionError):
+    """The TLS handshake failed: the server's certificate is not the CA's (or not for the address
+    dialled), or the server refused the client's certificate."""
+
+
 class ProtocolError(OSError):
     """The server's answer was not HTTP/1.1 as expected (or the connection dropped mid-answer)."""
 
@@ -74,7 +79,8 @@ class _Connection:
     needs: Content-Length and chunked bodies, keep-alive. http.client costs
     about 20 ms of imports per CLI call; this costs none."""
 
-    def __init__(self, unix_path: str | None, host: str | None, port: int, timeout: float | None):
+    def __init__(self, unix_path: str | None, host: str | None, port: int, timeout: float | None,
+                 tls=None, server_hostname: str | None = None):
         if unix_path:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
@@ -85,6 +91,12 @@ class _Connection:
                 raise
         else:
             self.sock = socket.create_connection((host, port), timeout=timeout)
+            if tls is not None:  # an ssl.SSLContext (a kubeconfig's server): the handshake happens here
+                try:
+                    self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname or host)
+                except BaseException:
+                    self.sock.close()
+                    raise
         self.file = self.sock.makefile("rb")
         self.used = False  # True once an answer came on it: a kept-alive connection the server may since have closed
 
@@ -160,6 +172,11 @@ class Client:
         self.unix_path = unix_path
         self.host = host
         self.port = port
+        # TLS to host:port (a kubeconfig context: knet.cli.kubecontext makes the ssl.SSLContext, so
+        # ssl is imported only when a context needs it) and the name the server's certificate must hold.
+        self.tls = None
+        self.server_hostname: str | None = None
+        self.context: str | None = None  # the kubeconfig context this client was made from, named in errors
         self._conn: _Connection | None = None
         self.cluster: str | None = None  # named in the error when the server is not reachable
         # kubectl's default (KEP-2885): an unknown or duplicate field is a 400, not a warning. None
@@ -169,17 +186,28 @@ class Client:
 
     def _connection(self, timeout: float | None = 30) -> _Connection:
         try:
-            return _Connection(self.unix_path, self.host, self.port, timeout)
+            return _Connection(self.unix_path, self.host, self.port, timeout, self.tls, self.server_hostname)
         except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, TimeoutError) as e:
             raise Unreachable(self._unreachable(e)) from None
         except OSError as e:
             if e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNABORTED, errno.EADDRNOTAVAIL):
                 raise Unreachable(self._unreachable(e)) from None
+            if self.tls is not None and type(e).__module__ == "ssl":  # ssl.SSLError, without importing ssl here
+                raise TlsFailed(self._tls_failed(e)) from None
             raise
+
+    def _tls_failed(self, e: OSError) -> str:
+        why = getattr(e, "verify_message", None) or getattr(e, "reason", None) or str(e)
+        whose = f' of context "{self.context}"' if self.context else ""
+        return (f"TLS with the API server{whose} at {self.host}:{self.port} failed ({str(why).lower()}): "
+                "check the certificate-authority and client certificate it names")
 
     def _unreachable(self, e: OSError) -> str:
         where = self.unix_path or f"{self.host}:{self.port}"
         why = "no such socket" if isinstance(e, FileNotFoundError) else (e.strerror or str(e)).lower()
+        if self.context:
+            return (f'the API server of context "{self.context}" is not reachable at {where} ({why}): '
+                    "is the cluster running, and is this its address?")
         if self.cluster:
             flag = f" --cluster {self.cluster}" if self.cluster != "knet" else ""
             return (f'the API server of cluster "{self.cluster}" is not reachable at {where} ({why}): '
@@ -193,7 +221,7 @@ class Client:
         if query:
             path += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        headers = {**self.auth_headers(), "Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = content_type
         for attempt in (0, 1):
@@ -230,6 +258,31 @@ class Client:
         if status >= 400:
             raise ApiError.from_status(out) if out.get("kind") == "Status" else ApiError(status, "Unknown", str(out))
         return out
+
+    def auth_headers(self) -> dict[str, str]:
+        """The bearer token, when there is one (a kubeconfig user may have only a client certificate)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def text(self, path: str, query: dict | None = None, timeout: float | None = 30) -> str:
+        """A GET whose answer is text, not JSON (pods/log); an error answer is the Status it carries."""
+        if query:
+            path += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        conn = self._connection(timeout)
+        try:
+            conn.send("GET", path, {**self.auth_headers(), "Accept": "*/*"}, None)
+            status, headers = conn.response()
+            raw = b"".join(conn.body(headers))
+        finally:
+            conn.close()
+        if status >= 400:
+            try:
+                out = json.loads(raw)
+            except ValueError:
+                out = {}
+            if out.get("kind") == "Status":
+                raise ApiError.from_status(out)
+            raise ApiError(status, "Unknown", raw.decode(errors="replace")[:200])
+        return raw.decode(errors="replace")
 
     def _exchange(self, conn: _Connection, method: str, path: str, headers: dict[str, str],
                   data: bytes | None) -> tuple[int, dict[str, str]]:
@@ -288,7 +341,7 @@ class Client:
         path = res.path(namespace) + "?" + urlencode({k: v for k, v in query.items() if v is not None})
         conn = self._connection(timeout)
         try:
-            conn.send("GET", path, {"Authorization": f"Bearer {self.token}"}, None)
+            conn.send("GET", path, self.auth_headers(), None)
             status, headers = conn.response()
             if status >= 400:
                 raise ApiError.from_status(json.loads(b"".join(conn.body(headers))))

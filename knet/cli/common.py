@@ -34,6 +34,10 @@ def cluster_name(args: argparse.Namespace) -> str:
 
 
 def connect(args: argparse.Namespace) -> Client:
+    if getattr(args, "context", None) or getattr(args, "kubeconfig_file", None):
+        from knet.cli.kubecontext import client_for  # a cluster anywhere, as kubectl names it
+
+        return prepare(client_for(args.context, args.kubeconfig_file))
     from knet.api.client import NotRunning, for_cluster
 
     try:

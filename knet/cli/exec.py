@@ -49,12 +49,14 @@ def _pick_container(pod: dict, name: str | None) -> dict:
 
 
 def cmd_exec(args: argparse.Namespace, connect: Connect) -> int:
+    if not args.command:
+        raise CliError("you must specify at least one command for the container (knet exec POD -- CMD)")
+    if getattr(args, "context", None) or getattr(args, "kubeconfig_file", None):
+        return _exec_through_context(args, connect)
     require_root()
     from knet.config import load_saved
     from knet.net import ns
 
-    if not args.command:
-        raise CliError("you must specify at least one command for the container (knet exec POD -- CMD)")
     target = args.target
     try:
         cfg = load_saved(cluster_name(args))
@@ -116,6 +118,22 @@ def cmd_exec(args: argparse.Namespace, connect: Connect) -> int:
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
+
+
+def _exec_through_context(args: argparse.Namespace, connect: Connect) -> int:
+    """--context: every pod through pods/exec, as kubectl execs (no root, no namespace of this
+    machine); node/NAME and ext are namespaces of the cluster's machines, with no API to reach them."""
+    target = args.target
+    if target == "ext" or target.startswith("node/"):
+        raise CliError(f"{target}: with --context only pods are reached (through the API's pods/exec); "
+                       "a node or the ext host is reached on its machine, without --context")
+    client = connect()
+    name = target[4:] if target.startswith(("pod/", "po/")) else target
+    try:
+        pod = _pod(args, client, name.split("/", 1)[-1])
+    except ApiError as e:
+        raise CliError(e.message) from None
+    return _through_api(client, pod, _pick_container(pod, args.container), args.command)
 
 
 def _through_api(client: Client, pod: dict, container: dict, command: list[str]) -> int:

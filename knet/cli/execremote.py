@@ -66,18 +66,76 @@ def exit_code(error_channel: bytes, protocol: str) -> tuple[int, str]:
     return 1, str(status.get("message") or "the command failed")
 
 
-def _socket(client: Client) -> socket.socket:
+def _socket(client: Client):
     if client.unix_path:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(client.unix_path)
         return s
-    return socket.create_connection((client.host, client.port))
+    sock = socket.create_connection((client.host, client.port), timeout=30)  # run() sets the exec's own
+    if client.tls is not None:  # a kubeconfig context's server (knet.cli.kubecontext)
+        try:
+            return _OneAtATime(client.tls.wrap_socket(sock, server_hostname=client.server_hostname or client.host))
+        except BaseException:
+            sock.close()
+            raise
+    return sock
+
+
+class _OneAtATime:
+    """A TLS socket that the stdin thread writes while the main thread reads. One OpenSSL
+    connection must not read and write at once (a read that handles a post-handshake message
+    while a write runs corrupts it: here 1 exec in 30 ended at once, no output, no status), so
+    every read and write takes a lock, non-blocking, and the waiting is done outside the lock."""
+
+    def __init__(self, sock) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.timeout: float | None = None
+        sock.setblocking(False)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout  # how long recv may wait for data
+
+    def recv(self, size: int) -> bytes:
+        import select
+        import ssl
+        import time
+
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            with self.lock:
+                try:
+                    return self.sock.recv(size)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError("timed out")
+            select.select([self.sock], [], [], wait)
+
+    def sendall(self, data: bytes) -> None:
+        import select
+        import ssl
+
+        view = memoryview(data)
+        while view:
+            with self.lock:
+                try:
+                    view = view[self.sock.send(view):]
+                    continue
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+            select.select([self.sock], [self.sock], [], 0.5)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def run(client: Client, namespace: str, pod: str, container: str, command: list[str],
-        stdin=None, stdout=None, stderr=None) -> int:
+        stdin=None, stdout=None, stderr=None, timeout: float | None = None) -> int:
     """Run command in the pod's container through the API; its exit code.
-    stdin: a binary file to forward (None: the process's), stdout/stderr binary files."""
+    stdin: a binary file to forward (None: the process's), stdout/stderr binary files.
+    timeout: seconds the connection may stay silent (TimeoutError after; None: no limit)."""
     from wsproto import ConnectionType, WSConnection
     from wsproto.events import (
         AcceptConnection,
@@ -93,6 +151,7 @@ def run(client: Client, namespace: str, pod: str, container: str, command: list[
     stdin = stdin if stdin is not None else sys.stdin.buffer
     out = {wc.STDOUT: stdout or sys.stdout.buffer, wc.STDERR: stderr or sys.stderr.buffer}
     sock = _socket(client)
+    sock.settimeout(timeout)
     ws = WSConnection(ConnectionType.CLIENT)
     lock = threading.Lock()
 
@@ -103,7 +162,7 @@ def run(client: Client, namespace: str, pod: str, container: str, command: list[
 
     send(Request(host="localhost", target=build_path(namespace, pod, container, command),
                  subprotocols=[wc.V5, wc.V4],
-                 extra_headers=[(b"authorization", f"Bearer {client.token}".encode())]))
+                 extra_headers=[(k.lower().encode(), v.encode()) for k, v in client.auth_headers().items()]))
     protocol, error, buffer, reject = "", b"", b"", b""
     rejected_code = 0
     done = False

@@ -1,6 +1,8 @@
 """knet lab list, up, check, run and down: the command over knet.lab (the format, the checks,
 a lab's life). Each verb finds the lab, names its cluster (lab-<name>, or --cluster) and turns a
-lab's error into the CLI's one line."""
+lab's error into the CLI's one line. With --context (or --kubeconfig) up, check and down act on
+a cluster that is already there, through the API alone (knet.lab.viaapi): no root, any machine
+that holds the kubeconfig."""
 
 from __future__ import annotations
 
@@ -57,10 +59,36 @@ def cmd_lab_list(args: argparse.Namespace, connect: Connect) -> int:
     return 0
 
 
+def _context(args: argparse.Namespace) -> str | None:
+    """The kubeconfig context the verb acts through (--context, or --kubeconfig's current one),
+    or None: the lab's own cluster on this machine."""
+    if getattr(args, "context", None) or getattr(args, "kubeconfig_file", None):
+        return args.context or ""
+    return None
+
+
+def _context_client(args: argparse.Namespace):
+    from knet.cli.common import prepare
+    from knet.cli.kubecontext import check_access, client_for
+
+    client = prepare(client_for(args.context, args.kubeconfig_file))
+    check_access(client)
+    return client
+
+
 def cmd_lab_up(args: argparse.Namespace, connect: Connect) -> int:
-    require_root()
     from knet.lab import session
 
+    if _context(args) is not None:  # the manifests on a cluster that is there already
+        lab, _ = _lab(args)
+        client = _context_client(args)
+        with _one_line():
+            took = session.up_through(lab, client, timeout=args.timeout)
+        print(f'Lab "{lab.name}" is up on context "{client.context}" in {took:.1f}s.')
+        print()
+        print(session.exercise_text(lab, 0, lab.cluster_name, context=client.context))
+        return 0
+    require_root()
     lab, cluster = _lab(args)
     with _one_line():
         took = session.up(lab, cluster, timeout=args.timeout)
@@ -71,23 +99,32 @@ def cmd_lab_up(args: argparse.Namespace, connect: Connect) -> int:
 
 
 def cmd_lab_check(args: argparse.Namespace, connect: Connect) -> int:
-    require_root()
     from knet.lab import session
 
     lab, cluster = _lab(args)
     n = len(lab.exercises)
     if args.exercise is not None and not 1 <= args.exercise <= n:
         raise CliError(f"--exercise: invalid value {args.exercise}: lab {lab.name} has exercises 1 to {n}")
+    the_seam, context = None, None
+    if _context(args) is not None:  # through the API only: any machine with the kubeconfig, no root
+        the_seam = session.api_seam(args.context, args.kubeconfig_file)
+        cluster, context = the_seam.cluster, the_seam.context
+    else:
+        require_root()
     with _one_line():
-        total, failed = session.check(lab, cluster, exercise=args.exercise)
+        total, failed = session.check(lab, cluster, exercise=args.exercise, the_seam=the_seam)
     print(f"{total - failed} of {total} checks passed" + (f", {failed} failed" if failed else ""))
     if not failed and args.exercise is not None and args.exercise < n:
         print()
-        print(session.exercise_text(lab, args.exercise, cluster))
+        print(session.exercise_text(lab, args.exercise, cluster, context=context))
     return 1 if failed else 0
 
 
 def cmd_lab_run(args: argparse.Namespace, connect: Connect) -> int:
+    if _context(args) is not None:
+        raise CliError("--context: knet lab run makes the lab's own cluster and types its commands there (knet probe, "
+                       "knet exec ext...); on a cluster named by a context, use knet lab up LAB --context CTX, then "
+                       "knet lab check LAB --context CTX and knet lab down LAB --context CTX")
     require_root()
     from knet.lab import session
 
@@ -98,6 +135,15 @@ def cmd_lab_run(args: argparse.Namespace, connect: Connect) -> int:
 
 
 def cmd_lab_down(args: argparse.Namespace, connect: Connect) -> int:
+    if _context(args) is not None:  # the lab's objects go, the cluster stays
+        from knet.lab import session
+
+        lab, _ = _lab(args)
+        client = _context_client(args)
+        with _one_line():
+            n = session.down_through(lab, client)
+        print(f'Lab "{lab.name}": {n} objects deleted from context "{client.context}".')
+        return 0
     require_root()
     from knet.cluster import ClusterError, down
 

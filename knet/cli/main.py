@@ -100,6 +100,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                         help="on an unexpected error, print its traceback (also KNET_DEBUG=1)")
     nsopt = argparse.ArgumentParser(add_help=False)
     nsopt.add_argument("-n", "--namespace", metavar="NS", help="namespace (default: default)")
+    # A cluster named by a kubeconfig context (knet init's admin.conf, knet up's knet-<cluster>), through its API.
+    ctxopt = argparse.ArgumentParser(add_help=False)
+    ctxopt.add_argument("--context", metavar="NAME", help="act through the API of this kubeconfig context "
+                                                         "(any machine holding the kubeconfig)")
+    ctxopt.add_argument("--kubeconfig", dest="kubeconfig_file", metavar="PATH",
+                        help="the kubeconfig (default: $KUBECONFIG, else ~/.kube/config)")
 
     p = argparse.ArgumentParser(prog="knet", parents=[common], epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -145,7 +151,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     s = sub.add_parser("status", parents=[common], help="show the cluster's components and sync state")
     s.set_defaults(run=("cluster", "cmd_status"))
 
-    s = sub.add_parser("apply", parents=[common, nsopt], help="create or update objects from manifests",
+    s = sub.add_parser("apply", parents=[common, nsopt, ctxopt], help="create or update objects from manifests",
                        description="Create or update objects from YAML/JSON manifests. Every object is first "
                                    "checked by the API server (dry run): if one is invalid, nothing is applied.")
     s.add_argument("-f", "--filename", action="append", required=True, metavar="FILE|DIR|-")
@@ -153,7 +159,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=60, help="seconds for --wait (default 60)")
     s.set_defaults(run=("apply", "cmd_apply"))
 
-    s = sub.add_parser("create", parents=[common, nsopt], help="create objects from manifests (never update)",
+    s = sub.add_parser("create", parents=[common, nsopt, ctxopt], help="create objects from manifests (never update)",
                        description="Create each object of YAML/JSON manifests, as kubectl create -f: one that "
                                    "exists is an AlreadyExists error and left as it is; the others are still "
                                    "created. Exits non-zero if any failed.")
@@ -162,7 +168,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=60, help="seconds for --wait (default 60)")
     s.set_defaults(run=("apply", "cmd_create"))
 
-    s = sub.add_parser("delete", parents=[common, nsopt], help="delete objects",
+    s = sub.add_parser("delete", parents=[common, nsopt, ctxopt], help="delete objects",
                        description="Delete objects by file, by KIND NAME..., KIND/NAME..., or KIND --all.")
     s.add_argument("names", nargs="*", metavar="KIND [NAME...]")
     s.add_argument("-f", "--filename", action="append", metavar="FILE|DIR|-")
@@ -175,7 +181,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=60)
     s.set_defaults(run=("apply", "cmd_delete"))
 
-    s = sub.add_parser("get", parents=[common, nsopt], help="list objects in kubectl-style tables",
+    s = sub.add_parser("get", parents=[common, nsopt, ctxopt], help="list objects in kubectl-style tables",
                        description="Show objects. KIND is a kind, plural or short name (po, svc, deploy, rs, ds, "
                                    "sts, no, ns, netpol, endpointslices), or several joined by commas.")
     s.add_argument("kind", metavar="KIND[,KIND]")
@@ -203,7 +209,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--ignore-not-found", action="store_true", help="a NAME that does not exist is not an error")
     s.set_defaults(run=("get", "cmd_get"))
 
-    s = sub.add_parser("describe", parents=[common, nsopt], help="show one object in detail, with its events")
+    s = sub.add_parser("describe", parents=[common, nsopt, ctxopt], help="show one object in detail, with its events")
     s.add_argument("kind")
     s.add_argument("name", nargs="*")
     s.add_argument("-l", "--selector")
@@ -212,7 +218,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                    help="show the objects' events (default: for one object, not for several)")
     s.set_defaults(run=("get", "cmd_describe"))
 
-    s = sub.add_parser("exec", parents=[common, nsopt], help="run a command in a pod, node or the ext host",
+    s = sub.add_parser("exec", parents=[common, nsopt, ctxopt], help="run a command in a pod, node or the ext host",
                        description="Run a command inside a pod's namespaces (network, UTS, its resolv.conf), "
                                    "as the container's user. TARGET is POD, node/NAME or ext.")
     s.add_argument("target", metavar="POD|node/NAME|ext")
@@ -353,7 +359,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                        ("check", "run the checks: pass or fail each, with what was expected and seen"),
                        ("run", "up, every exercise's commands and checks, down (exit 1 on a failure): for CI"),
                        ("down", "delete the lab's cluster")):
-        r = lsub.add_parser(verb, parents=[common], help=text)
+        r = lsub.add_parser(verb, parents=[common, ctxopt], help=text)
         r.add_argument("lab", metavar="LAB")
         if verb == "check":
             r.add_argument("--exercise", type=int, metavar="N", help="only exercise N (from 1)")

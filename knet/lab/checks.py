@@ -133,25 +133,33 @@ def expectation(check: Check, answer: set[str] | None = None) -> str:
 def hint(seam: Seam, check: Check, dialled: tuple[str, int] | None = None) -> str:
     """Where to look when the check failed: the command that shows why. A probe's trace names
     the Service or pod as the probe named it, or the address it dialled (a NodePort, a
-    LoadBalancer IP, an externalIP, a literal address)."""
-    flag = f" --cluster {seam.cluster}"
+    LoadBalancer IP, an externalIP, a literal address). Checked through a kubeconfig context
+    (the seam's `context`), the commands name it too; a trace still needs the cluster's
+    machine, where its namespaces are."""
     if isinstance(check, ProbeCheck):
         src = _trace_end(check.src)
         named = check.dst.kind in ("pod", "node", "ext") or (check.dst.kind == "service" and check.via == "clusterIP")
         dst = f"{_trace_end(check.dst)}:{check.port}" if named or dialled is None else f"{dialled[0]}:{dialled[1]}"
         proto = f" --protocol {check.protocol}" if check.protocol != "TCP" else ""
-        return f"look at: knet{flag} trace {src} --to {dst}{proto}"
+        there = " (on the cluster's machine)" if getattr(seam, "context", None) else ""
+        return f"look at: knet --cluster {seam.cluster} trace {src} --to {dst}{proto}{there}"
     if isinstance(check, DnsCheck):
-        return (f"look at: knet{flag} exec -n {check.src.namespace} {check.src.name} -- "
+        return (f"look at: {_knet(seam, 'exec')} -n {check.src.namespace} {check.src.name} -- "
                 f"dig {check.name} {check.qtype} +search")
     if isinstance(check, (ExecCheck, LogsCheck)):
         if isinstance(check, ExecCheck) and not check.pod.namespace:
-            return f"look at: knet{flag} exec {check.pod.name} -- {shlex.join(check.command)}"
-        return f"look at: knet{flag} describe pod -n {check.pod.namespace} {check.pod.name}"
+            return f"look at: {_knet(seam, 'exec')} {check.pod.name} -- {shlex.join(check.command)}"
+        return f"look at: {_knet(seam, 'describe')} pod -n {check.pod.namespace} {check.pod.name}"
     obj = check.obj
     ns = f" -n {obj.namespace}" if obj.namespace else ""
     what = obj.text if obj.name else obj.text + (f" -l {obj.selector}" if obj.selector else "")
-    return f"look at: knet{flag} describe{ns} {what.replace('/', ' ', 1)}"
+    return f"look at: {_knet(seam, 'describe')}{ns} {what.replace('/', ' ', 1)}"
+
+
+def _knet(seam: Seam, verb: str) -> str:
+    """`knet --cluster C VERB`, or `knet VERB --context CTX` for a seam reached through a context."""
+    context = getattr(seam, "context", None)
+    return f"knet {verb} --context {context}" if context else f"knet --cluster {seam.cluster} {verb}"
 
 
 def _trace_end(e: Endpoint) -> str:

@@ -4,19 +4,18 @@ A connection attempt is `knet probe`'s engine (one socket made in the client's n
 namespace, driven from here); a DNS question is the test harness's (knet.harness.net.dns,
 asked as the pod's own resolver asks, from inside its network namespace); a command runs
 through `knet exec` (the pod's namespaces, its container's user), as the learner types it; a
-log is the container's log file.
+log is the container's log file. Objects are read through the API, and a pod on another
+machine of a machine-mode cluster is reached as knet.lab.viaapi reaches every pod: by exec.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import time
 
 from knet.lab.checks import DnsAnswer
 from knet.lab.model import PodRef
-
-EXEC_PREFIX = "exec:"  # pod_netns of a pod on another machine: "exec:NAMESPACE/NAME"
+from knet.lab.viaapi import EXEC_PREFIX, ApiSeam, reverse_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,31 +23,13 @@ if TYPE_CHECKING:
     from knet.config import ClusterConfig
 
 
-class LiveSeam:
+class LiveSeam(ApiSeam):
+    """Objects through the API (ApiSeam's), the data plane through this machine's namespaces;
+    a pod on another machine of a machine-mode cluster through exec, as ApiSeam reaches every pod."""
+
     def __init__(self, cluster: str, cfg: ClusterConfig, client: Client) -> None:
-        self.cluster = cluster
+        super().__init__(client, cluster)
         self.cfg = cfg
-        self.client = client
-
-    # -- the API --------------------------------------------------------------------------
-
-    def get(self, kind: str, namespace: str | None, name: str) -> dict | None:
-        from knet.api.errors import ApiError
-        from knet.api.resources import by_kind
-
-        res = by_kind(kind)
-        try:
-            return self.client.get(res, namespace if res.namespaced else None, name)
-        except ApiError as e:
-            if e.code == 404:
-                return None
-            raise
-
-    def list(self, kind: str, namespace: str | None, selector: str = "") -> list[dict]:
-        from knet.api.resources import by_kind
-
-        res = by_kind(kind)
-        return self.client.list(res, namespace if res.namespaced else None, selector or None)["items"]
 
     # -- namespaces -----------------------------------------------------------------------
 
@@ -84,12 +65,7 @@ class LiveSeam:
     def connect(self, netns: str, address: str, port: int, protocol: str, identity: str | None,
                 timeout: float) -> tuple[bool, str]:
         if netns.startswith(EXEC_PREFIX):
-            from knet.lab import viaexec
-
-            namespace, name = netns[len(EXEC_PREFIX):].split("/", 1)
-            code, out = self.exec(PodRef(namespace, name), None,
-                                  viaexec.connect_argv(address, port, protocol, identity, timeout), timeout + 15)
-            return viaexec.read_connect(code, out)
+            return super().connect(netns, address, port, protocol, identity, timeout)
         from knet.policy import prober
 
         probe = prober.Probe("lab", identity or "", netns, address, port, protocol)
@@ -103,22 +79,12 @@ class LiveSeam:
         """The harness's question, as the pod's resolver asks it (its resolv.conf's server, search
         list and ndots, from inside the pod's network namespace); a PTR for an address is asked
         for its in-addr.arpa name, as `dig -x`."""
-        import ipaddress
-
         from knet.harness.handles import Pod
         from knet.harness.net import dns
 
-        if qtype == "PTR":
-            try:
-                name = ipaddress.ip_address(name).reverse_pointer + "."
-            except ValueError:
-                pass
         if self._remote(pod):
-            from knet.lab import viaexec
-
-            code, out = self.exec(PodRef(pod["metadata"]["namespace"], pod["metadata"]["name"]), None,
-                                  viaexec.dns_argv(name, qtype, 3.0), 20.0)
-            return viaexec.read_dns(code, out, name)
+            return super().dns(pod, name, qtype)
+        name = reverse_name(name, qtype)
         handle = Pod(self, pod["metadata"]["namespace"], pod["metadata"]["name"], pod)  # type: ignore[arg-type]
         try:
             answer = dns(name, qtype, handle, timeout=3.0)
@@ -152,9 +118,3 @@ class LiveSeam:
                 return f.read()
         except FileNotFoundError:
             return ""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)

@@ -56,6 +56,19 @@ def seam(cluster: str) -> checks.Seam:
     return LiveSeam(cluster, cfg, client)
 
 
+def api_seam(context: str | None, kubeconfig: str | None = None):
+    """The checks' seam through a kubeconfig context: a cluster anywhere, reached as kubectl
+    reaches it (knet.lab.viaapi). A wrong context, server or credential is one clear error
+    (knet.cli.kubecontext's CliError) before any check runs."""
+    from knet.cli.common import prepare
+    from knet.cli.kubecontext import check_access, client_for
+    from knet.lab.viaapi import ApiSeam, cluster_of
+
+    client = prepare(client_for(context, kubeconfig))
+    check_access(client)
+    return ApiSeam(client, cluster_of(client.context or ""), client.context)
+
+
 # -- up ---------------------------------------------------------------------------------
 
 
@@ -77,6 +90,64 @@ def up(lab: Lab, cluster: str, say: Say = print, timeout: float = 120.0) -> floa
         down(cluster, say=lambda _m: None)
         raise
     return time.monotonic() - t0
+
+
+def up_through(lab: Lab, client: Client, say: Say = print, timeout: float = 120.0) -> float:
+    """`knet lab up --context`: the lab's manifests on a cluster that is already there (made by
+    knet init/join, or another knet up), ready; its cluster file is not used, but the nodes the
+    manifests pin pods to must be the cluster's."""
+    t0 = time.monotonic()
+    say(f'Lab "{lab.name}": {lab.title} ({lab.folder}), on context "{client.context}"')
+    pinned = sorted({name for m in lab.manifests for obj in m.objects for name in _pinned_nodes(obj)})
+    nodes = {n["metadata"]["name"] for n in client.list(_res("Node"))["items"]}
+    missing = [n for n in pinned if n not in nodes]
+    if missing:
+        raise LabError(f"the lab's manifests pin pods to node{'s' if len(missing) > 1 else ''} {', '.join(missing)}, "
+                       f"which context \"{client.context}\" does not have (its nodes: {', '.join(sorted(nodes)) or 'none'}): "
+                       "name the nodes as the lab's cluster file does")
+    apply_manifests(lab, client, say, deadline=t0 + timeout)
+    return time.monotonic() - t0
+
+
+def _pinned_nodes(obj: dict) -> list[str]:
+    spec = obj.get("spec") or {}
+    for key in ("template", "jobTemplate"):
+        if isinstance(spec.get(key), dict):
+            spec = spec[key].get("spec") or {}
+    name = spec.get("nodeName") if isinstance(spec, dict) else None
+    return [name] if isinstance(name, str) and name else []
+
+
+def down_through(lab: Lab, client: Client, say: Say = print) -> int:
+    """`knet lab down --context`: delete what the lab's manifests made (namespaces last), and
+    any node pod a check left; the cluster stays. The number of objects deleted."""
+    from knet.api.errors import ApiError
+    from knet.cli.common import label, resource_for
+    from knet.lab.viaapi import NODE_POD_NAMESPACE, NODE_POD_PREFIX
+
+    planned = [(m.source, obj) for m in lab.manifests for obj in m.objects]
+    planned.sort(key=lambda so: 1 if so[1].get("kind") == "Namespace" else 0)
+    deleted = 0
+    for source, obj in planned:
+        res = resource_for(obj, source)
+        meta = obj.get("metadata") or {}
+        ns = (meta.get("namespace") or "default") if res.namespaced else None
+        try:
+            client.delete(res, ns, meta.get("name", ""))
+        except ApiError as e:
+            if e.code != 404:
+                raise LabError(f"{source}: deleting {label(res, meta.get('name', ''))}: {e.message}") from None
+            continue
+        deleted += 1
+        say(f" {label(res, meta.get('name', ''))} deleted")
+    pods = client.list(_res("Pod"), NODE_POD_NAMESPACE, "app.kubernetes.io/managed-by=knet-lab")["items"]
+    for pod in pods:
+        if pod["metadata"]["name"].startswith(NODE_POD_PREFIX):
+            try:
+                client.delete(_res("Pod"), NODE_POD_NAMESPACE, pod["metadata"]["name"], grace=0)
+            except ApiError:
+                pass
+    return deleted
 
 
 def apply_manifests(lab: Lab, client: Client, say: Say, deadline: float) -> None:
@@ -179,14 +250,14 @@ def _wait_ready(client: Client, objects: list[tuple], deadline: float) -> None:
 # -- exercises --------------------------------------------------------------------------
 
 
-def exercise_text(lab: Lab, index: int, cluster: str) -> str:
+def exercise_text(lab: Lab, index: int, cluster: str, context: str | None = None) -> str:
     ex = lab.exercises[index]
     head = f"Exercise {index + 1} of {len(lab.exercises)}" + (f": {ex.title}" if ex.title else "")
     lines = [head] + ["  " + line if line else "" for line in ex.text.splitlines()]
     if ex.do:
         lines.append("  Type:")
         lines += ["    " + " ".join(_quote(w) for w in argv) for argv in ex.do]
-    flag = f" --cluster {cluster}" if cluster != lab.cluster_name else ""
+    flag = f" --context {context}" if context else f" --cluster {cluster}" if cluster != lab.cluster_name else ""
     lines.append(f"  Then: knet lab check {lab.name}{flag} --exercise {index + 1}")
     return "\n".join(lines)
 
@@ -224,12 +295,17 @@ def check(lab: Lab, cluster: str, say: Say = print, exercise: int | None = None,
     s = the_seam or seam(cluster)
     indexes = range(len(lab.exercises)) if exercise is None else [exercise - 1]
     total = failed = 0
-    for i in indexes:
-        ex = lab.exercises[i]
-        say(f"Exercise {i + 1} of {len(lab.exercises)}" + (f": {ex.title}" if ex.title else ""))
-        results = checks.run_all(s, ex.checks)
-        total += len(results)
-        failed += report(results, say)
+    try:
+        for i in indexes:
+            ex = lab.exercises[i]
+            say(f"Exercise {i + 1} of {len(lab.exercises)}" + (f": {ex.title}" if ex.title else ""))
+            results = checks.run_all(s, ex.checks)
+            total += len(results)
+            failed += report(results, say)
+    finally:
+        close = getattr(s, "close", None)
+        if close is not None:
+            close()  # the node pods a check through the API made
     return total, failed
 
 
