@@ -101,6 +101,12 @@ class Agent:
                                cert_file=cert[0] if cert else None, key_file=cert[1] if cert else None,
                                handshake_timeout=HANDSHAKE_TIMEOUT_SECONDS)
         self.workers: dict[str, PodWorker] = {}
+        # The workers that have not acted on their pod's newest revision: a progress report reads
+        # these, not every pod on the node (it runs at every bit of progress).
+        self.behind: set[PodWorker] = set()
+        # Sandboxes are made in a worker thread, one at a time: the kernel serializes namespace
+        # creation anyway, and /run/netns is made a shared mount once, not by racing threads.
+        self.sandbox_limiter = trio.CapacityLimiter(1)
         self.observed = 0
         self.activity = 0  # moves with every bit of progress: memory is trimmed once it stands still
         self._progress = trio.Event()
@@ -156,8 +162,20 @@ class Agent:
         self._progress.set()
 
     def forget(self, uid: str) -> None:
-        self.workers.pop(uid, None)
+        self.behind.discard(self.workers.pop(uid, None))
         self.progress_changed()
+
+    def worker_moved(self, worker: PodWorker) -> None:
+        """A worker's handling or handled revision moved."""
+        if worker.handled_revision < worker.handling_revision:
+            self.behind.add(worker)
+        else:
+            self.behind.discard(worker)
+
+    def sandbox_made(self, worker: PodWorker) -> None:
+        """A pod's sandbox is there: its log directory is watched for the log times."""
+        if self.kubelet is not None:
+            self.kubelet.clock.add(worker.sb.log_dir)
 
     async def service_env(self, pod: dict) -> dict[str, str]:
         """The Service variables for this pod: its namespace's Services (when
@@ -275,7 +293,7 @@ class Agent:
             await self._progress.wait()
             self._progress = trio.Event()
             await trio.sleep(0)
-            busy = [w.handling_revision for w in self.workers.values() if w.handled_revision < w.handling_revision]
+            busy = [w.handling_revision for w in self.behind if w.handled_revision < w.handling_revision]
             acted = min([self.observed, self.proxy.synced, self.policy.synced, *[r - 1 for r in busy]])
             error = "; ".join(f"{what} sync failing: {e}" for what, e in (
                 ("proxy", self.proxy.last_error), ("policy", self.policy.last_error)) if e)
@@ -315,6 +333,7 @@ class Agent:
         if pod["metadata"].get("deletionTimestamp"):
             worker.terminating.set()
         self.workers[uid] = worker
+        self.worker_moved(worker)
         self.nursery.start_soon(self._run_worker, worker)
 
     async def _run_worker(self, worker: PodWorker) -> None:
@@ -324,6 +343,7 @@ class Agent:
         except Exception:
             log.exception("%s/%s: pod worker failed", worker.namespace, worker.name)
             self.workers.pop(worker.uid, None)
+            self.behind.discard(worker)
             self.progress_changed()
 
     async def cleanup_orphans(self, live: set[str]) -> None:

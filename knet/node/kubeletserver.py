@@ -86,7 +86,7 @@ class KubeletServer:
         self.clock = LogClock(self._log_dirs)
 
     def _log_dirs(self) -> list[str]:
-        return [os.path.join(w.sb.dir, "logs") for w in list(self.agent.workers.values()) if w.sb is not None]
+        return [w.sb.log_dir for w in list(self.agent.workers.values()) if w.sb is not None]
 
     async def serve(self, host: str, port: int = PORT, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(port, host=host)

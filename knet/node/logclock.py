@@ -15,6 +15,7 @@ import bisect
 import ctypes
 import errno
 import logging
+import math
 import os
 import struct
 import time
@@ -67,13 +68,22 @@ class Marks:
 
 
 class LogClock:
-    """Marks kept up to date by inotify over every pod's log directory."""
+    """Marks kept up to date by inotify over every pod's log directory.
+
+    New pods' directories are handed in with add() as their sandboxes are
+    made, so a look costs what changed: it used to walk every pod on the node
+    five times a second (1,500 paths a second at 300 pods, idle or not).
+    log_dirs() (every pod's) is walked once at the start and then only every
+    RESCAN seconds, for a directory no add() named."""
 
     IN_MODIFY, IN_MOVED_TO, IN_CREATE, IN_IGNORED = 0x2, 0x80, 0x100, 0x8000
-    POLL = 0.2  # how often new pods' directories are looked for
+    POLL = 0.2  # how often directories handed in are taken up
+    RESCAN = 30.0  # how often every pod's directory is looked at
 
     def __init__(self, log_dirs: Callable[[], list[str]]):
         self.log_dirs = log_dirs
+        self.added: list[str] = []  # handed in since the last look
+        self.looked_at = 0  # directories looked at (for the tests: it follows what changed)
         self.marks = Marks()
         self.watches: dict[int, str] = {}  # watch descriptor -> directory
         self.watched: dict[str, int] = {}
@@ -115,10 +125,23 @@ class LogClock:
         finally:
             os.close(fd)
 
+    def add(self, log_dir: str) -> None:
+        """A new pod's log directory, watched from the next look on."""
+        self.added.append(log_dir)
+
+    def _to_look_at(self, now: float, rescan_at: float) -> tuple[list[str], float]:
+        added, self.added = self.added, []
+        if now < rescan_at:
+            return added, rescan_at
+        return added + self.log_dirs(), now + self.RESCAN
+
     async def _watch_new(self, libc, fd: int) -> None:
         mask = self.IN_MODIFY | self.IN_MOVED_TO | self.IN_CREATE
+        rescan_at = -math.inf
         while True:
-            for d in self.log_dirs():
+            dirs, rescan_at = self._to_look_at(trio.current_time(), rescan_at)
+            for d in dirs:
+                self.looked_at += 1
                 if d in self.watched:
                     continue
                 wd = libc.inotify_add_watch(fd, os.fsencode(d), mask)

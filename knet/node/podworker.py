@@ -142,6 +142,7 @@ class PodWorker:
     def update(self, pod: dict) -> None:
         self.pod = pod
         self.handling_revision = int(pod["metadata"]["resourceVersion"])
+        self.agent.worker_moved(self)
         if pod["metadata"].get("deletionTimestamp"):
             self.terminating.set()
         # Only a write after ours can be someone else's: an older event is the watch catching up
@@ -156,6 +157,7 @@ class PodWorker:
             # A deletion is acted on once termination has begun: a pod ignoring SIGTERM for its grace
             # period must not hold back every `apply --wait` on this node (`delete --wait` waits for gone).
             self.handled_revision = self.handling_revision
+            self.agent.worker_moved(self)
             self.agent.progress_changed()
 
     def mark_dirty(self) -> None:
@@ -169,7 +171,10 @@ class PodWorker:
             self.reused = sandboxes.sandbox_for(self.agent.cfg, self.agent.node, self.uid).exists()
             outer.start_soon(self.status_loop)  # after `reused` is known: an adopted pod's first post waits
             try:
-                self.sb = sandboxes.create(self.agent.cfg, self.agent.node, self.pod)
+                # In a thread: its namespaces (a thread each, joined), directories and files kept the
+                # agent's loop, and so every other pod's status and the watches, waiting ~6 ms a pod.
+                self.sb = await trio.to_thread.run_sync(sandboxes.create, self.agent.cfg, self.agent.node, self.pod,
+                                                        limiter=self.agent.sandbox_limiter)
             except OSError as e:
                 self.sandbox_error = f"failed to create pod sandbox: {e}"
                 log.error("%s/%s: %s", self.namespace, self.name, self.sandbox_error)
@@ -179,6 +184,7 @@ class PodWorker:
                 self._first_pass_done()
                 await self.terminating.wait()
             else:
+                self.agent.sandbox_made(self)
                 self.env_extra = await self.agent.service_env(self.pod)
                 async with trio.open_nursery() as prep:  # the volumes' API round trips beside CNI ADD
                     prep.start_soon(self.attach_network)
@@ -199,6 +205,7 @@ class PodWorker:
 
     def _first_pass_done(self) -> None:
         self.handled_revision = self.handling_revision
+        self.agent.worker_moved(self)
         self.synced.set()
         self.agent.progress_changed()
 

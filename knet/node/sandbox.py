@@ -78,8 +78,12 @@ class Sandbox:
     def nsswitch(self) -> str:
         return os.path.join(self.dir, "nsswitch.conf")
 
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.dir, "logs")
+
     def log_path(self, container: str) -> str:
-        return os.path.join(self.dir, "logs", f"{container}.log")
+        return os.path.join(self.log_dir, f"{container}.log")
 
     def previous_log_path(self, container: str) -> str:
         """The log of the container's instance before this one (`logs --previous`):
