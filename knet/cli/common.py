@@ -43,8 +43,21 @@ def connect(args: argparse.Namespace) -> Client:
     try:
         client = for_cluster(cluster_name(args))
     except NotRunning as e:
-        raise CliError(str(e)) from None
+        raise CliError(_worker_hint(cluster_name(args)) or str(e)) from None
     return prepare(client)
+
+
+def _worker_hint(cluster: str) -> str | None:
+    """A joined worker machine has the cluster's state but no admin credential (only its node's,
+    which may not read the cluster): say where one is, as kubeadm leaves admin.conf on the
+    control plane."""
+    from knet.paths import state_dir
+
+    if not os.path.exists(os.path.join(state_dir(cluster), "machine.json")):
+        return None
+    return (f'this machine is a worker node of cluster "{cluster}" (knet join) and holds no admin credential: copy '
+            f"admin.conf from the control-plane machine ({os.path.join(state_dir(cluster), 'admin.conf')} there) "
+            "and name it with --kubeconfig FILE (or $KUBECONFIG and --context)")
 
 
 def prepare(client: Client) -> Client:

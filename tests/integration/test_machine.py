@@ -284,6 +284,24 @@ def test_lab_checks_from_the_control_plane_reach_pods_on_other_machines(lab, tmp
     assert "7 of 7 checks passed" in runs[-1].stdout
 
 
+def test_exec_and_lab_checks_from_a_worker_machine_with_the_admin_conf(lab, tmp_path):
+    """On w1's machine, which holds only its node's credential: the error says to bring admin.conf;
+    with it (--kubeconfig), knet exec and the lab's checks go through the API (pods/exec) to any pod."""
+    m1, m2 = lab.machines[0], lab.machines[1]
+    pod_ip(lab, "a")
+    pod_ip(lab, "b")
+    refused = m2.knet("get", "pods", check=False)
+    assert refused.returncode == 1 and "holds no admin credential: copy admin.conf" in refused.stderr, refused.stderr
+    conf = tmp_path / "admin.conf"  # as a user copies it from the control-plane machine
+    conf.write_text(m1.run("cat", f"/run/knet/{m1.cluster}/admin.conf").stdout)
+    assert m2.knet("exec", "--kubeconfig", str(conf), "b", "--", "hostname").stdout.strip() == "b"  # on w2
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "lab.yaml").write_text(LAB)
+    (tmp_path / "lab" / "README.md").write_text("# across\n")
+    out = m2.knet("lab", "check", str(tmp_path / "lab"), "--kubeconfig", str(conf), check=False)
+    assert out.returncode == 0 and "7 of 7 checks passed" in out.stdout, out.stdout + out.stderr
+
+
 def test_reset_leaves_nothing_behind_and_runs_again(lab):
     for m in reversed(lab.machines):
         out = m.knet("down" if m is lab.machines[2] else "reset")  # knet down of a machine's cluster resets it
