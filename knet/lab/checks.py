@@ -147,8 +147,9 @@ def hint(seam: Seam, check: Check, dialled: tuple[str, int] | None = None) -> st
         return (f"look at: {_knet(seam, 'exec')} -n {check.src.namespace} {check.src.name} -- "
                 f"dig {check.name} {check.qtype} +search")
     if isinstance(check, (ExecCheck, LogsCheck)):
-        if isinstance(check, ExecCheck) and not check.pod.namespace:
-            return f"look at: {_knet(seam, 'exec')} {check.pod.name} -- {shlex.join(check.command)}"
+        if isinstance(check, ExecCheck) and not check.pod.namespace:  # node/NAME, ext: namespaces of a machine
+            there = " (on the cluster's machine)" if getattr(seam, "context", None) else ""
+            return f"look at: knet --cluster {seam.cluster} exec {check.pod.name} -- {shlex.join(check.command)}{there}"
         return f"look at: {_knet(seam, 'describe')} pod -n {check.pod.namespace} {check.pod.name}"
     obj = check.obj
     ns = f" -n {obj.namespace}" if obj.namespace else ""

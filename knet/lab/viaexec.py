@@ -42,13 +42,14 @@ done(True, "connected (answer not from knet's built-in server)")
 DNS = r"""
 import json, random, socket, struct, sys, time
 name, qtype, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+conf, port = (sys.argv[4:5] or ["/etc/resolv.conf"])[0], int((sys.argv[5:6] or ["53"])[0])
 TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33}
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 def out(rcode, records=(), qname=name):
     print(json.dumps({"rcode": rcode, "records": list(records), "qname": qname})); sys.exit(0)
 servers, search, ndots = [], [], 1
 try:
-    for line in open("/etc/resolv.conf"):
+    for line in open(conf):
         w = line.split()
         if not w or w[0][0] in "#;": continue
         if w[0] == "nameserver" and len(w) > 1: servers.append(w[1])
@@ -95,12 +96,12 @@ def ask(server, qn, deadline):
     q += b"\0" + struct.pack(">HH", TYPES[qtype], 1)
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.settimeout(max(0.05, deadline - time.monotonic())); s.connect((server, 53)); s.send(q)
+        s.settimeout(max(0.05, deadline - time.monotonic())); s.connect((server, port)); s.send(q)
         while True:
             msg = s.recv(65535)
             if len(msg) >= 12 and struct.unpack(">H", msg[:2])[0] == qid: break
     if msg[2] & 2:
-        with socket.create_connection((server, 53), timeout=max(0.05, deadline - time.monotonic())) as s:
+        with socket.create_connection((server, port), timeout=max(0.05, deadline - time.monotonic())) as s:
             s.sendall(struct.pack(">H", len(q)) + q); buf = b""
             while len(buf) < 2 or len(buf) < 2 + struct.unpack(">H", buf[:2])[0]:
                 chunk = s.recv(65535)
@@ -154,8 +155,11 @@ def connect_argv(address: str, port: int, protocol: str, identity: str | None, t
     return (INTERPRETER, "-c", _program(CONNECT), address, str(port), protocol, identity or "", f"{timeout:g}")
 
 
-def dns_argv(name: str, qtype: str, timeout: float) -> tuple[str, ...]:
-    return (INTERPRETER, "-c", _program(DNS), name, qtype, f"{timeout:g}")
+def dns_argv(name: str, qtype: str, timeout: float, resolv_conf: str | None = None,
+             port: int | None = None) -> tuple[str, ...]:
+    """The pod's own resolv.conf and port 53; another file and port for the unit tests' server."""
+    extra = (resolv_conf or "/etc/resolv.conf", str(port or 53)) if resolv_conf or port else ()
+    return (INTERPRETER, "-c", _program(DNS), name, qtype, f"{timeout:g}", *extra)
 
 
 def _last_json(output: str) -> dict | None:
