@@ -161,3 +161,90 @@ def test_split_server():
     for bad in ("https://h:0", "https://h:x", "https://h/prefix", "ftp://h", "https://"):
         with pytest.raises(KubeconfigError, match=r"c\.server: Invalid value"):
             split_server(bad, "c")
+
+
+# -- the client: a real TLS handshake on 127.0.0.1 ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """An HTTPS server on 127.0.0.1 with a certificate of its own CA, asking for a client
+    certificate; it answers every GET with the client certificate's CN."""
+    import socket
+    import ssl
+    import threading
+
+    from knet.api import tls
+
+    ca_key, ca_crt = tls.make_ca()
+    srv_key, srv_crt = tls.make_cert(ca_key, ca_crt, "kube-apiserver", ips=["127.0.0.1"], server=True)
+    cli_key, cli_crt = tls.make_cert(ca_key, ca_crt, "tester", ("testers",))
+    d = str(tmp_path_factory.mktemp("pki"))
+    for name, data in (("srv.crt", srv_crt), ("srv.key", srv_key), ("ca.crt", ca_crt)):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(d, "srv.crt"), os.path.join(d, "srv.key"))
+    ctx.load_verify_locations(os.path.join(d, "ca.crt"))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            try:
+                with ctx.wrap_socket(raw, server_side=True) as conn:
+                    conn.settimeout(5)
+                    while b"\r\n\r\n" not in (head := conn.recv(65536)):
+                        pass
+                    peer = tls.identity(conn.getpeercert())
+                    body = json.dumps({"kind": "Namespace", "user": peer[0] if peer else None,
+                                       "bearer": b"authorization: bearer" in head.lower()}).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            except (OSError, ssl.SSLError):
+                raw.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield {"port": listener.getsockname()[1], "ca": ca_crt, "crt": cli_crt, "key": cli_key}
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_a_context_speaks_tls_with_its_ca_and_client_certificate(tls_server, tmp_path):
+    from knet.cli.kubecontext import client_for
+
+    doc = config("c", server=f"https://127.0.0.1:{tls_server['port']}", current="c",
+                 cluster={"certificate-authority-data": b64(tls_server["ca"])},
+                 user={"client-certificate-data": b64(tls_server["crt"]), "client-key-data": b64(tls_server["key"])})
+    client = client_for(None, write(tmp_path / "k", doc))
+    assert client.request("GET", "/api/v1/namespaces/default") == {"kind": "Namespace", "user": "tester",
+                                                                   "bearer": False}  # no empty "Bearer " sent
+
+
+def test_a_wrong_ca_or_key_is_named(tls_server, tmp_path):
+    from knet.api import tls
+    from knet.api.client import TlsFailed
+    from knet.cli.kubecontext import client_for
+
+    _, other_ca = tls.make_ca("another")
+    doc = config("c", server=f"https://127.0.0.1:{tls_server['port']}", current="c",
+                 cluster={"certificate-authority-data": b64(other_ca)}, user={"token": "t"})
+    with pytest.raises(TlsFailed, match=r'TLS with the API server of context "c" at 127.0.0.1:\d+ failed \(.+\): '
+                                        r"check the certificate-authority"):
+        client_for(None, write(tmp_path / "k", doc)).request("GET", "/api/v1/namespaces/default")
+    doc = config("c", server=f"https://127.0.0.1:{tls_server['port']}", current="c",
+                 cluster={"certificate-authority-data": b64(tls_server["ca"])},
+                 user={"client-certificate-data": b64(tls_server["crt"]), "client-key-data": b64(b"not a key")})
+    with pytest.raises(KubeconfigError, match=r'context "c": client-certificate/client-key: not a certificate and '
+                                              r"its private key"):
+        client_for(None, write(tmp_path / "k2", doc))
