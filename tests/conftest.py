@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 INTEGRATION = Path(__file__).parent / "integration"
+VM = Path(__file__).parent / "vm"
 
 # `knet up` merges its context into $KUBECONFIG's first file (or ~/.kube/config): a test that brings a
 # cluster up through the CLI must never write to the machine's own. Every test process gets a kubeconfig
@@ -37,6 +38,16 @@ os.environ["KUBECACHEDIR"] = os.path.join(_KUBEDIR, "cache")  # kubectl's discov
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_KUBEDIR, ignore_errors=True)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/vm (marker ``vm``) boots QEMU VMs for minutes: collected only when named on the
+    command line (``pytest tests/vm``), never by ``pytest`` or ``pytest tests``."""
+    if collection_path != VM:
+        return None
+    here = config.invocation_params.dir
+    named = (Path(here, arg.split("::")[0]).resolve() for arg in config.args)
+    return None if any(p == VM or p.is_relative_to(VM) for p in named) else True
 
 
 def _uses_cluster(module: object) -> bool:

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 WORKERS=${KNET_WORKERS:-2}
 SUBNET=${KNET_SUBNET:-192.168.56}
-KUBECTL="/opt/knet/.venv/bin/kubectl --kubeconfig /run/knet/knet/admin.conf"
+KUBECTL="kubectl --kubeconfig /run/knet/knet/admin.conf"  # the Vagrantfile puts kubectl on PATH
 (( WORKERS >= 2 )) || { echo "check.sh needs KNET_WORKERS >= 2 (pods on two workers)" >&2; exit 2; }
 
 declare -A took
