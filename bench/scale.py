@@ -268,25 +268,35 @@ def cp_split(c: Cluster) -> tuple[int, float, float]:
             sum((p.get("requestCPU") or {}).values()))
 
 
+def agent_pids(c: Cluster) -> list[int | None]:
+    """Every node agent's process (the per-pod work on the nodes, beside the control plane's)."""
+    return [component_pid(c.name, f"node-{n['metadata']['name']}") for n in c.list("Node")]
+
+
 def steps(c: Cluster, step: int, total: int, timeout: float) -> dict:
     cp = component_pid(c.name, "control-plane")
-    secs, cpus, ctl, handlers, writes = [], [], [], [], []
+    agents = agent_pids(c)
+    secs, cpus, ctl, handlers, writes, agent_cpus = [], [], [], [], [], []
     for i in range(total // step):
         before, split = cpu_seconds(cp), cp_split(c)
+        agents_before = sum(cpu_seconds(a) for a in agents)
         n = (i + 1) * step
         secs.append(apply_and_wait(c, deployment(f"step{i}", step, {"tier": "step", "app": f"step{i}"})
                                    + service(f"step{i}", f"step{i}"), "tier=step", n, timeout))
         cpus.append(cpu_seconds(cp) - before)
+        agent_cpus.append(sum(cpu_seconds(a) for a in agents) - agents_before)
         after = cp_split(c)
         writes.append(after[0] - split[0])
         ctl.append(after[1] - split[1])
         handlers.append(after[2] - split[2])
         print(f"  +{step} pods ({n} Running): {secs[-1]:6.2f} s, control plane {cpus[-1]:5.2f} CPU s "
-              f"(controllers {ctl[-1]:.2f}, handlers {handlers[-1]:.2f}; {writes[-1]} writes)", flush=True)
+              f"(controllers {ctl[-1]:.2f}, handlers {handlers[-1]:.2f}; {writes[-1]} writes), "
+              f"node agents {agent_cpus[-1]:5.2f} CPU s", flush=True)
     time.sleep(1)
     pids = component_pids(c)
     return {"step_s": secs, "step_cpu_s": cpus, "step_controllers_cpu_s": ctl, "step_handlers_cpu_s": handlers,
-            "step_writes": writes, "rss_mb": rss_mb(pids), "rss_by": rss_by_component(pids)}
+            "step_writes": writes, "step_agents_cpu_s": agent_cpus, "rss_mb": rss_mb(pids),
+            "rss_by": rss_by_component(pids)}
 
 
 def readiness_writes(c: Cluster, groups: int, services: int, timeout: float) -> dict:
@@ -411,6 +421,9 @@ def main() -> None:
         "step_cp_handlers_cpu_s": [round(x, 3) for x in s["step_handlers_cpu_s"]], "step_writes": s["step_writes"],
         "step_ratio_last_first": round(last / first, 2),
         "cp_cpu_ratio_last_first": round(clast / cfirst, 2) if cfirst else None,
+        "step_agents_cpu_s": [round(x, 3) for x in s["step_agents_cpu_s"]],
+        "agents_cpu_ratio_last_first": (round(s["step_agents_cpu_s"][-1] / s["step_agents_cpu_s"][0], 2)
+                                        if s["step_agents_cpu_s"][0] else None),
         "rss_mb_idle": round(idle_mb, 1), "rss_mb_at_max": round(s["rss_mb"], 1),
         "rss_mb_per_pod": round((s["rss_mb"] - idle_mb) / args.max, 3),
         "rss_mb_by_kind_idle": {k: round(v, 1) for k, v in per_kind(idle_by).items()},
