@@ -109,10 +109,10 @@ class LiveSeam(ApiSeam):
         return out.returncode, out.stdout
 
     def logs(self, pod: PodRef, container: str | None) -> str:
-        obj = self.get("Pod", pod.namespace, pod.name)
-        if obj is None or not obj["spec"].get("nodeName"):
+        found = self.logged(pod, container)
+        if found is None:
             return ""
-        name = container or obj["spec"]["containers"][0]["name"]
+        obj, name = found
         try:
             with open(self._sandbox(obj).log_path(name), errors="replace") as f:
                 return f.read()

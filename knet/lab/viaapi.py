@@ -143,10 +143,10 @@ class ApiSeam:
         from knet.api.client import quote
         from knet.api.errors import ApiError
 
-        obj = self.get("Pod", pod.namespace, pod.name)
-        if obj is None or not obj["spec"].get("nodeName"):
+        found = self.logged(pod, container)
+        if found is None:
             return ""
-        name = container or obj["spec"]["containers"][0]["name"]
+        name = found[1]
         try:
             return self.client.text(f"/api/v1/namespaces/{quote(pod.namespace)}/pods/{quote(pod.name)}/log",
                                     {"container": name})
@@ -154,6 +154,14 @@ class ApiSeam:
             if e.code in (400, 404):  # not started yet, or gone: no log, as the local seam reads none
                 return ""
             raise CheckFailed(f"pods/log of {pod}: {e.message}") from None
+
+    def logged(self, pod: PodRef, container: str | None) -> tuple[dict, str] | None:
+        """The pod and the container whose log a check reads (the first by default); None: no
+        such pod, or not on a node yet (no log at all)."""
+        obj = self.get("Pod", pod.namespace, pod.name)
+        if obj is None or not obj["spec"].get("nodeName"):
+            return None
+        return obj, container or obj["spec"]["containers"][0]["name"]
 
     def now(self) -> float:
         return time.monotonic()
