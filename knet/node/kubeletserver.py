@@ -188,7 +188,11 @@ class KubeletServer:
     # -- pods --------------------------------------------------------------------
 
     def _worker(self, namespace: str, name: str):
-        for w in list(self.agent.workers.values()):
+        pod = self.agent.pods.get(namespace, name)  # its uid from the informer: no walk over every pod
+        w = self.agent.workers.get(pod["metadata"]["uid"]) if pod is not None else None
+        if w is not None:
+            return w
+        for w in list(self.agent.workers.values()):  # a pod the API has forgotten, still stopping here
             if w.namespace == namespace and w.name == name:
                 return w
         raise not_found(f'pod "{name}" does not exist')
