@@ -15,6 +15,7 @@ from knet.cli.common import CliError, Connect, require_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from knet.api.client import Client
     from knet.lab.model import Lab
 
 
@@ -59,15 +60,14 @@ def cmd_lab_list(args: argparse.Namespace, connect: Connect) -> int:
     return 0
 
 
-def _context(args: argparse.Namespace) -> str | None:
-    """The kubeconfig context the verb acts through (--context, or --kubeconfig's current one),
-    or None: the lab's own cluster on this machine."""
-    if getattr(args, "context", None) or getattr(args, "kubeconfig_file", None):
-        return args.context or ""
-    return None
+def _through_context(args: argparse.Namespace) -> bool:
+    """The verb acts through a kubeconfig context (--context, or --kubeconfig's current one), not
+    on the lab's own cluster on this machine."""
+    return bool(getattr(args, "context", None) or getattr(args, "kubeconfig_file", None))
 
 
-def _context_client(args: argparse.Namespace):
+def _context_client(args: argparse.Namespace) -> Client:
+    """The context's client, its server and credentials tried once (a clear error, exit 1)."""
     from knet.cli.common import prepare
     from knet.cli.kubecontext import check_access, client_for
 
@@ -79,7 +79,7 @@ def _context_client(args: argparse.Namespace):
 def cmd_lab_up(args: argparse.Namespace, connect: Connect) -> int:
     from knet.lab import session
 
-    if _context(args) is not None:  # the manifests on a cluster that is there already
+    if _through_context(args):  # the manifests on a cluster that is there already
         lab, _ = _lab(args)
         client = _context_client(args)
         with _one_line():
@@ -106,8 +106,8 @@ def cmd_lab_check(args: argparse.Namespace, connect: Connect) -> int:
     if args.exercise is not None and not 1 <= args.exercise <= n:
         raise CliError(f"--exercise: invalid value {args.exercise}: lab {lab.name} has exercises 1 to {n}")
     the_seam, context = None, None
-    if _context(args) is not None:  # through the API only: any machine with the kubeconfig, no root
-        the_seam = session.api_seam(args.context, args.kubeconfig_file)
+    if _through_context(args):  # through the API only: any machine with the kubeconfig, no root
+        the_seam = session.api_seam(_context_client(args))
         cluster, context = the_seam.cluster, the_seam.context
     else:
         require_root()
@@ -121,7 +121,7 @@ def cmd_lab_check(args: argparse.Namespace, connect: Connect) -> int:
 
 
 def cmd_lab_run(args: argparse.Namespace, connect: Connect) -> int:
-    if _context(args) is not None:
+    if _through_context(args):
         raise CliError("--context: knet lab run makes the lab's own cluster and types its commands there (knet probe, "
                        "knet exec ext...); on a cluster named by a context, use knet lab up LAB --context CTX, then "
                        "knet lab check LAB --context CTX and knet lab down LAB --context CTX")
@@ -135,7 +135,7 @@ def cmd_lab_run(args: argparse.Namespace, connect: Connect) -> int:
 
 
 def cmd_lab_down(args: argparse.Namespace, connect: Connect) -> int:
-    if _context(args) is not None:  # the lab's objects go, the cluster stays
+    if _through_context(args):  # the lab's objects go, the cluster stays
         from knet.lab import session
 
         lab, _ = _lab(args)

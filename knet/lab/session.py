@@ -56,16 +56,11 @@ def seam(cluster: str) -> checks.Seam:
     return LiveSeam(cluster, cfg, client)
 
 
-def api_seam(context: str | None, kubeconfig: str | None = None):
-    """The checks' seam through a kubeconfig context: a cluster anywhere, reached as kubectl
-    reaches it (knet.lab.viaapi). A wrong context, server or credential is one clear error
-    (knet.cli.kubecontext's CliError) before any check runs."""
-    from knet.cli.common import prepare
-    from knet.cli.kubecontext import check_access, client_for
+def api_seam(client: Client):
+    """The checks' seam through a kubeconfig context's client (knet.cli.kubecontext): a cluster
+    anywhere, reached as kubectl reaches it (knet.lab.viaapi)."""
     from knet.lab.viaapi import ApiSeam, cluster_of
 
-    client = prepare(client_for(context, kubeconfig))
-    check_access(client)
     return ApiSeam(client, cluster_of(client.context or ""), client.context)
 
 
