@@ -125,7 +125,7 @@ class ApiSeam:
             obj = self.client.get(by_kind("Pod"), pod.namespace, pod.name)
         except ApiError as e:
             return 126, f"pods/exec: {e.message}"
-        name = container or obj["spec"]["containers"][0]["name"]
+        name = container or _running_container(obj)
         out = io.BytesIO()
         with open(os.devnull, "rb") as nothing:
             try:
@@ -220,6 +220,16 @@ class ApiSeam:
             except (ApiError, OSError):
                 pass
         self._node_pods.clear()
+
+
+def _running_container(pod: dict) -> str:
+    """The container a probe or a lookup runs in when the check names none: any shares the pod's
+    network namespace, so the first that is running (a crashed first container is no reason to
+    fail), else the first."""
+    running = {s.get("name") for s in (pod.get("status") or {}).get("containerStatuses") or []
+               if "running" in (s.get("state") or {})}
+    names = [c["name"] for c in pod["spec"]["containers"]]
+    return next((n for n in names if n in running), names[0])
 
 
 def _split(netns: str) -> tuple[str, str]:
