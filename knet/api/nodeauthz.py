@@ -27,6 +27,7 @@ and a node reads a Secret or ConfigMap or asks a token once per pod started.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 
 from knet.api.authz import User
@@ -34,6 +35,7 @@ from knet.api.bootstrappolicy import NODE_RULES, PROXIER_RULES, READ, _rule, _ur
 from knet.api.rbac import NODE_PREFIX, Attributes, compile_rule, rule_allows
 from knet.api.registry import event_new
 
+log = logging.getLogger("knet.api")
 LEASE_NAMESPACE = "kube-node-lease"
 _POLICY_READS = [
     _rule(READ, [""], ["namespaces", "pods"]),
@@ -154,7 +156,11 @@ class PodGraph:
             return  # not bound yet, and not before: no edges, and no decode
         if "_new" not in event.__dict__:
             self.decodes += 1
-        self._set(event.key, self.edges(event_new(event)))  # decoded once for every reader (the watches too)
+        try:
+            self._set(event.key, self.edges(event_new(event)))  # decoded once for every reader (the watches too)
+        except Exception:  # this runs inside the store's write: never fail it; the next check lists again
+            log.exception("node authorizer: pod graph dropped at %s", event.key)
+            self._pods, self._refs = None, {}
 
     def node_of(self, namespace: str, name: str) -> str | None:
         """The node a pod is bound to (None: no such pod, or not bound)."""
