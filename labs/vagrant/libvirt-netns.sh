@@ -22,7 +22,7 @@ RUN=$(mktemp -d /run/knet-vagrant-XXXXXX)
 
 # The box is named after its image (knet-debian12-<recipe hash>): vagrant-libvirt keeps a box's
 # disk in libvirt's pool by name, so a rebuilt image must not reuse an older box's name.
-image=$(../../scripts/vm-image --box | tail -1)
+image=${KNET_VM_IMAGE:-$(../../scripts/vm-image --box | tail -1)}  # or an image directory scripts/vm-image made
 export KNET_BOX=${KNET_BOX:-knet-${image##*/}}
 if ! vagrant box list 2>/dev/null | grep -q "^$KNET_BOX .*libvirt"; then
   vagrant box add --name "$KNET_BOX" "$image/knet-debian12.box"
