@@ -80,7 +80,7 @@ spec:
   ports: [{port: 80, targetPort: 80}]
 EOF
 on cp knet apply -f /tmp/knet-check.yaml
-on cp $KUBECTL wait --for=condition=Ready pod/a pod/b --timeout=180s
+on cp $KUBECTL wait --for=condition=Ready pod/a pod/b --timeout=900s  # software-emulated VMs start pods slowly
 phase pods_ready
 
 a_ip=$(on cp $KUBECTL get pod a -o "jsonpath={.status.podIP}")

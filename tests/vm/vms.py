@@ -259,7 +259,8 @@ def get_json(vm: VM, *args: str) -> dict:
 
 
 def ready(obj: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in obj["status"].get("conditions") or [])
+    status = obj.get("status") or {}
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
 
 
 def from_pod_a(lab: VMLab, what: str, ip: str, port: int) -> str:
@@ -271,7 +272,7 @@ def from_pod_a(lab: VMLab, what: str, ip: str, port: int) -> str:
 
 
 def cross_machine(lab: VMLab, what: str, ip: str, port: int) -> str:
-    return wait_for(f"pod a to {ip}:{port}", lambda: from_pod_a(lab, what, ip, port), timeout=120)
+    return wait_for(f"pod a to {ip}:{port}", lambda: from_pod_a(lab, what, ip, port), timeout=300, pause=2)
 
 
 def bring_up(lab: VMLab) -> dict:
