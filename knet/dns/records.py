@@ -55,7 +55,12 @@ SERVICE_LABEL = "kubernetes.io/service-name"
 # The scope of the names no Service, namespace or address narrows down (the apex and its SOA and NS,
 # dns-version, names outside the zone, CNAME chains): every change touches it.
 ZONE_WIDE = ("zone",)
-CHANGE_LOG = 4096  # changes remembered for changes_since; older readers start over
+# Changes remembered for changes_since; older readers start over (drop every kept answer). The only reader,
+# the answer cache, catches up at each query, so a busy server is a few changes behind; the log is bounded by
+# its entries and by the scopes they name, since each holds one per endpoint address: at 4,096 entries it held
+# ~4.7 MB per replica after 1,000 Services x 10 endpoints came and went (issue 14), long after they were gone.
+CHANGE_LOG = 1024
+CHANGE_LOG_SCOPES = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +246,8 @@ class Zone:
         self._ns_services: dict[str, int] = {}
         self._namespaces: set[str] = set(BUILTIN_NAMESPACES)
         self._by_ip: dict[str, set[tuple[str, str]]] = {}  # address -> (ns, service) having it (ClusterIP/endpoint)
-        self._log: deque[tuple[int, frozenset | None]] = deque(maxlen=CHANGE_LOG)  # (generation, scopes touched)
+        self._log: deque[tuple[int, frozenset | None]] = deque()  # (generation, scopes touched)
+        self._log_scopes = 0  # the scopes the log's entries name, together
 
     # -- feeding -----------------------------------------------------------------------------------------------
 
@@ -367,7 +373,11 @@ class Zone:
 
     def _changed(self, obj: dict, scopes: set | None) -> None:
         self.generation += 1
-        self._log.append((self.generation, None if scopes is None else frozenset(scopes)))
+        entry = None if scopes is None else frozenset(scopes)
+        self._log.append((self.generation, entry))
+        self._log_scopes += len(entry or ())
+        while len(self._log) > CHANGE_LOG or (self._log_scopes > CHANGE_LOG_SCOPES and len(self._log) > 1):
+            self._log_scopes -= len(self._log.popleft()[1] or ())
         # The SOA serial follows the API's revision (the same on every replica), else counts changes.
         rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
         serial = int(rv) % (1 << 32) if rv.isdigit() else 0

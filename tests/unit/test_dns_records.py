@@ -6,7 +6,7 @@ generation (the wire cache's key)."""
 
 import pytest
 
-from knet.dns.records import CHANGE_LOG, ZONE_WIDE, Zone, dashed
+from knet.dns.records import CHANGE_LOG, CHANGE_LOG_SCOPES, ZONE_WIDE, Zone, dashed
 
 Z = "cluster.local."
 
@@ -377,3 +377,21 @@ def test_a_zone_fed_the_informers_views_answers_as_one_fed_whole_objects():
         full.delete(kind, whole(kind, obj))
         viewed.delete(kind, ZONE_VIEWS[kind](whole(kind, obj)))
     assert look(viewed, "web.default.svc.cluster.local", "A") == look(full, "web.default.svc.cluster.local", "A")
+
+
+def test_the_change_log_is_bounded_by_the_scopes_it_names():
+    """Slices of many endpoints name a scope per address: the log drops its oldest entries once they name more
+    than CHANGE_LOG_SCOPES together (a reader that far behind starts over), and a reader a change behind still
+    hears exactly what that change touched."""
+    z = Zone()
+    g0 = z.generation
+    per_slice = 200
+    slices = CHANGE_LOG_SCOPES // per_slice + 2
+    for i in range(slices):
+        z.upsert("EndpointSlice", eps(f"s{i}", [(f"10.244.{i}.{j}", True, None) for j in range(per_slice)]))
+    assert sum(len(scopes or ()) for _, scopes in z._log) <= CHANGE_LOG_SCOPES
+    assert len(z._log) < slices
+    assert z.changes_since(g0) is None
+    g = z.generation
+    z.upsert("EndpointSlice", eps("last", [("10.244.250.1", True, None)]))
+    assert z.changes_since(g) == {("svc", "default", "last"), ("ip", "10.244.250.1"), ZONE_WIDE}
