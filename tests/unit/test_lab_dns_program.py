@@ -86,14 +86,16 @@ def server(tmp_path_factory):
                 conn, _ = tcp.accept()
             except TimeoutError:
                 continue
-            with conn:
+            with conn:  # a client that left (its deadline passed) costs its connection, not this thread
                 conn.settimeout(5)
-                size = struct.unpack(">H", conn.recv(2))[0]
-                wire = b""
-                while len(wire) < size:
-                    wire += conn.recv(size - len(wire))
-                out = answer(wire, udp=False)
-                conn.sendall(struct.pack(">H", len(out)) + out)
+                try:
+                    wire = _read_exactly(conn, 2)
+                    wire = _read_exactly(conn, struct.unpack(">H", wire)[0]) if wire else b""
+                    if wire:
+                        out = answer(wire, udp=False)
+                        conn.sendall(struct.pack(">H", len(out)) + out)
+                except OSError:
+                    pass
 
     threads = [threading.Thread(target=f, daemon=True) for f in (serve_udp, serve_tcp)]
     for t in threads:
@@ -104,9 +106,20 @@ def server(tmp_path_factory):
     yield str(conf), port
     stop.set()
     for t in threads:
-        t.join()
+        t.join(timeout=30)
     udp.close()
     tcp.close()
+
+
+def _read_exactly(conn: socket.socket, size: int) -> bytes:
+    """size bytes, or b"" when the client closes first (recv's b"" would repeat forever)."""
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            return b""
+        data += chunk
+    return data
 
 
 def here(argv: tuple[str, ...]) -> list[str]:
