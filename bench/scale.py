@@ -9,7 +9,10 @@ workers take --max-pods pods each (nodes[].maxPods):
   the controllers' and the request handlers' (thread CPU, from
   /knet/v1/progress; the rest is HTTP, TLS and watches) and the step's writes;
 - resident memory of all knet processes at MAX pods, and per component
-  (control plane, each agent, runtime, dns, supervisor) against idle;
+  (control plane, each agent, runtime, dns, supervisor) against idle (every
+  DNS replica Ready): taken after the Services burst below came and went, so
+  a high-water mark; and the issue's figure, with the BIG-replica Deployment
+  Running before that burst (rss_mb_per_pod_at_big);
 - one BIG-replica Deployment from apply to all Running, pods/s beside a
   STEP-replica one's; `knet get pod NAME` latency p50/p99 while it rolls out,
   and how late the control plane's event loop turned meanwhile (its lag probe);
@@ -251,9 +254,13 @@ def single_rollouts(c: Cluster, step: int, big: int, timeout: float) -> dict:
             t.join()
     # How late the control plane's event loop turned (its probe keeps the last 40 s: the rollout's end).
     lag = ((c.client.request("GET", "/knet/v1/progress").get("stats") or {}).get("loopLag") or {})
+    time.sleep(1)  # the probes' and status writes' tail, as after a step
+    pids = component_pids(c)  # the issue's figure: BIG pods Running, no Services burst before them
+    big_rss, big_rss_by = rss_mb(pids), rss_by_component(pids)
     delete_and_wait(c, "deployment", ["large"], "app=large", timeout)
     delete_and_wait(c, "pod", ["probe"], "run=probe", timeout)
-    return {"loop_lag_p50_ms": lag.get("p50_ms"), "loop_lag_p99_ms": lag.get("p99_ms"), "small_s": small, "small_pods_per_s": step / small, "big_s": large, "big_pods_per_s": big / large,
+    return {"big_rss_mb": big_rss, "big_rss_by": big_rss_by,
+            "loop_lag_p50_ms": lag.get("p50_ms"), "loop_lag_p99_ms": lag.get("p99_ms"), "small_s": small, "small_pods_per_s": step / small, "big_s": large, "big_pods_per_s": big / large,
             "get_p50_ms": 1000 * statistics.median(latencies), "get_p99_ms": 1000 * pct(latencies, 0.99),
             "get_samples": len(latencies), "api_get_p50_ms": 1000 * statistics.median(api_latencies),
             "api_get_p99_ms": 1000 * pct(api_latencies, 0.99), "api_get_samples": len(api_latencies)}
@@ -349,6 +356,12 @@ def readiness_writes(c: Cluster, groups: int, services: int, timeout: float) -> 
     return {"slice_writes": len(seen), "slices_written": names_written}
 
 
+def dns_ready(c: Cluster) -> bool:
+    pods = c.client.list(PODS, "kube-system", label_selector="k8s-app=kube-dns")["items"]
+    return bool(pods) and all(any(cond.get("type") == "Ready" and cond.get("status") == "True"
+                                  for cond in (p.get("status") or {}).get("conditions") or []) for p in pods)
+
+
 def up_down(workers: int) -> dict:
     """`knet up` of `workers` workers (until every node is Ready, `knet up`'s own
     wait) and `knet down`, with the load average before each: the figures' keys."""
@@ -393,9 +406,12 @@ def main() -> None:
     figures: dict = {"step": args.step, "max": args.max, "big": args.big, "services": args.services}
     c = Cluster.up(doc=doc, name=unique_name("ksc"))
     figures["up_three_plus_one_s"] = round(c.up_seconds, 3)
+    # Idle means every component there and settled: the DNS replicas start after `knet up` returns, and a
+    # replica still importing would count its start-up as memory per pod.
+    wait_until("the DNS replicas Ready", lambda: dns_ready(c), args.timeout)
     time.sleep(1)
-    idle_mb = rss_mb(component_pids(c))
-    idle_by = rss_by_component(component_pids(c))
+    idle_pids = component_pids(c)
+    idle_mb, idle_by = rss_mb(idle_pids), rss_by_component(idle_pids)
     try:
         print(f"knet up (three+one): {c.up_seconds:.2f} s", flush=True)
         r = single_rollouts(c, args.step, args.big, args.timeout)
@@ -430,6 +446,12 @@ def main() -> None:
         "rss_mb_by_kind_at_max": {k: round(v, 1) for k, v in per_kind(s["rss_by"]).items()},
         "rss_kb_per_pod_by_kind": {k: round(1024 * (v - per_kind(idle_by).get(k, 0.0)) / args.max, 1)
                                    for k, v in per_kind(s["rss_by"]).items()},
+        # The issue's way (bench/bringup.py's): BIG pods Running, above idle, before the Services burst; the
+        # figures above are taken after it (a high-water mark: freed memory stays resident in Python).
+        "rss_mb_at_big": round(r["big_rss_mb"], 1),
+        "rss_mb_per_pod_at_big": round((r["big_rss_mb"] - idle_mb) / args.big, 3),
+        "rss_kb_per_pod_by_kind_at_big": {k: round(1024 * (v - per_kind(idle_by).get(k, 0.0)) / args.big, 1)
+                                          for k, v in per_kind(r["big_rss_by"]).items()},
         "small_deploy_s": round(r["small_s"], 3), "small_pods_per_s": round(r["small_pods_per_s"], 1),
         "big_deploy_s": round(r["big_s"], 3), "big_pods_per_s": round(r["big_pods_per_s"], 1),
         "pods_per_s_ratio_small_big": round(r["small_pods_per_s"] / r["big_pods_per_s"], 2),
@@ -451,6 +473,11 @@ def main() -> None:
     for name, mb in s["rss_by"].items():
         print(f"  {name:28s} {idle_by.get(name, 0.0):7.1f} -> {mb:7.1f} MB "
               f"({1024 * (mb - idle_by.get(name, 0.0)) / args.max:6.1f} KB per pod)")
+    print(f"RSS of knet with the {args.big}-replica Deployment Running (the issue's figure: before the Services "
+          f"burst): {r['big_rss_mb']:.1f} MB ({figures['rss_mb_per_pod_at_big']} MB per pod above idle)")
+    for name, mb in r["big_rss_by"].items():
+        print(f"  {name:28s} {idle_by.get(name, 0.0):7.1f} -> {mb:7.1f} MB "
+              f"({1024 * (mb - idle_by.get(name, 0.0)) / args.big:6.1f} KB per pod)")
     emit(figures)
 
 

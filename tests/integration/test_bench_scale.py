@@ -18,7 +18,8 @@ KEYS = {"step_s", "step_cp_cpu_s", "step_ratio_last_first", "cp_cpu_ratio_last_f
         "rss_mb_per_pod", "rss_mb_idle", "small_deploy_s", "small_pods_per_s", "big_deploy_s", "big_pods_per_s",
         "pods_per_s_ratio_small_big", "get_pod_p50_ms", "get_pod_p99_ms", "get_pod_samples",
         "readiness_slice_writes", "up_three_plus_one_s", "up_4_workers_s", "down_with_max_pods_s",
-        "step_cp_controllers_cpu_s", "step_cp_handlers_cpu_s", "step_writes", "cp_loop_lag_p99_ms"}
+        "step_cp_controllers_cpu_s", "step_cp_handlers_cpu_s", "step_writes", "cp_loop_lag_p99_ms",
+        "rss_mb_at_big", "rss_mb_per_pod_at_big", "rss_kb_per_pod_by_kind_at_big"}
 
 
 def test_scale_bench_quick_reports_every_figure():
@@ -29,6 +30,6 @@ def test_scale_bench_quick_reports_every_figure():
     assert KEYS <= set(figures), KEYS - set(figures)
     assert len(figures["step_s"]) == len(figures["step_cp_cpu_s"]) == figures["max"] // figures["step"]
     assert all(w > 0 for w in figures["step_writes"]) and figures["cp_loop_lag_p99_ms"] is not None
-    assert figures["get_pod_samples"] > 0 and figures["rss_mb_at_max"] > 0
+    assert figures["get_pod_samples"] > 0 and figures["rss_mb_at_max"] > 0 and figures["rss_mb_at_big"] > 0
     assert figures["readiness_slice_writes"] >= 1  # the change reached the slices
     assert "step seconds, first vs last" in out.stdout  # the ratios side by side
