@@ -131,6 +131,24 @@ class _OneAtATime:
         self.sock.close()
 
 
+def _sender(ws, sock, ws_lock: threading.Lock):
+    """send(event): the event's frame written whole before another's starts. Two threads send
+    (stdin's pump; the reader answering a Ping or a Close): a sendall is many writes, and
+    another frame's bytes between them corrupt the stream. Over TLS it is worse: a write that
+    waits for room must be retried with the same bytes, and OpenSSL fails another write
+    meanwhile. ws_lock (the reader's too) guards only the WebSocket state, so the reader
+    goes on reading while a frame is written."""
+    whole = threading.Lock()
+
+    def send(event) -> None:
+        with whole:
+            with ws_lock:
+                data = ws.send(event)
+            sock.sendall(data)
+
+    return send
+
+
 def run(client: Client, namespace: str, pod: str, container: str, command: list[str],
         stdin=None, stdout=None, stderr=None, timeout: float | None = None) -> int:
     """Run command in the pod's container through the API; its exit code.
@@ -154,12 +172,7 @@ def run(client: Client, namespace: str, pod: str, container: str, command: list[
     sock.settimeout(timeout)
     ws = WSConnection(ConnectionType.CLIENT)
     lock = threading.Lock()
-
-    def send(event) -> None:
-        with lock:
-            data = ws.send(event)
-        sock.sendall(data)
-
+    send = _sender(ws, sock, lock)
     send(Request(host="localhost", target=build_path(namespace, pod, container, command),
                  subprotocols=[wc.V5, wc.V4],
                  extra_headers=[(k.lower().encode(), v.encode()) for k, v in client.auth_headers().items()]))
