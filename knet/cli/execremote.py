@@ -114,18 +114,28 @@ class _OneAtATime:
             select.select([self.sock], [], [], wait)
 
     def sendall(self, data: bytes) -> None:
+        """All of data, within the timeout as a blocking socket's sendall (a peer that stops
+        reading is a TimeoutError, not a wait for ever); waiting for room, not for what the
+        reader has still to read (that would wake at once, again and again)."""
         import select
         import ssl
+        import time
 
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         view = memoryview(data)
         while view:
             with self.lock:
                 try:
                     view = view[self.sock.send(view):]
                     continue
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    pass
-            select.select([self.sock], [self.sock], [], 0.5)
+                except ssl.SSLWantWriteError:
+                    wait_for = ([], [self.sock])
+                except ssl.SSLWantReadError:  # TLS 1.2 renegotiation: the write needs the peer's answer
+                    wait_for = ([self.sock], [])
+            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError("timed out")
+            select.select(*wait_for, [], wait)
 
     def close(self) -> None:
         self.sock.close()

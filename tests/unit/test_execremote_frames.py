@@ -43,3 +43,50 @@ def test_a_frame_is_written_whole_while_another_thread_sends():
     finally:
         a.close()
         b.close()
+
+
+def test_a_tls_write_to_a_peer_that_stops_reading_times_out(tmp_path):
+    """Over TLS the socket is non-blocking (knet.cli.execremote._OneAtATime): its sendall keeps
+    the exec's timeout, as a blocking socket's does, instead of waiting for room for ever."""
+    import ssl
+
+    from knet.api import tls
+    from knet.cli.execremote import _OneAtATime
+
+    ca_key, ca_crt = tls.make_ca()
+    key, crt = tls.make_cert(ca_key, ca_crt, "server", dns=["server"], server=True)
+    (tmp_path / "s.crt").write_bytes(crt)
+    (tmp_path / "s.key").write_bytes(key)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(str(tmp_path / "s.crt"), str(tmp_path / "s.key"))
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(cadata=ca_crt.decode())
+    a, b = socket.socketpair()
+    a.settimeout(30)
+    b.settimeout(30)
+    accepted: list = []
+    handshake = threading.Thread(target=lambda: accepted.append(server_ctx.wrap_socket(b, server_side=True)),
+                                 daemon=True)
+    handshake.start()
+    client = _OneAtATime(client_ctx.wrap_socket(a, server_hostname="server"))
+    handshake.join(timeout=30)
+    raised: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            client.sendall(b"x" * (16 << 20))  # far more than the socket buffers hold; no one reads
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            raised.append(e)
+
+    client.settimeout(0.5)
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(timeout=30)
+    try:
+        assert not writer.is_alive(), "sendall waited past its timeout"
+        assert len(raised) == 1 and isinstance(raised[0], TimeoutError), raised
+    finally:
+        client.close()
+        for s in accepted:
+            s.close()
+        b.close()
