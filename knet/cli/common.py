@@ -37,7 +37,10 @@ def connect(args: argparse.Namespace) -> Client:
     if getattr(args, "context", None) or getattr(args, "kubeconfig_file", None):
         from knet.cli.kubecontext import client_for  # a cluster anywhere, as kubectl names it
 
-        return prepare(client_for(args.context, args.kubeconfig_file))
+        client = client_for(args.context, args.kubeconfig_file)
+        if getattr(args, "namespace", "") is None and client.context_namespace:
+            args.namespace = client.context_namespace  # no -n: the context's namespace, as kubectl takes it
+        return prepare(client)
     from knet.api.client import NotRunning, for_cluster
 
     try:

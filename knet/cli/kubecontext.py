@@ -326,6 +326,7 @@ def client_from(creds: Credentials) -> Client:
         client.tls = ssl_context(creds)
         client.server_hostname = creds.tls_server_name or creds.host
     client.context = creds.context
+    client.context_namespace = creds.namespace  # kubectl's default for -n under this context
     return client
 
 
@@ -343,7 +344,7 @@ def check_access(client: Client) -> None:
 
     where = f'context "{client.context}" ({client.host}:{client.port})'
     try:
-        client.request("GET", "/api/v1/namespaces/default")
+        client.request("GET", f"/api/v1/namespaces/{getattr(client, 'context_namespace', None) or 'default'}")
     except (Unreachable, TlsFailed) as e:
         raise CliError(str(e)) from None
     except ProtocolError as e:

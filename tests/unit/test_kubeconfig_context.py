@@ -152,6 +152,25 @@ def test_errors_name_the_entry_and_field(tmp_path):
     fails(config("a", server="10.0.0.1:6443"), "a", r'clusters\["a"\]\.server: Invalid value: .*expected https://')
 
 
+def test_the_contexts_namespace_is_the_default_for_n(tmp_path):
+    import argparse
+
+    from knet.cli.common import connect
+
+    doc = config("lab", current="lab")
+    doc["contexts"][0]["context"]["namespace"] = "shop"
+    path = write(tmp_path / "config", doc)
+    args = argparse.Namespace(context=None, kubeconfig_file=path, namespace=None)
+    assert connect(args).context_namespace == "shop" and args.namespace == "shop"
+    args = argparse.Namespace(context=None, kubeconfig_file=path, namespace="default")  # -n given: it wins
+    connect(args)
+    assert args.namespace == "default"
+    doc["contexts"][0]["context"].pop("namespace")
+    args = argparse.Namespace(context=None, kubeconfig_file=write(tmp_path / "plain", doc), namespace=None)
+    connect(args)
+    assert args.namespace is None  # each command's own default ("default") then
+
+
 def test_split_server():
     assert split_server("https://10.0.0.1:6443", "c") == (True, "10.0.0.1", 6443)
     assert split_server("https://api.example", "c") == (True, "api.example", 443)
