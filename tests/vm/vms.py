@@ -71,13 +71,19 @@ class VM:
     def ssh_argv(self, command: str) -> list[str]:
         return ["ip", "netns", "exec", self.lab.netns, "ssh", "-q", "-i", str(self.lab.image / "id_ed25519"),
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15", "-o", "LogLevel=ERROR",
+                "-o", "ConnectTimeout=120", "-o", "ServerAliveInterval=15", "-o", "LogLevel=ERROR",
                 f"root@{self.ip}", command]
 
     def sh(self, command: str, *, input: str | None = None, check: bool = True,
            timeout: float = 1500.0) -> subprocess.CompletedProcess:
-        """A shell command in the VM, as root, over ssh from the lab's namespace."""
-        out = subprocess.run(self.ssh_argv(command), input=input, capture_output=True, text=True, timeout=timeout)
+        """A shell command in the VM, as root, over ssh from the lab's namespace. ssh's own failure
+        (exit 255: a busy TCG guest's sshd slow to send its banner) is retried, twice."""
+        for _ in range(3):
+            out = subprocess.run(self.ssh_argv(command), input=input, capture_output=True, text=True,
+                                 timeout=timeout)
+            if out.returncode != 255:
+                break
+            time.sleep(5)
         if check and out.returncode != 0:
             raise AssertionError(f"{self.name}: {command!r} exited {out.returncode}\n"
                                  f"stdout: {out.stdout}\nstderr: {out.stderr}")
