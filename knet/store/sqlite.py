@@ -22,11 +22,14 @@ system, and `journal_size_limit` truncates the WAL after each checkpoint.
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import sqlite3
 from collections.abc import Callable
 
 from . import Compacted, Event, KeyExists, KeyNotFound, RevisionMismatch, TooLarge
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, mod_rev INTEGER NOT NULL);
@@ -149,7 +152,13 @@ class SqliteStore:
             self._release_free_pages()
         event = Event(rev, kind, key, value, prev)
         for callback in list(self._subscribers):
-            callback(event)
+            # The write is committed: a subscriber that fails must not cost the ones after it the
+            # event (watches and caches would then differ from the store) nor turn the write into
+            # an error for a client whose object is stored.
+            try:
+                callback(event)
+            except Exception:
+                log.exception("store subscriber %r failed on revision %d", callback, rev)
         return rev
 
     def _cutoff(self, slack: int, slack_bytes: int) -> int:

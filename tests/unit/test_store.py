@@ -53,6 +53,20 @@ def test_history_and_subscribe(store):
     assert [e.type for e in hist] == ["MODIFIED", "DELETED"]
 
 
+def test_a_failing_subscriber_costs_the_others_nothing(store):
+    """A committed write reaches every subscriber, and its caller gets its revision, whatever one of
+    them raises (watches and caches would otherwise miss the event for good)."""
+    seen = []
+
+    def broken(_event):
+        raise RuntimeError("a bug in one cache")
+
+    store.subscribe(broken)
+    store.subscribe(seen.append)
+    rev = store.create("/k/a", "1")
+    assert [(e.type, e.rev) for e in seen] == [("ADDED", rev)] and store.get("/k/a") == ("1", rev)
+
+
 def test_compaction_makes_old_revisions_gone(tmp_path):
     s = SqliteStore(str(tmp_path / "c.db"), history=10)
     for i in range(1000):
