@@ -64,7 +64,7 @@ def test_a_failing_subscriber_costs_the_others_nothing(store):
     store.subscribe(broken)
     store.subscribe(seen.append)
     rev = store.create("/k/a", "1")
-    assert [(e.type, e.rev) for e in seen] == [("ADDED", rev)] and store.get("/k/a") == ("1", rev)
+    assert [(e.type, e.revision) for e in seen] == [("ADDED", rev)] and store.get("/k/a") == ("1", rev)
 
 
 def test_compaction_makes_old_revisions_gone(tmp_path):
