@@ -187,7 +187,10 @@ class VMLab:
 
     def install_knet(self) -> None:
         """knet from the checkout's tar (the second disk, /dev/vdb) into /opt/knet of every VM."""
-        script = "mkdir -p /opt/knet && tar -x -f /dev/vdb -C /opt/knet && bash /opt/knet/scripts/vm-image install /opt/knet"
+        # remount: images built before knet-vm-init did it keep the initramfs's noexec /run, where the
+        # agent installs its CNI shim (a pod's sandbox then fails: "knet-cni not found on CNI_PATH")
+        script = ("mount -o remount,exec /run && mkdir -p /opt/knet && tar -x -f /dev/vdb -C /opt/knet && "
+                  "bash /opt/knet/scripts/vm-image install /opt/knet")
         with ThreadPoolExecutor(len(self.vms)) as pool:
             list(pool.map(lambda vm: vm.sh(script), self.vms))
 
