@@ -359,7 +359,7 @@ def start_component(cfg: ClusterConfig, component: str, timeout: float = 15.0) -
             return pid
         listener = host_listener(cfg) if comp.module == "knet.controlplane" else None
         try:
-            return sup.spawn(cfg, component, sup.argv_for(cfg, comp), comp.netns,
+            return sup.spawn(cfg, component, sup.argv_for(cfg, comp), comp.netns, nice=comp.nice,
                              listener=listener.fileno() if listener is not None else None).pid
         finally:
             if listener is not None:

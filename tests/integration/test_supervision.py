@@ -120,6 +120,26 @@ def test_a_killed_component_is_restarted_and_counted(c, component):
     one_copy_each(c)
 
 
+def session_nice(pid: int) -> int:
+    """The priority a component runs at: its session's autogroup's (`/autogroup-N nice K`), or its
+    own where the kernel has no autogroups."""
+    try:
+        with open(f"/proc/{pid}/autogroup") as f:
+            return int(f.read().split()[-1])
+    except FileNotFoundError:
+        return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+def test_nodes_run_below_the_control_plane_s_priority_also_when_restarted(c):
+    assert session_nice(component_pid(c.name, "control-plane")) == 0
+    for name in ("runtime-worker-1", "node-worker-1", "runtime-control-plane", "node-control-plane"):
+        assert session_nice(component_pid(c.name, name)) == sup.NODE_NICE, name
+    old = component_pid(c.name, "node-worker-1")
+    os.kill(old, signal.SIGKILL)
+    assert session_nice(restarted(c, "node-worker-1", old)) == sup.NODE_NICE
+    c.wait_for("nodes Ready", lambda: all_ready(c), timeout=20)
+
+
 def test_a_killed_supervisor_is_restored_without_second_copies(c, same_spec):
     pids = {name: component_pid(c.name, name) for name in sup.components(c.cfg)}
     old = supervisor_pid(c.name)

@@ -38,6 +38,15 @@ def test_a_cluster_of_namespaces_runs_every_node_here():
                                                              for k in ("runtime", "node")]]
 
 
+def test_nodes_in_namespaces_yield_the_cpu_to_the_control_plane_and_a_machine_s_node_does_not():
+    here = sup.components(default_config("lab"))
+    assert here["control-plane"].nice == 0
+    assert {c.nice for name, c in here.items() if name != "control-plane"} == {sup.NODE_NICE}
+    assert sup.NODE_NICE > 0
+    assert {c.nice for c in sup.components(machine_cfg("cp")).values()} == {0}
+    assert {c.nice for c in sup.components(machine_cfg("w1")).values()} == {0}
+
+
 def test_a_saved_cluster_from_before_machine_mode_loads():
     data = json.loads(default_config("old").to_json())
     del data["machine"]
