@@ -26,6 +26,7 @@ from collections.abc import Callable
 import trio
 
 from knet.api.allocators import ServiceAllocator
+from knet.api.gcfreeze import GcTimer, collect_and_freeze, collect_when_quiet
 from knet.api.looplag import LagProbe, StepTimer
 from knet.api.registry import Registry
 from knet.api.server import ApiServer, Progress
@@ -289,6 +290,10 @@ async def main_async(cluster: str) -> None:
     server = ApiServer(reg, token, tls=server_context(pki_paths(state)))
     identity.configure(server)
     host_listener = inherited_listener()
+    gc_timer = GcTimer()
+    gc_timer.install()
+    server.stats_sources["gc"] = gc_timer.stats
+    collect_and_freeze()  # start-up's objects (modules, schemas, the store's listing) are never walked again
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve_unix, os.path.join(state, "api.sock"))
         await nursery.start(server.serve_tcp, cfg.control_plane.ip, cfg.api_port)
@@ -298,6 +303,7 @@ async def main_async(cluster: str) -> None:
         nursery.start_soon(run_controllers, reg, server, cfg)
         nursery.start_soon(IdentityControllers(reg, identity.ca_pem).run)  # default SAs, kube-root-ca.crt
         nursery.start_soon(run_node_lifecycle, reg, cfg.node_grace_seconds)
+        nursery.start_soon(collect_when_quiet, store.revision)  # full GC walks follow the change (gcfreeze.py)
         nursery.start_soon(trim_when_quiet, store.revision)  # after start-up and each burst of writes
         probe = LagProbe()
         nursery.start_soon(probe.run)

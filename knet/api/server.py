@@ -452,7 +452,10 @@ class ApiServer:
                 continue
             if isinstance(event, h11.Request):
                 head = event
-                declared = dict(event.headers).get(b"content-length")
+                # raw_items: one list of the pairs (iterating h11's Headers, a Sequence, calls
+                # __getitem__ per pair: 3-8% of the control plane's CPU in a rollout's profile).
+                pairs = event.headers.raw_items()
+                declared = next((v for k, v in reversed(pairs) if k.lower() == b"content-length"), None)
                 if declared is not None and int(declared) > MAX_DRAIN:
                     # Not worth reading: answer now and close.
                     await self._send(conn, stream, 413, errors.request_too_large(MAX_BODY).status(), close=True)
@@ -474,10 +477,11 @@ class ApiServer:
                 return None
         target = urlsplit(head.target.decode("utf-8", errors="replace"))
         query = {k: v[-1] for k, v in parse_qs(target.query).items()}
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
+        raw = [(k.lower(), v) for k, v in pairs]  # as iterating h11's Headers gives them
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
         return Request(head.method.decode("latin-1"), target.path, query, headers, bytes(body),
                        oversize=received if received > MAX_BODY else 0, raw_query=target.query,
-                       raw_headers=head.headers)
+                       raw_headers=raw)
 
     async def _send(self, conn: h11.Connection, stream: trio.abc.Stream, code: int, body: dict,
                     close: bool = False, warnings: list[str] = ()) -> None:
