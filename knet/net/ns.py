@@ -126,22 +126,36 @@ def _in_thread(fn) -> None:
 
 
 def _persist(flag: int, kind: str, path: str, setup=None) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
-    os.close(fd)
+    _persist_all([(flag, kind, path)], setup)
 
-    def make() -> None:
-        if flag == CLONE_NEWUTS:
-            # The thread must have its own fs context to stay independent; UTS needs nothing more.
-            pass
-        unshare(flag)
-        if setup:
-            setup()
-        mount(f"/proc/thread-self/ns/{kind}", path, None, MS_BIND)
 
+def _persist_all(items: list[tuple[int, str, str]], setup=None) -> None:
+    """Each (flag, kind, path): made by one unshare in one fresh thread and
+    bind-mounted at its path. A pod's network and UTS namespaces come from
+    one thread this way, not a thread each (one thread start fewer per pod)."""
+    made: list[str] = []
     try:
+        for _flag, _kind, path in items:
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
+            made.append(path)
+
+        def make() -> None:
+            flags = 0
+            for flag, _kind, _path in items:
+                flags |= flag
+            unshare(flags)
+            if setup:
+                setup()
+            for _flag, kind, path in items:
+                mount(f"/proc/thread-self/ns/{kind}", path, None, MS_BIND)
+
         _in_thread(make)
     except BaseException:
-        os.unlink(path)
+        for path in made:  # one mounted before another failed is unmounted too
+            try:
+                remove_ns_file(path)
+            except OSError:
+                pass
         raise
 
 
@@ -158,8 +172,10 @@ class NetnsOwner(NamedTuple):
     record_dir: str | None = None
 
 
-def create_netns(name: str, owner: NetnsOwner | None = None) -> str:
-    """Create a named network namespace (visible to `ip netns`) with lo up."""
+def create_netns(name: str, owner: NetnsOwner | None = None, uts: tuple[str, str] | None = None) -> str:
+    """Create a named network namespace (visible to `ip netns`) with lo up;
+    with `uts` (path, hostname), a UTS namespace with that hostname kept at
+    path too, from the same thread (see create_uts)."""
     _ensure_netns_dir()
     path = netns_path(name)
     record = None
@@ -171,11 +187,16 @@ def create_netns(name: str, owner: NetnsOwner | None = None) -> str:
         else:
             os.close(os.open(record, os.O_WRONLY | os.O_CREAT, 0o600))
 
-    def lo_up() -> None:
+    def setup() -> None:
         _set_lo(owner.marker if owner is not None else None)
+        if uts is not None:
+            sethostname(uts[1])
 
+    items = [(CLONE_NEWNET, "net", path)]
+    if uts is not None:
+        items.append((CLONE_NEWUTS, "uts", uts[0]))
     try:
-        _persist(CLONE_NEWNET, "net", path, lo_up)
+        _persist_all(items, setup)
     except BaseException:
         if record:
             os.unlink(record)

@@ -79,8 +79,14 @@ def progress_gap(nodes: int) -> float:
     so each agent reported ~3 times a second even when idle: ~33 POSTs/s at 10
     workers, O(nodes) of them. The gap grows past four nodes (0.05 s per node, up
     to 2 s at 44 and more), which bounds the cluster's reports to ~25/s; `knet
-    apply --wait` waits that much longer at most."""
-    return min(2.0, 0.05 * max(0, nodes - 4))
+    apply --wait` waits that much longer at most. Below that, at least
+    PROGRESS_MIN_GAP: while pods roll out, revisions move with every event, and
+    an agent answered each reply with its next POST (a report per ~20 ms, an
+    eighth of a pod-less agent's CPU, and as many requests for the API server)."""
+    return max(PROGRESS_MIN_GAP, min(2.0, 0.05 * max(0, nodes - 4)))
+
+
+PROGRESS_MIN_GAP = 0.05
 
 
 class Agent:

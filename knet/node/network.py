@@ -23,6 +23,7 @@ import os
 
 import trio
 
+from knet.cni.handler import handle
 from knet.cni.runtime import Runtime
 from knet.cni.server import install_shim, serve
 from knet.config import ClusterConfig
@@ -49,8 +50,11 @@ class NodeNetwork:
         self.conf_dir = os.path.join(self.dir, "net.d")
         self.pod_cidr: str | None = None
         self.ready = trio.Event()
+        # The node's own knet-cni shim only forwards to this process's handler: called in place (see
+        # knet.cni.runtime); any other plugin on the path, chained ones too, is exec'd as containerd would.
         self.runtime = Runtime(os.path.join(self.conf_dir, "10-knet.conflist"),
-                               [self.bin_dir, REFERENCE_PLUGINS], os.path.join(self.dir, "results"))
+                               [self.bin_dir, REFERENCE_PLUGINS], os.path.join(self.dir, "results"),
+                               builtins={os.path.join(self.bin_dir, "knet-cni"): handle})
         self.peers: dict[str, tuple[str, str, str | None]] = {}  # node -> (podCIDR, LAN IP, VTEP MAC)
         self.vtep_mac: str | None = None
 

@@ -93,9 +93,9 @@ def test_the_lease_is_made_owned_by_its_node_then_renewed(tmp_path):
     assert int(stored["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
 
 
-def test_progress_reports_are_spaced_only_past_four_nodes_and_at_most_2_s():
-    from knet.node.agent import progress_gap
+def test_progress_reports_are_spaced_more_past_four_nodes_and_at_most_2_s():
+    from knet.node.agent import PROGRESS_MIN_GAP, progress_gap
 
-    assert progress_gap(1) == progress_gap(4) == 0  # three+one: every report at once, as before
+    assert progress_gap(1) == progress_gap(4) == progress_gap(5) == PROGRESS_MIN_GAP == 0.05
     assert progress_gap(11) == pytest.approx(0.35)
     assert progress_gap(51) == progress_gap(500) == 2.0
