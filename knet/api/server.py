@@ -319,7 +319,8 @@ class ApiServer:
         self.progress: dict[str, Progress] = {}
         # Watch figures for `knet status` and the tests: open watches, those
         # closed for falling behind, and the fullest any watcher's queue got.
-        self.watch_stats = {"open": 0, "closedBehind": 0, "peakBufferedBytes": 0}
+        # sent/events/bookmarks: the watch streams' writes (each a TLS record and a send) and what they carried.
+        self.watch_stats = {"open": 0, "closedBehind": 0, "peakBufferedBytes": 0, "sent": 0, "events": 0, "bookmarks": 0}
         self.watch_buffers: set[WatchBuffer] = set()
         self.watch_max_events = MAX_WATCH_EVENTS
         self.watch_max_bytes = MAX_WATCH_BYTES
@@ -789,12 +790,17 @@ class ApiServer:
                                 lines.append(encode(*out) if encode is not self._event_line
                                              else self._shared_line(e, out))
                                 buffer.sent(e.revision, False)
-                            elif e.revision > buffer.skipped:
-                                buffer.skipped = e.revision
+                            else:
+                                buffer.skip(e.revision)
+                        events = len(lines)
                         if buffer.bookmark_due():
                             lines.append(self._bookmark(route.res, buffer.skipped))
                             buffer.sent(buffer.skipped, True)
                         if lines:
+                            stats = self.watch_stats
+                            stats["sent"] += 1
+                            stats["events"] += events
+                            stats["bookmarks"] += len(lines) - events
                             await stream.send_all(conn.send(h11.Data(data=b"".join(lines))))
                 await stream.send_all(conn.send(h11.EndOfMessage()))
         except Overflowed:

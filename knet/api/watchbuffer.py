@@ -22,6 +22,16 @@ write (4.4-4.7 ms, now 1.2-2.2 ms, with 40 watches open on a loaded machine). Up
 clients read freshness from them (an informer's `wait_revision`, `knet apply
 --wait`, and a starting pod's wait for the Service cache to reach its own
 revision), so the gap here is 0.1 s: a pod start waits at most that for it.
+
+Lease renewals are the exception (QUIET_PREFIXES): every node renews its
+Lease every few seconds, and each renewal woke every watcher to send a
+BOOKMARK, about 40 TLS writes per renewal: in an idle cluster of four nodes
+150 BOOKMARKs a second, about half of the control plane's idle CPU, and a
+cost per second that a slower step of a rollout paid for longer. No client
+waits for a Lease's revision (a pod's Service variables wait for the pod's,
+`knet apply --wait` for the apply's and the controllers' writes), so a
+renewal is told with the next BOOKMARK another write makes due, or
+`quiet_gap` seconds after the watcher last told its client anything.
 """
 
 from __future__ import annotations
@@ -36,6 +46,8 @@ from knet.store import Event
 MAX_EVENTS = 10000
 MAX_BYTES = 16 * 1024 * 1024
 BOOKMARK_GAP = 0.1  # seconds between one watcher's BOOKMARKs while writes of other kinds go on
+QUIET_PREFIXES = ("/registry/leases/",)  # writes whose revision alone does not make a BOOKMARK due soon
+QUIET_GAP = 1.0  # seconds after the last thing told before a BOOKMARK for such writes only
 
 
 class Overflowed(Exception):
@@ -49,7 +61,7 @@ def event_size(event: Event) -> int:
 class WatchBuffer:
     def __init__(self, on_overflow: Callable[[], None] = lambda: None,
                  max_events: int = MAX_EVENTS, max_bytes: int = MAX_BYTES, *, prefix: str = "",
-                 bookmarks: bool = False, bookmark_gap: float = BOOKMARK_GAP):
+                 bookmarks: bool = False, bookmark_gap: float = BOOKMARK_GAP, quiet_gap: float = QUIET_GAP):
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.on_overflow = on_overflow
@@ -59,9 +71,12 @@ class WatchBuffer:
         self.prefix = prefix
         self.bookmarks = bookmarks
         self.bookmark_gap = bookmark_gap
+        self.quiet_gap = quiet_gap
         self.skipped = 0  # the newest revision not sent (outside the prefix, or filtered out by the watcher)
+        self.urgent = 0  # the newest of those not from a quiet write (a BOOKMARK is due within bookmark_gap)
         self.reported = 0  # the newest revision the client was told of (an event or a BOOKMARK)
         self.next_bookmark = 0.0  # trio time before which no BOOKMARK goes out
+        self.told_at = 0.0  # trio time the client was last sent anything
         self._events: collections.deque[Event] = collections.deque()
         self._wake = trio.Event()
 
@@ -74,9 +89,14 @@ class WatchBuffer:
             return
         if not event.key.startswith(self.prefix):
             if self.bookmarks:
-                if self.skipped <= self.reported:  # the first untold revision: the watcher may owe a BOOKMARK
+                quiet = event.key.startswith(QUIET_PREFIXES)
+                # The first untold revision (the watcher arms its wait for the BOOKMARK), or the
+                # first urgent one after quiet ones (a BOOKMARK is due sooner than it waits for).
+                if self.skipped <= self.reported or (not quiet and self.urgent <= self.reported):
                     self._wake.set()
                 self.skipped = event.revision
+                if not quiet:
+                    self.urgent = event.revision
             return
         size = event_size(event)
         if len(self._events) >= self.max_events or self.bytes + size > self.max_bytes:
@@ -97,7 +117,7 @@ class WatchBuffer:
         Overflowed once the watcher is closed."""
         while not self._events and not self.overflowed:
             if self.bookmarks and self.skipped > self.reported:
-                delay = self.next_bookmark - trio.current_time()
+                delay = self._bookmark_at() - trio.current_time()
                 if delay <= 0:
                     return []  # a BOOKMARK is due: the caller sends one for `skipped`
                 with trio.move_on_after(delay):
@@ -121,10 +141,22 @@ class WatchBuffer:
     def bookmark_due(self) -> bool:
         """Whether the client should be sent a BOOKMARK for `skipped` now."""
         return (self.bookmarks and self.skipped > self.reported and not self._events  # never ahead of a queued event
-                and trio.current_time() >= self.next_bookmark)
+                and trio.current_time() >= self._bookmark_at())
+
+    def _bookmark_at(self) -> float:
+        """When the BOOKMARK for `skipped` is due: after the gap, or for quiet writes alone after quiet_gap."""
+        if self.urgent > self.reported:
+            return self.next_bookmark
+        return max(self.next_bookmark, self.told_at + self.quiet_gap)
+
+    def skip(self, revision: int) -> None:
+        """An event under the prefix the watcher's selector filtered out: owed as a BOOKMARK like any other write."""
+        self.skipped = max(self.skipped, revision)
+        self.urgent = max(self.urgent, revision)
 
     def sent(self, revision: int, bookmark: bool) -> None:
         """The client was sent everything through `revision`; a BOOKMARK starts the gap to the next."""
         self.reported = max(self.reported, revision)
+        self.told_at = trio.current_time()
         if bookmark:
-            self.next_bookmark = trio.current_time() + self.bookmark_gap
+            self.next_bookmark = self.told_at + self.bookmark_gap

@@ -5,6 +5,8 @@ queued (knet.api.watchbuffer)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import trio
 import trio.testing
 
@@ -93,3 +95,67 @@ def test_without_bookmarks_other_kinds_never_wake_the_watcher():
         assert got == [50]
 
     trio.run(main)
+
+
+async def _watch_bookmarks(buf: WatchBuffer, sent: list[tuple[float, int]], until: Callable[[], bool]) -> None:
+    while not until():
+        await buf.take(1000)
+        if buf.bookmark_due():
+            sent.append((trio.current_time(), buf.skipped))
+            buf.sent(buf.skipped, bookmark=True)
+
+
+def test_lease_renewals_alone_are_told_once_per_quiet_gap_not_once_per_renewal():
+    """Four nodes renewing every second each: 40 renewals in 10 s. Each used to cost every
+    watcher a BOOKMARK (a TLS write); now one per quiet_gap, still ending at the newest."""
+    async def main():
+        buf = WatchBuffer(prefix="/registry/pods/", bookmarks=True, bookmark_gap=0.1, quiet_gap=1.0)
+        sent: list[tuple[float, int]] = []
+        done = False
+        async with trio.open_nursery() as n:
+            n.start_soon(_watch_bookmarks, buf, sent, lambda: done)
+            for rev in range(1, 41):
+                buf.push(ev(rev, f"/registry/leases/kube-node-lease/n{rev % 4}"))
+                await trio.sleep(0.25)
+            await trio.sleep(2)
+            done = True
+            buf.push(ev(41, "/registry/pods/default/p"))  # ends the watcher's take
+        assert 5 <= len(sent) <= 12, sent
+        assert sent[-1][1] == 40  # the newest renewal was told
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_write_of_another_kind_after_renewals_is_told_within_the_gap():
+    """A pod's revision (what the Service cache's wait_revision and `knet apply --wait`
+    wait for) still gets its BOOKMARK after bookmark_gap, not quiet_gap."""
+    async def main():
+        buf = WatchBuffer(prefix="/registry/services/", bookmarks=True, bookmark_gap=0.1, quiet_gap=5.0)
+        sent: list[tuple[float, int]] = []
+        done = False
+        async with trio.open_nursery() as n:
+            n.start_soon(_watch_bookmarks, buf, sent, lambda: done)
+            await trio.sleep(1)
+            buf.push(ev(1, "/registry/leases/kube-node-lease/n1"))
+            await trio.sleep(0.5)
+            assert sent == []  # a renewal alone waits for quiet_gap
+            written = trio.current_time()
+            buf.push(ev(2, "/registry/pods/default/p"))
+            await trio.sleep(0.3)
+            assert [rev for _, rev in sent] == [2]
+            assert sent[0][0] - written <= 0.1
+            done = True
+            buf.push(ev(3, "/registry/services/default/s"))
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_an_event_the_selector_filtered_out_is_owed_within_the_gap():
+    async def main():
+        buf = WatchBuffer(prefix="/registry/pods/", bookmarks=True, bookmark_gap=0.1, quiet_gap=5.0)
+        buf.sent(0, bookmark=False)
+        buf.skip(7)  # another node's pod, for an agent's pods watch
+        await trio.sleep(0.1)
+        assert buf.bookmark_due() and buf.skipped == 7
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
