@@ -7,7 +7,8 @@ workers take --max-pods pods each (nodes[].maxPods):
   (utime+stime of knet.cluster.component_pid(name, "control-plane")) per
   step; the last step over the first (target <= 1.3 for both); of that CPU,
   the controllers' and the request handlers' (thread CPU, from
-  /knet/v1/progress; the rest is HTTP, TLS and watches) and the step's writes;
+  /knet/v1/progress; the rest is HTTP, TLS and watches) and the step's writes,
+  and the watch streams' writes (each a TLS record) and how many were BOOKMARKs;
 - resident memory of all knet processes at MAX pods, and per component
   (control plane, each agent, runtime, dns, supervisor) against idle (every
   DNS replica Ready): taken after the Services burst below came and went, so
@@ -15,7 +16,8 @@ workers take --max-pods pods each (nodes[].maxPods):
   Running before that burst (rss_mb_per_pod_at_big);
 - one BIG-replica Deployment from apply to all Running, pods/s beside a
   STEP-replica one's; `knet get pod NAME` latency p50/p99 while it rolls out,
-  and how late the control plane's event loop turned meanwhile (its lag probe);
+  and how late the control plane's event loop turned meanwhile (its lag probe)
+  and its garbage collector's longest full collection (knet/api/gcfreeze.py);
 - one pod's readiness change with SERVICES Services x 10 endpoints: the
   EndpointSlice writes it causes (watched from the API; one Service selects
   that pod, so 1 is right);
@@ -253,26 +255,32 @@ def single_rollouts(c: Cluster, step: int, big: int, timeout: float) -> dict:
         for t in threads:
             t.join()
     # How late the control plane's event loop turned (its probe keeps the last 40 s: the rollout's end).
-    lag = ((c.client.request("GET", "/knet/v1/progress").get("stats") or {}).get("loopLag") or {})
+    cp_stats = c.client.request("GET", "/knet/v1/progress").get("stats") or {}
+    lag = cp_stats.get("loopLag") or {}
+    gc_pauses = cp_stats.get("gc") or {}  # the control plane's garbage collector (knet/api/gcfreeze.py)
     time.sleep(1)  # the probes' and status writes' tail, as after a step
     pids = component_pids(c)  # the issue's figure: BIG pods Running, no Services burst before them
     big_rss, big_rss_by = rss_mb(pids), rss_by_component(pids)
     delete_and_wait(c, "deployment", ["large"], "app=large", timeout)
     delete_and_wait(c, "pod", ["probe"], "run=probe", timeout)
     return {"big_rss_mb": big_rss, "big_rss_by": big_rss_by,
-            "loop_lag_p50_ms": lag.get("p50_ms"), "loop_lag_p99_ms": lag.get("p99_ms"), "small_s": small, "small_pods_per_s": step / small, "big_s": large, "big_pods_per_s": big / large,
+            "loop_lag_p50_ms": lag.get("p50_ms"), "loop_lag_p99_ms": lag.get("p99_ms"),
+            "gc_full_longest_ms": (gc_pauses.get("longest_ms") or [None] * 3)[2],
+            "gc_paced_longest_ms": gc_pauses.get("paced_longest_ms"), "small_s": small, "small_pods_per_s": step / small, "big_s": large, "big_pods_per_s": big / large,
             "get_p50_ms": 1000 * statistics.median(latencies), "get_p99_ms": 1000 * pct(latencies, 0.99),
             "get_samples": len(latencies), "api_get_p50_ms": 1000 * statistics.median(api_latencies),
             "api_get_p99_ms": 1000 * pct(api_latencies, 0.99), "api_get_samples": len(api_latencies)}
 
 
-def cp_split(c: Cluster) -> tuple[int, float, float]:
-    """(store revision, controllers' CPU seconds, request handlers' CPU seconds) so far, from
-    /knet/v1/progress: a step's control-plane CPU minus both is HTTP, TLS and the watches."""
+def cp_split(c: Cluster) -> tuple[int, float, float, int, int]:
+    """(store revision, controllers' CPU seconds, request handlers' CPU seconds, watch writes,
+    BOOKMARKs among them) so far, from /knet/v1/progress: a step's control-plane CPU minus the
+    controllers' and handlers' is HTTP, TLS and the watches (each watch write a TLS record)."""
     p = c.client.request("GET", "/knet/v1/progress")
     stats = p.get("stats") or {}
+    watches = p.get("watches") or {}
     return (int(p["revision"]), sum(v["seconds"] for v in (stats.get("controllers") or {}).values()),
-            sum((p.get("requestCPU") or {}).values()))
+            sum((p.get("requestCPU") or {}).values()), watches.get("sent", 0), watches.get("bookmarks", 0))
 
 
 def agent_pids(c: Cluster) -> list[int | None]:
@@ -283,7 +291,7 @@ def agent_pids(c: Cluster) -> list[int | None]:
 def steps(c: Cluster, step: int, total: int, timeout: float) -> dict:
     cp = component_pid(c.name, "control-plane")
     agents = agent_pids(c)
-    secs, cpus, ctl, handlers, writes, agent_cpus = [], [], [], [], [], []
+    secs, cpus, ctl, handlers, writes, agent_cpus, sends, bookmarks = [], [], [], [], [], [], [], []
     for i in range(total // step):
         before, split = cpu_seconds(cp), cp_split(c)
         agents_before = sum(cpu_seconds(a) for a in agents)
@@ -296,13 +304,17 @@ def steps(c: Cluster, step: int, total: int, timeout: float) -> dict:
         writes.append(after[0] - split[0])
         ctl.append(after[1] - split[1])
         handlers.append(after[2] - split[2])
+        sends.append(after[3] - split[3])
+        bookmarks.append(after[4] - split[4])
         print(f"  +{step} pods ({n} Running): {secs[-1]:6.2f} s, control plane {cpus[-1]:5.2f} CPU s "
               f"(controllers {ctl[-1]:.2f}, handlers {handlers[-1]:.2f}; {writes[-1]} writes), "
-              f"node agents {agent_cpus[-1]:5.2f} CPU s", flush=True)
+              f"node agents {agent_cpus[-1]:5.2f} CPU s; {sends[-1]} watch writes, {bookmarks[-1]} of them BOOKMARKs",
+              flush=True)
     time.sleep(1)
     pids = component_pids(c)
     return {"step_s": secs, "step_cpu_s": cpus, "step_controllers_cpu_s": ctl, "step_handlers_cpu_s": handlers,
             "step_writes": writes, "step_agents_cpu_s": agent_cpus, "rss_mb": rss_mb(pids),
+            "step_watch_writes": sends, "step_watch_bookmarks": bookmarks,
             "rss_by": rss_by_component(pids)}
 
 
@@ -463,6 +475,8 @@ def main() -> None:
         "get_pod_samples": r["get_samples"], "readiness_slice_writes": rw["slice_writes"],
         "api_get_pod_p50_ms": round(r["api_get_p50_ms"], 1), "api_get_pod_p99_ms": round(r["api_get_p99_ms"], 1),
         "cp_loop_lag_p50_ms": r["loop_lag_p50_ms"], "cp_loop_lag_p99_ms": r["loop_lag_p99_ms"],
+        "cp_gc_full_longest_ms": r["gc_full_longest_ms"], "cp_gc_paced_longest_ms": r["gc_paced_longest_ms"],
+        "step_watch_writes": s["step_watch_writes"], "step_watch_bookmarks": s["step_watch_bookmarks"],
         **ups,
     })
     print(f"step seconds, first vs last:        {first:7.2f} vs {last:7.2f}   ratio {last / first:.2f} "
