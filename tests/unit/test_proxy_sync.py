@@ -218,3 +218,32 @@ def test_the_tracker_recomputes_only_the_services_events_name():
         assert [sp.name for sp in tracker.all_ports()] == ["s2"]
 
     trio.run(main)
+
+
+def test_a_burst_of_endpoint_changes_is_synced_at_most_once_per_min_interval():
+    """A Service filling up pod by pod (issue 14): each sync rewrites its chains
+    whole, so syncs are spaced by min_interval; the first change after a quiet
+    spell still goes at once, and the last state of the burst is what is synced."""
+    async def main():
+        rig = Rig()
+        async with trio.open_nursery() as n:
+            n.start_soon(rig.proxy.run)
+            await rig.services.replace([svc("web", "10.96.0.10")], 10)
+            await rig.next_sync(rig.slices.replace([eps("web", "10.244.1.1")], 11))
+            await trio.sleep(1)  # quiet
+            start = rig.proxy.syncs
+            await rig.next_sync(rig.slices.handle("MODIFIED", eps("web", "10.244.1.1", "10.244.1.2"), 12))
+            assert rig.proxy.syncs == start + 1 and rig.proxy.seen["EndpointSlice"] == 12
+            ips = ["10.244.1.1", "10.244.1.2"]
+            for i in range(3, 53):  # 50 changes, 10 ms apart
+                ips.append(f"10.244.1.{i}")
+                await rig.slices.handle("MODIFIED", eps("web", *ips), 10 + i)
+                await trio.sleep(0.01)
+            await trio.sleep(1)  # the burst's last sync is due by then
+            burst = rig.proxy.syncs - start - 1
+            assert 1 <= burst <= 7  # 0.5 s of changes: not one sync per change
+            assert rig.proxy.seen["EndpointSlice"] == 62 and rig.proxy.synced == 10  # (the Services' revision)
+            assert set(rig.trace("10.96.0.10", 80)) == {("dnat", f"{ip}:8080", False) for ip in ips}
+            n.cancel_scope.cancel()
+
+    run(main)
