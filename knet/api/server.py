@@ -45,6 +45,8 @@ log = logging.getLogger("knet.api")
 MAX_BODY = 3 * 1024 * 1024
 # Past this the body is not worth draining: answer 413 and close the connection.
 MAX_DRAIN = 256 * 1024 * 1024
+# How long a GET of /knet/v1/progress makes every watcher tell Lease renewals within the gap.
+PROGRESS_URGES_SECONDS = 1.0
 # How long a watch or list from a resourceVersion the store has not reached yet
 # waits for it before a 504, as the watch cache's waitUntilFreshAndBlock does.
 FRESHNESS_WAIT = 3.0
@@ -701,6 +703,12 @@ class ApiServer:
                 return 200, {"status": "ok"}
             if req.method == "GET":
                 store = self.registry.store
+                # A reader of progress waits for the agents to reach the newest revision: Lease
+                # renewals are told at once again for a while (knet/api/watchbuffer.py).
+                if self.watch_buffers:  # (only inside trio; handle() is called bare in unit tests)
+                    until = trio.current_time() + PROGRESS_URGES_SECONDS
+                    for buffer in self.watch_buffers:
+                        buffer.urge(until)
                 return 200, {"revision": store.revision(), "components": {
                     k: {"observed": v.observed, "written": v.written, "at": v.at, "error": v.error, "proxy": v.proxy,
                         "policy": v.policy}

@@ -32,6 +32,10 @@ waits for a Lease's revision (a pod's Service variables wait for the pod's,
 `knet apply --wait` for the apply's and the controllers' writes), so a
 renewal is told with the next BOOKMARK another write makes due, or
 `quiet_gap` seconds after the watcher last told its client anything.
+Except while someone reads the agents' progress (GET /knet/v1/progress:
+`knet apply --wait`, a test waiting for an agent to reach the current
+revision): the server then `urge`s every watcher for a second, and
+renewals are told within the gap as before.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class WatchBuffer:
         self.reported = 0  # the newest revision the client was told of (an event or a BOOKMARK)
         self.next_bookmark = 0.0  # trio time before which no BOOKMARK goes out
         self.told_at = 0.0  # trio time the client was last sent anything
+        self.prompt_until = 0.0  # until then quiet writes are told within the gap too (urge)
         self._events: collections.deque[Event] = collections.deque()
         self._wake = trio.Event()
 
@@ -145,9 +150,16 @@ class WatchBuffer:
 
     def _bookmark_at(self) -> float:
         """When the BOOKMARK for `skipped` is due: after the gap, or for quiet writes alone after quiet_gap."""
-        if self.urgent > self.reported:
+        if self.urgent > self.reported or trio.current_time() < self.prompt_until:
             return self.next_bookmark
         return max(self.next_bookmark, self.told_at + self.quiet_gap)
+
+    def urge(self, until: float) -> None:
+        """Someone waits for the clients to reach the newest revision: until trio time
+        `until`, quiet writes are told within the gap like any other."""
+        self.prompt_until = max(self.prompt_until, until)
+        if self.skipped > self.reported:
+            self._wake.set()  # its wait for the BOOKMARK is shorter now
 
     def skip(self, revision: int) -> None:
         """An event under the prefix the watcher's selector filtered out: owed as a BOOKMARK like any other write."""

@@ -159,3 +159,32 @@ def test_an_event_the_selector_filtered_out_is_owed_within_the_gap():
         assert buf.bookmark_due() and buf.skipped == 7
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_while_someone_reads_progress_renewals_are_told_within_the_gap():
+    """GET /knet/v1/progress urges every watcher: a test or `apply --wait` comparing an
+    agent's revision with the newest one sees renewals told as promptly as other writes."""
+    async def main():
+        buf = WatchBuffer(prefix="/registry/pods/", bookmarks=True, bookmark_gap=0.1, quiet_gap=5.0)
+        sent: list[tuple[float, int]] = []
+        done = False
+        async with trio.open_nursery() as n:
+            n.start_soon(_watch_bookmarks, buf, sent, lambda: done)
+            await trio.sleep(1)
+            buf.push(ev(1, "/registry/leases/kube-node-lease/n1"))
+            await trio.sleep(0.5)
+            assert sent == []
+            buf.urge(trio.current_time() + 1.0)
+            await trio.sleep(0.01)
+            assert [rev for _, rev in sent] == [1]
+            buf.push(ev(2, "/registry/leases/kube-node-lease/n2"))
+            await trio.sleep(0.2)
+            assert [rev for _, rev in sent] == [1, 2]  # still urged
+            await trio.sleep(1)
+            buf.push(ev(3, "/registry/leases/kube-node-lease/n3"))
+            await trio.sleep(0.2)
+            assert [rev for _, rev in sent] == [1, 2]  # the urge is over: quiet again
+            done = True
+            buf.push(ev(4, "/registry/pods/default/p"))
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
