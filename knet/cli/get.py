@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from knet.api.errors import ApiError
 from knet.cli.common import CliError, Connect, label
 
+TYPE_CHECKING = False  # not typing's: importing typing is 4 ms of every `knet get`
 if TYPE_CHECKING:
     from knet.api.client import Client
     from knet.api.resources import Resource

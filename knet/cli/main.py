@@ -27,6 +27,33 @@ import argparse  # noqa: E402
 from knet.api.errors import ApiError  # noqa: E402
 from knet.cli.common import CliError, Connect, connect  # noqa: E402
 
+
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size reads it ($COLUMNS, else stdout's
+    terminal, else 80)."""
+    try:
+        if (n := int(os.environ.get("COLUMNS", "0"))) > 0:
+            return n
+    except ValueError:
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Parser(argparse.ArgumentParser):
+    """Gives each help formatter its width, which argparse would otherwise look up by importing
+    shutil (3 ms of every start, bz2 and lzma with it: a formatter is made for every option added,
+    whether or not help is printed)."""
+
+    _width: int | None = None
+
+    def _get_formatter(self):
+        if _Parser._width is None:
+            _Parser._width = _columns() - 2
+        return self.formatter_class(prog=self.prog, width=_Parser._width)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from knet.api.client import Client
@@ -93,21 +120,21 @@ def command_named(argv: list[str]) -> str | None:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """knet's parser; with `only`, one holding just that command (the whole
     one if there is no such command, so that the error names the choices)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--cluster", metavar="NAME", default=argparse.SUPPRESS,
                         help="cluster name (default: knet, or $KNET_CLUSTER)")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="on an unexpected error, print its traceback (also KNET_DEBUG=1)")
-    nsopt = argparse.ArgumentParser(add_help=False)
+    nsopt = _Parser(add_help=False)
     nsopt.add_argument("-n", "--namespace", metavar="NS", help="namespace (default: default)")
     # A cluster named by a kubeconfig context (knet init's admin.conf, knet up's knet-<cluster>), through its API.
-    ctxopt = argparse.ArgumentParser(add_help=False)
+    ctxopt = _Parser(add_help=False)
     ctxopt.add_argument("--context", metavar="NAME", help="act through the API of this kubeconfig context "
                                                          "(any machine holding the kubeconfig)")
     ctxopt.add_argument("--kubeconfig", dest="kubeconfig_file", metavar="PATH",
                         help="the kubeconfig (default: $KUBECONFIG, else ~/.kube/config)")
 
-    p = argparse.ArgumentParser(prog="knet", parents=[common], epilog=EPILOG,
+    p = _Parser(prog="knet", parents=[common], epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="knet: a Kubernetes networking data plane made of real namespaces, "
                                             "veth, VXLAN and nftables, driven by ordinary manifests.")

@@ -7,10 +7,9 @@ jsonpath and custom-columns are imported by the formats that use them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from knet.cli.common import CliError, label
 
+TYPE_CHECKING = False  # not typing's: importing typing is 4 ms of every `knet get`
 if TYPE_CHECKING:
     import argparse
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from knet.api.client import ProtocolError
 from knet.api.errors import ApiError
 from knet.cli.get import _label_columns, _pod_policy_columns, _sorted, _typed
 
+TYPE_CHECKING = False  # not typing's: importing typing is 4 ms of every `knet get`
 if TYPE_CHECKING:
     from knet.api.client import Client
     from knet.api.resources import Resource
