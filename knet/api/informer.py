@@ -43,6 +43,7 @@ log = logging.getLogger("knet.informer")
 IndexFunc = Callable[[dict], Iterable[str]]
 Transform = Callable[[dict], dict]
 NAMESPACE = "namespace"
+URGE_GAP = 0.5  # seconds between an informer's requests for prompt BOOKMARKs (the server urges for 1 s)
 SERVICE_NAME = "service-name"  # EndpointSlices by the "namespace/name" of the Service they belong to
 
 
@@ -92,6 +93,7 @@ class Informer:
         self._started = False
         self.revision = 0  # the revision the cache reflects
         self._revision_waiters: list[tuple[int, trio.Event]] = []
+        self._urged_at = -URGE_GAP  # trio time of the last POST /knet/v1/bookmarks
         self.listings = 0  # how many full listings it has taken in (a consumer can tell a relist)
         self.add_index(NAMESPACE, by_namespace)
 
@@ -141,7 +143,21 @@ class Informer:
             return
         event = trio.Event()
         self._revision_waiters.append((rv, event))
+        await self._ask_for_bookmarks()
         await event.wait()
+
+    async def _ask_for_bookmarks(self) -> None:
+        """The server sends an idle watch's BOOKMARKs once a second unless a client waits for
+        them (knet/api/watchbuffer.py): say so, at most every URGE_GAP seconds. Without an
+        answer (an older server, no permission) the BOOKMARK still comes, within a second."""
+        now = trio.current_time()
+        if self.api is None or now - self._urged_at < URGE_GAP:
+            return
+        self._urged_at = now
+        try:
+            await self.api.request("POST", "/knet/v1/bookmarks", {"resource": self.res.plural})
+        except Exception as e:  # noqa: BLE001 (an optimisation: the wait goes on regardless)
+            log.debug("%s informer: asking for BOOKMARKs: %s", self.res.plural, e)
 
     # -- fed by the reflector -----------------------------------------------------
 

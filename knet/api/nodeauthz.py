@@ -42,7 +42,7 @@ _POLICY_READS = [
     _rule(READ, ["networking.k8s.io"], ["networkpolicies"]),
     _rule(READ, ["policy.networking.k8s.io"], ["adminnetworkpolicies", "baselineadminnetworkpolicies"]),
     _rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
-    _urls(["post"], ["/knet/v1/progress"]),
+    _urls(["post"], ["/knet/v1/progress", "/knet/v1/bookmarks"]),
     _urls(["get"], ["/version", "/version/"]),
 ]
 RULES = tuple(compile_rule(r) for r in NODE_RULES + PROXIER_RULES + _POLICY_READS)

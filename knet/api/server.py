@@ -45,8 +45,10 @@ log = logging.getLogger("knet.api")
 MAX_BODY = 3 * 1024 * 1024
 # Past this the body is not worth draining: answer 413 and close the connection.
 MAX_DRAIN = 256 * 1024 * 1024
-# How long a GET of /knet/v1/progress makes every watcher tell Lease renewals within the gap.
+# How long a GET of /knet/v1/progress (every watcher) or a POST of /knet/v1/bookmarks (the caller's
+# watches of a resource) has BOOKMARKs sent every 0.1 s rather than every second (knet/api/watchbuffer.py).
 PROGRESS_URGES_SECONDS = 1.0
+BOOKMARKS_URGE_SECONDS = 1.0
 # How long a watch or list from a resourceVersion the store has not reached yet
 # waits for it before a 504, as the watch cache's waitUntilFreshAndBlock does.
 FRESHNESS_WAIT = 3.0
@@ -685,6 +687,19 @@ class ApiServer:
                 return 201, self.node_credentials.issue(req.user, req.json())
             except BootstrapError as e:
                 raise errors.bad_request(str(e)) from None
+        if req.path == "/knet/v1/bookmarks" and req.method == "POST":
+            # An informer waits for its cache to reach a revision (wait_revision): its watches of
+            # the resource send BOOKMARKs every 0.1 s for a while, not every second.
+            resource = req.json().get("resource")
+            if not isinstance(resource, str) or not resource:
+                raise errors.bad_request("resource is required")
+            user = getattr(req.user, "name", None)
+            urged = [b for b in self.watch_buffers if b.resource == resource and b.user == user]
+            if urged:
+                until = trio.current_time() + BOOKMARKS_URGE_SECONDS
+                for buffer in urged:
+                    buffer.urge(until)
+            return 200, {"status": "ok", "watches": len(urged)}
         if req.path == "/knet/v1/progress":
             if req.method == "POST":
                 body = req.json()
@@ -703,8 +718,8 @@ class ApiServer:
                 return 200, {"status": "ok"}
             if req.method == "GET":
                 store = self.registry.store
-                # A reader of progress waits for the agents to reach the newest revision: Lease
-                # renewals are told at once again for a while (knet/api/watchbuffer.py).
+                # A reader of progress waits for the agents to reach the newest revision: every
+                # watcher sends BOOKMARKs every 0.1 s for a while (knet/api/watchbuffer.py).
                 if self.watch_buffers:  # (only inside trio; handle() is called bare in unit tests)
                     until = trio.current_time() + PROGRESS_URGES_SECONDS
                     for buffer in self.watch_buffers:
@@ -759,7 +774,7 @@ class ApiServer:
         trio.lowlevel.current_task().name = f"api WATCH {route.res.plural}"
         scope = trio.CancelScope()
         buffer = WatchBuffer(scope.cancel, self.watch_max_events, self.watch_max_bytes, prefix=prefix,
-                             bookmarks=bookmarks)
+                             bookmarks=bookmarks, user=getattr(req.user, "name", None), resource=route.res.plural)
         unsubscribe = store.subscribe(buffer.push)
         self.watch_buffers.add(buffer)
         self.watch_stats["open"] += 1

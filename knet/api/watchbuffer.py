@@ -23,19 +23,18 @@ clients read freshness from them (an informer's `wait_revision`, `knet apply
 --wait`, and a starting pod's wait for the Service cache to reach its own
 revision), so the gap here is 0.1 s: a pod start waits at most that for it.
 
-Lease renewals are the exception (QUIET_PREFIXES): every node renews its
-Lease every few seconds, and each renewal woke every watcher to send a
-BOOKMARK, about 40 TLS writes per renewal: in an idle cluster of four nodes
-150 BOOKMARKs a second, about half of the control plane's idle CPU, and a
-cost per second that a slower step of a rollout paid for longer. No client
-waits for a Lease's revision (a pod's Service variables wait for the pod's,
-`knet apply --wait` for the apply's and the controllers' writes), so a
-renewal is told with the next BOOKMARK another write makes due, or
-`quiet_gap` seconds after the watcher last told its client anything.
-Except while someone reads the agents' progress (GET /knet/v1/progress:
-`knet apply --wait`, a test waiting for an agent to reach the current
-revision): the server then `urge`s every watcher for a second, and
-renewals are told within the gap as before.
+Unless a client waits for them, though, BOOKMARKs go out at most every
+`quiet_gap` seconds (1 s). Each is a TLS write costing the control plane
+~0.5 ms, and 40-odd watchers each sent ten a second while anything was
+written: in a rollout's step of +100 pods more BOOKMARKs (2,000-10,000) than
+event lines (~1,900), so the control plane's CPU per step followed the
+step's wall time (+0.11 CPU s per second), and an idle cluster's Lease
+renewals alone made 150 a second, half of its idle CPU. The two that wait
+say so, and their watchers are `urge`d for a second (prompt_until): a GET
+of /knet/v1/progress (`knet apply --wait` and anything comparing the agents'
+revisions with the newest) urges every watcher; an informer's
+`wait_revision` (a pod's Service variables) POSTs /knet/v1/bookmarks for
+its own user's watches of its resource (knet/api/informer.py).
 """
 
 from __future__ import annotations
@@ -50,8 +49,7 @@ from knet.store import Event
 MAX_EVENTS = 10000
 MAX_BYTES = 16 * 1024 * 1024
 BOOKMARK_GAP = 0.1  # seconds between one watcher's BOOKMARKs while writes of other kinds go on
-QUIET_PREFIXES = ("/registry/leases/",)  # writes whose revision alone does not make a BOOKMARK due soon
-QUIET_GAP = 1.0  # seconds after the last thing told before a BOOKMARK for such writes only
+QUIET_GAP = 1.0  # seconds between one watcher's BOOKMARKs while nobody waits for them (urge)
 
 
 class Overflowed(Exception):
@@ -65,7 +63,8 @@ def event_size(event: Event) -> int:
 class WatchBuffer:
     def __init__(self, on_overflow: Callable[[], None] = lambda: None,
                  max_events: int = MAX_EVENTS, max_bytes: int = MAX_BYTES, *, prefix: str = "",
-                 bookmarks: bool = False, bookmark_gap: float = BOOKMARK_GAP, quiet_gap: float = QUIET_GAP):
+                 bookmarks: bool = False, bookmark_gap: float = BOOKMARK_GAP, quiet_gap: float = QUIET_GAP,
+                 user: str | None = None, resource: str = ""):
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.on_overflow = on_overflow
@@ -76,12 +75,12 @@ class WatchBuffer:
         self.bookmarks = bookmarks
         self.bookmark_gap = bookmark_gap
         self.quiet_gap = quiet_gap
+        self.user, self.resource = user, resource  # whose watch of what: what /knet/v1/bookmarks urges
         self.skipped = 0  # the newest revision not sent (outside the prefix, or filtered out by the watcher)
-        self.urgent = 0  # the newest of those not from a quiet write (a BOOKMARK is due within bookmark_gap)
         self.reported = 0  # the newest revision the client was told of (an event or a BOOKMARK)
         self.next_bookmark = 0.0  # trio time before which no BOOKMARK goes out
         self.told_at = 0.0  # trio time the client was last sent anything
-        self.prompt_until = 0.0  # until then quiet writes are told within the gap too (urge)
+        self.prompt_until = 0.0  # trio time until which a client waits: BOOKMARKs every bookmark_gap (urge)
         self._events: collections.deque[Event] = collections.deque()
         self._wake = trio.Event()
 
@@ -94,14 +93,9 @@ class WatchBuffer:
             return
         if not event.key.startswith(self.prefix):
             if self.bookmarks:
-                quiet = event.key.startswith(QUIET_PREFIXES)
-                # The first untold revision (the watcher arms its wait for the BOOKMARK), or the
-                # first urgent one after quiet ones (a BOOKMARK is due sooner than it waits for).
-                if self.skipped <= self.reported or (not quiet and self.urgent <= self.reported):
+                if self.skipped <= self.reported:  # the first untold revision: the watcher may owe a BOOKMARK
                     self._wake.set()
                 self.skipped = event.revision
-                if not quiet:
-                    self.urgent = event.revision
             return
         size = event_size(event)
         if len(self._events) >= self.max_events or self.bytes + size > self.max_bytes:
@@ -149,14 +143,15 @@ class WatchBuffer:
                 and trio.current_time() >= self._bookmark_at())
 
     def _bookmark_at(self) -> float:
-        """When the BOOKMARK for `skipped` is due: after the gap, or for quiet writes alone after quiet_gap."""
-        if self.urgent > self.reported or trio.current_time() < self.prompt_until:
+        """When the BOOKMARK for `skipped` is due: after the gap while urged, else quiet_gap
+        after the client was last told anything (at once after a longer quiet spell)."""
+        if trio.current_time() < self.prompt_until:
             return self.next_bookmark
         return max(self.next_bookmark, self.told_at + self.quiet_gap)
 
     def urge(self, until: float) -> None:
-        """Someone waits for the clients to reach the newest revision: until trio time
-        `until`, quiet writes are told within the gap like any other."""
+        """A client waits for this watch to reach the newest revision: until trio time
+        `until`, BOOKMARKs go out every bookmark_gap."""
         self.prompt_until = max(self.prompt_until, until)
         if self.skipped > self.reported:
             self._wake.set()  # its wait for the BOOKMARK is shorter now
@@ -164,7 +159,6 @@ class WatchBuffer:
     def skip(self, revision: int) -> None:
         """An event under the prefix the watcher's selector filtered out: owed as a BOOKMARK like any other write."""
         self.skipped = max(self.skipped, revision)
-        self.urgent = max(self.urgent, revision)
 
     def sent(self, revision: int, bookmark: bool) -> None:
         """The client was sent everything through `revision`; a BOOKMARK starts the gap to the next."""

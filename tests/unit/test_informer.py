@@ -294,3 +294,42 @@ def test_a_transformed_informer_is_not_the_plain_one():
     assert informers.for_kind("Pod", transform=slim) is informers.for_kind("Pod", transform=slim)
     assert informers.for_kind("Pod", transform=slim) is not informers.for_kind("Pod")
     assert informers.for_kind("Pod", transform=slim).transform is slim and informers.for_kind("Pod").transform is None
+
+
+def test_a_waiter_asks_the_server_for_bookmarks_at_most_every_urge_gap():
+    """wait_revision tells the server a client waits (POST /knet/v1/bookmarks for its
+    resource): idle watches send BOOKMARKs once a second otherwise. A burst of waits (a
+    rollout's pod starts) asks once per URGE_GAP, not once per pod."""
+    class AskingApi(ScriptedApi):
+        def __init__(self):
+            super().__init__()
+            self.asked: list[dict] = []
+
+        async def request(self, method, path, body=None, query=None):
+            assert (method, path) == ("POST", "/knet/v1/bookmarks")
+            self.asked.append(body)
+            return {"status": "ok"}
+
+    async def main():
+        api = AskingApi()
+        inf = Informer(api, SERVICES)
+        async with trio.open_nursery() as n:
+            inf.start(n)
+            await inf.wait_synced()
+            await until(lambda: api.watches)
+            await inf.wait_revision(inf.revision)  # already there: nothing to ask
+            assert api.asked == []
+            for _ in range(20):  # 20 pod starts in 0.2 s, each behind the cache
+                n.start_soon(inf.wait_revision, inf.revision + 1)
+                await trio.sleep(0.01)
+            assert api.asked == [{"resource": "services"}]
+            api.bookmark()
+            await until(lambda: not inf._revision_waiters)
+            await trio.sleep(1)
+            n.start_soon(inf.wait_revision, inf.revision + 1)
+            await until(lambda: len(api.asked) == 2)
+            api.bookmark()
+            await until(lambda: not inf._revision_waiters)
+            n.cancel_scope.cancel()
+
+    run(main)

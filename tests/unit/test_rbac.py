@@ -254,6 +254,7 @@ def test_a_node_has_node_rights_only(reg, az):
     assert not can(az, node, "POST", "/api/v1/namespaces/default/serviceaccounts/default/token")
     assert can(az, node, "POST", "/api/v1/namespaces/default/events")
     assert can(az, node, "POST", "/knet/v1/progress")
+    assert can(az, node, "POST", "/knet/v1/bookmarks")  # an informer asking for prompt BOOKMARKs
     allowed, reason = az.check(node, rbac.request_info("DELETE", "/api/v1/namespaces/default/services/x", {}))
     assert not allowed
     assert not can(az, node, "DELETE", "/api/v1/nodes/worker-1")

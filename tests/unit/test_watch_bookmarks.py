@@ -1,7 +1,7 @@
 """A watcher hears only of events under its prefix; writes of other kinds
-advance the revision it owes a BOOKMARK for, told at once after a quiet spell
-and then at most every bookmark_gap seconds, and never ahead of an event still
-queued (knet.api.watchbuffer)."""
+advance the revision it owes a BOOKMARK for, told at once after a quiet spell,
+then at most every quiet_gap seconds, or every bookmark_gap while a client waits
+for them (urge), and never ahead of an event still queued (knet.api.watchbuffer)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_bookmarks_are_spaced_by_the_gap_while_other_kinds_keep_writing():
 
 def test_no_bookmark_goes_ahead_of_an_event_still_queued():
     async def main():
-        buf = WatchBuffer(prefix="/registry/pods/", bookmarks=True, bookmark_gap=0.0)
+        buf = WatchBuffer(prefix="/registry/pods/", bookmarks=True, bookmark_gap=0.0, quiet_gap=0.0)
         buf.push(ev(1, "/registry/pods/default/a"))
         buf.push(ev(2, "/registry/pods/default/b"))
         buf.push(ev(3, "/registry/events/default/e"))
@@ -105,9 +105,10 @@ async def _watch_bookmarks(buf: WatchBuffer, sent: list[tuple[float, int]], unti
             buf.sent(buf.skipped, bookmark=True)
 
 
-def test_lease_renewals_alone_are_told_once_per_quiet_gap_not_once_per_renewal():
+def test_lease_renewals_are_told_once_per_quiet_gap_not_once_per_renewal():
     """Four nodes renewing every second each: 40 renewals in 10 s. Each used to cost every
-    watcher a BOOKMARK (a TLS write); now one per quiet_gap, still ending at the newest."""
+    watcher a BOOKMARK (a TLS write): 150 a second in an idle cluster. Now one per quiet_gap,
+    still ending at the newest."""
     async def main():
         buf = WatchBuffer(prefix="/registry/pods/", bookmarks=True, bookmark_gap=0.1, quiet_gap=1.0)
         sent: list[tuple[float, int]] = []
@@ -126,9 +127,33 @@ def test_lease_renewals_alone_are_told_once_per_quiet_gap_not_once_per_renewal()
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-def test_a_write_of_another_kind_after_renewals_is_told_within_the_gap():
-    """A pod's revision (what the Service cache's wait_revision and `knet apply --wait`
-    wait for) still gets its BOOKMARK after bookmark_gap, not quiet_gap."""
+def test_writes_of_other_kinds_are_told_once_per_quiet_gap_unless_a_client_waits():
+    """A rollout's writes (100 a second) cost each of 40-odd watchers a BOOKMARK every
+    bookmark_gap: more TLS writes than the events themselves. Unless urged, one per quiet_gap."""
+    async def main():
+        buf = WatchBuffer(prefix="/registry/services/", bookmarks=True, bookmark_gap=0.1, quiet_gap=1.0)
+        sent: list[tuple[float, int]] = []
+        done = False
+        async with trio.open_nursery() as n:
+            n.start_soon(_watch_bookmarks, buf, sent, lambda: done)
+            for rev in range(1, 501):  # 5 s of pod writes
+                buf.push(ev(rev, f"/registry/pods/default/p{rev}"))
+                await trio.sleep(0.01)
+            assert 4 <= len(sent) <= 7, sent
+            buf.urge(trio.current_time() + 1.0)  # an informer's wait_revision, or apply --wait
+            for rev in range(501, 601):  # 1 s more, urged
+                buf.push(ev(rev, f"/registry/pods/default/p{rev}"))
+                await trio.sleep(0.01)
+            assert 12 <= len(sent) <= 18, sent
+            done = True
+            buf.push(ev(601, "/registry/services/default/s"))
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_an_urge_sends_the_bookmark_a_waiter_needs_within_the_gap():
+    """wait_revision(pod's revision) POSTs /knet/v1/bookmarks: the Service watch tells that
+    revision within bookmark_gap, not quiet_gap."""
     async def main():
         buf = WatchBuffer(prefix="/registry/services/", bookmarks=True, bookmark_gap=0.1, quiet_gap=5.0)
         sent: list[tuple[float, int]] = []
@@ -136,26 +161,28 @@ def test_a_write_of_another_kind_after_renewals_is_told_within_the_gap():
         async with trio.open_nursery() as n:
             n.start_soon(_watch_bookmarks, buf, sent, lambda: done)
             await trio.sleep(1)
-            buf.push(ev(1, "/registry/leases/kube-node-lease/n1"))
-            await trio.sleep(0.5)
-            assert sent == []  # a renewal alone waits for quiet_gap
-            written = trio.current_time()
+            buf.sent(0, bookmark=False)  # told something just now
             buf.push(ev(2, "/registry/pods/default/p"))
-            await trio.sleep(0.3)
-            assert [rev for _, rev in sent] == [2]
-            assert sent[0][0] - written <= 0.1
+            await trio.sleep(0.5)
+            assert sent == []  # nobody waits: quiet_gap
+            asked = trio.current_time()
+            buf.urge(asked + 1.0)
+            await trio.sleep(0.05)
+            assert [rev for _, rev in sent] == [2] and sent[0][0] - asked <= 0.1
             done = True
             buf.push(ev(3, "/registry/services/default/s"))
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-def test_an_event_the_selector_filtered_out_is_owed_within_the_gap():
+def test_an_event_the_selector_filtered_out_is_owed_as_a_bookmark():
     async def main():
         buf = WatchBuffer(prefix="/registry/pods/", bookmarks=True, bookmark_gap=0.1, quiet_gap=5.0)
+        await trio.sleep(1)
         buf.sent(0, bookmark=False)
         buf.skip(7)  # another node's pod, for an agent's pods watch
-        await trio.sleep(0.1)
+        assert not buf.bookmark_due()
+        buf.urge(trio.current_time() + 1.0)
         assert buf.bookmark_due() and buf.skipped == 7
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
