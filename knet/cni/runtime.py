@@ -98,7 +98,7 @@ class Runtime:
         for plugin in conf["plugins"]:
             result = await self._exec(conf, plugin, "ADD", env, result)
         with open(self._cache_path(conf["name"], cid, ifname), "w") as f:
-            json.dump(result, f)
+            f.write(json.dumps(result))  # dumps: the C encoder (dump streams through the Python one)
         return result
 
     def cached(self, cid: str, ifname: str = "eth0") -> dict | None:

@@ -294,7 +294,8 @@ class PodWorker:
             ips = [i["address"].split("/")[0] for i in result.get("ips", [])]
             if ips:
                 self.ip = ips[0]
-                sandboxes.write_hosts(self.agent.cfg, self.sb, self.pod, self.ip)
+                # In place when this agent made the sandbox: no container has started yet.
+                sandboxes.write_hosts(self.agent.cfg, self.sb, self.pod, self.ip, in_place=not self.reused)
                 self.mark_dirty()
 
     async def sandbox_processes(self) -> None:
@@ -523,7 +524,7 @@ class PodWorker:
             data[""] = self.pause
         tmp = os.path.join(self.sb.dir, "containers.json.tmp")
         with open(tmp, "w") as f:
-            json.dump(data, f)
+            f.write(json.dumps(data))  # dumps: the C encoder (dump streams through the Python one)
         os.replace(tmp, os.path.join(self.sb.dir, "containers.json"))
 
     async def run_once(self, c: Container, adopted: dict | None) -> tuple[int, str]:

@@ -10,6 +10,7 @@ makes a pod cost almost nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -108,8 +109,14 @@ def pods_dir(cfg: ClusterConfig, node: str) -> str:
     return os.path.join(cfg.state_dir, "nodes", node, "pods")
 
 
+@functools.lru_cache(maxsize=8)
+def _hidden(state_dir: str) -> list[str]:
+    """Resolved once per state directory: realpath's lstat per component ran twice per pod start."""
+    return sorted({STATE_ROOT, state_dir, ns.NETNS_RUN_DIR, os.path.realpath("/var/run/netns")})
+
+
 def sandbox_for(cfg: ClusterConfig, node: str, uid: str) -> Sandbox:
-    hidden = sorted({STATE_ROOT, cfg.state_dir, ns.NETNS_RUN_DIR, os.path.realpath("/var/run/netns")})
+    hidden = list(_hidden(cfg.state_dir))
     return Sandbox(uid, cfg.pod_netns(uid), os.path.join(pods_dir(cfg, node), uid),
                    sandboxed=getattr(cfg, "pod_sandbox", True), hidden=hidden, cluster=cfg.name)
 
@@ -138,7 +145,7 @@ def create(cfg: ClusterConfig, node: str, pod: dict) -> Sandbox:
     os.makedirs(os.path.join(sb.dir, "logs"), exist_ok=True)
     meta = {"namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"], "netns": sb.netns}
     with open(os.path.join(sb.dir, "pod.json"), "w") as f:
-        json.dump(meta, f)
+        f.write(json.dumps(meta))  # dumps: the C encoder (dump streams through the Python one)
     need_uts = not os.path.exists(sb.uts_path)
     if not os.path.exists(sb.netns_path):  # a new pod: both namespaces from one thread
         ns.create_netns(sb.netns, owner=cfg.netns_owner,
@@ -157,13 +164,20 @@ def write_files(cfg: ClusterConfig, sb: Sandbox, pod: dict, pod_ip: str | None =
         _replace(path, text)
 
 
-def write_hosts(cfg: ClusterConfig, sb: Sandbox, pod: dict, pod_ip: str | None) -> None:
+def write_hosts(cfg: ClusterConfig, sb: Sandbox, pod: dict, pod_ip: str | None, in_place: bool = False) -> None:
     """Once the pod has its address: only /etc/hosts names it, so only it is
     written again. Rewriting all four files made (and deleted) three inodes
     more per pod for nothing, and on a journal-less ext4 /run each new inode
     costs a scan past every recently deleted one (a fifth of an agent's CPU
-    per pod start, measured)."""
-    _replace(sb.hosts, hosts_text(cfg, pod, pod_ip))
+    per pod start, measured). `in_place` (a sandbox this agent has just made,
+    before any container started) rewrites the same inode: no reader yet to
+    see it half-written, and one inode made and deleted less."""
+    text = hosts_text(cfg, pod, pod_ip)
+    if not in_place:
+        _replace(sb.hosts, text)
+        return
+    with open(sb.hosts, "w") as f:
+        f.write(text)
 
 
 def _replace(path: str, text: str) -> None:

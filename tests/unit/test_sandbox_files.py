@@ -36,6 +36,16 @@ def test_the_address_rewrites_only_the_hosts_file(tmp_path):
     assert oct(os.stat(sb.hosts).st_mode & 0o777) == "0o644"
 
 
+def test_a_new_sandboxs_hosts_file_is_rewritten_in_place(tmp_path):
+    sb = sandboxes.Sandbox("u1", "knet-x-pod-u1", str(tmp_path))
+    sandboxes.write_files(CFG, sb, POD)
+    before = _inodes(sb)
+    sandboxes.write_hosts(CFG, sb, POD, "10.244.1.7", in_place=True)
+    assert _inodes(sb) == before  # no inode made, none deleted
+    assert "10.244.1.7\tweb-1\n" in (tmp_path / "hosts").read_text()
+    assert oct(os.stat(sb.hosts).st_mode & 0o777) == "0o644"
+
+
 def test_the_hosts_file_matches_a_full_write_with_the_address(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -43,6 +53,6 @@ def test_the_hosts_file_matches_a_full_write_with_the_address(tmp_path):
     twice = sandboxes.Sandbox("u1", "n", str(tmp_path / "b"))
     sandboxes.write_files(CFG, once, POD, "10.244.1.7")
     sandboxes.write_files(CFG, twice, POD)
-    sandboxes.write_hosts(CFG, twice, POD, "10.244.1.7")
+    sandboxes.write_hosts(CFG, twice, POD, "10.244.1.7", in_place=True)
     for (a, _), (b, _) in zip(once.files(), twice.files(), strict=True):
         assert open(a).read() == open(b).read()
