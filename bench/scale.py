@@ -255,7 +255,7 @@ def single_rollouts(c: Cluster, step: int, big: int, timeout: float) -> dict:
         for t in threads:
             t.join()
     # How late the control plane's event loop turned (its probe keeps the last 40 s: the rollout's end).
-    cp_stats = c.client.request("GET", "/knet/v1/progress").get("stats") or {}
+    cp_stats = c.client.request("GET", "/knet/v1/progress?urge=false").get("stats") or {}
     lag = cp_stats.get("loopLag") or {}
     gc_pauses = cp_stats.get("gc") or {}  # the control plane's garbage collector (knet/api/gcfreeze.py)
     time.sleep(1)  # the probes' and status writes' tail, as after a step
@@ -276,7 +276,7 @@ def cp_split(c: Cluster) -> tuple[int, float, float, int, int]:
     """(store revision, controllers' CPU seconds, request handlers' CPU seconds, watch writes,
     BOOKMARKs among them) so far, from /knet/v1/progress: a step's control-plane CPU minus the
     controllers' and handlers' is HTTP, TLS and the watches (each watch write a TLS record)."""
-    p = c.client.request("GET", "/knet/v1/progress")
+    p = c.client.request("GET", "/knet/v1/progress?urge=false")
     stats = p.get("stats") or {}
     watches = p.get("watches") or {}
     return (int(p["revision"]), sum(v["seconds"] for v in (stats.get("controllers") or {}).values()),

@@ -720,7 +720,9 @@ class ApiServer:
                 store = self.registry.store
                 # A reader of progress waits for the agents to reach the newest revision: every
                 # watcher sends BOOKMARKs every 0.1 s for a while (knet/api/watchbuffer.py).
-                if self.watch_buffers:  # (only inside trio; handle() is called bare in unit tests)
+                # (?urge=false: a monitor's read, e.g. bench/scale.py's, waits for nobody; and only inside
+                # trio: handle() is called bare in unit tests)
+                if self.watch_buffers and req.query.get("urge") != "false":
                     until = trio.current_time() + PROGRESS_URGES_SECONDS
                     for buffer in self.watch_buffers:
                         buffer.urge(until)
