@@ -8,7 +8,9 @@ are at least `min_interval` apart (kube-proxy's minSyncPeriod, 1 s there):
 the first change after a quiet spell is applied at once, but while pods roll
 out, a Service's EndpointSlice changes with every pod, and each sync
 rewrites that service port's chains whole (O(its endpoints)): 30 syncs a
-second in every agent, for a 100-pod Deployment, became at most 10. Only the
+second in every agent, for a 100-pod Deployment, became at most 10. A pass
+that only moves revisions (the watches' BOOKMARKs, which come with every
+write in the cluster) recomputes nothing and reports the revision at once. Only the
 Services named by events are recomputed (knet.proxy.tracker), and after the
 first (full) sync only they are rewritten (a new Service with one endpoint
 is 5 operations, a sync with no change is none), so a sync costs the same
@@ -61,6 +63,8 @@ class Proxy:
         self.last_ops = 0
         self.last_error = ""
         self.ready_nodes: list[str] = []
+        self._nodes_changed = False  # ready_nodes moved since the last sync
+        self.revision_only = 0  # passes that only moved `synced` (see _sync_loop)
         self.announced: set[str] = set()
         self.health: dict[int, trio.CancelScope] = {}
         self.local_counts: dict[int, int] = {}
@@ -86,6 +90,7 @@ class Proxy:
         names = sorted(names)
         if names != self.ready_nodes:
             self.ready_nodes = names
+            self._nodes_changed = True
             self._dirty.set()
 
     def service_port_count(self) -> int:
@@ -128,12 +133,23 @@ class Proxy:
             if not self._dirty.is_set():
                 table = None  # the periodic full sync: rewrite the table, repairing any drift
             await trio.sleep(0.002)  # coalesce a burst
+            if table is not None and not self.tracker.dirty and not self._nodes_changed:
+                # Only revisions moved (the watches' BOOKMARKs, tens per pod started anywhere in the
+                # cluster): nothing to recompute, and no walk of every service port as a sync does (its
+                # health checks and announcements). Reported at once: no rule waits on it.
+                self._dirty = trio.Event()
+                if all(i.has_synced() for i in self.informers.values()):
+                    self.revision_only += 1
+                    self.synced = min(self.seen.values())
+                    self.on_synced()
+                continue
             await trio.sleep_until(last + self.min_interval)  # and what comes while the last one is recent
             self._dirty = trio.Event()  # what came until now is in this sync
             last = trio.current_time()
             if not all(i.has_synced() for i in self.informers.values()):
                 continue
             target = min(self.seen.values())
+            self._nodes_changed = False
             changed = self.tracker.recompute()
             ports = self.all_ports()
             self._health_checks(ports)

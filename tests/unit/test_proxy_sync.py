@@ -247,3 +247,29 @@ def test_a_burst_of_endpoint_changes_is_synced_at_most_once_per_min_interval():
             n.cancel_scope.cancel()
 
     run(main)
+
+
+def test_bookmarks_move_the_synced_revision_without_a_sync():
+    """The watches' BOOKMARKs (tens per pod started anywhere in the cluster) move
+    the informers' revisions and nothing else: `synced` follows at once, with no
+    recompute, no walk of the service ports and no transaction (issue 14)."""
+    async def main():
+        rig = Rig()
+        async with trio.open_nursery() as n:
+            n.start_soon(rig.proxy.run)
+            await rig.services.replace([svc("web", "10.96.0.10")], 10)
+            await rig.next_sync(rig.slices.replace([eps("web", "10.244.1.1")], 10))
+            syncs, sent = rig.proxy.syncs, len(rig.nft.transactions)
+            for rv in range(11, 61):
+                await rig.services.handle("BOOKMARK", {}, rv)
+                await rig.slices.handle("BOOKMARK", {}, rv)
+                await trio.sleep(0.01)
+            await trio.sleep(0.01)
+            assert rig.proxy.synced == 60 and rig.proxy.revision_only >= 1
+            assert rig.proxy.syncs == syncs and len(rig.nft.transactions) == sent
+            await rig.next_sync(rig.slices.handle("MODIFIED", eps("web", "10.244.1.1", "10.244.1.2"), 61))
+            assert rig.proxy.syncs == syncs + 1 and len(rig.nft.transactions) == sent + 1
+            assert set(rig.trace("10.96.0.10", 80).values()) == {0.5}
+            n.cancel_scope.cancel()
+
+    run(main)
