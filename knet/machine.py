@@ -342,8 +342,10 @@ def join(cluster: str, server: str, token: str, ca_hash: str | None, node: str |
         key, csr = bt.node_csr(node)
         p = pki_paths(probe.state_dir)
         _write(p.ca_crt, ca, 0o644)
+        # the answer may take long (tests/vm: over 10 s from a TCG VM at load 50, which ended the join):
+        # it is not retried, so it gets until the join's deadline
         code, answer = _https(host, port, "POST", bt.CREDENTIALS_PATH, client_context(p.ca_crt), token=token,
-                              body={"csr": csr.decode()})
+                              body={"csr": csr.decode()}, timeout=max(10.0, t0 + timeout - time.monotonic()))
         if code != 201:
             raise MachineError(f"--token: the API server refused it (HTTP {code}: {answer.get('message', '')})")
         crt_path, key_path = node_cert_paths(probe.state_dir, node)
