@@ -14,11 +14,14 @@ deletes the namespace (with it the bridge and taps) and the overlays, whatever h
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import py_compile
 import re
 import shlex
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -47,15 +50,22 @@ def build_image() -> Path:
 
 def checkout_tar(path: Path) -> Path:
     """The checkout as the VMs get it: git's tracked and untracked (not ignored) files as they
-    are in the work tree, plus knet's compiled modules, which stay valid because tar keeps
-    the sources' mtimes and the guest's python3 is the venv's (Debian's 3.11)."""
+    are in the work tree, plus every knet module compiled here, now: under TCG each VM would
+    spend tens of seconds compiling them at its first `knet` (the work tree's __pycache__ holds
+    only what ran here, some of it older than its source). They stay valid in the guest because
+    tar keeps the sources' mtimes and the guest's python3 is the venv's (Debian's 3.11)."""
     listed = subprocess.run(["git", "-C", str(CHECKOUT), "ls-files", "-co", "--exclude-standard", "-z"],
                             check=True, stdout=subprocess.PIPE).stdout.decode().split("\0")
-    names = [n for n in listed if n and (CHECKOUT / n).is_file()]
-    names += [str(p.relative_to(CHECKOUT)) for p in (CHECKOUT / "knet").rglob("__pycache__/*.cpython-311.pyc")]
-    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
-        for name in sorted(set(names)):
+    names = sorted({n for n in listed if n and (CHECKOUT / n).is_file() and "__pycache__/" not in n})
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar, \
+            tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        for name in names:
             tar.add(CHECKOUT / name, arcname=name, recursive=False)
+            if name.startswith("knet/") and name.endswith(".py"):
+                pyc = importlib.util.cache_from_source(name)  # knet/x/__pycache__/y.cpython-311.pyc
+                py_compile.compile(str(CHECKOUT / name), cfile=str(Path(tmp, pyc)), dfile=f"/opt/knet/{name}",
+                                   doraise=True)
+                tar.add(Path(tmp, pyc), arcname=pyc, recursive=False)
     return path
 
 
@@ -284,20 +294,27 @@ def cross_machine(lab: VMLab, what: str, ip: str, port: int) -> str:
     return wait_for(f"pod a to {ip}:{port}", lambda: from_pod_a(lab, what, ip, port), timeout=300, pause=2)
 
 
+def progress(figures: dict, key: str, since: float) -> None:
+    """Record a step's seconds, and say it at once on stderr (`pytest -s` shows it): a run of many
+    minutes should show where it is, and where its time went if it fails."""
+    figures[key] = round(time.monotonic() - since, 1)
+    print(f"[vms {time.strftime('%H:%M:%S')}] {key} {figures[key]}", file=sys.stderr, flush=True)
+
+
 def bring_up(lab: VMLab) -> dict:
     """Boot, install, init, join, the app; returns the seconds of each step."""
     figures: dict = {"vms": lab.count, "memory_mb": MEMORY_MB, "accel": "tcg"}
     t = time.monotonic()
     lab.start()
-    figures["boot_s"] = round(time.monotonic() - t, 1)
     figures["boot_each_s"] = [round(vm.booted_s, 1) for vm in lab.vms]
+    progress(figures, "boot_s", t)
     t = time.monotonic()
     lab.install_knet()
-    figures["install_s"] = round(time.monotonic() - t, 1)
+    progress(figures, "install_s", t)
     vm1, workers = lab.vms[0], lab.vms[1:]
     t = time.monotonic()
     out = vm1.knet("init", "--advertise-address", vm1.ip, "--node-name", vm1.name, "--timeout", "1200")
-    figures["init_s"] = round(time.monotonic() - t, 1)
+    progress(figures, "init_s", t)
     m = JOIN_RE.search(out.stdout)
     assert m, out.stdout
     join = shlex.split(m[1])[1:]
@@ -310,17 +327,17 @@ def bring_up(lab: VMLab) -> dict:
     with ThreadPoolExecutor(len(workers)) as pool:
         figures["join_each_s"] = list(pool.map(join_one, workers))
     wait_for("3 nodes Ready", lambda: sum(map(ready, get_json(vm1, "nodes")["items"])) == lab.count)
-    figures["join_s"] = round(time.monotonic() - t, 1)
+    progress(figures, "join_s", t)
     t = time.monotonic()
     vm1.knet("apply", "-f", "-", input=APP)
     for pod in ("a", "b"):
         figures[f"pod_{pod}_ip"] = wait_for(f"pod {pod} Ready", lambda pod=pod: (
             (p := get_json(vm1, "pod", pod)) and ready(p) and p["status"].get("podIP")))
-    figures["pods_ready_s"] = round(time.monotonic() - t, 1)
+    progress(figures, "pods_ready_s", t)
     t2 = time.monotonic()
     cross_machine(lab, "hostname", figures["pod_b_ip"], 80)
-    figures["first_connection_s"] = round(time.monotonic() - t2, 1)  # from both pods Ready
-    figures["apply_to_first_connection_s"] = round(time.monotonic() - t, 1)
+    progress(figures, "first_connection_s", t2)  # from both pods Ready
+    progress(figures, "apply_to_first_connection_s", t)
     return figures
 
 
