@@ -283,6 +283,15 @@ def cp_split(c: Cluster) -> tuple[int, float, float, int, int]:
             sum((p.get("requestCPU") or {}).values()), watches.get("sent", 0), watches.get("bookmarks", 0))
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs spent busy (/proc/stat's first line less idle and iowait): with
+    the control plane's and the agents', it tells how much of a step went to everything else
+    (runtimes, DNS, the kernel's threads) and how much of its wall time no CPU was busy."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(v) - v[3] - v[4]) / CLK_TCK
+
+
 def agent_pids(c: Cluster) -> list[int | None]:
     """Every node agent's process (the per-pod work on the nodes, beside the control plane's)."""
     return [component_pid(c.name, f"node-{n['metadata']['name']}") for n in c.list("Node")]
@@ -292,14 +301,17 @@ def steps(c: Cluster, step: int, total: int, timeout: float) -> dict:
     cp = component_pid(c.name, "control-plane")
     agents = agent_pids(c)
     secs, cpus, ctl, handlers, writes, agent_cpus, sends, bookmarks = [], [], [], [], [], [], [], []
+    busy = []
     for i in range(total // step):
         before, split = cpu_seconds(cp), cp_split(c)
         agents_before = sum(cpu_seconds(a) for a in agents)
+        busy_before = machine_busy_seconds()
         n = (i + 1) * step
         secs.append(apply_and_wait(c, deployment(f"step{i}", step, {"tier": "step", "app": f"step{i}"})
                                    + service(f"step{i}", f"step{i}"), "tier=step", n, timeout))
         cpus.append(cpu_seconds(cp) - before)
         agent_cpus.append(sum(cpu_seconds(a) for a in agents) - agents_before)
+        busy.append(machine_busy_seconds() - busy_before)
         after = cp_split(c)
         writes.append(after[0] - split[0])
         ctl.append(after[1] - split[1])
@@ -308,13 +320,14 @@ def steps(c: Cluster, step: int, total: int, timeout: float) -> dict:
         bookmarks.append(after[4] - split[4])
         print(f"  +{step} pods ({n} Running): {secs[-1]:6.2f} s, control plane {cpus[-1]:5.2f} CPU s "
               f"(controllers {ctl[-1]:.2f}, handlers {handlers[-1]:.2f}; {writes[-1]} writes), "
-              f"node agents {agent_cpus[-1]:5.2f} CPU s; {sends[-1]} watch writes, {bookmarks[-1]} of them BOOKMARKs",
+              f"node agents {agent_cpus[-1]:5.2f} CPU s, the machine {busy[-1]:5.2f} busy CPU s; "
+              f"{sends[-1]} watch writes, {bookmarks[-1]} of them BOOKMARKs",
               flush=True)
     time.sleep(1)
     pids = component_pids(c)
     return {"step_s": secs, "step_cpu_s": cpus, "step_controllers_cpu_s": ctl, "step_handlers_cpu_s": handlers,
             "step_writes": writes, "step_agents_cpu_s": agent_cpus, "rss_mb": rss_mb(pids),
-            "step_watch_writes": sends, "step_watch_bookmarks": bookmarks,
+            "step_watch_writes": sends, "step_watch_bookmarks": bookmarks, "step_machine_busy_cpu_s": busy,
             "rss_by": rss_by_component(pids)}
 
 
@@ -454,6 +467,7 @@ def main() -> None:
         "step_ratio_last_first": round(last / first, 2),
         "cp_cpu_ratio_last_first": round(clast / cfirst, 2) if cfirst else None,
         "step_agents_cpu_s": [round(x, 3) for x in s["step_agents_cpu_s"]],
+        "step_machine_busy_cpu_s": [round(x, 3) for x in s["step_machine_busy_cpu_s"]],
         "agents_cpu_ratio_last_first": (round(s["step_agents_cpu_s"][-1] / s["step_agents_cpu_s"][0], 2)
                                         if s["step_agents_cpu_s"][0] else None),
         "rss_mb_idle": round(idle_mb, 1), "rss_mb_at_max": round(s["rss_mb"], 1),

@@ -20,7 +20,7 @@ KEYS = {"step_s", "step_cp_cpu_s", "step_ratio_last_first", "cp_cpu_ratio_last_f
         "readiness_slice_writes", "up_three_plus_one_s", "up_4_workers_s", "down_with_max_pods_s",
         "step_cp_controllers_cpu_s", "step_cp_handlers_cpu_s", "step_writes", "cp_loop_lag_p99_ms",
         "rss_mb_at_big", "rss_mb_per_pod_at_big", "rss_kb_per_pod_by_kind_at_big",
-        "step_watch_writes", "step_watch_bookmarks", "cp_gc_full_longest_ms"}
+        "step_watch_writes", "step_watch_bookmarks", "cp_gc_full_longest_ms", "step_machine_busy_cpu_s"}
 
 
 def test_scale_bench_quick_reports_every_figure():
