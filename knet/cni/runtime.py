@@ -50,7 +50,9 @@ class Runtime:
     def _find(self, plugin_type: str) -> str:
         for d in self.cni_path:
             path = os.path.join(d, plugin_type)
-            if os.access(path, os.X_OK):
+            # A builtin is answered in place, so it needs no exec permission: on a Debian machine /run
+            # is mounted noexec (initramfs-tools does; systemd keeps it), and the node's shim lives there.
+            if (path in self.builtins and os.path.isfile(path)) or os.access(path, os.X_OK):
                 return path
         raise CniError(7, "invalid network configuration", f"plugin {plugin_type!r} not found on CNI_PATH")
 

@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from knet.cni.runtime import PluginError, Runtime
+from knet.cni.spec import CniError
 
 # A chained plugin, exec'd: it passes its prevResult on with a mark, as a tuning plugin would.
 CHAINED = """#!/bin/sh
@@ -66,3 +67,24 @@ def test_without_builtins_the_executable_runs(tmp_path):
     rt = Runtime(conf, [bin_dir], str(tmp_path / "cache"))
     with pytest.raises(PluginError, match=r"knet-cni ADD: the shim ran .*\[code 999\]"):
         trio.run(rt.add, "c1", "/run/netns/x")
+
+
+
+def test_a_builtin_needs_no_exec_permission_and_another_plugin_does(tmp_path):
+    """A noexec /run (Debian's, mounted so by initramfs-tools and kept by systemd) fails
+    access(X_OK) as a file without its x bit does: the node's own shim is still found and
+    answered in place; a plugin that would have to be exec'd is not found."""
+    bin_dir, conf = _setup(tmp_path, [{"type": "knet-cni"}, {"type": "mark"}])
+    for name in ("knet-cni", "mark"):
+        os.chmod(os.path.join(bin_dir, name), 0o644)
+    answer = json.dumps({"cniVersion": "1.1.0", "ips": [{"address": "10.0.0.6/24"}]})
+    rt = Runtime(conf, [bin_dir], str(tmp_path / "cache"),
+                 builtins={os.path.join(bin_dir, "knet-cni"): lambda env, stdin: (0, answer)})
+    with pytest.raises(CniError) as e:
+        trio.run(rt.add, "c1", "/run/netns/x")
+    assert e.value.details == "plugin 'mark' not found on CNI_PATH"
+    alone = tmp_path / "alone.conflist"
+    alone.write_text(json.dumps({"cniVersion": "1.1.0", "name": "t", "plugins": [{"type": "knet-cni"}]}))
+    rt = Runtime(str(alone), [bin_dir], str(tmp_path / "cache"),
+                 builtins={os.path.join(bin_dir, "knet-cni"): lambda env, stdin: (0, answer)})
+    assert trio.run(rt.add, "c2", "/run/netns/x")["ips"] == [{"address": "10.0.0.6/24"}]
