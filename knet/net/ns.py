@@ -183,10 +183,20 @@ class NetnsOwner(NamedTuple):
     record_dir: str | None = None
 
 
-def create_netns(name: str, owner: NetnsOwner | None = None, uts: tuple[str, str] | None = None) -> str:
+# A pod's eth0 with IPv6 sends link-local chatter as it comes up (DAD, MLD reports, router
+# solicitations), which the node's bridge floods to every pod, and each pod's namespace processes
+# it: O(pods on the node) of kernel work per new pod, a rollout quadratic in kworker and ksoftirqd
+# time (perf, at 900 pods: 15% of both CPUs in veth_xmit, br_flood, ip6_rcv). knet's pod network
+# is IPv4: a pod's namespace gives the links it receives no IPv6.
+IPV6_DEFAULT = "/proc/sys/net/ipv6/conf/default/disable_ipv6"
+
+
+def create_netns(name: str, owner: NetnsOwner | None = None, uts: tuple[str, str] | None = None,
+                 ipv6_links: bool = True) -> str:
     """Create a named network namespace (visible to `ip netns`) with lo up;
     with `uts` (path, hostname), a UTS namespace with that hostname kept at
-    path too, from the same thread (see create_uts)."""
+    path too, from the same thread (see create_uts). ipv6_links=False: links
+    that arrive later get no IPv6 (lo keeps ::1), see IPV6_DEFAULT."""
     _ensure_netns_dir()
     path = netns_path(name)
     record = None
@@ -202,6 +212,12 @@ def create_netns(name: str, owner: NetnsOwner | None = None, uts: tuple[str, str
         _set_lo(owner.marker if owner is not None else None)
         if uts is not None:
             sethostname(uts[1])
+        if not ipv6_links:
+            try:
+                with open(IPV6_DEFAULT, "w") as f:  # this thread's namespace's (net sysctls are per namespace)
+                    f.write("1")
+            except FileNotFoundError:  # a kernel without IPv6
+                pass
 
     items = [(CLONE_NEWNET, "net", path)]
     if uts is not None:

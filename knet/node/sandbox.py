@@ -148,7 +148,7 @@ def create(cfg: ClusterConfig, node: str, pod: dict) -> Sandbox:
         f.write(json.dumps(meta))  # dumps: the C encoder (dump streams through the Python one)
     need_uts = not os.path.exists(sb.uts_path)
     if not os.path.exists(sb.netns_path):  # a new pod: both namespaces from one thread
-        ns.create_netns(sb.netns, owner=cfg.netns_owner,
+        ns.create_netns(sb.netns, owner=cfg.netns_owner, ipv6_links=False,
                         uts=(sb.uts_path, podspec.pod_hostname(pod)) if need_uts else None)
     elif need_uts:
         ns.create_uts(sb.uts_path, podspec.pod_hostname(pod))

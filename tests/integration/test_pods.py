@@ -137,6 +137,11 @@ def test_pod_has_its_own_namespaces_hostname_and_resolv_conf(c):
     assert netns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     host = subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()
     assert host != "nsdemo"
+    # IPv4 pods: eth0 has no IPv6 (its link-local chatter would be flooded to every pod on the
+    # node, knet.net.ns.IPV6_DEFAULT); lo keeps ::1 for what binds or resolves localhost there.
+    addrs = c.exec_pod("default", "nsdemo", ["ip", "-o", "addr"]).stdout
+    assert [line.split()[1] for line in addrs.splitlines() if " inet6 " in line] == ["lo"]
+    assert "inet6 ::1/128" in addrs and any(" eth0 " in line and " inet " in line for line in addrs.splitlines())
 
 
 def test_containers_of_a_pod_share_localhost(c):
